@@ -1,0 +1,68 @@
+#include "allocator.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace plinth {
+namespace {
+
+std::unordered_map<size_t, std::vector<void*>>& free_lists() {
+  static auto* lists = new std::unordered_map<size_t, std::vector<void*>>();
+  return *lists;
+}
+
+AllocatorStats stats{};
+
+size_t round_size(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  const size_t quantum = bytes < (1u << 20) ? 64 : 4096;
+  return (bytes + quantum - 1) / quantum * quantum;
+}
+
+}  // namespace
+
+void* cache_alloc(size_t bytes, size_t* rounded) {
+  const size_t size = round_size(bytes);
+  *rounded = size;
+  auto& list = free_lists()[size];
+  void* ptr;
+  if (!list.empty()) {
+    ptr = list.back();
+    list.pop_back();
+    stats.bytes_cached -= size;
+    stats.reuses++;
+  } else {
+    ptr = std::aligned_alloc(64, size);
+    if (ptr == nullptr) {
+      cache_empty();
+      ptr = std::aligned_alloc(64, size);
+      if (ptr == nullptr) throw std::bad_alloc();
+    }
+    stats.fresh_allocations++;
+    stats.fresh_bytes += size;
+  }
+  stats.bytes_in_use += size;
+  if (stats.bytes_in_use > stats.peak_bytes_in_use) stats.peak_bytes_in_use = stats.bytes_in_use;
+  return ptr;
+}
+
+void cache_free(void* ptr, size_t rounded) {
+  free_lists()[rounded].push_back(ptr);
+  stats.bytes_in_use -= rounded;
+  stats.bytes_cached += rounded;
+}
+
+void cache_empty() {
+  for (auto& [size, list] : free_lists()) {
+    for (void* p : list) std::free(p);
+    stats.bytes_cached -= size * list.size();
+    list.clear();
+  }
+}
+
+AllocatorStats cache_stats() { return stats; }
+
+}  // namespace plinth
