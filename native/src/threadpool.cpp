@@ -45,8 +45,10 @@ class Pool {
     in_job_ = true;
     fn(ctx, 0, range_end(0, n, used));
     in_job_ = false;
-    while (pending_.load(std::memory_order_acquire) != 0) {
-      // The worker ranges are the same size as ours: a short spin is cheaper than a futex.
+    // The worker ranges are the same size as ours: a short spin is cheaper than a futex;
+    // yield if it drags on (an oversubscribed machine).
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; spins++) {
+      if (spins > 4096) std::this_thread::yield();
     }
   }
 
@@ -55,7 +57,10 @@ class Pool {
 
   void start(int n) {
     quit_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { loop(i); });
+    // Each worker starts from the generation current now; reading it inside the new
+    // thread instead would race with a job posted before the thread first runs.
+    const uint64_t start_gen = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, start_gen] { loop(i, start_gen); });
   }
 
   void stop() {
@@ -69,9 +74,8 @@ class Pool {
     workers_.clear();
   }
 
-  void loop(int index) {
+  void loop(int index, uint64_t seen) {
     tls_index = index;
-    uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       // Spin for a while (new work usually follows within microseconds), then sleep.
       int spins = 0;

@@ -1,0 +1,91 @@
+/**
+ * The native compute core, loaded once. Everything above this file talks to the
+ * addon through `backend`, whose interface is the seam where another backend (CUDA,
+ * a remote worker) would plug in: buffers are ArrayBuffers from `alloc`, kernels take
+ * typed-array views positioned at each operand's first element.
+ *
+ *     import { backend } from "../native/index.js";
+ *     backend.isa(); // "avx512" | "avx2" | "portable"
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type F32 = Float32Array;
+export type I32 = Int32Array;
+
+export interface MemoryStats {
+  bytesInUse: number;
+  bytesCached: number;
+  peakBytesInUse: number;
+  freshAllocations: number;
+  freshBytes: number;
+  reuses: number;
+  liveBlocks: number;
+}
+
+/** Op codes shared with native/src/kernels.h. */
+export const BinaryOp = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+export const UnaryOp = { exp: 0, log: 1, tanh: 2, relu: 3, neg: 4, scale: 5, addScalar: 6, sqrt: 7, sigmoid: 8 } as const;
+export const ReduceOp = { sum: 0, mean: 1, max: 2 } as const;
+
+export interface NativeBackend {
+  alloc(bytes: number): ArrayBuffer;
+  release(buffer: ArrayBuffer): boolean;
+  memoryStats(): MemoryStats;
+  emptyCache(): void;
+  threads(): number;
+  setThreads(n: number): number;
+  isa(): string;
+  setIsa(name: string): string;
+  isaSupported(name: string): boolean;
+  peakFlops(iterations: number): number;
+  gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, batch: number, alpha: number, beta: number,
+    A: F32, lda: number, strideA: number, B: F32, ldb: number, strideB: number, C: F32, ldc: number, strideC: number): void;
+  binaryForward(op: number, shape: number[], sa: number[], sb: number[], a: F32, b: F32, out: F32): void;
+  binaryBackward(op: number, shape: number[], sa: number[], sb: number[], a: F32, b: F32, gout: F32,
+    ga: F32 | null, gb: F32 | null): void;
+  unaryForward(op: number, n: number, x: F32, y: F32, alpha: number): void;
+  unaryBackward(op: number, n: number, x: F32, y: F32, gy: F32, gx: F32, alpha: number, acc: boolean): void;
+  reduceForward(op: number, outer: number, n: number, inner: number, x: F32, out: F32): void;
+  reduceBackward(op: number, outer: number, n: number, inner: number, gout: F32, gx: F32, acc: boolean): void;
+  softmaxForward(rows: number, n: number, x: F32, y: F32): void;
+  softmaxBackward(rows: number, n: number, y: F32, gy: F32, gx: F32, acc: boolean): void;
+  layernormForward(rows: number, C: number, x: F32, w: F32, b: F32, eps: number, y: F32, mean: F32 | null, rstd: F32 | null): void;
+  layernormBackward(rows: number, C: number, x: F32, w: F32, mean: F32, rstd: F32, gy: F32, gx: F32, gw: F32, gb: F32, acc: boolean): void;
+  geluForward(n: number, x: F32, y: F32): void;
+  geluBackward(n: number, x: F32, gy: F32, gx: F32, acc: boolean): void;
+  embeddingForward(n: number, C: number, V: number, ids: I32, table: F32, out: F32): void;
+  embeddingBackward(n: number, C: number, V: number, ids: I32, gout: F32, gtable: F32): void;
+  attentionForward(dims: number[], scale: number, causal: boolean, q: F32, qBs: number, qTs: number, k: F32, kBs: number,
+    kTs: number, v: F32, vBs: number, vTs: number, o: F32, oBs: number, oTs: number, lse: F32 | null): void;
+  attentionBackward(dims: number[], scale: number, causal: boolean, q: F32, qBs: number, qTs: number, k: F32, kBs: number,
+    kTs: number, v: F32, vBs: number, vTs: number, o: F32, oBs: number, oTs: number, lse: F32,
+    go: F32, gq: F32, gk: F32, gv: F32, acc: boolean): void;
+  crossEntropyForward(N: number, V: number, logits: F32, targets: I32, lse: F32, losses: F32): number;
+  crossEntropyBackward(N: number, V: number, logits: F32, targets: I32, lse: F32, scale: number, glogits: F32): void;
+  adamwStep(n: number, p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, bc1: number, bc2: number): void;
+  sumSquares(n: number, x: F32): number;
+  axpy(n: number, alpha: number, x: F32, y: F32): void;
+  fill(n: number, x: F32, value: number): void;
+  copyStrided(shape: number[], strides: number[], src: F32, dst: F32): void;
+  dropoutForward(n: number, x: F32, y: F32, p: number, seed: number): void;
+  dropoutBackward(n: number, gy: F32, gx: F32, p: number, seed: number, acc: boolean): void;
+}
+
+function findAddon(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, "build", "Release", "plinth_native.node");
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(
+    "plinth: the native addon build/Release/plinth_native.node was not found; run `npm install` (or `npm run install`) to build it with node-gyp",
+  );
+}
+
+const require = createRequire(import.meta.url);
+export const backend = require(findAddon()) as NativeBackend;

@@ -1,0 +1,133 @@
+/**
+ * Layers of a GPT-2 style transformer, with Hugging Face parameter names.
+ * Linear stores its weight [in, out] like GPT-2's Conv1D by default, or [out, in]
+ * like torch.nn.Linear (BERT, CLIP) with layout "out_in".
+ */
+import { Rng, defaultRng } from "../tensor/rng.js";
+import { Tensor } from "../tensor/tensor.js";
+import { add, dropout, gelu } from "../tensor/ops/elementwise.js";
+import { linear, type WeightLayout } from "../tensor/ops/matmul.js";
+import { causalSelfAttention, embedding, layerNorm } from "../tensor/ops/nn.js";
+import { Module, parameter } from "./module.js";
+
+const normal = (std: number, rng: Rng) => (t: Tensor) => {
+  const d = t.data;
+  for (let i = 0; i < t.size; i++) d[i] = rng.normal() * std;
+};
+const constant = (v: number) => (t: Tensor) => t.data.fill(v, 0, t.size);
+
+export class Linear extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    { bias = true, layout = "in_out" as WeightLayout, std = 0.02, rng = defaultRng } = {},
+  ) {
+    super();
+    this.weight = parameter(layout === "in_out" ? [inFeatures, outFeatures] : [outFeatures, inFeatures], normal(std, rng));
+    this.bias = bias ? parameter([outFeatures], constant(0)) : null;
+    this.layout = layout;
+  }
+  readonly layout: WeightLayout;
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias, this.layout);
+  }
+}
+
+export class Embedding extends Module {
+  weight: Tensor;
+  constructor(readonly num: number, readonly dim: number, { std = 0.02, rng = defaultRng } = {}) {
+    super();
+    this.weight = parameter([num, dim], normal(std, rng));
+  }
+  forward(ids: Tensor): Tensor {
+    return embedding(ids, this.weight);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Tensor;
+  bias: Tensor;
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = parameter([dim], constant(1));
+    this.bias = parameter([dim], constant(0));
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p: number, readonly rng: Rng = defaultRng) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training, this.rng);
+  }
+}
+
+export interface BlockConfig {
+  n_embd: number;
+  n_head: number;
+  n_inner?: number | null;
+  layer_norm_epsilon: number;
+  resid_pdrop: number;
+  attn_pdrop: number;
+  /** std of the residual output projections (GPT-2 scales it by 1/sqrt(2 n_layer)) */
+  proj_std: number;
+}
+
+export class CausalSelfAttention extends Module {
+  c_attn: Linear;
+  c_proj: Linear;
+  resid_dropout: Dropout;
+  constructor(readonly config: BlockConfig, rng: Rng) {
+    super();
+    const C = config.n_embd;
+    this.c_attn = new Linear(C, 3 * C, { rng });
+    this.c_proj = new Linear(C, C, { rng, std: config.proj_std });
+    this.resid_dropout = new Dropout(config.resid_pdrop, rng);
+  }
+  forward(x: Tensor): Tensor {
+    const qkv = this.c_attn.forward(x);
+    const y = causalSelfAttention(qkv, this.config.n_head);
+    return this.resid_dropout.forward(this.c_proj.forward(y));
+  }
+}
+
+export class MLP extends Module {
+  c_fc: Linear;
+  c_proj: Linear;
+  dropout: Dropout;
+  constructor(config: BlockConfig, rng: Rng) {
+    super();
+    const inner = config.n_inner ?? 4 * config.n_embd;
+    this.c_fc = new Linear(config.n_embd, inner, { rng });
+    this.c_proj = new Linear(inner, config.n_embd, { rng, std: config.proj_std });
+    this.dropout = new Dropout(config.resid_pdrop, rng);
+  }
+  forward(x: Tensor): Tensor {
+    return this.dropout.forward(this.c_proj.forward(gelu(this.c_fc.forward(x))));
+  }
+}
+
+/** Pre-LayerNorm transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+export class Block extends Module {
+  ln_1: LayerNorm;
+  attn: CausalSelfAttention;
+  ln_2: LayerNorm;
+  mlp: MLP;
+  constructor(config: BlockConfig, rng: Rng) {
+    super();
+    this.ln_1 = new LayerNorm(config.n_embd, config.layer_norm_epsilon);
+    this.attn = new CausalSelfAttention(config, rng);
+    this.ln_2 = new LayerNorm(config.n_embd, config.layer_norm_epsilon);
+    this.mlp = new MLP(config, rng);
+  }
+  forward(x: Tensor): Tensor {
+    const h = add(x, this.attn.forward(this.ln_1.forward(x)));
+    return add(h, this.mlp.forward(this.ln_2.forward(h)));
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * AdamW with decoupled weight decay (native in-place kernel, native/src/kernels/adamw.inc),
+ * parameter groups, and a serialisable state for exact resume.
+ */
+import { backend } from "../native/index.js";
+import { Tensor, zeros } from "../tensor/tensor.js";
+
+export interface ParamGroup {
+  params: Tensor[];
+  weightDecay?: number;
+}
+
+export interface AdamWOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+export class AdamW {
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly groups: { params: Tensor[]; weightDecay: number }[];
+  steps = 0;
+  private m = new Map<Tensor, Tensor>();
+  private v = new Map<Tensor, Tensor>();
+
+  constructor(params: Tensor[] | ParamGroup[], { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01 }: AdamWOptions = {}) {
+    if (!(lr >= 0)) throw new RangeError(`AdamW: lr must be >= 0, got ${lr}`);
+    if (!(betas[0] >= 0 && betas[0] < 1 && betas[1] >= 0 && betas[1] < 1)) throw new RangeError(`AdamW: betas must be in [0, 1), got ${betas}`);
+    this.lr = lr;
+    this.betas = betas;
+    this.eps = eps;
+    const list = params.length > 0 && params[0] instanceof Tensor ? [{ params: params as Tensor[] }] : (params as ParamGroup[]);
+    this.groups = list.map((g) => ({ params: g.params, weightDecay: g.weightDecay ?? weightDecay }));
+    for (const g of this.groups) {
+      for (const p of g.params) {
+        if (!p.requiresGrad) throw new Error(`AdamW: parameter ${p.name || p.toString()} does not require grad`);
+      }
+    }
+  }
+
+  /** One update of every parameter that has a gradient. */
+  step(): void {
+    this.steps++;
+    const [b1, b2] = this.betas;
+    const bc1 = 1 - Math.pow(b1, this.steps);
+    const bc2 = 1 - Math.pow(b2, this.steps);
+    for (const g of this.groups) {
+      for (const p of g.params) {
+        if (p.grad === null) continue;
+        let m = this.m.get(p);
+        let v = this.v.get(p);
+        if (m === undefined || v === undefined) {
+          m = zeros([...p.shape]);
+          v = zeros([...p.shape]);
+          this.m.set(p, m);
+          this.v.set(p, v);
+        }
+        backend.adamwStep(p.size, p.data, p.grad.data, m.data, v.data, this.lr, b1, b2, this.eps, g.weightDecay, bc1, bc2);
+      }
+    }
+  }
+
+  zeroGrad(): void {
+    for (const g of this.groups) for (const p of g.params) if (p.grad !== null) backend.fill(p.grad.size, p.grad.data, 0);
+  }
+
+  /** Moments in parameter order, for checkpoints. */
+  stateDict(): { step: number; lr: number; m: Float32Array[]; v: Float32Array[] } {
+    const all = this.groups.flatMap((g) => g.params);
+    return {
+      step: this.steps,
+      lr: this.lr,
+      m: all.map((p) => (this.m.get(p)?.toArray() as Float32Array | undefined) ?? new Float32Array(p.size)),
+      v: all.map((p) => (this.v.get(p)?.toArray() as Float32Array | undefined) ?? new Float32Array(p.size)),
+    };
+  }
+
+  loadStateDict(state: { step: number; lr: number; m: ArrayLike<number>[]; v: ArrayLike<number>[] }): void {
+    const all = this.groups.flatMap((g) => g.params);
+    if (state.m.length !== all.length || state.v.length !== all.length) {
+      throw new Error(`AdamW.loadStateDict: state has ${state.m.length} moments for ${all.length} parameters`);
+    }
+    this.steps = state.step;
+    this.lr = state.lr;
+    all.forEach((p, i) => {
+      if (state.m[i].length !== p.size || state.v[i].length !== p.size) {
+        throw new Error(`AdamW.loadStateDict: moment ${i} has ${state.m[i].length} values, expected ${p.size}`);
+      }
+      const m = this.m.get(p) ?? zeros([...p.shape]);
+      const v = this.v.get(p) ?? zeros([...p.shape]);
+      m.data.set(state.m[i]);
+      v.data.set(state.v[i]);
+      this.m.set(p, m);
+      this.v.set(p, v);
+    });
+  }
+}
+
+/** Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  let sq = 0;
+  for (const p of params) if (p.grad !== null) sq += backend.sumSquares(p.grad.size, p.grad.data);
+  const norm = Math.sqrt(sq);
+  if (!Number.isFinite(norm)) return norm;
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef < 1) {
+    for (const p of params) if (p.grad !== null) backend.unaryForward(5, p.grad.size, p.grad.data, p.grad.data, coef);
+  }
+  return norm;
+}
+
+/** Linear warm-up to `lr`, then cosine decay to `minLr` at `totalSteps`. */
+export function cosineSchedule(step: number, { lr, warmup, totalSteps, minLr = lr * 0.1 }: { lr: number; warmup: number; totalSteps: number; minLr?: number }): number {
+  if (step < warmup) return (lr * (step + 1)) / warmup;
+  if (step >= totalSteps) return minLr;
+  const progress = (step - warmup) / Math.max(1, totalSteps - warmup);
+  return minLr + 0.5 * (lr - minLr) * (1 + Math.cos(Math.PI * progress));
+}

@@ -1,0 +1,174 @@
+/**
+ * Reverse-mode autograd. Each differentiable op records one Node: its name, inputs,
+ * output, a backward closure and any buffers it saved (mean/rstd, lse, ...).
+ * `backward(loss)` walks the nodes reachable from the loss in reverse creation
+ * order, accumulates gradients into leaves' `.grad`, and releases the graph it
+ * consumed (activations, saved buffers, intermediate gradients) as it goes, so a
+ * training step's memory returns to the caching allocator deterministically.
+ */
+import { backend } from "../native/index.js";
+import { ShapeError, fmt, sameShape } from "./shape.js";
+import { state, runScoped } from "./scope.js";
+import { Tensor, empty, full } from "./tensor.js";
+
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  output: Tensor | null;
+  /** Gradients for each input (null where none is needed); may return `g` itself. */
+  backward: (g: Tensor) => (Tensor | null)[];
+  /** Buffers owned by this node, released once its backward has run. */
+  saved: Tensor[];
+}
+
+let nodeIds = 0;
+
+export function isGradEnabled(): boolean {
+  return state.gradEnabled;
+}
+
+/** Runs fn without recording a graph; tensors created inside and not returned are released. */
+export function noGrad<T>(fn: () => T): T {
+  return runScoped(fn, false, (v): v is Tensor => v instanceof Tensor);
+}
+
+/** Runs fn with autograd on (the default), e.g. inside a noGrad block. */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = state.gradEnabled;
+  state.gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    state.gradEnabled = prev;
+  }
+}
+
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  if (!state.gradEnabled) return false;
+  for (const t of inputs) if (t != null && t.requiresGrad) return true;
+  return false;
+}
+
+/** Records `output = op(inputs)` on the graph if any input needs a gradient. */
+export function record(
+  op: string,
+  inputs: Tensor[],
+  output: Tensor,
+  backward: (g: Tensor) => (Tensor | null)[],
+  saved: Tensor[] = [],
+): Tensor {
+  if (!needsGrad(...inputs)) {
+    for (const s of saved) s.release();
+    return output;
+  }
+  output.requiresGrad = true;
+  output.node = { id: ++nodeIds, op, inputs, output, backward, saved };
+  return output;
+}
+
+function accumulate(target: Tensor | undefined, g: Tensor): Tensor {
+  if (target === undefined) return g;
+  backend.axpy(g.size, 1, g.data, target.data);
+  g.release();
+  return target;
+}
+
+/**
+ * Backpropagates from `root` (a scalar, or any tensor with an explicit `grad`),
+ * accumulating into the `.grad` of every leaf that requires one.
+ */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) throw new Error(`backward: tensor${fmt(root.shape)} does not require grad (no graph was recorded)`);
+  if (grad === undefined && root.size !== 1) {
+    throw new ShapeError(`backward: root${fmt(root.shape)} is not a scalar; pass a gradient of the same shape`);
+  }
+  if (grad !== undefined && !sameShape(grad.shape, root.shape)) {
+    throw new ShapeError(`backward: gradient${fmt(grad.shape)} does not match root${fmt(root.shape)}`);
+  }
+  // Collect the graph.
+  const nodes: Node[] = [];
+  const seen = new Set<Node>();
+  const stack: Node[] = root.node ? [root.node] : [];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    nodes.push(n);
+    for (const t of n.inputs) if (t.node !== null && !seen.has(t.node)) stack.push(t.node);
+  }
+  nodes.sort((a, b) => b.id - a.id);
+
+  const grads = new Map<Tensor, Tensor>();
+  if (root.node === null) {
+    // A leaf root: its gradient is the seed itself.
+    root.grad = accumulate(root.grad ?? undefined, grad ? copyGrad(grad) : full(root.shape, 1));
+    return;
+  }
+  grads.set(root, grad ? copyGrad(grad) : full(root.shape, 1));
+
+  const prevGrad = state.gradEnabled;
+  state.gradEnabled = false;
+  try {
+    for (const node of nodes) {
+      const out = node.output!;
+      const g = grads.get(out);
+      grads.delete(out);
+      if (g !== undefined) {
+        const inputGrads = node.backward(g);
+        let gUsed = false;
+        for (let i = 0; i < node.inputs.length; i++) {
+          let gi = inputGrads[i];
+          const input = node.inputs[i];
+          if (gi == null || !input.requiresGrad) {
+            if (gi != null && gi !== g) gi.release();
+            continue;
+          }
+          if (gi === g) {
+            if (gUsed) gi = copyGrad(g);
+            gUsed = true;
+          }
+          if (!sameShape(gi.shape, input.shape)) {
+            throw new ShapeError(`backward: ${node.op} produced a gradient${fmt(gi.shape)} for input${fmt(input.shape)}`);
+          }
+          if (input.node === null) {
+            input.grad = accumulate(input.grad ?? undefined, gi);
+          } else {
+            grads.set(input, accumulate(grads.get(input), gi));
+          }
+        }
+        if (!gUsed) g.release();
+      }
+      for (const s of node.saved) s.release();
+      node.saved = [];
+      node.backward = releasedBackward;
+      if (out !== root && !out.retained) out.release();
+      node.output = null;
+    }
+  } finally {
+    state.gradEnabled = prevGrad;
+    for (const g of grads.values()) g.release();
+  }
+  root.node = null;
+}
+
+function releasedBackward(): never {
+  throw new Error("backward: this graph was already consumed by a previous backward()");
+}
+
+function copyGrad(g: Tensor): Tensor {
+  const out = empty([...g.shape]);
+  if (g.isContiguous()) out.data.set(g.data.subarray(0, g.size));
+  else backend.copyStrided(g.shape, g.strides, g.data, out.data);
+  return out;
+}
+
+declare module "./tensor.js" {
+  interface Tensor {
+    /** Backpropagates from this tensor; see `backward()`. */
+    backward(grad?: Tensor): void;
+  }
+}
+Tensor.prototype.backward = function (this: Tensor, grad?: Tensor): void {
+  backward(this, grad);
+};

@@ -1,0 +1,21 @@
+/**
+ * Tensors and autograd on the native core. float32 values and int32 ids; views share
+ * storage; `backward()` frees the graph it consumed; `noGrad()` frees what its body
+ * created and did not return. There is no tidy().
+ *
+ *     import * as T from "plinth/tensor";
+ *     const w = T.randn([3, 2]); w.requiresGrad = true;
+ *     const loss = T.mean(T.matmul(T.ones([4, 3]), w));
+ *     loss.backward();          // w.grad is [3, 2]
+ */
+export { Tensor, Storage, empty, zeros, ones, full, tensor, ids, randn, rand, copyRaw } from "./tensor.js";
+export type { DType } from "./tensor.js";
+export { backward, noGrad, enableGrad, isGradEnabled, record } from "./autograd.js";
+export type { Node } from "./autograd.js";
+export { Rng, defaultRng, manualSeed } from "./rng.js";
+export { ShapeError, numel, fmt } from "./shape.js";
+export * from "./ops/elementwise.js";
+export * from "./ops/views.js";
+export * from "./ops/matmul.js";
+export * from "./ops/reduce.js";
+export * from "./ops/nn.js";

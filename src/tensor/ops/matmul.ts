@@ -1,0 +1,147 @@
+/**
+ * Matrix products on the packed GEMM kernel (native/src/kernels/gemm.inc).
+ * Transposed views are passed to the kernel as transpose flags, never copied:
+ * `matmul(x, transpose(wte))` (a tied LM head) reads wte in place.
+ *
+ *   matmul  a[..., M, K] @ b[..., K, N] -> [..., M, N]   (b may be 2-D and shared by every batch)
+ *   linear  x[..., in] @ W + bias, W stored [in, out] (GPT-2 Conv1D) or [out, in] (nn.Linear)
+ */
+import { backend } from "../../native/index.js";
+import { record } from "../autograd.js";
+import { ShapeError, fmt, numel, sameShape } from "../shape.js";
+import { Tensor, copyRaw, empty, zeros } from "../tensor.js";
+import { expectFloat, gradSink } from "./util.js";
+
+/** How GEMM reads a tensor's last two dims: as stored, or transposed. */
+interface MatView {
+  t: Tensor; // the tensor whose data is read (x itself, or a contiguous copy)
+  trans: boolean;
+  ld: number;
+  batchStride: number;
+  copied: boolean;
+}
+
+function matView(x: Tensor, batch: number): MatView {
+  const n = x.ndim;
+  const rows = x.shape[n - 2], cols = x.shape[n - 1];
+  const sr = x.strides[n - 2], sc = x.strides[n - 1];
+  // Batch dims must flatten to one stride.
+  let batchStride = rows * cols;
+  let uniform = true;
+  if (n > 2) {
+    batchStride = x.strides[n - 3];
+    let expect = batchStride;
+    for (let d = n - 3; d >= 0; d--) {
+      if (x.shape[d] !== 1 && x.strides[d] !== expect) uniform = false;
+      expect *= x.shape[d];
+    }
+    if (batch === 1) batchStride = 0;
+  }
+  if (uniform && (sc === 1 || cols === 1) && sr >= cols) return { t: x, trans: false, ld: Math.max(sr, cols), batchStride, copied: false };
+  if (uniform && (sr === 1 || rows === 1) && sc >= rows) return { t: x, trans: true, ld: Math.max(sc, rows), batchStride, copied: false };
+  const c = copyRaw(x);
+  return { t: c, trans: false, ld: cols, batchStride: rows * cols, copied: true };
+}
+
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  expectFloat("matmul", a, b);
+  if (a.ndim < 2 || b.ndim < 2) {
+    throw new ShapeError(`matmul: a${fmt(a.shape)} @ b${fmt(b.shape)}: expected both to have at least 2 dims`);
+  }
+  const M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1];
+  const K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
+  if (K !== K2) throw new ShapeError(`matmul: a${fmt(a.shape)} @ b${fmt(b.shape)}: expected a.shape[-1] == b.shape[-2]`);
+  const batchShape = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const shared = b.ndim === 2;
+  if (!shared && !sameShape(batchShape, bBatch)) {
+    throw new ShapeError(`matmul: a${fmt(a.shape)} @ b${fmt(b.shape)}: batch dims ${fmt(batchShape)} vs ${fmt(bBatch)}, expected equal (or b 2-D)`);
+  }
+  const batch = numel(batchShape);
+  const va = matView(a, batch);
+  const vb = matView(b, shared ? 1 : batch);
+  const sB = shared ? 0 : vb.batchStride;
+  const out = empty([...batchShape, M, N]);
+  backend.gemm(va.trans, vb.trans, M, N, K, batch, 1, 0, va.t.data, va.ld, va.batchStride, vb.t.data, vb.ld, sB, out.data, N, M * N);
+  const saved = [va, vb].filter((v) => v.copied).map((v) => v.t);
+  return record("matmul", [a, b], out, (g) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (a.requiresGrad) {
+      // dA = g @ op(B)^T
+      ga = empty([...a.shape]);
+      backend.gemm(false, !vb.trans, M, K, N, batch, 1, 0, g.data, N, M * N, vb.t.data, vb.ld, sB, ga.data, K, M * K);
+    }
+    if (b.requiresGrad) {
+      // dB = op(A)^T @ g, summed over the batch when b is shared
+      const sink = gradSink(b, zeros);
+      const target = sink ?? zeros([...b.shape]);
+      if (shared) {
+        if (!va.trans && (batch === 1 || va.batchStride === M * va.ld)) {
+          backend.gemm(true, false, K, N, M * batch, 1, 1, 1, va.t.data, va.ld, 0, g.data, N, 0, target.data, N, 0);
+        } else {
+          for (let i = 0; i < batch; i++) {
+            backend.gemm(!va.trans, false, K, N, M, 1, 1, 1, va.t.data.subarray(i * va.batchStride), va.ld, 0,
+              g.data.subarray(i * M * N), N, 0, target.data, N, 0);
+          }
+        }
+      } else {
+        backend.gemm(!va.trans, false, K, N, M, batch, 1, 1, va.t.data, va.ld, va.batchStride, g.data, N, M * N, target.data, N, K * N);
+      }
+      gb = sink === null ? target : null;
+    }
+    return [ga, gb];
+  }, saved);
+}
+
+export type WeightLayout = "in_out" | "out_in";
+
+/** x[..., in] -> [..., out] with weight [in, out] ("in_out", GPT-2 Conv1D) or [out, in] ("out_in", nn.Linear). */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, layout: WeightLayout = "in_out"): Tensor {
+  expectFloat("linear", x, weight);
+  if (weight.ndim !== 2) throw new ShapeError(`linear: weight${fmt(weight.shape)} must be 2-D`);
+  const [inF, outF] = layout === "in_out" ? weight.shape : [weight.shape[1], weight.shape[0]];
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
+    throw new ShapeError(`linear: x${fmt(x.shape)} @ weight${fmt(weight.shape)} (${layout}): expected x.shape[-1] == ${inF}`);
+  }
+  if (bias !== null) {
+    expectFloat("linear", bias);
+    if (bias.ndim !== 1 || bias.shape[0] !== outF) throw new ShapeError(`linear: bias${fmt(bias.shape)}, expected [${outF}]`);
+  }
+  if (!weight.isContiguous() || (bias !== null && !bias.isContiguous())) {
+    throw new ShapeError("linear: weight and bias must be contiguous (parameters are)");
+  }
+  const saved: Tensor[] = [];
+  const cx = x.isContiguous() ? x : copyRaw(x);
+  if (cx !== x) saved.push(cx);
+  const rows = x.size / inF;
+  const tw = layout === "out_in";
+  const out = empty([...x.shape.slice(0, -1), outF]);
+  if (bias !== null) {
+    backend.copyStrided([rows, outF], [0, 1], bias.data, out.data);
+    backend.gemm(false, tw, rows, outF, inF, 1, 1, 1, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0);
+  } else {
+    backend.gemm(false, tw, rows, outF, inF, 1, 1, 0, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0);
+  }
+  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  return record("linear", inputs, out, (g) => {
+    let gx: Tensor | null = null, gw: Tensor | null = null, gbias: Tensor | null = null;
+    if (x.requiresGrad) {
+      gx = empty([...x.shape]);
+      // dx = g @ W^T
+      backend.gemm(false, !tw, rows, inF, outF, 1, 1, 0, g.data, outF, 0, weight.data, tw ? inF : outF, 0, gx.data, inF, 0);
+    }
+    if (weight.requiresGrad) {
+      const sink = gradSink(weight, zeros);
+      const target = sink ?? zeros([...weight.shape]);
+      if (tw) backend.gemm(true, false, outF, inF, rows, 1, 1, 1, g.data, outF, 0, cx.data, inF, 0, target.data, inF, 0);
+      else backend.gemm(true, false, inF, outF, rows, 1, 1, 1, cx.data, inF, 0, g.data, outF, 0, target.data, outF, 0);
+      gw = sink === null ? target : null;
+    }
+    if (bias !== null && bias.requiresGrad) {
+      const sums = empty([outF]);
+      backend.reduceForward(0, 1, rows, outF, g.data, sums.data);
+      gbias = sums;
+    }
+    return [gx, gw, gbias];
+  }, saved);
+}

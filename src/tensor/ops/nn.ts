@@ -1,0 +1,152 @@
+/**
+ * Fused neural-network ops: softmax, LayerNorm, embedding, cross-entropy and causal
+ * self-attention. Kernels: native/src/kernels/{softmax,layernorm,embedding,cross_entropy,attention}.inc.
+ */
+import { backend } from "../../native/index.js";
+import { record } from "../autograd.js";
+import { ShapeError, fmt, numel } from "../shape.js";
+import { Tensor, empty, zeros } from "../tensor.js";
+import { dense, expectFloat, expectInt, expectNdim, gradSink } from "./util.js";
+
+/** Softmax over the last axis. */
+export function softmax(x: Tensor): Tensor {
+  expectFloat("softmax", x);
+  expectNdim("softmax", x, "x", 1);
+  const n = x.shape[x.ndim - 1];
+  const rows = n === 0 ? 0 : x.size / n;
+  const saved: Tensor[] = [];
+  const cx = dense(x, saved);
+  const out = empty([...x.shape]);
+  backend.softmaxForward(rows, n, cx.data, out.data);
+  for (const s of saved) s.release();
+  return record("softmax", [x], out, (g) => {
+    const gx = empty([...x.shape]);
+    backend.softmaxBackward(rows, n, out.data, g.data, gx.data, false);
+    return [gx];
+  });
+}
+
+/** LayerNorm over the last axis with weight and bias [C]. */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  expectFloat("layerNorm", x, weight, bias);
+  expectNdim("layerNorm", x, "x", 1);
+  const C = x.shape[x.ndim - 1];
+  if (weight.ndim !== 1 || weight.shape[0] !== C || bias.ndim !== 1 || bias.shape[0] !== C) {
+    throw new ShapeError(`layerNorm: x${fmt(x.shape)} with weight${fmt(weight.shape)} and bias${fmt(bias.shape)}: expected both [${C}]`);
+  }
+  const rows = x.size / C;
+  const saved: Tensor[] = [];
+  const cx = dense(x, saved);
+  const cw = dense(weight, saved), cb = dense(bias, saved);
+  const out = empty([...x.shape]);
+  const mean = empty([rows]), rstd = empty([rows]);
+  saved.push(mean, rstd);
+  backend.layernormForward(rows, C, cx.data, cw.data, cb.data, eps, out.data, mean.data, rstd.data);
+  return record("layerNorm", [x, weight, bias], out, (g) => {
+    const gx = empty([...x.shape]);
+    const sw = gradSink(weight, zeros), sb = gradSink(bias, zeros);
+    const gw = sw ?? zeros([C]), gb = sb ?? zeros([C]);
+    backend.layernormBackward(rows, C, cx.data, cw.data, mean.data, rstd.data, g.data, gx.data, gw.data, gb.data, false);
+    return [x.requiresGrad ? gx : (gx.release(), null), sw === null ? gw : null, sb === null ? gb : null];
+  }, saved);
+}
+
+/** Rows of `table` [V, C] gathered by int32 `ids` of any shape -> [...ids.shape, C]. */
+export function embedding(ids: Tensor, table: Tensor): Tensor {
+  expectInt("embedding", ids, "ids");
+  expectFloat("embedding", table);
+  if (table.ndim !== 2) throw new ShapeError(`embedding: table${fmt(table.shape)} must be [V, C]`);
+  const [V, C] = table.shape;
+  const n = ids.size;
+  const cid = ids.isContiguous() ? ids : null;
+  if (cid === null) throw new ShapeError("embedding: ids must be contiguous");
+  const ct = dense(table);
+  const out = empty([...ids.shape, C]);
+  try {
+    backend.embeddingForward(n, C, V, cid.ids, ct.data, out.data);
+  } catch (e) {
+    out.release();
+    throw new RangeError(`embedding: ids for table${fmt(table.shape)}: ${(e as Error).message}`);
+  } finally {
+    if (ct !== table) ct.release();
+  }
+  return record("embedding", [table], out, (g) => {
+    const sink = gradSink(table, zeros);
+    const gt = sink ?? zeros([V, C]);
+    backend.embeddingBackward(n, C, V, cid.ids, g.data, gt.data);
+    return [sink === null ? gt : null];
+  });
+}
+
+/**
+ * Mean cross-entropy of logits [..., V] against int32 targets [...]; targets < 0 are ignored.
+ * Fused: the softmax is never materialised.
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  expectFloat("crossEntropy", logits);
+  expectInt("crossEntropy", targets, "targets");
+  const V = logits.shape[logits.ndim - 1];
+  const lead = logits.shape.slice(0, -1);
+  if (logits.ndim < 1 || lead.length !== targets.ndim || lead.some((d, i) => d !== targets.shape[i])) {
+    throw new ShapeError(`crossEntropy: logits${fmt(logits.shape)} vs targets${fmt(targets.shape)}: expected targets.shape == logits.shape[:-1]`);
+  }
+  const N = numel(lead);
+  const t = targets.isContiguous() ? targets.ids : (targets.toArray() as Int32Array);
+  let count = 0;
+  for (let i = 0; i < N; i++) if (t[i] >= 0) count++;
+  if (count === 0) throw new ShapeError(`crossEntropy: every one of the ${N} targets is ignored (< 0); nothing to average`);
+  const saved: Tensor[] = [];
+  const cl = dense(logits, saved);
+  const lse = empty([N]), losses = empty([N]);
+  saved.push(lse);
+  let total: number;
+  try {
+    total = backend.crossEntropyForward(N, V, cl.data, t, lse.data, losses.data);
+  } catch (e) {
+    for (const s of saved) s.release();
+    throw new RangeError(`crossEntropy: targets for ${V} classes: ${(e as Error).message}`);
+  } finally {
+    losses.release();
+  }
+  const out = empty([]);
+  out.data[0] = total / count;
+  return record("crossEntropy", [logits], out, (g) => {
+    const gl = empty([...logits.shape]);
+    backend.crossEntropyBackward(N, V, cl.data, t, lse.data, g.data[0] / count, gl.data);
+    return [gl];
+  }, saved);
+}
+
+/**
+ * Causal multi-head self-attention on a fused projection qkv [B, T, 3C] (q, k, v
+ * concatenated on the last axis, heads contiguous inside each) -> [B, T, C].
+ */
+export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
+  expectFloat("causalSelfAttention", qkv);
+  if (qkv.ndim !== 3 || qkv.shape[2] % 3 !== 0) {
+    throw new ShapeError(`causalSelfAttention: qkv${fmt(qkv.shape)}: expected [B, T, 3*C]`);
+  }
+  const [B, T, C3] = qkv.shape;
+  const C = C3 / 3;
+  if (!Number.isInteger(nHead) || nHead < 1 || C % nHead !== 0) {
+    throw new ShapeError(`causalSelfAttention: C=${C} is not divisible by nHead=${nHead}`);
+  }
+  const HS = C / nHead;
+  const saved: Tensor[] = [];
+  const x = dense(qkv, saved);
+  const d = x.data;
+  const q = d, k = d.subarray(C), v = d.subarray(2 * C);
+  const out = empty([B, T, C]);
+  const lse = empty([B, nHead, T]);
+  saved.push(lse);
+  const dims = [B, T, T, nHead, HS];
+  const scale = 1 / Math.sqrt(HS);
+  backend.attentionForward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, out.data, T * C, C, lse.data);
+  return record("attention", [qkv], out, (g) => {
+    const gx = empty([B, T, C3]);
+    const gd = gx.data;
+    backend.attentionBackward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, out.data, T * C, C, lse.data,
+      g.data, gd, gd.subarray(C), gd.subarray(2 * C), false);
+    return [gx];
+  }, saved);
+}

@@ -1,0 +1,40 @@
+/** Helpers shared by the op files. */
+import { ShapeError, fmt } from "../shape.js";
+import { Tensor, copyRaw } from "../tensor.js";
+
+/** `t` itself if contiguous, else a contiguous copy (added to `saved` so the node releases it). */
+export function dense(t: Tensor, saved?: Tensor[]): Tensor {
+  if (t.isContiguous()) return t;
+  const c = copyRaw(t);
+  if (saved) saved.push(c);
+  return c;
+}
+
+export function expectFloat(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) {
+    if (!(t instanceof Tensor)) throw new TypeError(`${op}: expected a Tensor, got ${typeof t}`);
+    if (t.dtype !== "float32") throw new TypeError(`${op}: expected a float32 tensor, got ${t.dtype}${fmt(t.shape)}`);
+  }
+}
+
+export function expectInt(op: string, t: Tensor, what: string): void {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} must be a Tensor, got ${typeof t}`);
+  if (t.dtype !== "int32") throw new TypeError(`${op}: ${what} must be int32, got ${t.dtype}${fmt(t.shape)}`);
+}
+
+export function expectNdim(op: string, t: Tensor, what: string, min: number, max = Infinity): void {
+  if (t.ndim < min || t.ndim > max) {
+    const want = max === Infinity ? `at least ${min}` : min === max ? `${min}` : `${min}..${max}`;
+    throw new ShapeError(`${op}: ${what}${fmt(t.shape)} has ${t.ndim} dims, expected ${want}`);
+  }
+}
+
+/**
+ * Where a backward can write a leaf's gradient directly: the leaf's `.grad`
+ * (allocated as zeros on first use). Null for non-leaves, which need a fresh tensor.
+ */
+export function gradSink(t: Tensor, zeros: (shape: number[]) => Tensor): Tensor | null {
+  if (!t.requiresGrad || t.node !== null) return null;
+  if (t.grad === null) t.grad = zeros([...t.shape]);
+  return t.grad;
+}
