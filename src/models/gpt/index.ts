@@ -9,3 +9,6 @@ export { GPT, GPT2Transformer } from "./model.js";
 export type { GPTOutput } from "./model.js";
 export { gptConfig, validateConfig, GPT_PRESETS } from "./config.js";
 export type { GPTConfig } from "./config.js";
+export { generate, sampleToken, forwardCached, KVCache } from "./generate.js";
+export type { GenerateOptions, GenerateResult, SamplingOptions } from "./generate.js";
+export { saveGPT, loadGPT, readGPTConfig } from "./io.js";

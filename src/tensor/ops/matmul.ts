@@ -62,14 +62,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const vb = matView(b, shared ? 1 : batch);
   const sB = shared ? 0 : vb.batchStride;
   const out = empty([...batchShape, M, N]);
-  backend.gemm(va.trans, vb.trans, M, N, K, batch, 1, 0, va.t.data, va.ld, va.batchStride, vb.t.data, vb.ld, sB, out.data, N, M * N);
+  // A 2-D b shared by row-major batches of a is one tall GEMM: fold the batch into M.
+  const fold = shared && batch > 1 && !va.trans && va.ld === K && va.batchStride === M * K;
+  const [foldM, foldBatch] = fold ? [M * batch, 1] : [M, batch];
+  backend.gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, va.t.data, va.ld, va.batchStride, vb.t.data, vb.ld, sB, out.data, N, M * N);
   const saved = [va, vb].filter((v) => v.copied).map((v) => v.t);
   return record("matmul", [a, b], out, (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
       // dA = g @ op(B)^T
       ga = empty([...a.shape]);
-      backend.gemm(false, !vb.trans, M, K, N, batch, 1, 0, g.data, N, M * N, vb.t.data, vb.ld, sB, ga.data, K, M * K);
+      backend.gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, g.data, N, M * N, vb.t.data, vb.ld, sB, ga.data, K, M * K);
     }
     if (b.requiresGrad) {
       // dB = op(A)^T @ g, summed over the batch when b is shared

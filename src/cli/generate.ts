@@ -1,0 +1,55 @@
+/** `plinth generate`: sample a continuation from a saved GPT. */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ByteTokenizer } from "../data/bytes.js";
+import { generate, loadGPT } from "../models/gpt/index.js";
+import { UsageError, parseFloatArg, parseIntArg } from "./args.js";
+
+export const generateHelp = `plinth generate — continue a prompt with a saved GPT
+
+Usage: plinth generate --model <dir> --prompt <text> [--max-tokens 200] [--temperature 0.8] [--top-k 40] [--top-p 1] [--seed 0]
+
+  --model        folder with config.json and model.safetensors (e.g. runs/demo)
+  --prompt       text to continue
+  --max-tokens   new tokens to generate (default 200)
+  --temperature  0 = greedy (default 0.8)
+  --top-k        keep the k most likely tokens (default 40; 0 = all)
+  --top-p        nucleus sampling threshold (default 1)
+
+Examples:
+  plinth generate --model runs/demo --prompt "Call me "
+  plinth generate --model runs/demo --prompt "The sea" --temperature 0`;
+
+export function runGenerate(argv: string[]): void {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" }, prompt: { type: "string" }, "max-tokens": { type: "string" }, temperature: { type: "string" },
+      "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(generateHelp);
+    return;
+  }
+  if (values.model === undefined) throw new UsageError("--model is required");
+  if (values.prompt === undefined) throw new UsageError("--prompt is required");
+  const model = loadGPT(values.model);
+  const meta = join(values.model, "model.safetensors");
+  if (!existsSync(meta)) throw new Error(`${meta} is missing`);
+  const tok = new ByteTokenizer();
+  if (model.config.vocab_size !== tok.vocabSize) {
+    throw new Error(`generate: the model's vocabulary has ${model.config.vocab_size} tokens; this build reads byte-level (257-token) models`);
+  }
+  const { tokens, finishReason } = generate(model, Array.from(tok.encode(values.prompt)), {
+    maxNewTokens: parseIntArg("max-tokens", values["max-tokens"], 200),
+    temperature: parseFloatArg("temperature", values.temperature, 0.8),
+    topK: parseIntArg("top-k", values["top-k"], 40),
+    topP: parseFloatArg("top-p", values["top-p"], 1),
+    seed: parseIntArg("seed", values.seed, 0),
+    stopTokens: [tok.eot],
+  });
+  process.stdout.write(values.prompt + tok.decode(tokens) + "\n");
+  if (finishReason === "stop") process.stderr.write("(stopped at end of text)\n");
+}

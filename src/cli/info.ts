@@ -1,0 +1,20 @@
+/** `plinth info`: what the native core runs on. */
+import { backend } from "../native/index.js";
+
+export const infoHelp = `plinth info — show the native core's kernels, threads and memory
+
+Usage: plinth info
+
+Kernels are picked at start-up (AVX-512, AVX2+FMA or portable); PLINTH_ISA forces a
+lower path and PLINTH_THREADS sets the thread count.
+
+Example:
+  PLINTH_ISA=avx2 plinth info`;
+
+export function runInfo(): void {
+  const supported = ["avx512", "avx2", "portable"].filter((n) => backend.isaSupported(n));
+  console.log(`kernels: ${backend.isa()} (this CPU supports: ${supported.join(", ")})`);
+  console.log(`threads: ${backend.threads()}`);
+  const m = backend.memoryStats();
+  console.log(`memory: ${(m.bytesInUse / 1e6).toFixed(1)} MB in use, ${(m.bytesCached / 1e6).toFixed(1)} MB cached, peak ${(m.peakBytesInUse / 1e6).toFixed(1)} MB`);
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/**
+ * The `plinth` command line.
+ *
+ *     plinth demo                       # pretrain a small GPT on Moby Dick, sample from it
+ *     plinth generate --model runs/demo --prompt "Call me "
+ *     plinth info                       # kernels, threads, memory
+ */
+import { runDemo, demoHelp } from "./demo.js";
+import { runGenerate, generateHelp } from "./generate.js";
+import { runInfo, infoHelp } from "./info.js";
+import { UsageError } from "./args.js";
+
+const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
+  demo: { run: runDemo, help: demoHelp },
+  generate: { run: runGenerate, help: generateHelp },
+  info: { run: runInfo, help: infoHelp },
+};
+
+const usage = `plinth — foundation models in TypeScript on a native compute core
+
+Usage: plinth <command> [options]     (plinth <command> --help for details)
+
+Commands:
+${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.help.split("\n")[0].replace(/^plinth \S+ — /, "")}`).join("\n")}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    console.log(usage);
+    return 0;
+  }
+  const cmd = commands[name];
+  if (cmd === undefined) {
+    console.error(`plinth: unknown command "${name}"\n\n${usage}`);
+    return 2;
+  }
+  try {
+    await cmd.run(rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`plinth ${name}: ${(e as Error).message}\n\n${cmd.help}`);
+      return 2;
+    }
+    console.error(`plinth ${name}: ${(e as Error).message}`);
+    if (process.env.PLINTH_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
