@@ -1,0 +1,197 @@
+/**
+ * `npm run bench`: the core engine's benchmark.
+ *
+ *   peak    register-only FMA loop -> the machine's fp32 peak (GFLOPS) on every thread
+ *   gemm    GFLOPS on ../shared/bench/torch_ref.py's GEMM shapes (+ GPT's transposed shapes)
+ *   gpt     GPT-2 training step on configs S and M: tokens/s, GFLOPS, model FLOPs utilisation
+ *   memory  RSS and native memory over 300 training steps of config S (leak check), peak memory
+ *
+ * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
+ * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
+ * --configs S,M, --steps N, --memory-steps N.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { backend } from "../src/native/index.js";
+import { GPT, gptConfig } from "../src/models/gpt/index.js";
+import { AdamW, clipGradNorm } from "../src/optim/index.js";
+import { Rng, ids } from "../src/tensor/index.js";
+
+const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
+  S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
+  M: { vocab: 8192, d: 512, layers: 8, heads: 8, ctx: 256, batch: 8 },
+};
+const GEMM_SHAPES: [number, number, number][] = [[512, 512, 512], [1024, 1024, 1024], [2048, 2048, 2048], [2048, 768, 768], [2048, 3072, 768], [2048, 768, 3072]];
+// Shapes of GPT training's backward GEMMs (dX = dY W^T and dW = X^T dY), config M.
+const GPT_GEMMS: { m: number; n: number; k: number; ta: boolean; tb: boolean; what: string }[] = [
+  { m: 2048, n: 512, k: 2048, ta: false, tb: true, what: "dX of c_fc (M)" },
+  { m: 512, n: 2048, k: 2048, ta: true, tb: false, what: "dW of c_fc (M)" },
+  { m: 2048, n: 8192, k: 512, ta: false, tb: true, what: "LM head logits (M)" },
+  { m: 512, n: 8192, k: 2048, ta: true, tb: false, what: "dW of LM head (M)" },
+];
+
+const { values } = parseArgs({
+  options: {
+    torch: { type: "boolean" }, json: { type: "boolean" }, only: { type: "string" }, configs: { type: "string" },
+    steps: { type: "string" }, "memory-steps": { type: "string" }, help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help) {
+  console.log(readHeader());
+  process.exit(0);
+}
+const only = new Set((values.only ?? "peak,gemm,gpt,memory").split(","));
+const configs = (values.configs ?? "S,M").split(",");
+const steps = Number(values.steps ?? 10);
+const memorySteps = Number(values["memory-steps"] ?? 300);
+const threads = backend.threads();
+const here = dirname(fileURLToPath(import.meta.url));
+const torchRef = [join(here, "..", "..", "..", "shared", "bench", "torch_ref.py"), join(process.cwd(), "..", "shared", "bench", "torch_ref.py")].find(existsSync);
+
+type Row = Record<string, string | number | boolean>;
+const results: Row[] = [];
+function emit(row: Row): void {
+  results.push(row);
+  if (values.json) console.log(JSON.stringify(row));
+  else console.log(`  ${Object.entries(row).filter(([k]) => k !== "impl" && k !== "bench").map(([k, v]) => `${k}=${v}`).join("  ")}`);
+}
+function section(title: string): void {
+  if (!values.json) console.log(`\n${title}`);
+}
+
+function torch(args: string[]): Row[] {
+  if (!values.torch) return [];
+  if (torchRef === undefined) throw new Error("--torch: ../shared/bench/torch_ref.py was not found");
+  const r = spawnSync("/usr/bin/python3", [torchRef, ...args, "--threads", String(threads)], { encoding: "utf8", env: { ...process.env } });
+  if (r.status !== 0) throw new Error(`torch_ref.py ${args.join(" ")} failed (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread):\n${r.stderr}`);
+  const rows = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
+  for (const row of rows) emit(row);
+  return rows;
+}
+
+function time(fn: () => void, iters: number): number {
+  fn();
+  const t = performance.now();
+  for (let i = 0; i < iters; i++) fn();
+  return (performance.now() - t) / iters / 1000;
+}
+
+let peak = NaN;
+if (!values.json) console.log(`plinth benchmark · ${backend.isa()} kernels · ${threads} threads${values.torch ? " · torch_ref.py side by side" : ""}`);
+
+if (only.has("peak") || only.has("gpt")) {
+  section("peak: register-only FMA loop");
+  backend.peakFlops(2e6);
+  peak = Math.max(...[0, 1, 2].map(() => backend.peakFlops(5e7))) / 1e9;
+  emit({ impl: "plinth", bench: "peak", isa: backend.isa(), threads, gflops: round(peak) });
+}
+
+if (only.has("gemm")) {
+  section("gemm: C = A @ B, float32");
+  for (const [m, n, k] of GEMM_SHAPES) {
+    const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+    const iters = Math.max(3, Math.floor(2e10 / (2 * m * n * k)));
+    const dt = time(() => backend.gemm(false, false, m, n, k, 1, 1, 0, a, k, 0, b, n, 0, c, n, 0), iters);
+    emit({ impl: "plinth", bench: "gemm", m, n, k, gflops: round((2 * m * n * k) / dt / 1e9) });
+  }
+  const torchRows = torch(["gemm"]);
+  for (const g of GPT_GEMMS) {
+    const a = new Float32Array(g.m * g.k).fill(0.5), b = new Float32Array(g.k * g.n).fill(0.25), c = new Float32Array(g.m * g.n);
+    const iters = Math.max(3, Math.floor(1e10 / (2 * g.m * g.n * g.k)));
+    const dt = time(() => backend.gemm(g.ta, g.tb, g.m, g.n, g.k, 1, 1, 0, a, g.ta ? g.m : g.k, 0, b, g.tb ? g.k : g.n, 0, c, g.n, 0), iters);
+    emit({ impl: "plinth", bench: "gemm", m: g.m, n: g.n, k: g.k, ta: g.ta, tb: g.tb, what: g.what, gflops: round((2 * g.m * g.n * g.k) / dt / 1e9) });
+  }
+  if (torchRows.length > 0) ratios("gemm", (r) => `${r.m}x${r.n}x${r.k}`, "gflops");
+}
+
+function gptBench(name: string): void {
+  const c = CONFIGS[name];
+  const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
+  const opt = new AdamW(model.paramGroups(0.1), { lr: 3e-4 });
+  const rng = new Rng(0);
+  const batch = () => ids(Array.from({ length: c.batch }, () => Array.from({ length: c.ctx }, () => rng.int(c.vocab))));
+  const x = batch(), y = batch();
+  let loss = NaN;
+  const step = () => {
+    const out = model.forward(x, y);
+    loss = out.loss!.item();
+    out.loss!.backward();
+    clipGradNorm(model.parameters(), 1);
+    opt.step();
+    opt.zeroGrad();
+    out.loss!.release();
+  };
+  for (let i = 0; i < 2; i++) step();
+  const dt = time(step, steps);
+  const params = model.numParameters();
+  const tokens = c.batch * c.ctx;
+  const flops = 6 * params * tokens + 12 * c.layers * c.d * c.ctx * tokens;
+  const gflops = flops / dt / 1e9;
+  emit({
+    impl: "plinth", bench: "gpt", config: name, params, step_ms: round(dt * 1e3), tokens_per_s: Math.round(tokens / dt),
+    gflops: round(gflops), loss: Math.round(loss * 1e4) / 1e4, mfu: round((gflops / peak) * 100) + "%",
+    peak_native_mb: round(backend.memoryStats().peakBytesInUse / 1e6), rss_mb: round(process.memoryUsage().rss / 1e6),
+  });
+  x.release();
+  y.release();
+}
+
+if (only.has("gpt")) {
+  section("gpt: one AdamW training step (forward, backward, clip, update)");
+  for (const name of configs) {
+    gptBench(name);
+    torch(["gpt", name, "--steps", String(Math.min(steps, 5))]);
+  }
+  if (values.torch) ratios("gpt", (r) => String(r.config), "tokens_per_s");
+}
+
+if (only.has("memory")) {
+  section(`memory: ${memorySteps} training steps of config S`);
+  const c = CONFIGS.S;
+  const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
+  const opt = new AdamW(model.paramGroups(0.1), { lr: 3e-4 });
+  const rng = new Rng(1);
+  const batch = () => ids(Array.from({ length: c.batch }, () => Array.from({ length: c.ctx }, () => rng.int(c.vocab))));
+  const samples: Row[] = [];
+  for (let s = 1; s <= memorySteps; s++) {
+    const x = batch(), y = batch();
+    const { loss } = model.forward(x, y);
+    loss!.backward();
+    clipGradNorm(model.parameters(), 1);
+    opt.step();
+    opt.zeroGrad();
+    loss!.release();
+    x.release();
+    y.release();
+    if (s === 10 || s % 100 === 0 || s === memorySteps) {
+      const m = backend.memoryStats();
+      const row = { impl: "plinth", bench: "memory", step: s, rss_mb: round(process.memoryUsage().rss / 1e6), native_in_use_mb: round(m.bytesInUse / 1e6), native_cached_mb: round(m.bytesCached / 1e6), fresh_allocations: m.freshAllocations, peak_native_mb: round(m.peakBytesInUse / 1e6) };
+      samples.push(row);
+      emit(row);
+    }
+  }
+  const first = samples[0], last = samples[samples.length - 1];
+  emit({ impl: "plinth", bench: "memory-summary", steps: memorySteps, rss_growth_mb: round(Number(last.rss_mb) - Number(first.rss_mb)), fresh_allocations_after_step_10: Number(last.fresh_allocations) - Number(first.fresh_allocations), peak_native_mb: last.peak_native_mb });
+}
+
+function ratios(bench: string, key: (r: Row) => string, field: string): void {
+  const ours = results.filter((r) => r.bench === bench && r.impl === "plinth" && r.ta === undefined);
+  const theirs = new Map(results.filter((r) => r.bench === bench && r.impl === "torch").map((r) => [key(r), r]));
+  for (const r of ours) {
+    const t = theirs.get(key(r));
+    if (t === undefined) continue;
+    emit({ impl: "ratio", bench, case: key(r), field, plinth: r[field], torch: t[field], ratio: round(Number(r[field]) / Number(t[field]), 2) + "x" });
+  }
+}
+
+function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+function readHeader(): string {
+  return "npm run bench -- [--torch] [--json] [--only peak,gemm,gpt,memory] [--configs S,M] [--steps N] [--memory-steps N]";
+}
