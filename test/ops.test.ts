@@ -315,6 +315,26 @@ check("attention block: qkv = x @ W, attention, sum", [{ shape: [2, 5, 8] }, { s
     return reduceRef("sum")([o.data], [o.shape]);
   });
 
+// ---- empty tensors -----------------------------------------------------------------------
+
+test("empty tensors flow through ops and backward", () => {
+  const x = T.zeros([0, 3]);
+  x.requiresGrad = true;
+  const w = T.randn([3, 4]);
+  w.requiresGrad = true;
+  const y = T.layerNorm(T.gelu(T.matmul(x, w)), T.ones([4]), T.zeros([4]));
+  assert.deepEqual(y.shape, [0, 4]);
+  T.sum(T.softmax(y)).backward();
+  assert.deepEqual(x.grad!.shape, [0, 3]);
+  assert.deepEqual([...w.grad!.toArray()], new Array(12).fill(0), "no rows: a zero weight gradient");
+  assert.deepEqual([...T.matmul(T.zeros([2, 0]), T.zeros([0, 3])).toArray()], [0, 0, 0, 0, 0, 0], "K = 0");
+  assert.deepEqual([...T.sum(T.zeros([2, 0]), 1).toArray()], [0, 0]);
+  assert.ok(T.mean(T.zeros([2, 0]), 1).toArray().every(Number.isNaN), "the mean of nothing is NaN");
+  assert.deepEqual(T.embedding(T.ids([], [0]), T.zeros([3, 2])).shape, [0, 2]);
+  assert.deepEqual(T.causalSelfAttention(T.zeros([1, 0, 6]), 2).shape, [1, 0, 2]);
+  assert.deepEqual(T.cat([T.zeros([0, 2]), T.ones([1, 2])]).shape, [1, 2]);
+});
+
 // ---- grad mode and memory ----------------------------------------------------------------
 
 test("noGrad records nothing and releases the intermediates it did not return", () => {

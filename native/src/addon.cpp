@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -101,12 +102,21 @@ std::vector<int64_t> dims_arg(const Napi::CallbackInfo& info, const char* fname,
   return out;
 }
 
+// Size arithmetic on validated (non-negative) sizes saturates at INT64_MAX, a size no buffer
+// has: a product that wrapped around 2^64 could otherwise shrink to a few elements, pass the
+// buffer checks, and let the kernel walk the full, unwrapped sizes.
+int64_t mul_sat(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+int64_t mul_sat(int64_t a, int64_t b, int64_t c) { return mul_sat(mul_sat(a, b), c); }
+
 // Number of elements spanned by a strided view: 1 + sum (shape_d - 1) * stride_d (0 if empty).
 int64_t extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
   int64_t e = 1;
   for (size_t d = 0; d < shape.size(); d++) {
     if (shape[d] == 0) return 0;
-    e += (shape[d] - 1) * strides[d];
+    if (__builtin_add_overflow(e, mul_sat(shape[d] - 1, strides[d]), &e)) e = INT64_MAX;
   }
   return e;
 }
@@ -152,7 +162,12 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   const int64_t bytes = int_arg(info, fname, 0, "bytes");
   CHECK(bytes <= (int64_t(1) << 40), "refusing to allocate " + std::to_string(bytes) + " bytes");
   size_t rounded = 0;
-  void* ptr = cache_alloc(static_cast<size_t>(bytes), &rounded);
+  void* ptr = nullptr;
+  try {
+    ptr = cache_alloc(static_cast<size_t>(bytes), &rounded);
+  } catch (const std::bad_alloc&) {
+    CHECK(false, "out of memory allocating " + std::to_string(bytes) + " bytes");
+  }
   auto* block = new Block{ptr, rounded, true};
   live_blocks()[ptr] = block;
   return Napi::ArrayBuffer::New(info.Env(), ptr, static_cast<size_t>(bytes), finalize_block, block);
@@ -210,14 +225,15 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   const char* fname = "setIsa";
   TYPE_CHECK(info.Length() >= 1 && info[0].IsString(), "argument 0 must be an ISA name");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
-  CHECK(set_isa(name.c_str()), "ISA '" + name + "' is unknown or not supported by this CPU (expected avx512, avx2 or portable)");
+  CHECK(name.find('\0') == std::string::npos && set_isa(name.c_str()), "ISA '" + name + "' is unknown or not supported by this CPU (expected avx512, avx2 or portable)");
   return Napi::String::New(info.Env(), kernels().isa);
 }
 
 Napi::Value IsaSupported(const Napi::CallbackInfo& info) {
   const char* fname = "isaSupported";
   TYPE_CHECK(info.Length() >= 1 && info[0].IsString(), "argument 0 must be an ISA name");
-  return Napi::Boolean::New(info.Env(), isa_supported(info[0].As<Napi::String>().Utf8Value().c_str()));
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  return Napi::Boolean::New(info.Env(), name.find('\0') == std::string::npos && isa_supported(name.c_str()));
 }
 
 Napi::Value PeakFlops(const Napi::CallbackInfo& info) {
@@ -294,7 +310,7 @@ Broadcast broadcast_args(const Napi::CallbackInfo& info, const char* fname, int 
 
 int64_t numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) n = mul_sat(n, d);
   return n;
 }
 
@@ -381,8 +397,8 @@ Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
   auto x = f32_arg(info, fname, 4, "x");
   auto out = f32_arg(info, fname, 5, "out");
   CHECK(n > 0 || op != kMax, "max over an empty axis");
-  need(info, fname, x, outer * n * inner, "x");
-  need(info, fname, out, outer * inner, "out");
+  need(info, fname, x, mul_sat(outer, n, inner), "x");
+  need(info, fname, out, mul_sat(outer, inner), "out");
   kernels().reduce_forward(op, outer, n, inner, x.p, out.p);
   return info.Env().Undefined();
 }
@@ -396,8 +412,8 @@ Napi::Value ReduceBackward(const Napi::CallbackInfo& info) {
   auto g = f32_arg(info, fname, 4, "gout");
   auto gx = f32_arg(info, fname, 5, "gx");
   const bool acc = bool_arg(info, fname, 6, "acc");
-  need(info, fname, g, outer * inner, "gout");
-  need(info, fname, gx, outer * n * inner, "gx");
+  need(info, fname, g, mul_sat(outer, inner), "gout");
+  need(info, fname, gx, mul_sat(outer, n, inner), "gx");
   kernels().reduce_backward(op, outer, n, inner, g.p, gx.p, acc);
   return info.Env().Undefined();
 }
@@ -408,8 +424,8 @@ Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
   const int64_t rows = int_arg(info, fname, 0, "rows"), n = int_arg(info, fname, 1, "n");
   auto x = f32_arg(info, fname, 2, "x");
   auto y = f32_arg(info, fname, 3, "y");
-  need(info, fname, x, rows * n, "x");
-  need(info, fname, y, rows * n, "y");
+  need(info, fname, x, mul_sat(rows, n), "x");
+  need(info, fname, y, mul_sat(rows, n), "y");
   kernels().softmax_forward(rows, n, x.p, y.p);
   return info.Env().Undefined();
 }
@@ -422,7 +438,7 @@ Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   auto gy = f32_arg(info, fname, 3, "gy");
   auto gx = f32_arg(info, fname, 4, "gx");
   const bool acc = bool_arg(info, fname, 5, "acc");
-  for (auto* b : {&y, &gy, &gx}) need(info, fname, *b, rows * n, "operand");
+  for (auto* b : {&y, &gy, &gx}) need(info, fname, *b, mul_sat(rows, n), "operand");
   kernels().softmax_backward(rows, n, y.p, gy.p, gx.p, acc);
   return info.Env().Undefined();
 }
@@ -438,8 +454,8 @@ Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   auto y = f32_arg(info, fname, 6, "y");
   auto mean = f32_arg(info, fname, 7, "mean", true);
   auto rstd = f32_arg(info, fname, 8, "rstd", true);
-  need(info, fname, x, rows * C, "x");
-  need(info, fname, y, rows * C, "y");
+  need(info, fname, x, mul_sat(rows, C), "x");
+  need(info, fname, y, mul_sat(rows, C), "y");
   need(info, fname, w, C, "weight");
   need(info, fname, b, C, "bias");
   if (mean.p) need(info, fname, mean, rows, "mean");
@@ -461,7 +477,7 @@ Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
   auto gw = f32_arg(info, fname, 8, "gw");
   auto gb = f32_arg(info, fname, 9, "gb");
   const bool acc = bool_arg(info, fname, 10, "acc");
-  for (auto* b : {&x, &gy, &gx}) need(info, fname, *b, rows * C, "activation");
+  for (auto* b : {&x, &gy, &gx}) need(info, fname, *b, mul_sat(rows, C), "activation");
   for (auto* b : {&w, &gw, &gb}) need(info, fname, *b, C, "parameter");
   need(info, fname, mean, rows, "mean");
   need(info, fname, rstd, rows, "rstd");
@@ -502,8 +518,8 @@ Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   auto table = f32_arg(info, fname, 4, "table");
   auto out = f32_arg(info, fname, 5, "out");
   need(info, fname, ids, n, "ids");
-  need(info, fname, table, V * C, "table");
-  need(info, fname, out, n * C, "out");
+  need(info, fname, table, mul_sat(V, C), "table");
+  need(info, fname, out, mul_sat(n, C), "out");
   check_ids(info, fname, ids, n, V, false);
   kernels().embedding_forward(n, C, ids.p, table.p, out.p);
   return info.Env().Undefined();
@@ -517,8 +533,8 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   auto g = f32_arg(info, fname, 4, "gout");
   auto gt = f32_arg(info, fname, 5, "gtable");
   need(info, fname, ids, n, "ids");
-  need(info, fname, g, n * C, "gout");
-  need(info, fname, gt, V * C, "gtable");
+  need(info, fname, g, mul_sat(n, C), "gout");
+  need(info, fname, gt, mul_sat(V, C), "gtable");
   check_ids(info, fname, ids, n, V, false);
   kernels().embedding_backward(n, C, ids.p, g.p, gt.p);
   return info.Env().Undefined();
@@ -543,13 +559,13 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, const char* fname, 
   auto o = f32_arg(info, fname, 12, "o");
   a.o_bs = int_arg(info, fname, 13, "o batch stride"); a.o_ts = int_arg(info, fname, 14, "o row stride");
   auto lse = f32_arg(info, fname, 15, "lse", !backward);
-  const int64_t C = a.NH * a.HS;
+  const int64_t C = mul_sat(a.NH, a.HS);
   auto ext = [&](int64_t bs, int64_t ts, int64_t T) { return extent({a.B, T, C}, {bs, ts, 1}); };
   need(info, fname, q, ext(a.q_bs, a.q_ts, a.Tq), "q");
   need(info, fname, k, ext(a.k_bs, a.k_ts, a.Tk), "k");
   need(info, fname, v, ext(a.v_bs, a.v_ts, a.Tk), "v");
   need(info, fname, o, ext(a.o_bs, a.o_ts, a.Tq), "o");
-  if (lse.p) need(info, fname, lse, a.B * a.NH * a.Tq, "lse");
+  if (lse.p) need(info, fname, lse, mul_sat(a.B, a.NH, a.Tq), "lse");
   a.q = q.p; a.k = k.p; a.v = v.p; a.o = o.p; a.lse = lse.p;
   if (backward) {
     auto go = f32_arg(info, fname, 16, "go");
@@ -568,13 +584,13 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, const char* fname, 
 
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   AttentionArgs a = attention_args(info, "attentionForward", false);
-  if (a.B * a.Tq * a.NH > 0) kernels().attention_forward(a);
+  if (mul_sat(a.B, a.Tq, a.NH) > 0) kernels().attention_forward(a);
   return info.Env().Undefined();
 }
 
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   AttentionArgs a = attention_args(info, "attentionBackward", true);
-  if (a.B * a.Tq * a.NH > 0) kernels().attention_backward(a);
+  if (mul_sat(a.B, a.Tq, a.NH) > 0) kernels().attention_backward(a);
   return info.Env().Undefined();
 }
 
@@ -586,7 +602,7 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   auto t = i32_arg(info, fname, 3, "targets");
   auto lse = f32_arg(info, fname, 4, "lse");
   auto losses = f32_arg(info, fname, 5, "losses");
-  need(info, fname, logits, N * V, "logits");
+  need(info, fname, logits, mul_sat(N, V), "logits");
   need(info, fname, t, N, "targets");
   need(info, fname, lse, N, "lse");
   need(info, fname, losses, N, "losses");
@@ -603,10 +619,10 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   auto lse = f32_arg(info, fname, 4, "lse");
   const float scale = float_arg(info, fname, 5, "scale");
   auto g = f32_arg(info, fname, 6, "glogits");
-  need(info, fname, logits, N * V, "logits");
+  need(info, fname, logits, mul_sat(N, V), "logits");
   need(info, fname, t, N, "targets");
   need(info, fname, lse, N, "lse");
-  need(info, fname, g, N * V, "glogits");
+  need(info, fname, g, mul_sat(N, V), "glogits");
   check_ids(info, fname, t, N, V, true);
   kernels().cross_entropy_backward(N, V, logits.p, t.p, lse.p, scale, g.p);
   return info.Env().Undefined();

@@ -1,4 +1,5 @@
 /** `plinth info`: what the native core runs on. */
+import { parseArgs } from "node:util";
 import { backend } from "../native/index.js";
 
 export const infoHelp = `plinth info — show the native core's kernels, threads and memory
@@ -11,7 +12,12 @@ lower path and PLINTH_THREADS sets the thread count.
 Example:
   PLINTH_ISA=avx2 plinth info`;
 
-export function runInfo(): void {
+export function runInfo(argv: string[]): void {
+  const { values } = parseArgs({ args: argv, options: { help: { type: "boolean", short: "h" } } });
+  if (values.help) {
+    console.log(infoHelp);
+    return;
+  }
   const supported = ["avx512", "avx2", "portable"].filter((n) => backend.isaSupported(n));
   console.log(`kernels: ${backend.isa()} (this CPU supports: ${supported.join(", ")})`);
   console.log(`threads: ${backend.threads()}`);

@@ -59,12 +59,18 @@ export function broadcastStrides(shape: readonly number[], out: readonly number[
   return strides;
 }
 
-/** Resolves a possibly negative axis. */
-export function normAxis(op: string, axis: number, ndim: number): number {
-  if (!Number.isInteger(axis) || axis < -ndim || axis >= Math.max(ndim, 1)) {
-    throw new ShapeError(`${op}: axis ${axis} is out of range for a tensor of ${ndim} dims`);
+/**
+ * Resolves a possibly negative axis of a tensor of `shape` (or of `ndim` dims). As in
+ * PyTorch, a 0-d tensor has one axis to reduce over: 0 or -1.
+ */
+export function normAxis(op: string, axis: number, shape: number | readonly number[]): number {
+  const ndim = typeof shape === "number" ? shape : shape.length;
+  const n = Math.max(ndim, 1);
+  if (!Number.isInteger(axis) || axis < -n || axis >= n) {
+    const what = typeof shape === "number" ? `a tensor of ${ndim} dims` : `tensor${fmt(shape)}`;
+    throw new ShapeError(`${op}: axis ${axis} is out of range for ${what}`);
   }
-  return axis < 0 ? axis + ndim : axis;
+  return axis < 0 ? axis + n : axis;
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {

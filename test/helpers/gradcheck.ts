@@ -199,7 +199,20 @@ export function gradcheck(
     maps.push(viewIndex(leafShape, views(spec)));
   }
   const shapes = specs.map((s) => [...s.shape]);
-  const evaluate = (): Ref => reference(maps.map((m, i) => Float64Array.from(m, (j) => x64[i][j])), shapes);
+  // The reference's inputs, gathered once through the views; a perturbation of leaf element e
+  // is written to every input position that reads e.
+  const gathered = maps.map((m, i) => Float64Array.from(m, (j) => x64[i][j]));
+  const readers = maps.map((m, i) => {
+    const r: number[][] = Array.from({ length: x64[i].length }, () => []);
+    m.forEach((leafIndex, pos) => r[leafIndex].push(pos));
+    return r;
+  });
+  const setLeaf = (i: number, e: number, v: number): number => {
+    x64[i][e] = v;
+    for (const pos of readers[i][e]) gathered[i][pos] = v;
+    return v;
+  };
+  const evaluate = (): Ref => reference(gathered, shapes);
   inputs.forEach((t, i) => assert.deepEqual(t.shape, specs[i].shape, `${name}: input ${i} view has shape [${t.shape}]`));
   const out = op(inputs);
   const want = evaluate(); // after the op: a reference may read state the op left (dropout's mask)
@@ -237,11 +250,11 @@ export function gradcheck(
     for (let e = 0; e < x.length; e++) {
       const v = x[e];
       const h = 1e-6 * Math.max(1, Math.abs(v));
-      const hi = (x[e] = v + h);
+      const hi = setLeaf(li, e, v + h);
       const fp = objective();
-      const lo = (x[e] = v - h);
+      const lo = setLeaf(li, e, v - h);
       const fm = objective();
-      x[e] = v;
+      setLeaf(li, e, v);
       numeric[e] = (fp - fm) / (hi - lo);
     }
     worstGrad = Math.max(worstGrad, assertClose(`${name}: gradient of input ${li} [${leaf.shape}]`, analytic, numeric, o.gradAtol, o.gradRtol));

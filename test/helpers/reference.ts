@@ -169,18 +169,21 @@ export function attentionRef(nHead: number): Reference {
     const out = new Float64Array(B * T * C);
     const at = (b: number, t: number, part: number, h: number, d: number): number =>
       x[(b * T + t) * C3 + part * C + h * HS + d];
+    const p = new Float64Array(T);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < nHead; h++) {
         for (let t = 0; t < T; t++) {
-          const scores = new Float64Array(T).fill(-Infinity);
+          // scores s_j = q_t . k_j * scale, masked to -inf for j > t
+          p.fill(-Infinity);
           for (let j = 0; j <= t; j++) {
             let s = 0;
             for (let d = 0; d < HS; d++) s += at(b, t, 0, h, d) * at(b, j, 1, h, d);
-            scores[j] = s * scale;
+            p[j] = s * scale;
           }
-          const m = Math.max(...scores);
-          const p = scores.map((s) => Math.exp(s - m)); // exp(-inf) = 0 masks the future
-          const z = p.reduce((a, v) => a + v, 0);
+          let m = -Infinity;
+          for (let j = 0; j < T; j++) m = Math.max(m, p[j]);
+          let z = 0;
+          for (let j = 0; j < T; j++) z += p[j] = Math.exp(p[j] - m); // exp(-inf) = 0: the future gets no weight
           for (let d = 0; d < HS; d++) {
             let o = 0;
             for (let j = 0; j < T; j++) o += (p[j] / z) * at(b, j, 2, h, d);

@@ -101,6 +101,7 @@ export type WeightLayout = "in_out" | "out_in";
 /** x[..., in] -> [..., out] with weight [in, out] ("in_out", GPT-2 Conv1D) or [out, in] ("out_in", nn.Linear). */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, layout: WeightLayout = "in_out"): Tensor {
   expectFloat("linear", x, weight);
+  if (layout !== "in_out" && layout !== "out_in") throw new TypeError(`linear: layout "${layout}", expected "in_out" or "out_in"`);
   if (weight.ndim !== 2) throw new ShapeError(`linear: weight${fmt(weight.shape)} must be 2-D`);
   const [inF, outF] = layout === "in_out" ? weight.shape : [weight.shape[1], weight.shape[0]];
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {

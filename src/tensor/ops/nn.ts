@@ -31,6 +31,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   expectFloat("layerNorm", x, weight, bias);
   expectNdim("layerNorm", x, "x", 1);
   const C = x.shape[x.ndim - 1];
+  if (C === 0) throw new ShapeError(`layerNorm: x${fmt(x.shape)}: expected a non-empty last axis to normalize`);
   if (weight.ndim !== 1 || weight.shape[0] !== C || bias.ndim !== 1 || bias.shape[0] !== C) {
     throw new ShapeError(`layerNorm: x${fmt(x.shape)} with weight${fmt(weight.shape)} and bias${fmt(bias.shape)}: expected both [${C}]`);
   }

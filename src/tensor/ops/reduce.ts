@@ -13,11 +13,11 @@ function reduce(name: string, op: number, x: Tensor, axis: number | undefined, k
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
   let outer: number, n: number, inner: number, shape: number[];
-  if (axis === undefined) {
+  const ax = axis === undefined ? undefined : normAxis(name, axis, x.shape);
+  if (ax === undefined || x.ndim === 0) {
     [outer, n, inner] = [1, x.size, 1];
     shape = keepdim ? x.shape.map(() => 1) : [];
   } else {
-    const ax = normAxis(name, axis, x.ndim);
     outer = numel(x.shape.slice(0, ax));
     n = x.shape[ax];
     inner = numel(x.shape.slice(ax + 1));

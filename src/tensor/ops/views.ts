@@ -35,7 +35,7 @@ export function flatten(x: Tensor): Tensor {
 
 export function permute(x: Tensor, dims: number[]): Tensor {
   if (dims.length !== x.ndim) throw new ShapeError(`permute: got ${dims.length} dims ${fmt(dims)} for tensor${fmt(x.shape)}`);
-  const axes = dims.map((d) => normAxis("permute", d, x.ndim));
+  const axes = dims.map((d) => normAxis("permute", d, x.shape));
   if (new Set(axes).size !== axes.length) throw new ShapeError(`permute: ${fmt(dims)} repeats an axis`);
   const out = x.viewRaw(axes.map((a) => x.shape[a]), axes.map((a) => x.strides[a]), x.offset);
   return record("permute", [x], out, (g) => {
@@ -50,8 +50,8 @@ export function permute(x: Tensor, dims: number[]): Tensor {
 }
 
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
-  const i = normAxis("transpose", a, x.ndim);
-  const j = normAxis("transpose", b, x.ndim);
+  const i = normAxis("transpose", a, x.shape);
+  const j = normAxis("transpose", b, x.shape);
   const dims = x.shape.map((_, k) => k);
   dims[i] = j;
   dims[j] = i;
@@ -60,7 +60,8 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 
 /** Elements [start, end) along `axis` (a view). */
 export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
-  const ax = normAxis("slice", axis, x.ndim);
+  if (x.ndim === 0) throw new ShapeError(`slice: tensor${fmt(x.shape)} has no axis to slice`);
+  const ax = normAxis("slice", axis, x.shape);
   const n = x.shape[ax];
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > n || start > end) {
     throw new ShapeError(`slice: [${start}, ${end}) is out of range for axis ${axis} of tensor${fmt(x.shape)} (size ${n})`);
@@ -88,8 +89,12 @@ export function contiguous(x: Tensor): Tensor {
 /** Concatenates along `axis`. */
 export function cat(xs: Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new ShapeError("cat: needs at least one tensor");
-  const ax = normAxis("cat", axis, xs[0].ndim);
+  if (xs[0].ndim === 0) throw new ShapeError(`cat: tensor${fmt(xs[0].shape)} has no axis to concatenate along`);
+  const ax = normAxis("cat", axis, xs[0].shape);
   for (const t of xs) {
+    if (t.dtype !== xs[0].dtype) {
+      throw new TypeError(`cat: tensor ${t.dtype}${fmt(t.shape)} does not match ${xs[0].dtype}${fmt(xs[0].shape)}: expected one dtype`);
+    }
     if (t.ndim !== xs[0].ndim || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
       throw new ShapeError(`cat: tensor${fmt(t.shape)} does not match ${fmt(xs[0].shape)} outside axis ${axis}`);
     }
