@@ -1,9 +1,11 @@
 // Every differentiable op, forward and backward, against float64 references and central
-// differences (test/helpers/gradcheck.ts), on odd sizes, broadcasting and non-contiguous views.
+// differences (test/helpers/gradcheck.ts): odd sizes (1, 3, 17, 33, 65), broadcasting both
+// ways, scalar operands and non-contiguous views (transposes, permutes, slices of larger
+// leaves, whose .grad is what gets checked); then each kernel's large, blocked and
+// multi-threaded paths, checked along random directions.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as T from "../src/tensor/index.js";
-import { backend } from "../src/native/index.js";
 import { gradcheck, type GradcheckOptions, type InputSpec } from "./helpers/gradcheck.js";
 import {
   attentionRef, binaryRef, catRef, crossEntropyRef, embeddingRef, gelu64, geluRef, layerNormRef, linearRef, matmulRef,
@@ -34,6 +36,8 @@ const pairs: [number[], number[], string?][] = [
   [[], [3, 3]],
   [[1], [65]],
   [[5, 17], [5, 17], "views"],
+  [[3, 17], [17], "views"],
+  [[33], [3, 33], "views"],
 ];
 
 for (const { name, f, ref } of binaries) {
@@ -42,8 +46,8 @@ for (const { name, f, ref } of binaries) {
     const b: InputSpec = name === "div" ? { shape: sb, minAbs: 0.5 } : { shape: sb };
     const a: InputSpec = { shape: sa };
     if (kind === "views") {
-      a.view = TR;
-      b.view = { slice: [1, 2, 3] };
+      a.view = sa.length >= 2 ? TR : { slice: [-1, 1, 2] };
+      b.view = { slice: [-1, 2, 3] };
     }
     check(`${name} [${sa}] & [${sb}]${kind ? " (non-contiguous)" : ""}`, [a, b], ([x, y]) => f(x, y), binaryRef(ref));
   }
@@ -286,163 +290,49 @@ for (const axis of [0, 1, -1]) {
 }
 check("cat of one tensor", [{ shape: [3, 5] }], (xs) => T.cat(xs, 1), catRef(1));
 check("cat with a constant input", [{ shape: [3, 5] }, { shape: [2, 5], grad: false }], (xs) => T.cat(xs, 0), catRef(0));
+// ---- at scale: the kernels' blocked and multi-threaded paths ---------------------------------
+// Too many elements for one difference each: gradients are checked along 3 random directions.
 
-// ---- compositions: graphs where gradients meet ---------------------------------------------
-
-check("a diamond: a = exp(x); a*a + a", [{ shape: [17], range: [-1, 1] }], ([x]) => {
-  const a = T.exp(x);
-  return T.add(T.mul(a, a), a);
-}, unaryRef((x) => Math.exp(2 * x) + Math.exp(x)));
-
-check("an MLP block: gelu(layerNorm(x) @ W + b) @ V, then cross-entropy", [
-  { shape: [2, 3, 17] }, { shape: [17] }, { shape: [17] }, { shape: [17, 33], std: 0.3 }, { shape: [33] }, { shape: [33, 5], std: 0.3 },
-], ([x, g, bb, w, b, v]) => {
-  const targets = T.ids([1, 4, -1, 0, 2, 3], [2, 3]);
-  return T.crossEntropy(T.matmul(T.gelu(T.linear(T.layerNorm(x, g, bb), w, b)), v), targets);
-}, ([x, g, bb, w, b, v], [sx, , , sw, sb, sv]) => {
-  const h = layerNormRef()([x, g, bb], [sx, [17], [17]]);
-  const l = linearRef("in_out")([h.data, w, b], [h.shape, sw, sb]);
-  const a = geluRef([l.data], [l.shape]);
-  const o = matmulRef([a.data, v], [a.shape, sv]);
-  return crossEntropyRef([1, 4, -1, 0, 2, 3])([o.data], [o.shape]);
+const D: GradcheckOptions = { directions: 3 };
+check("attention at scale: B=2 T=130 C=64 heads=4 (several query blocks)", [{ shape: [2, 130, 192] }],
+  ([x]) => T.causalSelfAttention(x, 4), attentionRef(4), D);
+check("attention at scale on a view: B=1 T=65 C=32 heads=2", [{ shape: [1, 65, 96], view: { slice: [2, 3, 0] } }],
+  ([x]) => T.causalSelfAttention(x, 2), attentionRef(2), D);
+check("layerNorm at scale [65,513]", ln(513, { shape: [65, 513] }), ([x, w, b]) => T.layerNorm(x, w, b), layerNormRef(), D);
+check("softmax at scale [33,1001]", [{ shape: [33, 1001], std: 3 }], ([x]) => T.softmax(x), softmaxRef, D);
+test("crossEntropy at scale [33,1001]", () => {
+  const rng = new T.Rng(3);
+  const targets = Array.from({ length: 33 }, (_, i) => (i % 7 === 2 ? -1 : rng.int(1001)));
+  const t = T.ids(targets);
+  gradcheck("crossEntropy [33,1001]", [{ shape: [33, 1001], std: 3 }], ([x]) => T.crossEntropy(x, t), crossEntropyRef(targets), D);
 });
-
-check("attention block: qkv = x @ W, attention, sum", [{ shape: [2, 5, 8] }, { shape: [8, 24], std: 0.5 }],
-  ([x, w]) => T.sum(T.causalSelfAttention(T.matmul(x, w), 2)),
-  ([x, w], [sx, sw]) => {
-    const qkv = matmulRef([x, w], [sx, sw]);
-    const o = attentionRef(2)([qkv.data], [qkv.shape]);
-    return reduceRef("sum")([o.data], [o.shape]);
-  });
-
-// ---- empty tensors -----------------------------------------------------------------------
-
-test("empty tensors flow through ops and backward", () => {
-  const x = T.zeros([0, 3]);
-  x.requiresGrad = true;
-  const w = T.randn([3, 4]);
-  w.requiresGrad = true;
-  const y = T.layerNorm(T.gelu(T.matmul(x, w)), T.ones([4]), T.zeros([4]));
-  assert.deepEqual(y.shape, [0, 4]);
-  T.sum(T.softmax(y)).backward();
-  assert.deepEqual(x.grad!.shape, [0, 3]);
-  assert.deepEqual([...w.grad!.toArray()], new Array(12).fill(0), "no rows: a zero weight gradient");
-  assert.deepEqual([...T.matmul(T.zeros([2, 0]), T.zeros([0, 3])).toArray()], [0, 0, 0, 0, 0, 0], "K = 0");
-  assert.deepEqual([...T.sum(T.zeros([2, 0]), 1).toArray()], [0, 0]);
-  assert.ok(T.mean(T.zeros([2, 0]), 1).toArray().every(Number.isNaN), "the mean of nothing is NaN");
-  assert.deepEqual(T.embedding(T.ids([], [0]), T.zeros([3, 2])).shape, [0, 2]);
-  assert.deepEqual(T.causalSelfAttention(T.zeros([1, 0, 6]), 2).shape, [1, 0, 2]);
-  assert.deepEqual(T.cat([T.zeros([0, 2]), T.ones([1, 2])]).shape, [1, 2]);
-});
-
-// ---- grad mode and memory ----------------------------------------------------------------
-
-test("noGrad records nothing and releases the intermediates it did not return", () => {
-  const x = T.randn([3, 4]);
-  x.requiresGrad = true;
-  const inner: T.Tensor[] = [];
-  const { y, z } = T.noGrad(() => {
-    assert.equal(T.isGradEnabled(), false);
-    const a = T.exp(x);
-    const b = T.mul(a, 2);
-    inner.push(a, b);
-    const y = T.add(b, 1);
-    const z = T.sum(y);
-    return { y, z };
-  });
-  assert.equal(T.isGradEnabled(), true);
-  assert.equal(y.requiresGrad, false);
-  assert.equal(y.node, null);
-  assert.equal(z.node, null);
-  assert.ok(inner.length === 2 && inner.every((t) => t.released), "intermediates are released");
-  assert.ok(!y.released && !z.released && !x.released, "results and outer tensors are kept");
-  const xv = x.toArray();
-  const yv = y.toArray();
-  for (let i = 0; i < xv.length; i++) assert.ok(Math.abs(yv[i] - (2 * Math.exp(xv[i]) + 1)) < 1e-4 * yv[i]);
-  // enableGrad inside noGrad records again.
-  const w = T.noGrad(() => T.enableGrad(() => T.mul(x, 3)));
-  assert.equal(w.requiresGrad, true);
-  assert.ok(w.node !== null);
-});
-
-test("noGrad releases intermediates when its body throws, and restores grad mode", () => {
-  const inner: T.Tensor[] = [];
-  assert.throws(() => T.noGrad(() => {
-    inner.push(T.ones([2]));
-    throw new Error("boom");
-  }), /boom/);
-  assert.ok(inner[0].released);
-  assert.equal(T.isGradEnabled(), true);
-});
-
-test("backward releases the graph's activations and saved buffers; leaves keep .grad", () => {
-  const x = T.randn([4, 17]);
-  const w = T.randn([17, 5]);
-  x.requiresGrad = true;
-  w.requiresGrad = true;
-  const before = backend.memoryStats().liveBlocks;
-  const h = T.matmul(T.transpose(T.transpose(x)), w); // a contiguous view pair and a GEMM
-  const a = T.gelu(h);
-  const s = T.softmax(T.transpose(a)); // dense copy saved for the backward
-  const loss = T.mean(s);
-  const kept = T.tanh(a).retain();
-  const loss2 = T.add(loss, T.sum(kept));
-  loss2.backward();
-  for (const t of [h, a, s, loss]) assert.ok(t.released, `${t} was released`);
-  assert.ok(!kept.released, "a retained activation survives");
-  assert.ok(!x.released && !w.released);
-  assert.deepEqual(x.grad!.shape, [4, 17]);
-  assert.deepEqual(w.grad!.shape, [17, 5]);
-  // What is left: the root, the retained tensor and two gradients.
-  assert.equal(backend.memoryStats().liveBlocks - before, 4);
-  assert.throws(() => a.data, /data: tensor\[4,5\] was released/);
-  for (const t of [loss2, kept]) t.release();
-  assert.equal(backend.memoryStats().liveBlocks - before, 2);
-});
-
-test("gradients accumulate across backward calls and through repeated use", () => {
-  const x = T.tensor([1, 2, 3]);
-  x.requiresGrad = true;
-  T.sum(T.scale(x, 2)).backward();
-  T.sum(T.mul(x, x)).backward();
-  assert.deepEqual([...x.grad!.toArray()], [2 + 2, 2 + 4, 2 + 6]);
-  const g = T.tensor([1, -1, 0.5]);
-  T.exp(x).backward(g);
-  const want = [4 + Math.exp(1), 6 - Math.exp(2), 8 + 0.5 * Math.exp(3)];
-  x.grad!.toArray().forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5 * Math.abs(want[i])));
-});
-
-// ---- the helper itself -------------------------------------------------------------------
-
-/** exp with a backward that is off by `err` (relative) on one element. */
-function skewedExp(x: T.Tensor, err: number): T.Tensor {
-  const out = T.noGrad(() => T.exp(x));
-  return T.record("skewedExp", [x], out, (g) => {
-    const gx = T.tensor(g.toArray().map((v, i) => v * out.data[i] * (i === 3 ? 1 + err : 1)), [...x.shape]);
-    return [gx];
-  });
+for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+  check(`matmul at scale [129,300]${ta ? "ᵀ" : ""} @ [300,97]${tb ? "ᵀ" : ""}`,
+    [{ shape: [129, 300], view: ta ? TR : undefined }, { shape: [300, 97], view: tb ? TR : undefined }], mm, matmulRef, D);
 }
-
-test("gradcheck catches a backward that is 1% off on one element", () => {
-  gradcheck("exact", [{ shape: [17], range: [-1, 1] }], ([x]) => skewedExp(x, 0), unaryRef(Math.exp));
-  assert.throws(() => gradcheck("skewed", [{ shape: [17], range: [-1, 1] }], ([x]) => skewedExp(x, 0.01), unaryRef(Math.exp)),
-    /skewed: gradient of input 0 \[17\]: element 3/);
+check("matmul at scale, batched [4,65,129] @ [4,129,33]", [{ shape: [4, 65, 129] }, { shape: [4, 129, 33] }], mm, matmulRef, D);
+check("matmul at scale, shared b [4,65,129] @ [129,33]", [{ shape: [4, 65, 129] }, { shape: [129, 33] }], mm, matmulRef, D);
+check("linear at scale [4,65,129] -> 97 + bias", [{ shape: [4, 65, 129] }, { shape: [129, 97] }, { shape: [97] }],
+  ([x, w, b]) => T.linear(x, w, b), linearRef("in_out"), D);
+check("gelu at scale [20001]", [{ shape: [20001], std: 2 }], ([x]) => T.gelu(x), geluRef, D);
+check("exp at scale [40001]", [{ shape: [40001], range: [-2, 2] }], ([x]) => T.exp(x), unaryRef(Math.exp), D);
+check("mul at scale [65,513] * [513]", [{ shape: [65, 513] }, { shape: [513] }], ([a, b]) => T.mul(a, b), binaryRef((a, b) => a * b), D);
+check("div at scale [65,513] / [65,513]", [{ shape: [65, 513] }, { shape: [65, 513], minAbs: 0.5 }], ([a, b]) => T.div(a, b),
+  binaryRef((a, b) => a / b), D);
+check("sum at scale over axis 1 of [65,33,17]", [{ shape: [65, 33, 17] }], ([x]) => T.sum(x, 1), reduceRef("sum", 1), D);
+check("mean at scale over axis 0 of [300,301] (column sums)", [{ shape: [300, 301] }], ([x]) => T.mean(x, 0), reduceRef("mean", 0), D);
+check("sum at scale over all of [70001]", [{ shape: [70001] }], ([x]) => T.sum(x), reduceRef("sum"), D);
+test("embedding at scale: 300 ids into [65,129]", () => {
+  const rng = new T.Rng(9);
+  const idList = Array.from({ length: 300 }, () => rng.int(65));
+  const ids = T.ids(idList, [3, 100]);
+  gradcheck("embedding [65,129] by ids[3,100]", [{ shape: [65, 129] }], ([t]) => T.embedding(ids, t), embeddingRef(idList, [3, 100]), D);
 });
-
-test("gradcheck catches a wrong forward, a wrong shape and a missing graph", () => {
-  assert.throws(() => gradcheck("fwd", [{ shape: [5] }], ([x]) => T.scale(x, 1.001), unaryRef((v) => v)), /fwd: forward: element/);
-  assert.throws(() => gradcheck("shape", [{ shape: [2, 3] }], ([x]) => T.reshape(x, [3, 2]), unaryRef((v) => v)), /output shape \[3,2\]/);
-  assert.throws(() => gradcheck("nograd", [{ shape: [3] }], ([x]) => T.noGrad(() => T.exp(x)), unaryRef(Math.exp)),
-    /does not require grad/);
-});
-
-test("gradcheck views: an op that ignores its input's strides is caught", () => {
-  // Reads the transposed view's storage as if it were contiguous (the classic kernel bug).
-  const stridesIgnored = (x: T.Tensor): T.Tensor => {
-    const out = T.tensor(x.data.subarray(0, x.size), [...x.shape]);
-    return T.record("stridesIgnored", [x], out, (g) => [T.tensor(g.toArray(), [...x.shape])]);
-  };
-  gradcheck("contiguous input", [{ shape: [3, 5] }], ([x]) => stridesIgnored(x), unaryRef((v) => v));
-  assert.throws(() => gradcheck("layout", [{ shape: [3, 5], view: TR }], ([x]) => stridesIgnored(x), unaryRef((v) => v)),
-    /layout: forward: element \d+ is/);
+test("dropout at scale [40001]", () => {
+  let mask: Float32Array = new Float32Array(0);
+  gradcheck("dropout p=0.2 [40001]", [{ shape: [40001], minAbs: 0.05 }], ([x]) => {
+    const y = T.dropout(x, 0.2, true, new T.Rng(4));
+    mask = y.toArray() as Float32Array;
+    return y;
+  }, ([x], [s]) => ({ data: x.map((v, i) => (mask[i] !== 0 ? v / 0.8 : 0)), shape: [...s] }), D);
 });

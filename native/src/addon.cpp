@@ -558,6 +558,13 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, const char* fname, 
   a.v_bs = int_arg(info, fname, 10, "v batch stride"); a.v_ts = int_arg(info, fname, 11, "v row stride");
   auto o = f32_arg(info, fname, 12, "o");
   a.o_bs = int_arg(info, fname, 13, "o batch stride"); a.o_ts = int_arg(info, fname, 14, "o row stride");
+  // Rows must be backed by distinct memory: with HS = 0 or a zero row stride no buffer bounds
+  // T, and the kernels' per-row loops and O(Tk) scratch would grow without limit.
+  if (mul_sat(a.B, a.Tq, a.NH) > 0) {
+    CHECK(a.HS >= 1, "HS must be >= 1, got " + std::to_string(a.HS));
+    CHECK((a.Tq <= 1 || (a.q_ts >= 1 && a.o_ts >= 1)) && (a.Tk <= 1 || (a.k_ts >= 1 && a.v_ts >= 1)),
+          "row strides must be >= 1 when there is more than one row");
+  }
   auto lse = f32_arg(info, fname, 15, "lse", !backward);
   const int64_t C = mul_sat(a.NH, a.HS);
   auto ext = [&](int64_t bs, int64_t ts, int64_t T) { return extent({a.B, T, C}, {bs, ts, 1}); };

@@ -67,6 +67,27 @@ export class AdamW {
     for (const g of this.groups) for (const p of g.params) if (p.grad !== null) backend.fill(p.grad.size, p.grad.data, 0);
   }
 
+  /** Copies of one parameter's first and second moments (zeros before its first update). */
+  momentsOf(p: Tensor): { m: Float32Array; v: Float32Array } {
+    return {
+      m: (this.m.get(p)?.toArray() as Float32Array | undefined) ?? new Float32Array(p.size),
+      v: (this.v.get(p)?.toArray() as Float32Array | undefined) ?? new Float32Array(p.size),
+    };
+  }
+
+  /** Restores one parameter's moments (from a checkpoint). */
+  setMoments(p: Tensor, m: ArrayLike<number>, v: ArrayLike<number>): void {
+    if (m.length !== p.size || v.length !== p.size) {
+      throw new Error(`AdamW.setMoments: got ${m.length}/${v.length} values for a parameter of ${p.size}`);
+    }
+    const tm = this.m.get(p) ?? zeros([...p.shape]);
+    const tv = this.v.get(p) ?? zeros([...p.shape]);
+    tm.data.set(m);
+    tv.data.set(v);
+    this.m.set(p, tm);
+    this.v.set(p, tv);
+  }
+
   /** Moments in parameter order, for checkpoints. */
   stateDict(): { step: number; lr: number; m: Float32Array[]; v: Float32Array[] } {
     const all = this.groups.flatMap((g) => g.params);

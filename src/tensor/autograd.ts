@@ -24,6 +24,9 @@ export interface Node {
 
 let nodeIds = 0;
 
+/** Marks a root whose graph backward() has consumed, so a second call fails loudly. */
+const CONSUMED: Node = { id: 0, op: "consumed", inputs: [], output: null, backward: () => [], saved: [] };
+
 export function isGradEnabled(): boolean {
   return state.gradEnabled;
 }
@@ -79,6 +82,7 @@ function accumulate(target: Tensor | undefined, g: Tensor): Tensor {
  * accumulating into the `.grad` of every leaf that requires one.
  */
 export function backward(root: Tensor, grad?: Tensor): void {
+  if (root.node === CONSUMED) throw new Error(`backward: the graph of tensor${fmt(root.shape)} was already consumed by an earlier backward()`);
   if (!root.requiresGrad) throw new Error(`backward: tensor${fmt(root.shape)} does not require grad (no graph was recorded)`);
   if (grad === undefined && root.size !== 1) {
     throw new ShapeError(`backward: root${fmt(root.shape)} is not a scalar; pass a gradient of the same shape`);
@@ -95,7 +99,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
     if (seen.has(n)) continue;
     seen.add(n);
     nodes.push(n);
-    for (const t of n.inputs) if (t.node !== null && !seen.has(t.node)) stack.push(t.node);
+    for (const t of n.inputs) if (t.node !== null && t.node !== CONSUMED && !seen.has(t.node)) stack.push(t.node);
   }
   nodes.sort((a, b) => b.id - a.id);
 
@@ -149,7 +153,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
     state.gradEnabled = prevGrad;
     for (const g of grads.values()) g.release();
   }
-  root.node = null;
+  root.node = CONSUMED;
 }
 
 function releasedBackward(): never {

@@ -40,12 +40,15 @@ export interface GPTOutput {
 
 export class GPT extends Module {
   transformer: GPT2Transformer;
+  /** Drives initialisation, then dropout masks; its state goes into checkpoints for exact resume. */
+  readonly rng: Rng;
   private positions = new Map<number, Tensor>();
 
   constructor(readonly config: GPTConfig, { seed = 0 } = {}) {
     super();
     validateConfig(config);
-    this.transformer = new GPT2Transformer(config, new Rng(seed));
+    this.rng = new Rng(seed);
+    this.transformer = new GPT2Transformer(config, this.rng);
   }
 
   private positionIds(T: number): Tensor {
