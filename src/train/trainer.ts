@@ -54,6 +54,8 @@ export interface TrainerOptions {
   quiet?: boolean;
   /** Install SIGINT/SIGTERM handlers that checkpoint and stop (default true). */
   handleSignals?: boolean;
+  /** Called after every optimizer step. */
+  onStep?: (record: StepRecord) => void;
 }
 
 export interface StepRecord {
@@ -80,7 +82,7 @@ export interface TrainResult {
 
 export class Trainer {
   readonly opt: AdamW;
-  private readonly o: Required<Omit<TrainerOptions, "steps" | "tokens" | "seconds" | "bytesPerToken">> & Pick<TrainerOptions, "steps" | "tokens" | "seconds" | "bytesPerToken">;
+  private readonly o: Required<Omit<TrainerOptions, "steps" | "tokens" | "seconds" | "bytesPerToken" | "onStep">> & Pick<TrainerOptions, "steps" | "tokens" | "seconds" | "bytesPerToken" | "onStep">;
   private readonly dataRng: Rng;
   private step = 0;
   private tokens = 0;
@@ -104,6 +106,11 @@ export class Trainer {
     const perStep = batch * ctx * this.o.gradAccum;
     this.totalSteps = Math.min(this.o.steps ?? Infinity, this.o.tokens !== undefined ? Math.ceil(this.o.tokens / perStep) : Infinity);
     mkdirSync(this.o.outDir, { recursive: true });
+  }
+
+  /** Asks the loop to checkpoint and stop after the current step (what SIGINT/SIGTERM do). */
+  requestStop(reason = "stop requested"): void {
+    this.stopSignal = reason;
   }
 
   /** Loads the newest complete checkpoint in outDir, if any; returns its step. */
@@ -241,6 +248,7 @@ export class Trainer {
         history.push(rec);
         appendFileSync(this.metricsPath, JSON.stringify(rec) + "\n");
         if (this.step % o.checkpointEvery === 0) this.checkpoint();
+        o.onStep?.(rec);
         if (!o.quiet) {
           const frac = o.seconds !== undefined ? rec.seconds / o.seconds : this.step / this.totalSteps;
           progress.update(frac, { step: String(this.step), loss: smooth.toFixed(3), val: Number.isNaN(valLoss) ? "--" : valLoss.toFixed(3), "tok/s": rec.tokensPerSecond.toLocaleString("en-US") });

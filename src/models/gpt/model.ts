@@ -84,6 +84,11 @@ export class GPT extends Module {
     return { logits, loss };
   }
 
+  /** Mean next-token cross-entropy (the trainer's LossModel interface). */
+  loss(ids: Tensor, targets: Tensor): Tensor {
+    return this.forward(ids, targets).loss!;
+  }
+
   /** Logits of the last position only: ids [B, T] -> [B, V] (for scoring and generation). */
   lastLogits(ids: Tensor): Tensor {
     const h = this.hidden(ids);
