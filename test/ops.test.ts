@@ -9,7 +9,7 @@ import * as T from "../src/tensor/index.js";
 import { gradcheck, type GradcheckOptions, type InputSpec } from "./helpers/gradcheck.js";
 import {
   attentionRef, binaryRef, catRef, crossEntropyRef, embeddingRef, gelu64, geluRef, layerNormRef, linearRef, matmulRef,
-  permuteRef, reduceRef, reshapeRef, sigmoid64, sliceRef, softmaxRef, transposeRef, unaryRef, type Reference,
+  mhaRef, permuteRef, reduceRef, reshapeRef, sigmoid64, sliceRef, softmaxRef, transposeRef, unaryRef, type Reference,
 } from "./helpers/reference.js";
 
 type Op = (xs: T.Tensor[]) => T.Tensor;
@@ -215,6 +215,37 @@ check("causalSelfAttention on a sliced qkv view", [{ shape: [2, 17, 18], view: {
   ([x]) => T.causalSelfAttention(x, 2), attentionRef(2));
 check("causalSelfAttention with large scores", [{ shape: [1, 17, 12], std: 4 }], ([x]) => T.causalSelfAttention(x, 2), attentionRef(2));
 
+// Separate q, k, v (BERT, CLIP): full and causal, head counts 1..4, odd T, views of larger leaves.
+const qkvOf = (shape: number[], view?: InputSpec["view"]): InputSpec[] => [0, 1, 2].map(() => ({ shape, view }));
+for (const causal of [false, true]) {
+  for (const [B, Tn, C, nHead] of [[2, 1, 4, 1], [1, 3, 6, 2], [2, 3, 12, 4], [1, 17, 12, 3], [2, 17, 8, 1]]) {
+    check(`attention q,k,v ${causal ? "causal" : "full"} B=${B} T=${Tn} C=${C} heads=${nHead}`, qkvOf([B, Tn, C]),
+      ([q, k, v]) => T.attention(q, k, v, nHead, { causal }), mhaRef(nHead, causal));
+  }
+  check(`attention q,k,v ${causal ? "causal" : "full"} on sliced views`, qkvOf([2, 17, 6], { slice: [2, 1, 2] }),
+    ([q, k, v]) => T.attention(q, k, v, 2, { causal }), mhaRef(2, causal));
+}
+check("attention q,k,v with large scores", [{ shape: [1, 17, 12], std: 4 }, { shape: [1, 17, 12], std: 4 }, { shape: [1, 17, 12] }],
+  ([q, k, v]) => T.attention(q, k, v, 2), mhaRef(2, false));
+check("attention q,k,v with a constant key and value", [{ shape: [2, 5, 6] }, { shape: [2, 5, 6], grad: false }, { shape: [2, 5, 6], grad: false }],
+  ([q, k, v]) => T.attention(q, k, v, 3), mhaRef(3, false));
+check("attention of one tensor with itself (q = k = v)", [{ shape: [2, 7, 6] }], ([x]) => T.attention(x, x, x, 2),
+  ([x], [s]) => mhaRef(2, false)([x, x, x], [s, s, s]));
+test("attention q,k,v agrees with causalSelfAttention on the same fused qkv", () => {
+  const qkv = T.randn([2, 17, 36], 1, new T.Rng(11));
+  const [q, k, v] = [0, 1, 2].map((i) => T.slice(qkv, 2, 12 * i, 12 * (i + 1)));
+  const a = T.causalSelfAttention(qkv, 3).toArray(), b = T.attention(q, k, v, 3, { causal: true }).toArray();
+  assert.deepEqual(b, a);
+});
+test("attention q,k,v rejects mismatched shapes, dtypes and head counts", () => {
+  const x = T.zeros([2, 3, 6]);
+  assert.throws(() => T.attention(x, T.zeros([2, 4, 6]), x, 2), /attention: q\[2,3,6\], k\[2,4,6\], v\[2,3,6\]: expected three \[B, T, C\]/);
+  assert.throws(() => T.attention(T.zeros([3, 6]), T.zeros([3, 6]), T.zeros([3, 6]), 2), /expected three \[B, T, C\]/);
+  assert.throws(() => T.attention(x, x, x, 4), /attention: q\[2,3,6\]: C=6 must be a positive multiple of nHead=4/);
+  assert.throws(() => T.attention(x, x, x, 0), /nHead=0/);
+  assert.throws(() => T.attention(x, T.ids([1, 2, 3, 4, 5, 6], [1, 1, 6]), x, 2), /attention: expected a float32 tensor, got int32/);
+});
+
 // ---- matmul, linear ----------------------------------------------------------------------
 
 const mm = ([a, b]: T.Tensor[]): T.Tensor => T.matmul(a, b);
@@ -298,6 +329,10 @@ check("attention at scale: B=2 T=130 C=64 heads=4 (several query blocks)", [{ sh
   ([x]) => T.causalSelfAttention(x, 4), attentionRef(4), D);
 check("attention at scale on a view: B=1 T=65 C=32 heads=2", [{ shape: [1, 65, 96], view: { slice: [2, 3, 0] } }],
   ([x]) => T.causalSelfAttention(x, 2), attentionRef(2), D);
+check("attention q,k,v at scale: B=2 T=130 C=64 heads=4, full", [0, 1, 2].map(() => ({ shape: [2, 130, 64] })),
+  ([q, k, v]) => T.attention(q, k, v, 4), mhaRef(4, false), D);
+check("attention q,k,v at scale: B=1 T=97 C=32 heads=2, causal", [0, 1, 2].map(() => ({ shape: [1, 97, 32] })),
+  ([q, k, v]) => T.attention(q, k, v, 2, { causal: true }), mhaRef(2, true), D);
 check("layerNorm at scale [65,513]", ln(513, { shape: [65, 513] }), ([x, w, b]) => T.layerNorm(x, w, b), layerNormRef(), D);
 check("softmax at scale [33,1001]", [{ shape: [33, 1001], std: 3 }], ([x]) => T.softmax(x), softmaxRef, D);
 test("crossEntropy at scale [33,1001]", () => {

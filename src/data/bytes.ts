@@ -7,6 +7,10 @@ export class ByteTokenizer {
   readonly vocabSize = 257;
   readonly eot = 256;
 
+  fingerprint(): string {
+    return "bytes-v1";
+  }
+
   encode(text: string): Int32Array {
     return Int32Array.from(Buffer.from(text, "utf8"));
   }

@@ -196,6 +196,38 @@ export function attentionRef(nHead: number): Reference {
   };
 }
 
+/** Plain softmax attention on separate q, k, v [B, T, C] -> [B, T, C]; causal masks keys j > t. */
+export function mhaRef(nHead: number, causal: boolean): Reference {
+  return ([q, k, v], [[B, T, C]]) => {
+    const HS = C / nHead, scale = 1 / Math.sqrt(HS);
+    const out = new Float64Array(B * T * C);
+    const at = (x: Float64Array, b: number, t: number, h: number, d: number): number => x[(b * T + t) * C + h * HS + d];
+    const p = new Float64Array(T);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < nHead; h++) {
+        for (let t = 0; t < T; t++) {
+          const keys = causal ? t + 1 : T;
+          let m = -Infinity;
+          for (let j = 0; j < keys; j++) {
+            let s = 0;
+            for (let d = 0; d < HS; d++) s += at(q, b, t, h, d) * at(k, b, j, h, d);
+            p[j] = s * scale;
+            m = Math.max(m, p[j]);
+          }
+          let z = 0;
+          for (let j = 0; j < keys; j++) z += p[j] = Math.exp(p[j] - m);
+          for (let d = 0; d < HS; d++) {
+            let o = 0;
+            for (let j = 0; j < keys; j++) o += (p[j] / z) * at(v, b, j, h, d);
+            out[(b * T + t) * C + h * HS + d] = o;
+          }
+        }
+      }
+    }
+    return { data: out, shape: [B, T, C] };
+  };
+}
+
 /** a [..., M, K] @ b [..., K, N] (b may be 2-D, shared by every batch). */
 export const matmulRef: Reference = ([a, b], [sa, sb]) => {
   const M = sa[sa.length - 2], K = sa[sa.length - 1], N = sb[sb.length - 1];

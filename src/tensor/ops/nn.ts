@@ -1,10 +1,11 @@
 /**
- * Fused neural-network ops: softmax, LayerNorm, embedding, cross-entropy and causal
- * self-attention. Kernels: native/src/kernels/{softmax,layernorm,embedding,cross_entropy,attention}.inc.
+ * Fused neural-network ops: softmax, LayerNorm, embedding, cross-entropy, causal
+ * self-attention on a fused qkv, and multi-head attention on separate q, k, v.
+ * Kernels: native/src/kernels/{softmax,layernorm,embedding,cross_entropy,attention}.inc.
  */
 import { backend } from "../../native/index.js";
 import { record } from "../autograd.js";
-import { ShapeError, fmt, numel } from "../shape.js";
+import { ShapeError, fmt, numel, sameShape } from "../shape.js";
 import { Tensor, empty, zeros } from "../tensor.js";
 import { dense, expectFloat, expectInt, expectNdim, gradSink } from "./util.js";
 
@@ -149,5 +150,38 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
     backend.attentionBackward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, out.data, T * C, C, lse.data,
       g.data, gd, gd.subarray(C), gd.subarray(2 * C), false);
     return [gx];
+  }, saved);
+}
+
+/**
+ * Multi-head attention with separate projections q, k, v [B, T, C] (heads contiguous
+ * inside C) -> [B, T, C]; every query sees every key unless `causal`. The kernel reads
+ * the three tensors in place with row stride C and stores no T x T scores.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, nHead: number, { causal = false } = {}): Tensor {
+  expectFloat("attention", q, k, v);
+  if (q.ndim !== 3 || !sameShape(q.shape, k.shape) || !sameShape(q.shape, v.shape)) {
+    throw new ShapeError(`attention: q${fmt(q.shape)}, k${fmt(k.shape)}, v${fmt(v.shape)}: expected three [B, T, C] tensors of one shape`);
+  }
+  const [B, T, C] = q.shape;
+  if (!Number.isInteger(nHead) || nHead < 1 || C < 1 || C % nHead !== 0) {
+    throw new ShapeError(`attention: q${fmt(q.shape)}: C=${C} must be a positive multiple of nHead=${nHead}`);
+  }
+  const HS = C / nHead;
+  const saved: Tensor[] = [];
+  const cq = dense(q, saved), ck = dense(k, saved), cv = dense(v, saved);
+  const out = empty([B, T, C]);
+  const lse = empty([B, nHead, T]);
+  saved.push(lse);
+  const dims = [B, T, T, nHead, HS];
+  const scale = 1 / Math.sqrt(HS);
+  const bs = T * C;
+  backend.attentionForward(dims, scale, causal, cq.data, bs, C, ck.data, bs, C, cv.data, bs, C, out.data, bs, C, lse.data);
+  return record("attention", [q, k, v], out, (g) => {
+    const gq = empty([B, T, C]), gk = empty([B, T, C]), gv = empty([B, T, C]);
+    backend.attentionBackward(dims, scale, causal, cq.data, bs, C, ck.data, bs, C, cv.data, bs, C, out.data, bs, C, lse.data,
+      g.data, gq.data, gk.data, gv.data, false);
+    const keep = (t: Tensor, input: Tensor): Tensor | null => (input.requiresGrad ? t : (t.release(), null));
+    return [keep(gq, q), keep(gk, k), keep(gv, v)];
   }, saved);
 }

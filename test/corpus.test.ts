@@ -1,0 +1,97 @@
+// Corpora: built-in sources, files/folders/globs/JSONL, dedup, split, shards and manifest,
+// and the handling of empty, binary, huge-line and invalid-UTF-8 input.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ByteTokenizer } from "../src/data/bytes.js";
+import { globToRegExp, loadSource, loadSources, splitByHash } from "../src/data/sources.js";
+import { prepareCorpus } from "../src/data/prepare.js";
+import { MemoryTokens } from "../src/data/tokens.js";
+
+const tmp = () => mkdtempSync(join(tmpdir(), "plinth-corpus-"));
+
+test("built-in sources load from npm packages with hashes", () => {
+  for (const [name, min] of [["moby-dick", 100], ["sotu", 200], ["spam-ham", 3000], ["typescript", 50]] as const) {
+    const s = loadSource(name);
+    assert.ok(s.docs.length >= min, `${name}: ${s.docs.length} documents`);
+    assert.ok(s.files.length > 0 && s.files.every((f) => /^[0-9a-f]{64}$/.test(f.sha256) && f.bytes > 0));
+  }
+  assert.ok(loadSource("spam-ham").docs.every((d) => !d.id.includes("spam-1") && !d.id.includes("spam-2")));
+  assert.ok(loadSource("typescript").docs.some((d) => /\binterface \w+/.test(d.text)));
+});
+
+test("files, folders, globs and JSONL fields; exact duplicates dropped", () => {
+  const dir = tmp();
+  try {
+    mkdirSync(join(dir, "a", "b"), { recursive: true });
+    writeFileSync(join(dir, "a", "one.txt"), "first document");
+    writeFileSync(join(dir, "a", "b", "two.md"), "second document");
+    writeFileSync(join(dir, "a", "b", "dup.txt"), "first document");
+    writeFileSync(join(dir, "rows.jsonl"), '{"text": "row one", "body": "b1"}\n\n{"text": "row two", "body": "b2"}\n');
+    assert.equal(loadSource(join(dir, "a")).docs.length, 3);
+    assert.deepEqual(loadSource(`${dir}/a/**/*.md`).docs.map((d) => d.text), ["second document"]);
+    assert.deepEqual(loadSource(join(dir, "rows.jsonl")).docs.map((d) => d.text), ["row one", "row two"]);
+    assert.deepEqual(loadSource(`${join(dir, "rows.jsonl")}:body`).docs.map((d) => d.text), ["b1", "b2"]);
+    const all = loadSources([join(dir, "a"), join(dir, "rows.jsonl")]);
+    assert.equal(all.docs.length, 4);
+    assert.equal(all.duplicates, 1);
+    assert.ok(globToRegExp("**/*.ts").test("x/y/z.ts") && globToRegExp("**/*.ts").test("z.ts") && !globToRegExp("*.ts").test("x/z.ts"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("bad input: empty corpus, binary files, folders without text, bad JSONL, invalid UTF-8, a 100 MB line", () => {
+  const dir = tmp();
+  try {
+    mkdirSync(join(dir, "empty"));
+    assert.throws(() => loadSources([join(dir, "empty")]), /no text found/);
+    mkdirSync(join(dir, "bin"));
+    writeFileSync(join(dir, "bin", "x.bin"), Buffer.from([0, 1, 2, 3, 0, 255]));
+    assert.throws(() => loadSources([join(dir, "bin")]), /no text found.*1 binary files skipped/);
+    writeFileSync(join(dir, "bad.jsonl"), '{"text": "ok"}\n{broken\n');
+    assert.throws(() => loadSource(join(dir, "bad.jsonl")), /bad\.jsonl:2 is not valid JSON/);
+    writeFileSync(join(dir, "nofield.jsonl"), '{"body": "x"}\n');
+    assert.throws(() => loadSource(join(dir, "nofield.jsonl")), /no string field "text"/);
+    assert.throws(() => loadSource(join(dir, "missing.txt")), /no such file or folder/);
+    writeFileSync(join(dir, "latin1.txt"), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x6f, 0x6b]));
+    const s = loadSource(join(dir, "latin1.txt"));
+    assert.deepEqual(s.invalidUtf8Files, [join(dir, "latin1.txt")]);
+    assert.equal(s.docs[0].text, "caf\uFFFD ok");
+    writeFileSync(join(dir, "huge.txt"), "word ".repeat(20_000_000));
+    const huge = loadSource(join(dir, "huge.txt"));
+    assert.equal(huge.docs[0].text.length, 100_000_000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("prepare writes shards and a manifest, splits by document, and reuses a matching folder", () => {
+  const dir = tmp();
+  try {
+    const tok = new ByteTokenizer();
+    const first = prepareCorpus({ specs: ["moby-dick"], tokenizer: tok, outDir: dir, valFraction: 0.1, shardTokens: 200_000 });
+    assert.equal(first.reused, false);
+    const m = first.manifest;
+    assert.ok(m.train.shards.length > 1, "expected several shards");
+    assert.equal(m.train.documents + m.val.documents, m.documents);
+    assert.equal(first.train.length, m.train.tokens);
+    assert.equal(m.train.tokens, m.train.bytes + m.train.documents);  // bytes + one end-of-text per document
+    assert.equal(m.dtype, "uint16");
+    const window = new Int32Array(50);
+    first.train.read(199_980, window);  // across a shard boundary
+    assert.ok(window.every((t) => t >= 0 && t <= 256));
+    const saved = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    assert.equal(saved.sources[0].files[0].sha256, m.sources[0].files[0].sha256);
+    const again = prepareCorpus({ specs: ["moby-dick"], tokenizer: tok, outDir: dir, valFraction: 0.1, shardTokens: 200_000 });
+    assert.equal(again.reused, true);
+    assert.throws(() => new MemoryTokens(new Int32Array(3)).read(2, new Int32Array(2)), /outside the 3 tokens/);
+    const docs = loadSource("sotu").docs;
+    const a = splitByHash(docs, 0.1), b = splitByHash([...docs].reverse(), 0.1);
+    assert.deepEqual(new Set(a.val.map((d) => d.id)), new Set(b.val.map((d) => d.id)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
