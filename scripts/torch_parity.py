@@ -12,6 +12,7 @@ Run (use Debian's python, which is the one that has torch):
 
     /usr/bin/python3 scripts/torch_parity.py gpt
     /usr/bin/python3 scripts/torch_parity.py gpt --out test/fixtures/gpt_tiny.json
+    /usr/bin/python3 scripts/torch_parity.py bert
 
 Each model is written by hand in plain torch (no `transformers`), following
 the Hugging Face computation exactly, with Hugging Face parameter names and
@@ -23,9 +24,11 @@ float32.
 Fixture format (per model): config, initial params, inputs, logits, loss,
 parameter gradients, and the losses / pre-clip grad norms of a short AdamW
 training run on the same batch. Tensors are stored as
-{"shape": [...], "data": base64(float32 little-endian)}.
+{"shape": [...], "data": base64(float32 little-endian)}. Targets equal to -100
+(PyTorch's and Hugging Face's ignore index) are not scored; plinth ignores any
+negative target. A model may add fields of its own (BERT: token_type_ids).
 
-To add a model (e.g. BERT, CLIP): write a `build_<name>` returning
+To add a model (e.g. CLIP): write a `build_<name>` returning
 (config, ordered params dict, forward fn, batch inputs), register it in
 MODELS, and give it a default output path in DEFAULT_OUT.
 """
@@ -151,6 +154,107 @@ def build_gpt():
 
 
 # ----------------------------------------------------------------------------
+# BERT (masked LM)
+
+
+def linear(x, w, b):
+    # torch.nn.Linear: weight [out, in], y = x @ W^T + b
+    return F.linear(x, w, b)
+
+
+def build_bert():
+    cfg = {
+        "model_type": "bert",
+        "vocab_size": 40,
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "hidden_act": "gelu_new",
+        "max_position_embeddings": 16,
+        "type_vocab_size": 2,
+        "layer_norm_eps": 1e-12,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.02,
+        "pad_token_id": 0,
+    }
+    B, T = 2, 10
+    V, C, L = cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"]
+    I, P, TV = cfg["intermediate_size"], cfg["max_position_embeddings"], cfg["type_vocab_size"]
+    mask_id = V - 1
+
+    torch.manual_seed(SEED)
+    std = 0.02
+    p = {}  # insertion order == Hugging Face's BertForMaskedLM order
+    e = "bert.embeddings."
+    p[e + "word_embeddings.weight"] = normal((V, C), std)
+    p[e + "position_embeddings.weight"] = normal((P, C), std)
+    p[e + "token_type_embeddings.weight"] = normal((TV, C), std)
+    p[e + "LayerNorm.weight"] = normal((C,), 0.1, 1.0)
+    p[e + "LayerNorm.bias"] = normal((C,), std)
+    for i in range(L):
+        h = f"bert.encoder.layer.{i}."
+        for name in ("query", "key", "value"):
+            p[h + f"attention.self.{name}.weight"] = normal((C, C), std)
+            p[h + f"attention.self.{name}.bias"] = normal((C,), std)
+        p[h + "attention.output.dense.weight"] = normal((C, C), std)
+        p[h + "attention.output.dense.bias"] = normal((C,), std)
+        p[h + "attention.output.LayerNorm.weight"] = normal((C,), 0.1, 1.0)
+        p[h + "attention.output.LayerNorm.bias"] = normal((C,), std)
+        p[h + "intermediate.dense.weight"] = normal((I, C), std)
+        p[h + "intermediate.dense.bias"] = normal((I,), std)
+        p[h + "output.dense.weight"] = normal((C, I), std)
+        p[h + "output.dense.bias"] = normal((C,), std)
+        p[h + "output.LayerNorm.weight"] = normal((C,), 0.1, 1.0)
+        p[h + "output.LayerNorm.bias"] = normal((C,), std)
+    p["cls.predictions.transform.dense.weight"] = normal((C, C), std)
+    p["cls.predictions.transform.dense.bias"] = normal((C,), std)
+    p["cls.predictions.transform.LayerNorm.weight"] = normal((C,), 0.1, 1.0)
+    p["cls.predictions.transform.LayerNorm.bias"] = normal((C,), std)
+    p["cls.predictions.bias"] = normal((V,), std)  # the decoder's bias; its weight is tied to word_embeddings
+
+    # A masked-LM batch: about 30% of positions are targets (at least one per row), their
+    # inputs replaced by [MASK]; every other label is -100. Two segments per row.
+    tokens = torch.randint(0, V - 1, (B, T))
+    chosen = torch.rand(B, T) < 0.3
+    for b in range(B):
+        if not chosen[b].any():
+            chosen[b, 3] = True
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    input_ids = torch.where(chosen, torch.full_like(tokens, mask_id), tokens)
+    token_type_ids = torch.tensor([[0] * 5 + [1] * 5, [0] * 7 + [1] * 3])
+
+    eps = cfg["layer_norm_eps"]
+    nh = cfg["num_attention_heads"]
+    hs = C // nh
+
+    def forward(p, idx):
+        Bx, Tx = idx.shape
+        x = (p[e + "word_embeddings.weight"][idx] + p[e + "token_type_embeddings.weight"][token_type_ids]
+             + p[e + "position_embeddings.weight"][:Tx])
+        x = layer_norm(x, p[e + "LayerNorm.weight"], p[e + "LayerNorm.bias"], eps)
+        for i in range(L):
+            h = f"bert.encoder.layer.{i}."
+            q, k, v = (linear(x, p[h + f"attention.self.{n}.weight"], p[h + f"attention.self.{n}.bias"])
+                       .view(Bx, Tx, nh, hs).transpose(1, 2) for n in ("query", "key", "value"))
+            att = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(hs), dim=-1)  # no mask: bidirectional
+            y = (att @ v).transpose(1, 2).contiguous().view(Bx, Tx, C)
+            y = linear(y, p[h + "attention.output.dense.weight"], p[h + "attention.output.dense.bias"])
+            a = layer_norm(y + x, p[h + "attention.output.LayerNorm.weight"], p[h + "attention.output.LayerNorm.bias"], eps)
+            m = gelu_tanh(linear(a, p[h + "intermediate.dense.weight"], p[h + "intermediate.dense.bias"]))
+            m = linear(m, p[h + "output.dense.weight"], p[h + "output.dense.bias"])
+            x = layer_norm(m + a, p[h + "output.LayerNorm.weight"], p[h + "output.LayerNorm.bias"], eps)
+        t = gelu_tanh(linear(x, p["cls.predictions.transform.dense.weight"], p["cls.predictions.transform.dense.bias"]))
+        t = layer_norm(t, p["cls.predictions.transform.LayerNorm.weight"], p["cls.predictions.transform.LayerNorm.bias"], eps)
+        return linear(t, p[e + "word_embeddings.weight"], p["cls.predictions.bias"])  # decoder tied to word_embeddings
+
+    return {"config": cfg, "batch": B, "seq": T, "params": p,
+            "input_ids": input_ids, "targets": labels, "forward": forward,
+            "extra": {"token_type_ids": token_type_ids.tolist(), "mask_token_id": mask_id}}
+
+
+# ----------------------------------------------------------------------------
 # generic driver: forward/backward golden values + short AdamW run
 
 
@@ -188,7 +292,7 @@ def make_fixture(spec):
         train_losses.append(float(l.item()))
         grad_norms.append(float(gn.item()))
 
-    return {
+    fixture = {
         "config": spec["config"],
         "batch": spec["batch"],
         "seq": spec["seq"],
@@ -205,10 +309,12 @@ def make_fixture(spec):
         "generator": "scripts/torch_parity.py",
         "torch_version": torch.__version__,
     }
+    fixture.update(spec.get("extra", {}))
+    return fixture
 
 
-MODELS = {"gpt": build_gpt}
-DEFAULT_OUT = {"gpt": "test/fixtures/gpt_tiny.json"}
+MODELS = {"gpt": build_gpt, "bert": build_bert}
+DEFAULT_OUT = {"gpt": "test/fixtures/gpt_tiny.json", "bert": "test/fixtures/bert_tiny.json"}
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@
  * applies them) → ids. Added (special) tokens found in the text are kept whole.
  * Lossless on any input: `decodeBytes(encodeBytes(b))` gives back `b` exactly.
  */
-import { BYTE_TO_CHAR, charsToBytes, PRETOKENIZE_PATTERN } from "./bytelevel.js";
+import { BYTE_TO_CHAR, charsToBytes, PRETOKENIZE_PATTERN, textBlocks } from "./bytelevel.js";
 import { decodeLossless, utf8Bytes, wellFormed } from "./lossless.js";
 import { specFromHuggingFace, specToHuggingFace, serializeHuggingFace, type HuggingFaceTokenizerJSON } from "./hf.js";
 import { readJSONFile, writeFileAtomic, tokenizerPath } from "./file.js";
@@ -33,8 +33,8 @@ export interface EncodeOptions {
 const NO_MERGE = 0x7fffffff;
 /** Chunks shorter than this merge by a linear scan; longer ones (minified code, long runs) by a heap. */
 const SCAN_LIMIT = 64;
-const CACHE_ENTRIES = 1 << 17;
-const CACHE_CHUNK_CHARS = 256;
+const CACHE_ENTRIES = 1 << 16;
+const CACHE_CHUNK_CHARS = 64;
 const UTF8_LENIENT = new TextDecoder("utf-8", { ignoreBOM: true });
 
 export class BPETokenizer {
@@ -104,8 +104,7 @@ export class BPETokenizer {
       this.mergeResults[rank] = merged;
     });
 
-    const contents = [...this.addedIds.keys()].sort((x, y) => y.length - x.length); // longest first: leftmost-longest match
-    this.addedPattern = contents.length === 0 ? null : new RegExp(contents.map(escapeRegExp).join("|"), "g");
+    this.addedPattern = addedTokenPattern([...this.addedIds.keys()]);
   }
 
   /** Text → ids. Lone surrogates in `text` encode as U+FFFD, as UTF-8 would. */
@@ -202,6 +201,10 @@ export class BPETokenizer {
   }
 
   private encodeOrdinary(text: string, out: number[]): void {
+    for (const block of textBlocks(text)) this.encodeBlock(block, out);
+  }
+
+  private encodeBlock(text: string, out: number[]): void {
     const chunks = text.match(PRETOKENIZE_PATTERN);
     if (chunks === null) return;
     const cache = this.cache;
@@ -321,6 +324,9 @@ class MinHeap {
   }
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+/** Matches any of `contents` literally, leftmost first and the longest where several start at one place. */
+export function addedTokenPattern(contents: readonly string[]): RegExp | null {
+  if (contents.length === 0) return null;
+  const escaped = [...contents].sort((x, y) => y.length - x.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(escaped.join("|"), "g");
 }

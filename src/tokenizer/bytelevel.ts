@@ -64,3 +64,30 @@ export const PRETOKENIZE_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?
 export function pretokenize(text: string): string[] {
   return text.match(PRETOKENIZE_PATTERN) ?? [];
 }
+
+const WHITESPACE = /\s/;
+
+function isWhitespace(code: number): boolean {
+  return code === 0x20 || (code >= 0x09 && code <= 0x0d) || (code > 0x7f && WHITESPACE.test(String.fromCharCode(code)));
+}
+
+/**
+ * `text` cut into pieces of about `blockChars` characters at places no chunk crosses, so
+ * a long text never becomes one giant array of chunks. The cut goes before the last
+ * whitespace character ahead of a non-whitespace one: there the pattern splits the same
+ * with or without the cut (the run before it ends a chunk either way, and that last
+ * character starts the next chunk, alone or as the space leading a word).
+ */
+export function textBlocks(text: string, blockChars = 1 << 20): string[] {
+  if (text.length <= blockChars) return [text];
+  const blocks: string[] = [];
+  let start = 0;
+  for (let p = blockChars; p + 1 < text.length; p++) {
+    if (!isWhitespace(text.charCodeAt(p)) || isWhitespace(text.charCodeAt(p + 1))) continue;
+    blocks.push(text.slice(start, p));
+    start = p;
+    p = start + blockChars - 1;
+  }
+  blocks.push(text.slice(start));
+  return blocks;
+}

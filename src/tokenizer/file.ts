@@ -3,7 +3,7 @@
  * written and fsynced, then renamed over it, and the folder is fsynced, so a crash leaves
  * either the old file or the new one, never a torn one.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 export const TOKENIZER_FILE = "tokenizer.json";
@@ -18,9 +18,12 @@ export function tokenizerPath(path: string): string {
   return path;
 }
 
+let writes = 0;
+
 export function writeFileAtomic(path: string, text: string): void {
   const bytes = Buffer.from(text, "utf8");
-  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${(writes++).toString(36)}`;
   let fd: number | undefined;
   try {
     fd = openSync(tmp, "w");

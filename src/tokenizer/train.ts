@@ -12,9 +12,9 @@
  * Ids: special tokens first, then the 256 byte tokens (in stand-in order, as GPT-2 and
  * Hugging Face's trainer place them), then one token per merge.
  */
-import { BYTE_TO_CHAR, BYTES_IN_VOCAB_ORDER, pretokenize } from "./bytelevel.js";
+import { BYTE_TO_CHAR, BYTES_IN_VOCAB_ORDER, pretokenize, textBlocks } from "./bytelevel.js";
 import { utf8Bytes, wellFormed } from "./lossless.js";
-import { BPETokenizer } from "./bpe.js";
+import { addedTokenPattern, BPETokenizer } from "./bpe.js";
 
 export interface TrainProgress {
   stage: "count" | "merge";
@@ -84,14 +84,16 @@ export function trainBPE(texts: Iterable<string>, options: TrainBPEOptions): BPE
 
 function countChunks(texts: Iterable<string>, specialTokens: readonly string[], onProgress?: (p: TrainProgress) => void): Map<string, number> {
   const counts = new Map<string, number>();
-  const specials = specialTokens.length === 0 ? null : new RegExp([...specialTokens].sort((x, y) => y.length - x.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"));
+  const specials = addedTokenPattern(specialTokens);
   let done = 0;
   for (const raw of texts) {
     if (typeof raw !== "string") throw new TypeError(`trainBPE: text ${done} is ${typeof raw}, not a string`);
     // Special tokens in the corpus are cut out: encoding keeps them whole, so their pieces should not be learned.
     const pieces = specials === null ? [raw] : raw.split(specials);
     for (const piece of pieces) {
-      for (const chunk of pretokenize(wellFormed(piece))) counts.set(chunk, (counts.get(chunk) ?? 0) + 1);
+      for (const block of textBlocks(wellFormed(piece))) {
+        for (const chunk of pretokenize(block)) counts.set(chunk, (counts.get(chunk) ?? 0) + 1);
+      }
     }
     done++;
     if (onProgress && done % 1000 === 0) onProgress({ stage: "count", done, total: 0 });
