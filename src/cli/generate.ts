@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ByteTokenizer } from "../data/bytes.js";
+import { tokenizerFor } from "../data/tokenizer.js";
 import { generate, loadGPT } from "../models/gpt/index.js";
 import { UsageError, parseFloatArg, parseIntArg } from "./args.js";
 
@@ -10,7 +10,8 @@ export const generateHelp = `plinth generate — continue a prompt with a saved 
 
 Usage: plinth generate --model <dir> --prompt <text> [--max-tokens 200] [--temperature 0.8] [--top-k 40] [--top-p 1] [--seed 0]
 
-  --model        folder with config.json and model.safetensors (e.g. runs/demo)
+  --model        folder with config.json, model.safetensors and tokenizer.json (e.g. runs/default);
+                 without tokenizer.json the model is read as byte-level
   --prompt       text to continue
   --max-tokens   new tokens to generate (default 200)
   --temperature  0 = greedy (default 0.8)
@@ -18,8 +19,8 @@ Usage: plinth generate --model <dir> --prompt <text> [--max-tokens 200] [--tempe
   --top-p        nucleus sampling threshold (default 1)
 
 Examples:
-  plinth generate --model runs/demo --prompt "Call me "
-  plinth generate --model runs/demo --prompt "The sea" --temperature 0`;
+  plinth generate --model runs/default --prompt "Call me "
+  plinth generate --model runs/code --prompt "export function " --temperature 0`;
 
 export function runGenerate(argv: string[]): void {
   const { values } = parseArgs({
@@ -38,9 +39,9 @@ export function runGenerate(argv: string[]): void {
   const model = loadGPT(values.model);
   const meta = join(values.model, "model.safetensors");
   if (!existsSync(meta)) throw new Error(`${meta} is missing`);
-  const tok = new ByteTokenizer();
+  const tok = tokenizerFor(values.model);
   if (model.config.vocab_size !== tok.vocabSize) {
-    throw new Error(`generate: the model's vocabulary has ${model.config.vocab_size} tokens; this build reads byte-level (257-token) models`);
+    throw new Error(`generate: the model has ${model.config.vocab_size} token ids but its tokenizer has ${tok.vocabSize}: mismatched tokenizer.json?`);
   }
   const { tokens, finishReason } = generate(model, Array.from(tok.encode(values.prompt)), {
     maxNewTokens: parseIntArg("max-tokens", values["max-tokens"], 200),

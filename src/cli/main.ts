@@ -9,10 +9,13 @@
 import { runDemo, demoHelp } from "./demo.js";
 import { runGenerate, generateHelp } from "./generate.js";
 import { runInfo, infoHelp } from "./info.js";
+import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretrain.js";
 import { UsageError } from "./args.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
+  tokenizer: { run: runTokenizer, help: tokenizerHelp },
+  pretrain: { run: runPretrain, help: pretrainHelp },
   generate: { run: runGenerate, help: generateHelp },
   info: { run: runInfo, help: infoHelp },
 };

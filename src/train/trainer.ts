@@ -157,10 +157,12 @@ export class Trainer {
     return (performance.now() - this.runStart) / 1000;
   }
 
-  /** Mean validation loss over the first evalWindows consecutive windows. */
+  /** Mean validation loss over evalWindows windows spread evenly over the validation stream. */
   evaluate(): number {
     const { ctx, batch, val, evalWindows, model, objective } = this.o;
     const windows = Math.min(evalWindows, Math.floor((val.length - 1) / ctx));
+    const span = val.length - ctx - 1;
+    const startOf = (w: number) => (windows === 1 ? 0 : Math.floor((w * span) / (windows - 1)));
     const evalRng = new Rng(this.o.seed + 1);  // fixed masks for MLM, so evaluations compare
     const buf = new Int32Array(batch * (ctx + 1));
     let total = 0, count = 0;
@@ -168,7 +170,7 @@ export class Trainer {
     model.eval();
     for (let w0 = 0; w0 < windows; w0 += batch) {
       const n = Math.min(batch, windows - w0);
-      for (let b = 0; b < n; b++) val.read((w0 + b) * ctx, buf.subarray(b * (ctx + 1), (b + 1) * (ctx + 1)));
+      for (let b = 0; b < n; b++) val.read(startOf(w0 + b), buf.subarray(b * (ctx + 1), (b + 1) * (ctx + 1)));
       const { x, y } = objective.batch(buf, n, ctx, evalRng);
       const loss = noGrad(() => model.loss(x, y).item());
       let targets = 0;
@@ -257,7 +259,7 @@ export class Trainer {
         await new Promise((resolve) => setImmediate(resolve));
       }
       if (history.length === 0 || history[history.length - 1].valLoss === undefined) valLoss = this.evaluate();
-      this.checkpoint();
+      if (history.length > 0 || listCheckpoints(o.outDir).length === 0) this.checkpoint();
       this.writeCurve();
       if (!o.quiet) {
         progress.update(1, { step: String(this.step), loss: smooth.toFixed(3), val: valLoss.toFixed(3) }, true);
