@@ -11,11 +11,13 @@ import { runGenerate, generateHelp } from "./generate.js";
 import { runInfo, infoHelp } from "./info.js";
 import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretrain.js";
 import { UsageError } from "./args.js";
+import { runScale, scaleHelp } from "./scale.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
   tokenizer: { run: runTokenizer, help: tokenizerHelp },
   pretrain: { run: runPretrain, help: pretrainHelp },
+  scale: { run: runScale, help: scaleHelp },
   generate: { run: runGenerate, help: generateHelp },
   info: { run: runInfo, help: infoHelp },
 };
