@@ -5,6 +5,8 @@
  *   gemm    GFLOPS on ../shared/bench/torch_ref.py's GEMM shapes (+ GPT's transposed shapes)
  *   gpt     GPT-2 training step on configs S and M: tokens/s, GFLOPS, model FLOPs utilisation
  *   memory  RSS and native memory over 300 training steps of config S (leak check), peak memory
+ *   tokenizer  BPE encode throughput beside @huggingface/tokenizers on the same text (not in the default set)
+ *   data    trainer throughput on real token shards vs synthetic batches (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
@@ -19,6 +21,16 @@ import { backend } from "../src/native/index.js";
 import { GPT, gptConfig } from "../src/models/gpt/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import { Rng, ids } from "../src/tensor/index.js";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { loadSource } from "../src/data/sources.js";
+import { prepareCorpus } from "../src/data/prepare.js";
+import { BPETextTokenizer } from "../src/data/tokenizer.js";
+import { MemoryTokens } from "../src/data/tokens.js";
+import { trainBPE } from "../src/tokenizer/index.js";
+import { clm } from "../src/train/objectives.js";
+import { Trainer } from "../src/train/trainer.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -56,7 +68,7 @@ const results: Row[] = [];
 function emit(row: Row): void {
   results.push(row);
   if (values.json) console.log(JSON.stringify(row));
-  else console.log(`  ${Object.entries(row).filter(([k]) => k !== "impl" && k !== "bench").map(([k, v]) => `${k}=${v}`).join("  ")}`);
+  else console.log(`  ${Object.entries(row).filter(([k, v]) => k !== "bench" && !(k === "impl" && v === "plinth")).map(([k, v]) => `${k}=${v}`).join("  ")}`);
 }
 function section(title: string): void {
   if (!values.json) console.log(`\n${title}`);
@@ -175,6 +187,47 @@ if (only.has("memory")) {
   }
   const first = samples[0], last = samples[samples.length - 1];
   emit({ impl: "plinth", bench: "memory-summary", steps: memorySteps, rss_growth_mb: round(Number(last.rss_mb) - Number(first.rss_mb)), fresh_allocations_after_step_10: Number(last.fresh_allocations) - Number(first.fresh_allocations), peak_native_mb: last.peak_native_mb });
+}
+
+if (only.has("tokenizer")) {
+  section("tokenizer: byte-level BPE encode throughput on held-out text");
+  const docs = loadSource("english").docs.map((d) => d.text);
+  const trainText = docs.filter((_, i) => i % 4 !== 0);
+  const held = docs.filter((_, i) => i % 4 === 0).join("\n").slice(0, 1_000_000);
+  const bpe = trainBPE(trainText.map((t) => t.slice(0, 4000)), { vocabSize: 4096 });
+  const hf = new Tokenizer(bpe.toJSON() as unknown as ConstructorParameters<typeof Tokenizer>[0], { clean_up_tokenization_spaces: false });
+  const mb = Buffer.byteLength(held, "utf8") / 1e6;
+  const ours = time(() => new BPETextTokenizer(bpe).encode(held), 3);
+  const theirs = time(() => hf.encode(held, { add_special_tokens: false }), 3);
+  emit({ impl: "plinth", bench: "tokenizer", mb: round(mb, 2), mb_per_s: round(mb / ours, 2) });
+  emit({ impl: "@huggingface/tokenizers", bench: "tokenizer", mb: round(mb, 2), mb_per_s: round(mb / theirs, 2) });
+  emit({ impl: "ratio", bench: "tokenizer", ratio: round(theirs / ours, 2) + "x" });
+}
+
+if (only.has("data")) {
+  section("data: trainer throughput on real shards vs synthetic batches (config S shape, 20 steps each)");
+  const dir = mkdtempSync(join(tmpdir(), "plinth-bench-data-"));
+  try {
+    const bpe = trainBPE(loadSource("moby-dick").docs.map((d) => d.text), { vocabSize: 4096 });
+    const corpus = prepareCorpus({ specs: ["moby-dick"], tokenizer: new BPETextTokenizer(bpe), outDir: join(dir, "data") });
+    const rng = new Rng(3);
+    const synthetic = new MemoryTokens(Int32Array.from({ length: 1 << 20 }, () => rng.int(4096)));
+    const c = CONFIGS.S;
+    const measure = async (train: typeof synthetic | typeof corpus.train, val: typeof synthetic | typeof corpus.val, name: string) => {
+      const model = new GPT(gptConfig({ vocab_size: 4096, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
+      const t = new Trainer({ model, objective: clm, train, val, outDir: join(dir, name), batch: c.batch, ctx: c.ctx, steps: 22, evalEvery: 1e9, evalWindows: 1, checkpointEvery: 1e9, quiet: true, handleSignals: false });
+      const r = await t.run();
+      const steady = r.history.slice(2);
+      const tps = ((steady.length * c.batch * c.ctx) / (steady[steady.length - 1].seconds - r.history[1].seconds));
+      emit({ impl: "plinth", bench: "data", source: name, tokens_per_s: Math.round(tps) });
+      return tps;
+    };
+    const real = await measure(corpus.train, corpus.val, "shards");
+    const synth = await measure(synthetic, synthetic, "synthetic");
+    emit({ impl: "ratio", bench: "data", real_over_synthetic: round(real / synth, 3) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function ratios(bench: string, key: (r: Row) => string, field: string): void {
