@@ -14,6 +14,8 @@ import { MemoryTokens } from "../src/data/tokens.js";
 import { decodeSafetensors, saveSafetensors, type RawTensor } from "../src/io/safetensors.js";
 import { BertForMaskedLM, bertConfig, loadBert, saveBert } from "../src/models/bert/index.js";
 import { ids, noGrad, Rng } from "../src/tensor/index.js";
+import { AdamW, clipGradNorm } from "../src/optim/index.js";
+import { backend } from "../src/native/index.js";
 import { mlm } from "../src/train/objectives.js";
 import { Trainer } from "../src/train/trainer.js";
 
@@ -162,6 +164,28 @@ test("mlm masks 15% of non-special tokens, 80% [MASK] / 10% random / 10% kept, n
   assert.ok(Math.abs(masked / targets - 0.8) < 0.015, `[MASK] fraction ${masked / targets}`);
   assert.ok(Math.abs(random / targets - 0.1 * (1 - 1 / V)) < 0.01, `random fraction ${random / targets}`);
   assert.ok(Math.abs(kept / targets - (0.1 + 0.1 / V)) < 0.01, `kept fraction ${kept / targets}`);
+});
+
+test("training steps hold memory steady: the target-row head's index tensors are freed with the graph", () => {
+  const model = new BertForMaskedLM(bertConfig({ vocab_size: 65, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, max_position_embeddings: 32 }));
+  const opt = new AdamW(model.paramGroups(0.1), { lr: 1e-3 });
+  const rng = new Rng(1);
+  const objective = mlm({ maskToken: 64, vocabSize: 64 });
+  const windows = new Int32Array(4 * 33);
+  const step = () => {
+    for (let i = 0; i < windows.length; i++) windows[i] = rng.int(64);
+    const { x, y } = objective.batch(windows, 4, 32, rng);
+    const loss = model.loss(x, y);
+    loss.backward();
+    clipGradNorm(model.parameters(), 1);
+    opt.step();
+    opt.zeroGrad();
+    for (const t of [loss, x, y]) t.release();
+  };
+  for (let i = 0; i < 3; i++) step();
+  const before = backend.memoryStats().bytesInUse;
+  for (let i = 0; i < 20; i++) step();
+  assert.equal(backend.memoryStats().bytesInUse, before, "bytes in use grew across steps (a leak)");
 });
 
 test("a small byte-level BERT learns Moby Dick: masked-token validation loss ends well below the unigram entropy", withDir("plinth-bert-train-", async (dir) => {
