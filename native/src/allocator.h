@@ -3,8 +3,9 @@
 // Fresh pages cost a page fault each (a new 40 MB buffer is ~100 ms of faults on
 // these machines), so freed blocks go back to a per-size free list and are handed
 // out again; training reaches a steady state where no step allocates fresh memory.
-// Blocks are 64-byte aligned for vector loads; sizes are rounded up to 64 bytes
-// (small) or 4 KiB (large) so that near-equal sizes share a list.
+// Blocks are 64-byte aligned for vector loads; sizes are rounded up to size classes
+// (64-byte steps below 64 KiB, then eight classes per power of two) so that
+// near-equal sizes share a list.
 #pragma once
 #include <cstddef>
 #include <cstdint>

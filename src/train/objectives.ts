@@ -52,10 +52,14 @@ export function mlm({ maskToken, vocabSize, specialIds = [], rate = 0.15 }: { ma
           else if (r < 0.9) xi[i] = rng.int(vocabSize);
         }
         if (!any) {
-          // Every row keeps at least one target so no batch is all-ignored.
-          const t = rng.int(T);
-          yi[b * T + t] = xi[b * T + t];
-          xi[b * T + t] = maskToken;
+          // Every row keeps at least one target so no batch is all-ignored (never a special id).
+          const candidates: number[] = [];
+          for (let t = 0; t < T; t++) if (!special.has(windows[b * (T + 1) + t])) candidates.push(t);
+          if (candidates.length > 0) {
+            const t = candidates[rng.int(candidates.length)];
+            yi[b * T + t] = xi[b * T + t];
+            xi[b * T + t] = maskToken;
+          }
         }
       }
       return { x, y };

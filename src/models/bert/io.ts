@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeSafetensors, f32, saveSafetensors, toFloat32, type RawTensor } from "../../io/safetensors.js";
-import { writeJsonAtomic } from "../gpt/io.js";
+import { writeJsonAtomic } from "../../io/json.js";
 import { type BertConfig, bertConfig } from "./config.js";
 import { BertForMaskedLM } from "./model.js";
 

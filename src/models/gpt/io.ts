@@ -4,20 +4,12 @@
  * without the `transformer.` prefix, ignores the attention-mask buffers older
  * exports carry, and accepts a `lm_head.weight` only if it equals the tied `wte`.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, openSync, fsyncSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { writeJsonAtomic } from "../../io/json.js";
 import { join } from "node:path";
 import { decodeSafetensors, f32, saveSafetensors, toFloat32, type RawTensor } from "../../io/safetensors.js";
 import { type GPTConfig, gptConfig } from "./config.js";
 import { GPT } from "./model.js";
-
-export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-  const fd = openSync(tmp, "r");
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
-}
 
 export function saveGPT(dir: string, model: GPT, metadata: Record<string, string> = {}): void {
   mkdirSync(dir, { recursive: true });
