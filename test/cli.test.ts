@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GPT, gptConfig, saveGPT } from "../src/models/gpt/index.js";
+import { BertForMaskedLM, bertConfig, saveBert } from "../src/models/bert/index.js";
+import { trainBPE } from "../src/tokenizer/index.js";
+import { mobyDick } from "../src/data/corpus.js";
 
 const main = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 const plinth = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: "utf8" });
@@ -14,7 +17,7 @@ const plinth = (...args: string[]) => spawnSync(process.execPath, [main, ...args
 test("plinth lists its commands and each has --help with examples", () => {
   const top = plinth();
   assert.equal(top.status, 0);
-  for (const cmd of ["demo", "generate", "info", "pretrain", "tokenizer", "scale"]) {
+  for (const cmd of ["demo", "generate", "info", "pretrain", "tokenizer", "scale", "fill-mask", "embed"]) {
     assert.match(top.stdout, new RegExp(`\\b${cmd}\\b`));
     const r = plinth(cmd, "--help");
     assert.equal(r.status, 0, r.stderr);
@@ -55,4 +58,26 @@ test("plinth info names the kernels and threads", () => {
   assert.equal(r.status, 0);
   assert.match(r.stdout, /kernels: (avx512|avx2|portable)/);
   assert.match(r.stdout, /threads: \d+/);
+});
+
+test("plinth fill-mask and embed run on a saved BERT with its tokenizer", () => {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-cli-bert-"));
+  try {
+    const tok = trainBPE(mobyDick().slice(0, 20).map((d) => d.text), { vocabSize: 400 });
+    tok.save(join(dir, "tokenizer.json"));
+    saveBert(dir, new BertForMaskedLM(bertConfig({ vocab_size: 400, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 32 })));
+    const fill = plinth("fill-mask", "--model", dir, "--text", "Call me [MASK].", "--top-k", "3");
+    assert.equal(fill.status, 0, fill.stderr);
+    assert.match(fill.stdout, /\[MASK\] at token \d+:\n(\s+[\d.]+%\s+".*"\n){3}/);
+    const noMask = plinth("fill-mask", "--model", dir, "--text", "no mask here");
+    assert.equal(noMask.status, 2);
+    assert.match(noMask.stderr, /has no \[MASK\] token/);
+    const emb = plinth("embed", "--model", dir, "--text", "the whale", "--text", "the sea");
+    assert.equal(emb.status, 0, emb.stderr);
+    assert.match(emb.stdout, /cosine similarity/);
+    const json = plinth("embed", "--model", dir, "--text", "the whale", "--json");
+    assert.equal(JSON.parse(json.stdout).embedding.length, 16);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { generate } from "../models/gpt/index.js";
+import { GPT, generate } from "../models/gpt/index.js";
 import { backend } from "../native/index.js";
 import { parseDuration, parseIntArg } from "./args.js";
 import { pretrain, printReport } from "./pretrain.js";
@@ -53,9 +53,11 @@ export async function runDemo(argv: string[]): Promise<void> {
   });
   printReport(run);
   console.log("");
+  const model = run.model;
+  if (!(model instanceof GPT)) throw new Error("demo: expected a GPT model");
   PROMPTS.forEach((prompt, i) => {
     const ids = Array.from(run.tokenizer.encode(prompt));
-    const { tokens } = generate(run.model, ids, { maxNewTokens: 60, temperature: 0.8, topK: 40, seed: seed + i, stopTokens: [run.tokenizer.eot] });
+    const { tokens } = generate(model, ids, { maxNewTokens: 60, temperature: 0.8, topK: 40, seed: seed + i, stopTokens: [run.tokenizer.eot] });
     console.log(`sample ${i + 1}: ${JSON.stringify(prompt + run.tokenizer.decode(tokens))}`);
   });
   console.log("");

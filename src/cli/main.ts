@@ -12,12 +12,15 @@ import { runInfo, infoHelp } from "./info.js";
 import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretrain.js";
 import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
+import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
   tokenizer: { run: runTokenizer, help: tokenizerHelp },
   pretrain: { run: runPretrain, help: pretrainHelp },
   scale: { run: runScale, help: scaleHelp },
+  "fill-mask": { run: runFillMask, help: fillMaskHelp },
+  embed: { run: runEmbed, help: embedHelp },
   generate: { run: runGenerate, help: generateHelp },
   info: { run: runInfo, help: infoHelp },
 };

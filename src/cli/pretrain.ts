@@ -12,7 +12,8 @@ import { BPETextTokenizer, type TextTokenizer } from "../data/tokenizer.js";
 import type { TokenSource } from "../data/tokens.js";
 import { GPT, GPT_PRESETS, gptConfig, saveGPT } from "../models/gpt/index.js";
 import { BPETokenizer, trainBPE } from "../tokenizer/index.js";
-import { clm } from "../train/objectives.js";
+import { clm, mlm } from "../train/objectives.js";
+import { BertForMaskedLM, BERT_PRESETS, bertConfig, saveBert } from "../models/bert/index.js";
 import { formatSeconds } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
 import { UsageError, parseDuration, parseFloatArg, parseIntArg } from "./args.js";
@@ -105,7 +106,7 @@ export interface PretrainRun {
   outDir: string;
   tokenizer: TextTokenizer;
   corpus: PreparedCorpus;
-  model: GPT;
+  model: GPT | BertForMaskedLM;
   result: TrainResult;
   unigram: number;
 }
@@ -153,24 +154,42 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainRun> {
   if (!o.quiet) {
     console.log(`corpus: ${m.documents.toLocaleString("en-US")} documents (${m.duplicatesDropped} duplicates dropped) -> ${m.train.tokens.toLocaleString("en-US")} train / ${m.val.tokens.toLocaleString("en-US")} validation tokens, ${corpus.bytesPerToken.toFixed(2)} bytes/token${corpus.reused ? " (reused)" : ` in ${formatSeconds((performance.now() - t1) / 1000)}`}`);
   }
-  if (o.objective !== "clm") throw new UsageError("--objective mlm needs the BERT model, which this build does not include yet");
-  const preset = GPT_PRESETS[o.size];
-  if (preset === undefined) throw new UsageError(`unknown --size "${o.size}" (expected ${Object.keys(GPT_PRESETS).join(", ")})`);
-  const ctx = o.ctx ?? preset.n_positions!;
-  const config = gptConfig({ vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, ...preset, n_positions: Math.max(ctx, preset.n_positions ?? ctx) });
-  const model = new GPT(config, { seed: o.seed });
+  const presets: Record<string, unknown> = o.objective === "clm" ? GPT_PRESETS : BERT_PRESETS;
+  if (presets[o.size] === undefined) throw new UsageError(`unknown --size "${o.size}" for ${o.objective} (expected ${Object.keys(presets).join(", ")})`);
+  let model: GPT | BertForMaskedLM;
+  let ctx: number;
+  let describe: string;
+  const specials = bpe.addedTokens.map((t) => t.id);
+  if (o.objective === "clm") {
+    const preset = GPT_PRESETS[o.size];
+    ctx = o.ctx ?? preset.n_positions!;
+    const config = gptConfig({ vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, ...preset, n_positions: Math.max(ctx, preset.n_positions ?? ctx) });
+    model = new GPT(config, { seed: o.seed });
+    describe = `GPT ${o.size}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${config.n_layer} layers, d=${config.n_embd}, ${config.n_head} heads, context ${ctx})`;
+  } else {
+    const preset = BERT_PRESETS[o.size];
+    ctx = o.ctx ?? preset.max_position_embeddings!;
+    const pad = tokenizer.special("[PAD]");
+    const config = bertConfig({ vocab_size: tokenizer.vocabSize, ...preset, max_position_embeddings: Math.max(ctx, preset.max_position_embeddings ?? ctx), ...(pad !== undefined ? { pad_token_id: pad } : {}) });
+    model = new BertForMaskedLM(config, { seed: o.seed });
+    describe = `BERT ${o.size}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${config.num_hidden_layers} layers, d=${config.hidden_size}, ${config.num_attention_heads} heads, context ${ctx})`;
+  }
+  const maskToken = tokenizer.special("[MASK]");
+  if (o.objective === "mlm" && maskToken === undefined) throw new Error("--objective mlm: the tokenizer has no [MASK] token");
+  const objective = o.objective === "clm" ? clm : mlm({ maskToken: maskToken!, vocabSize: tokenizer.vocabSize, specialIds: specials });
   const trainer = new Trainer({
-    model, objective: clm, train: corpus.train, val: corpus.val, outDir, batch: o.batch, ctx, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup,
+    model, objective, train: corpus.train, val: corpus.val, outDir, batch: o.batch, ctx, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup,
     seconds: o.seconds, tokens: o.tokens, steps: o.steps, evalEvery: o.evalEvery, checkpointEvery: o.checkpointEvery, seed: o.seed,
-    bytesPerToken: corpus.bytesPerToken, quiet: o.quiet, evalWindows: 64,
+    bytesPerToken: o.objective === "clm" ? corpus.bytesPerToken : undefined, quiet: o.quiet, evalWindows: 64,
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
-    console.log(`model: GPT ${o.size}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${config.n_layer} layers, d=${config.n_embd}, ${config.n_head} heads, context ${ctx}), batch ${o.batch}x${o.gradAccum}`);
+    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}`);
     if (resumed !== null) console.log(`resuming from the checkpoint at step ${resumed}`);
   }
   const result = await trainer.run();
-  saveGPT(outDir, model, { objective: "clm", corpus: m.tokenizer.fingerprint });
+  if (model instanceof GPT) saveGPT(outDir, model, { objective: "clm", tokenizer: m.tokenizer.fingerprint });
+  else saveBert(outDir, model, { objective: "mlm", tokenizer: m.tokenizer.fingerprint });
   const unigram = unigramBaseline(corpus.train, corpus.val, tokenizer.vocabSize);
   writeFileSync(join(outDir, "summary.json"), JSON.stringify({
     objective: o.objective, size: o.size, params: model.numParameters(), steps: result.steps, tokens: result.tokens, seconds: Math.round(result.seconds),
@@ -185,6 +204,11 @@ export function printReport(run: PretrainRun): void {
   const bpt = corpus.bytesPerToken;
   console.log("");
   console.log(`trained on ${result.tokens.toLocaleString("en-US")} tokens in ${formatSeconds(result.seconds)} (${result.steps} steps${result.stoppedBy === "signal" ? ", interrupted" : ""})`);
+  if (run.model instanceof BertForMaskedLM) {
+    console.log(`validation  masked-token loss ${result.valLoss.toFixed(3)} nats · perplexity ${Math.exp(result.valLoss).toFixed(1)}`);
+    console.log(`unigram     loss ${unigram.toFixed(3)} nats/token · perplexity ${Math.exp(unigram).toFixed(1)}`);
+    return;
+  }
   console.log(`validation  loss ${result.valLoss.toFixed(3)} nats/token · perplexity ${Math.exp(result.valLoss).toFixed(1)} · ${(result.valLoss / Math.LN2 / bpt).toFixed(3)} bits/byte`);
   console.log(`unigram     loss ${unigram.toFixed(3)} nats/token · perplexity ${Math.exp(unigram).toFixed(1)} · ${(unigram / Math.LN2 / bpt).toFixed(3)} bits/byte`);
 }
