@@ -13,9 +13,8 @@ import { mobyDick, splitDocuments } from "../src/data/corpus.js";
 import { MemoryTokens } from "../src/data/tokens.js";
 import { decodeSafetensors, saveSafetensors, type RawTensor } from "../src/io/safetensors.js";
 import { BertForMaskedLM, bertConfig, loadBert, saveBert } from "../src/models/bert/index.js";
-import { ids, noGrad, Rng } from "../src/tensor/index.js";
+import { ids, memoryStats, noGrad, Rng } from "../src/tensor/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
-import { backend } from "../src/native/index.js";
 import { mlm } from "../src/train/objectives.js";
 import { Trainer } from "../src/train/trainer.js";
 
@@ -183,9 +182,9 @@ test("training steps hold memory steady: the target-row head's index tensors are
     for (const t of [loss, x, y]) t.release();
   };
   for (let i = 0; i < 3; i++) step();
-  const before = backend.memoryStats().bytesInUse;
+  const before = memoryStats().bytesInUse;
   for (let i = 0; i < 20; i++) step();
-  assert.equal(backend.memoryStats().bytesInUse, before, "bytes in use grew across steps (a leak)");
+  assert.equal(memoryStats().bytesInUse, before, "bytes in use grew across steps (a leak)");
 });
 
 test("a small byte-level BERT learns Moby Dick: masked-token validation loss ends well below the unigram entropy", withDir("plinth-bert-train-", async (dir) => {

@@ -8,7 +8,7 @@
  *     const loss = T.mean(T.matmul(T.ones([4, 3]), w));
  *     loss.backward();          // w.grad is [3, 2]
  */
-export { Tensor, Storage, empty, zeros, ones, full, tensor, ids, randn, rand, copyRaw } from "./tensor.js";
+export { Tensor, Storage, emptyCache, memoryStats, sizeClass, empty, zeros, ones, full, tensor, ids, randn, rand, copyRaw } from "./tensor.js";
 export type { DType } from "./tensor.js";
 export { backward, noGrad, enableGrad, isGradEnabled, record } from "./autograd.js";
 export type { Node } from "./autograd.js";

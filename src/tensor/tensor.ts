@@ -17,6 +17,70 @@ export type DType = "float32" | "int32";
 
 const BYTES: Record<DType, number> = { float32: 4, int32: 4 };
 
+/**
+ * Whole ArrayBuffers are recycled on the JavaScript side before they go back to the native
+ * caching allocator: creating an external ArrayBuffer per tensor makes V8 count hundreds of
+ * megabytes of "external memory" per training step and run needless full GCs. Buffers are
+ * pooled by the native allocator's size classes, up to POOL_LIMIT bytes in all.
+ */
+const pool = new Map<number, ArrayBuffer[]>();
+let pooledBytes = 0;
+const POOL_LIMIT = 2 ** 32;
+
+export function sizeClass(bytes: number): number {
+  const b = Math.max(1, bytes);
+  if (b <= 65536) return Math.ceil(b / 64) * 64;
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+function acquire(bytes: number): ArrayBuffer {
+  const c = sizeClass(bytes);
+  const list = pool.get(c);
+  if (list !== undefined && list.length > 0) {
+    pooledBytes -= c;
+    pooledCount--;
+    return list.pop()!;
+  }
+  return backend.alloc(c);
+}
+
+function recycle(buffer: ArrayBuffer): void {
+  const c = buffer.byteLength;
+  if (pooledBytes + c > POOL_LIMIT) {
+    backend.release(buffer);
+    return;
+  }
+  let list = pool.get(c);
+  if (list === undefined) pool.set(c, (list = []));
+  list.push(buffer);
+  pooledBytes += c;
+  pooledCount++;
+}
+
+let pooledCount = 0;
+
+/**
+ * Memory held by live tensors (native blocks in use, less the pooled buffers waiting for
+ * reuse), plus the pool and the native allocator's counters.
+ */
+export function memoryStats(): { bytesInUse: number; liveBuffers: number; pooledBytes: number; pooledBuffers: number; peakNativeBytes: number; freshAllocations: number } {
+  const n = backend.memoryStats();
+  return {
+    bytesInUse: n.bytesInUse - pooledBytes, liveBuffers: n.liveBlocks - pooledCount, pooledBytes, pooledBuffers: pooledCount,
+    peakNativeBytes: n.peakBytesInUse, freshAllocations: n.freshAllocations,
+  };
+}
+
+/** Returns every pooled buffer to the native allocator and its cache to the system. */
+export function emptyCache(): void {
+  for (const list of pool.values()) for (const b of list) backend.release(b);
+  pool.clear();
+  pooledBytes = 0;
+  pooledCount = 0;
+  backend.emptyCache();
+}
+
 export class Storage {
   buffer: ArrayBuffer | null;
   readonly f32: Float32Array;
@@ -24,16 +88,16 @@ export class Storage {
   refs = 0;
 
   constructor(readonly length: number, readonly dtype: DType) {
-    this.buffer = backend.alloc(length * BYTES[dtype]);
-    this.f32 = new Float32Array(this.buffer);
-    this.i32 = new Int32Array(this.buffer);
+    this.buffer = acquire(length * BYTES[dtype]);
+    this.f32 = new Float32Array(this.buffer, 0, length);
+    this.i32 = new Int32Array(this.buffer, 0, length);
   }
 
   release(): void {
     if (this.buffer === null) return;
     const b = this.buffer;
     this.buffer = null;
-    backend.release(b);
+    recycle(b);
   }
 }
 
