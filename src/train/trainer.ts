@@ -89,6 +89,8 @@ export class Trainer {
   private elapsedBefore = 0;
   private totalSteps: number;
   private stopSignal: string | null = null;
+  private scheduleFitted = false;
+  private fitMark = 0;
 
   constructor(options: TrainerOptions) {
     this.o = {
@@ -125,7 +127,8 @@ export class Trainer {
     this.step = state.step;
     this.tokens = state.tokens;
     this.elapsedBefore = state.elapsedSeconds;
-    this.totalSteps = state.totalSteps;
+    this.totalSteps = state.totalSteps < 0 ? Infinity : state.totalSteps;
+    this.scheduleFitted = Number.isFinite(this.totalSteps);
     this.dataRng.setState(state.dataRng);
     this.o.model.rng.setState(state.modelRng);
     this.truncateMetrics(state.step);
@@ -210,9 +213,14 @@ export class Trainer {
         const seconds = this.elapsedBefore + this.runSeconds();
         if (this.step >= this.totalSteps) break;
         if (o.seconds !== undefined && seconds >= o.seconds) break;
-        if (o.seconds !== undefined && !Number.isFinite(this.totalSteps) && this.step - (resumedFrom ?? 0) === 5) {
-          const perStep = this.runSeconds() / 5;
+        // A time budget fixes the schedule length from the measured step time: first after 5
+        // steps, then again after 50, when warm-up effects (first allocations, cold caches) are gone.
+        const ran = this.step - (resumedFrom ?? 0);
+        if (o.seconds !== undefined && o.steps === undefined && o.tokens === undefined && !this.scheduleFitted && (ran === 5 || ran === 50)) {
+          if (ran === 5) this.fitMark = this.runSeconds();
+          const perStep = ran === 5 ? this.runSeconds() / 5 : (this.runSeconds() - this.fitMark) / 45;
           this.totalSteps = this.step + Math.max(5, Math.floor((o.seconds - seconds) / perStep));
+          if (ran === 50) this.scheduleFitted = true;
         }
         const lr = cosineSchedule(this.step, { lr: o.lr, warmup: o.warmup, totalSteps: Number.isFinite(this.totalSteps) ? this.totalSteps : 1e9, minLr: o.minLr });
         this.opt.lr = lr;
