@@ -51,6 +51,6 @@ export function scalingChartSvg(points: { n: number; loss: number; name: string 
       { name: `fit: ${fit.a.toPrecision(3)}·N^-${fit.alpha.toFixed(3)} + ${fit.c.toFixed(3)}`, color: "#d62728", points: curve },
       { name: "measured", color: "#1f77b4", points: points.map((p) => [Math.log10(p.n), p.loss]) },
     ],
-    { title: "Validation loss vs non-embedding parameters", xLabel: "log10 N (non-embedding parameters)", yLabel: "validation loss (nats/token)" },
+    { title: "Validation loss vs non-embedding parameters", xLabel: "log10 N (non-embedding parameters)", yLabel: "validation loss (nats/token)", xFromZero: false },
   );
 }
