@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { backend } from "../src/native/index.js";
 import { GPT, gptConfig } from "../src/models/gpt/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
-import { Rng, ids } from "../src/tensor/index.js";
+import { Rng, emptyCache, ids, memoryStats } from "../src/tensor/index.js";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -97,7 +97,7 @@ if (!values.json) console.log(`plinth benchmark · ${backend.isa()} kernels · $
 if (only.has("peak") || only.has("gpt")) {
   section("peak: register-only FMA loop");
   backend.peakFlops(2e6);
-  peak = Math.max(...[0, 1, 2].map(() => backend.peakFlops(5e7))) / 1e9;
+  peak = Math.max(...Array.from({ length: 7 }, () => backend.peakFlops(5e7))) / 1e9;
   emit({ impl: "plinth", bench: "peak", isa: backend.isa(), threads, gflops: round(peak) });
 }
 
@@ -162,6 +162,7 @@ if (only.has("gpt")) {
 
 if (only.has("memory")) {
   section(`memory: ${memorySteps} training steps of config S`);
+  emptyCache();  // start from what this section allocates itself
   const c = CONFIGS.S;
   const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
   const opt = new AdamW(model.paramGroups(0.1), { lr: 3e-4 });
@@ -179,8 +180,8 @@ if (only.has("memory")) {
     x.release();
     y.release();
     if (s === 10 || s % 100 === 0 || s === memorySteps) {
-      const m = backend.memoryStats();
-      const row = { impl: "plinth", bench: "memory", step: s, rss_mb: round(process.memoryUsage().rss / 1e6), native_in_use_mb: round(m.bytesInUse / 1e6), native_cached_mb: round(m.bytesCached / 1e6), fresh_allocations: m.freshAllocations, peak_native_mb: round(m.peakBytesInUse / 1e6) };
+      const m = memoryStats();
+      const row = { impl: "plinth", bench: "memory", step: s, rss_mb: round(process.memoryUsage().rss / 1e6), tensors_mb: round(m.bytesInUse / 1e6), pooled_mb: round(m.pooledBytes / 1e6), fresh_allocations: m.freshAllocations, peak_native_mb: round(m.peakNativeBytes / 1e6) };
       samples.push(row);
       emit(row);
     }

@@ -38,6 +38,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     console.log(demoHelp);
     return;
   }
+  const budget = parseDuration(values.time ?? "10m");
   const outDir = resolve(values.out ?? "runs/default");
   if (values.retrain) {
     const { rmSync } = await import("node:fs");
@@ -48,7 +49,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   if (finished) console.log(`${outDir} already holds a finished run: reusing it (pass --retrain to start over)`);
   const seed = parseIntArg("seed", values.seed, 1234);
   const run = await pretrain({
-    objective: "clm", size: values.size ?? "small", data: ["default"], outDir, seconds: finished ? 0 : parseDuration(values.time ?? "10m"),
+    objective: "clm", size: values.size ?? "small", data: ["default"], outDir, seconds: finished ? 0 : budget,
     vocab: 4096, batch: 16, lr: 2e-3, warmup: 100, gradAccum: 1, evalEvery: 250, checkpointEvery: 250, seed,
   });
   printReport(run);

@@ -270,7 +270,7 @@ export class Trainer {
       if (history.length > 0 || listCheckpoints(o.outDir).length === 0) this.checkpoint();
       this.writeCurve();
       if (!o.quiet) {
-        progress.update(1, { step: String(this.step), loss: smooth.toFixed(3), val: valLoss.toFixed(3) }, true);
+        progress.update(1, { step: String(this.step), loss: Number.isNaN(smooth) ? "--" : smooth.toFixed(3), val: valLoss.toFixed(3) }, true);
         progress.done();
         if (stoppedBy === "signal") process.stderr.write(`${this.stopSignal}: saved a checkpoint at step ${this.step} in ${o.outDir}; run again to resume\n`);
       }
