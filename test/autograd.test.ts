@@ -4,7 +4,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as T from "../src/tensor/index.js";
-import { backend } from "../src/native/index.js";
 import { gradcheck, type GradcheckOptions, type InputSpec } from "./helpers/gradcheck.js";
 import {
   attentionRef, crossEntropyRef, geluRef, layerNormRef, linearRef, matmulRef, reduceRef, unaryRef, type Reference,

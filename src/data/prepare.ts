@@ -47,7 +47,7 @@ class ShardWriter {
   private inShard = 0;
   private buf: Uint16Array | Int32Array;
   private fill = 0;
-  constructor(private readonly dir: string, private readonly prefix: string, private readonly dtype: ShardDType, private readonly shardTokens: number) {
+  constructor(private readonly dir: string, private readonly prefix: string, dtype: ShardDType, private readonly shardTokens: number) {
     this.buf = dtype === "uint16" ? new Uint16Array(1 << 16) : new Int32Array(1 << 16);
   }
   push(ids: ArrayLike<number>): void {

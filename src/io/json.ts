@@ -1,11 +1,6 @@
-/** Atomic JSON files: write a temporary file, fsync it, rename it over the target. */
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from "node:fs";
+/** Atomic JSON files (see atomic.ts). */
+import { writeFileAtomic } from "./atomic.js";
 
 export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-  const fd = openSync(tmp, "r");
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
 }

@@ -11,8 +11,8 @@
  *     [8 + N + begin, 8 + N + end). The tensors must cover the data section exactly,
  *     with no overlaps and no holes.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { writeFileAtomic } from "./atomic.js";
+import { readFileSync } from "node:fs";
 
 export type DType = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -287,31 +287,7 @@ export function decodeSafetensors(input: Uint8Array | Buffer, source = "<buffer>
  * directory, which is fsynced and renamed over `path`; then the directory is fsynced.
  */
 export function saveSafetensors(path: string, tensors: Record<string, RawTensor>, metadata?: Record<string, string>): void {
-  const encoded = encodeSafetensors(tensors, metadata);
-  const bytes = new Uint8Array(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, "w");
-    for (let pos = 0; pos < bytes.length;) {
-      pos += writeSync(fd, bytes, pos, Math.min(bytes.length - pos, 1 << 30));
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) try { closeSync(fd); } catch { /* already failing */ }
-    try { unlinkSync(tmp); } catch { /* may not exist */ }
-    throw e;
-  }
-  if (process.platform === "win32") return; // directories cannot be opened for fsync there
-  const dirFd = openSync(dirname(path), "r");
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
 /** Reads and decodes a safetensors file. */

@@ -5,6 +5,6 @@
  *     const y = ln.forward(x);
  *     ln.stateDict(); // { weight, bias }
  */
-export { Module, parameter } from "./module.js";
+export { Module, decayGroups, parameter } from "./module.js";
 export { Linear, Embedding, LayerNorm, Dropout, CausalSelfAttention, MLP, Block } from "./layers.js";
 export type { BlockConfig } from "./layers.js";

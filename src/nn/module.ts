@@ -111,3 +111,13 @@ export function parameter(shape: number[], init: (t: Tensor) => void): Tensor {
   t.requiresGrad = true;
   return t;
 }
+
+/** AdamW groups: weight decay on matrices and embeddings (2+ dims), none on biases and norms. */
+export function decayGroups(module: Module, weightDecay: number): { params: Tensor[]; weightDecay: number }[] {
+  const decay: Tensor[] = [], noDecay: Tensor[] = [];
+  for (const [, p] of module.namedParameters()) (p.ndim >= 2 ? decay : noDecay).push(p);
+  return [
+    { params: decay, weightDecay },
+    { params: noDecay, weightDecay: 0 },
+  ];
+}

@@ -7,7 +7,7 @@
 import { BYTE_TO_CHAR, charsToBytes, PRETOKENIZE_PATTERN, textBlocks } from "./bytelevel.js";
 import { decodeLossless, utf8Bytes, wellFormed } from "./lossless.js";
 import { specFromHuggingFace, specToHuggingFace, serializeHuggingFace, type HuggingFaceTokenizerJSON } from "./hf.js";
-import { readJSONFile, writeFileAtomic, tokenizerPath } from "./file.js";
+import { readJSONFile, writeTextAtomic, tokenizerPath } from "./file.js";
 
 /** A token matched whole in text before pre-tokenization (Hugging Face's added_tokens). */
 export interface AddedToken {
@@ -157,7 +157,7 @@ export class BPETokenizer {
   /** Writes tokenizer.json atomically (temporary file, fsync, rename); a folder gets `tokenizer.json` inside. */
   save(path: string): string {
     const file = tokenizerPath(path);
-    writeFileAtomic(file, serializeHuggingFace(this.toJSON()));
+    writeTextAtomic(file, serializeHuggingFace(this.toJSON()));
     return file;
   }
 

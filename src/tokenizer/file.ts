@@ -3,7 +3,8 @@
  * written and fsynced, then renamed over it, and the folder is fsynced, so a crash leaves
  * either the old file or the new one, never a torn one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { writeFileAtomic } from "../io/atomic.js";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 export const TOKENIZER_FILE = "tokenizer.json";
@@ -18,32 +19,10 @@ export function tokenizerPath(path: string): string {
   return path;
 }
 
-let writes = 0;
-
-export function writeFileAtomic(path: string, text: string): void {
-  const bytes = Buffer.from(text, "utf8");
+/** Atomic save of a text file, creating its folder. */
+export function writeTextAtomic(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${(writes++).toString(36)}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, "w");
-    for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) try { closeSync(fd); } catch { /* already failing */ }
-    try { unlinkSync(tmp); } catch { /* may not exist */ }
-    throw e;
-  }
-  if (process.platform === "win32") return; // folders cannot be opened for fsync there
-  const dirFd = openSync(dirname(path), "r");
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  writeFileAtomic(path, text);
 }
 
 /** Parsed JSON of a file, with errors that say which file and what went wrong. */

@@ -7,7 +7,7 @@
  *
  * Legend: B batch, T time, C hidden_size, I intermediate_size, V vocab, M masked rows.
  */
-import { Module, parameter } from "../../nn/module.js";
+import { Module, decayGroups, parameter } from "../../nn/module.js";
 import { Dropout, Embedding, LayerNorm, Linear } from "../../nn/layers.js";
 import { noGrad } from "../../tensor/autograd.js";
 import { Rng } from "../../tensor/rng.js";
@@ -312,11 +312,6 @@ export class BertForMaskedLM extends Module {
 
   /** Parameters split for AdamW: decay on matrices and embeddings, none on biases and LayerNorms. */
   paramGroups(weightDecay: number): { params: Tensor[]; weightDecay: number }[] {
-    const decay: Tensor[] = [], noDecay: Tensor[] = [];
-    for (const [, p] of this.namedParameters()) (p.ndim >= 2 ? decay : noDecay).push(p);
-    return [
-      { params: decay, weightDecay },
-      { params: noDecay, weightDecay: 0 },
-    ];
+    return decayGroups(this, weightDecay);
   }
 }

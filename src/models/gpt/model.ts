@@ -4,7 +4,7 @@
  *
  * Legend: B batch, T time, C n_embd, V vocab, NH n_head.
  */
-import { Module } from "../../nn/module.js";
+import { Module, decayGroups } from "../../nn/module.js";
 import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn/layers.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
@@ -99,11 +99,6 @@ export class GPT extends Module {
 
   /** Parameters split for AdamW: decay on matrices and embeddings, none on biases and LayerNorms. */
   paramGroups(weightDecay: number): { params: Tensor[]; weightDecay: number }[] {
-    const decay: Tensor[] = [], noDecay: Tensor[] = [];
-    for (const [, p] of this.namedParameters()) (p.ndim >= 2 ? decay : noDecay).push(p);
-    return [
-      { params: decay, weightDecay },
-      { params: noDecay, weightDecay: 0 },
-    ];
+    return decayGroups(this, weightDecay);
   }
 }
