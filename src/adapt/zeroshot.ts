@@ -1,0 +1,218 @@
+/**
+ * Zero-shot and few-shot (in-context) classification by label likelihood, with no training.
+ *
+ * Causal LM: each label's score is the summed log-probability of its verbalizer tokens after
+ * the prompt ("Review: {text}\nSentiment:" + " positive"); k labeled demonstrations may be
+ * prepended. Masked LM: a cloze ("{text} It was [MASK].") scored by the probability of each
+ * label's single-token verbalizer at the mask. Scores become label probabilities by a softmax
+ * over the labels. Contextual calibration divides them by the probabilities the same prompt
+ * gives content-free inputs ("N/A", ...) and renormalises.
+ *
+ *     const clf = { template: "Review: {text}\nSentiment:", verbalizers: { negative: " bad", positive: " good" } };
+ *     const { probs } = classifyCausal(gpt, tok, ["negative", "positive"], task.test, { ...clf, calibrate: true });
+ */
+import type { TextTokenizer } from "../data/tokenizer.js";
+import type { BertForMaskedLM } from "../models/bert/model.js";
+import type { GPT } from "../models/gpt/model.js";
+import { noGrad } from "../tensor/autograd.js";
+import { ids as idsTensor } from "../tensor/tensor.js";
+import { embedding, softmax } from "../tensor/ops/nn.js";
+import { reshape } from "../tensor/ops/views.js";
+import { type Example, isPair } from "../eval/tasks.js";
+
+export class PromptError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PromptError";
+  }
+}
+
+export interface PromptOptions {
+  /** With {text}, or {text_a} and {text_b} for pairs. */
+  template: string;
+  /** The text that follows the prompt for each label (a leading space usually matters). */
+  verbalizers: Record<string, string>;
+  /** Labeled demonstrations for in-context few-shot, each rendered as prompt + verbalizer. */
+  demonstrations?: Example[];
+  /** Between demonstrations and the query (default "\n\n"). */
+  separator?: string;
+  /** Contextual calibration against content-free inputs. */
+  calibrate?: boolean;
+  /** The content-free inputs (default ["N/A", "", "[MASK]"]). */
+  contentFree?: string[];
+}
+
+export interface ZeroShotResult {
+  /** Per example, a probability distribution over the labels (task order). */
+  probs: number[][];
+  /** The averaged content-free distribution the probabilities were divided by, if calibrated. */
+  calibration: number[] | null;
+}
+
+const DEFAULT_CONTENT_FREE = ["N/A", "", "[MASK]"];
+
+/** The template filled with an example's fields. */
+export function renderPrompt(template: string, e: Example | string): string {
+  const fields: Record<string, string> = typeof e === "string"
+    ? { text: e, text_a: e, text_b: e }
+    : isPair(e) ? { text: `${e.textA}\n${e.textB}`, text_a: e.textA, text_b: e.textB } : { text: e.text, text_a: e.text, text_b: "" };
+  return template.replace(/\{(text|text_a|text_b)\}/g, (_, k: string) => fields[k]);
+}
+
+function checkOptions(op: string, labels: string[], o: PromptOptions): void {
+  if (labels.length < 2) throw new PromptError(`${op}: needs at least 2 labels, got ${JSON.stringify(labels)}`);
+  if (!/\{(text|text_a|text_b)\}/.test(o.template)) throw new PromptError(`${op}: the template ${JSON.stringify(o.template)} has no {text} (or {text_a}/{text_b}) field`);
+  for (const l of labels) {
+    if (typeof o.verbalizers[l] !== "string" || o.verbalizers[l] === "") throw new PromptError(`${op}: no verbalizer for label ${JSON.stringify(l)}; verbalizers are given for ${JSON.stringify(Object.keys(o.verbalizers))}`);
+  }
+  for (const l of Object.keys(o.verbalizers)) if (!labels.includes(l)) throw new PromptError(`${op}: verbalizer for unknown label ${JSON.stringify(l)}; labels are ${JSON.stringify(labels)}`);
+  for (const d of o.demonstrations ?? []) if (!labels.includes(d.label)) throw new PromptError(`${op}: demonstration with unknown label ${JSON.stringify(d.label)}`);
+}
+
+const encode = (tok: TextTokenizer, text: string): number[] => Array.from(tok.encode(text));
+
+function softmaxRow(scores: number[]): number[] {
+  const m = Math.max(...scores);
+  const e = scores.map((s) => Math.exp(s - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / z);
+}
+
+/** Contextual calibration: p / p_cf, renormalised. */
+export function applyCalibration(probs: number[][], contentFree: number[]): number[][] {
+  return probs.map((row) => {
+    const q = row.map((p, i) => p / Math.max(contentFree[i], 1e-12));
+    const z = q.reduce((a, b) => a + b, 0);
+    return q.map((v) => v / z);
+  });
+}
+
+function meanRows(rows: number[][]): number[] {
+  return rows[0].map((_, j) => rows.reduce((s, r) => s + r[j], 0) / rows.length);
+}
+
+// ---------------------------------------------------------------- causal LM
+
+/**
+ * Log-probabilities of each continuation after its context, one forward per sequence,
+ * batched by total length: returns the summed log p of the continuation tokens.
+ */
+export function continuationLogProbs(model: GPT, pairs: { context: number[]; continuation: number[] }[]): number[] {
+  const maxT = model.config.n_positions;
+  const V = model.config.vocab_size;
+  const seqs = pairs.map(({ context, continuation }) => {
+    if (continuation.length === 0) throw new PromptError("continuationLogProbs: an empty continuation");
+    if (continuation.length >= maxT) throw new PromptError(`continuationLogProbs: a continuation of ${continuation.length} tokens leaves no room for context in ${maxT} positions`);
+    if (context.length === 0) throw new PromptError("continuationLogProbs: an empty context (the first continuation token needs a token before it)");
+    const keep = Math.min(context.length, maxT - continuation.length);  // drop the oldest context tokens
+    return { ids: [...context.slice(context.length - keep), ...continuation], start: keep };
+  });
+  const out = new Array<number>(pairs.length);
+  const byLength = new Map<number, number[]>();
+  seqs.forEach((s, i) => byLength.set(s.ids.length, [...(byLength.get(s.ids.length) ?? []), i]));
+  const maxBatch = 32;
+  for (const [T, members] of byLength) {
+    for (let b0 = 0; b0 < members.length; b0 += maxBatch) {
+      const batch = members.slice(b0, b0 + maxBatch);
+      const logits = noGrad(() => model.forward(idsTensor(batch.map((i) => seqs[i].ids))).logits.toArray());
+      batch.forEach((i, r) => {
+        const { ids, start } = seqs[i];
+        let total = 0;
+        for (let t = start; t < T; t++) {
+          const row = logits.subarray((r * T + t - 1) * V, (r * T + t) * V);  // the logits that predict token t
+          let m = -Infinity;
+          for (let v = 0; v < V; v++) if (row[v] > m) m = row[v];
+          let z = 0;
+          for (let v = 0; v < V; v++) z += Math.exp(row[v] - m);
+          total += row[ids[t]] - m - Math.log(z);
+        }
+        out[i] = total;
+      });
+    }
+  }
+  return out;
+}
+
+function fewShotPrefix(o: PromptOptions): string {
+  const sep = o.separator ?? "\n\n";
+  return (o.demonstrations ?? []).map((d) => renderPrompt(o.template, d) + o.verbalizers[d.label] + sep).join("");
+}
+
+function scoreCausal(model: GPT, tok: TextTokenizer, labels: string[], inputs: (Example | string)[], o: PromptOptions): number[][] {
+  const prefix = fewShotPrefix(o);
+  const verbIds = labels.map((l) => encode(tok, o.verbalizers[l]));
+  const pairs = inputs.flatMap((e) => {
+    const context = encode(tok, prefix + renderPrompt(o.template, e));
+    return verbIds.map((continuation) => ({ context, continuation }));
+  });
+  const lp = continuationLogProbs(model, pairs);
+  return inputs.map((_, i) => softmaxRow(lp.slice(i * labels.length, (i + 1) * labels.length)));
+}
+
+/** Label probabilities for each example from a causal LM (zero-shot, or few-shot with demonstrations). */
+export function classifyCausal(model: GPT, tok: TextTokenizer, labels: string[], examples: Example[], o: PromptOptions): ZeroShotResult {
+  checkOptions("classifyCausal", labels, o);
+  const probs = scoreCausal(model, tok, labels, examples, o);
+  if (!o.calibrate) return { probs, calibration: null };
+  const calibration = meanRows(scoreCausal(model, tok, labels, o.contentFree ?? DEFAULT_CONTENT_FREE, o));
+  return { probs: applyCalibration(probs, calibration), calibration };
+}
+
+// ---------------------------------------------------------------- masked LM (cloze)
+
+export interface ClozeOptions extends Omit<PromptOptions, "demonstrations" | "separator"> {}
+
+function singleTokens(tok: TextTokenizer, labels: string[], verbalizers: Record<string, string>): number[] {
+  return labels.map((l) => {
+    const ids = encode(tok, verbalizers[l]);
+    if (ids.length !== 1) throw new PromptError(`classifyMasked: the verbalizer ${JSON.stringify(verbalizers[l])} of label ${JSON.stringify(l)} is ${ids.length} tokens; a cloze needs single-token verbalizers`);
+    return ids[0];
+  });
+}
+
+/** The prompt's ids with the [MASK] token in place, truncating the text side to fit `maxT`. */
+function clozeIds(tok: TextTokenizer, template: string, e: Example | string, mask: number, maxT: number): { ids: number[]; at: number } {
+  const parts = renderPrompt(template, e).split("[MASK]");
+  if (parts.length !== 2) throw new PromptError(`classifyMasked: the template must hold exactly one [MASK], got ${parts.length - 1}`);
+  let before = encode(tok, parts[0]);
+  const after = encode(tok, parts[1]);
+  const room = maxT - 1 - after.length;
+  if (room < 0) throw new PromptError(`classifyMasked: the template's tail is ${after.length} tokens; the model reads ${maxT}`);
+  if (before.length > room) before = before.slice(0, room);  // cut the text's end, keep the cue after it
+  return { ids: [...before, mask, ...after], at: before.length };
+}
+
+function scoreMasked(model: BertForMaskedLM, tok: TextTokenizer, labels: string[], inputs: (Example | string)[], o: ClozeOptions): number[][] {
+  const mask = tok.special("[MASK]");
+  if (mask === undefined) throw new PromptError("classifyMasked: the tokenizer has no [MASK] token");
+  const verb = singleTokens(tok, labels, o.verbalizers);
+  const seqs = inputs.map((e) => clozeIds(tok, o.template, e, mask, model.config.max_position_embeddings));
+  const out = new Array<number[]>(inputs.length);
+  const byLength = new Map<number, number[]>();
+  seqs.forEach((s, i) => byLength.set(s.ids.length, [...(byLength.get(s.ids.length) ?? []), i]));
+  const V = model.config.vocab_size;
+  for (const [T, members] of byLength) {
+    const probs = noGrad(() => {
+      const h = model.hidden(idsTensor(members.map((i) => seqs[i].ids)));
+      const C = h.shape[2];
+      const rows = idsTensor(members.map((i, r) => r * T + seqs[i].at), [members.length]);
+      return softmax(model.head(embedding(rows, reshape(h, [members.length * T, C])))).toArray();
+    });
+    members.forEach((i, r) => {
+      const p = verb.map((v) => probs[r * V + v]);
+      const z = p.reduce((a, b) => a + b, 0);
+      out[i] = z > 0 ? p.map((x) => x / z) : p.map(() => 1 / p.length);
+    });
+  }
+  return out;
+}
+
+/** Label probabilities from a masked LM's prediction at the cloze's [MASK]. */
+export function classifyMasked(model: BertForMaskedLM, tok: TextTokenizer, labels: string[], examples: Example[], o: ClozeOptions): ZeroShotResult {
+  checkOptions("classifyMasked", labels, o);
+  if (!o.template.includes("[MASK]")) throw new PromptError(`classifyMasked: the template ${JSON.stringify(o.template)} has no [MASK]`);
+  const probs = scoreMasked(model, tok, labels, examples, o);
+  if (!o.calibrate) return { probs, calibration: null };
+  const calibration = meanRows(scoreMasked(model, tok, labels, (o.contentFree ?? DEFAULT_CONTENT_FREE).filter((s) => s !== "[MASK]"), o));
+  return { probs: applyCalibration(probs, calibration), calibration };
+}
