@@ -11,4 +11,3 @@
 export * from "./zeroshot.js";
 export * from "./probe.js";
 export * from "./artifact.js";
-export * from "./lora.js";
