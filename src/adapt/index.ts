@@ -11,3 +11,4 @@
 export * from "./zeroshot.js";
 export * from "./probe.js";
 export * from "./artifact.js";
+export * from "./lora.js";

@@ -13,8 +13,13 @@ import { GPT } from "./model.js";
 
 export function saveGPT(dir: string, model: GPT, metadata: Record<string, string> = {}): void {
   mkdirSync(dir, { recursive: true });
+  const named = model.namedParameters();
+  if (!named.some(([n]) => n === "transformer.wte.weight")) {
+    // namedParameters() lists trainable tensors; frozen base weights mean an adapter is applied.
+    throw new Error("saveGPT: the base weights are frozen (a LoRA adapter is applied?); save the base before applyLoRA, or remove() the adapter first");
+  }
   const tensors: Record<string, RawTensor> = {};
-  for (const [name, p] of model.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
+  for (const [name, p] of named) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
   saveSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata });
   writeJsonAtomic(join(dir, "config.json"), { architectures: ["GPT2LMHeadModel"], ...model.config });
 }
