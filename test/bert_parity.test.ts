@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { BertForMaskedLM, bertConfig, type BertConfig } from "../src/models/bert/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import { ids } from "../src/tensor/index.js";
-import { closeTo, loadFixture, unpack, type Packed } from "./helpers/fixtures.js";
+import { closeTo, fixtureGroups, gradsMatch, loadFixture, unpack, type Packed } from "./helpers/fixtures.js";
 
 interface BertFixture {
   config: BertConfig;
@@ -39,27 +39,13 @@ test("tiny BERT logits, loss and every gradient match PyTorch", () => {
   closeTo(logits.toArray(), unpack(fx.logits).data, 1e-4, 1e-5, "logits");
   assert.ok(Math.abs(loss!.item() - fx.loss) < 1e-5, `loss ${loss!.item()} vs ${fx.loss}`);
   loss!.backward();
-  const named = new Map(model.namedParameters());
-  assert.deepEqual([...named.keys()].sort(), Object.keys(fx.grads).sort());
-  for (const [name, packed] of Object.entries(fx.grads)) {
-    const want = unpack(packed).data;
-    const got = named.get(name)!.grad!.toArray();
-    // Gradients span exact zeros (unused position rows) to O(1): the absolute tolerance is
-    // set relative to each tensor's largest gradient.
-    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    closeTo(got, want, 1e-4, Math.max(1e-5 * scale, 1e-9), `grad ${name}`);
-  }
+  gradsMatch(model.namedParameters(), fx.grads);
 });
 
 test("tiny BERT first 10 AdamW steps (clipped) match PyTorch", () => {
   const model = build();
-  const decay = new Set(fx.adamw.decay);
-  const named = model.namedParameters();
   const opt = new AdamW(
-    [
-      { params: named.filter(([n]) => decay.has(n)).map(([, p]) => p), weightDecay: fx.adamw.weight_decay },
-      { params: named.filter(([n]) => !decay.has(n)).map(([, p]) => p), weightDecay: 0 },
-    ],
+    fixtureGroups(model.namedParameters(), fx.adamw.decay, fx.adamw.weight_decay),
     { lr: fx.adamw.lr, betas: fx.adamw.betas, eps: fx.adamw.eps },
   );
   const x = ids(fx.input_ids), y = ids(fx.targets), types = ids(fx.token_type_ids);

@@ -33,3 +33,29 @@ export function closeTo(a: ArrayLike<number>, b: ArrayLike<number>, rtol: number
   }
   if (!(worst <= 1)) throw new Error(`${what}: element ${at} is ${a[at]}, expected ${b[at]} (rtol ${rtol}, atol ${atol})`);
 }
+
+/**
+ * Every parameter gradient against a fixture's. Gradients span exact zeros to O(1), so the
+ * absolute tolerance is relative to each tensor's largest gradient.
+ */
+export function gradsMatch(named: [string, { grad: { toArray(): ArrayLike<number> } | null }][], grads: Record<string, Packed>): void {
+  const byName = new Map(named);
+  const have = [...byName.keys()].sort(), want = Object.keys(grads).sort();
+  if (have.join() !== want.join()) throw new Error(`parameters ${have.join(", ")} vs fixture ${want.join(", ")}`);
+  for (const [name, packed] of Object.entries(grads)) {
+    const expected = unpack(packed).data;
+    const got = byName.get(name)!.grad;
+    if (got === null) throw new Error(`grad ${name}: no gradient`);
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    closeTo(got.toArray(), expected, 1e-4, Math.max(1e-5 * scale, 1e-9), `grad ${name}`);
+  }
+}
+
+/** AdamW with the fixture's two groups: decay on the listed names, none elsewhere. */
+export function fixtureGroups<P>(named: [string, P][], decay: string[], weightDecay: number): { params: P[]; weightDecay: number }[] {
+  const d = new Set(decay);
+  return [
+    { params: named.filter(([n]) => d.has(n)).map(([, p]) => p), weightDecay },
+    { params: named.filter(([n]) => !d.has(n)).map(([, p]) => p), weightDecay: 0 },
+  ];
+}
