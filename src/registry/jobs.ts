@@ -1,0 +1,166 @@
+/**
+ * Datasets (uploaded files) and fine-tuning jobs with their events and checkpoints. Every
+ * state change is one transaction, so a killed server or worker leaves the last committed
+ * state: a job is queued, running (with its worker's pid and heartbeat), or finished.
+ */
+import { randomBytes } from "node:crypto";
+import { type Database, now } from "./db.js";
+
+export type JobStatus = "validating_files" | "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export const TERMINAL: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
+
+export interface FileEntry {
+  id: string; tenant: string; filename: string; purpose: string; bytes: number; path: string; rows: number; labels: string[]; sha256: string; created: number;
+}
+
+export interface JobEntry {
+  id: string;
+  tenant: string;
+  keyId: string;
+  model: string;
+  trainingFile: string;
+  method: string;
+  hyperparameters: Record<string, number>;
+  suffix: string | null;
+  seed: number;
+  status: JobStatus;
+  attempts: number;
+  workerPid: number | null;
+  heartbeat: number | null;
+  fineTunedModel: string | null;
+  error: { code: string; message: string } | null;
+  trainedTokens: number | null;
+  created: number;
+  started: number | null;
+  finished: number | null;
+}
+
+export interface JobEvent {
+  id: number; jobId: string; created: number; level: "info" | "warn" | "error"; type: "message" | "metrics"; message: string; data: Record<string, number> | null;
+}
+
+export interface Checkpoint { id: string; jobId: string; step: number; metrics: Record<string, number>; model: string; created: number }
+
+interface JobRow {
+  id: string; tenant: string; key_id: string; model: string; training_file: string; method: string; hyperparameters: string; suffix: string | null;
+  seed: number; status: JobStatus; attempts: number; worker_pid: number | null; heartbeat: number | null; fine_tuned_model: string | null;
+  error: string | null; trained_tokens: number | null; created: number; started: number | null; finished: number | null;
+}
+interface FileRow { id: string; tenant: string; filename: string; purpose: string; bytes: number; path: string; rows: number; labels: string; sha256: string; created: number }
+interface EventRow { id: number; job_id: string; created: number; level: JobEvent["level"]; type: JobEvent["type"]; message: string; data: string | null }
+interface CheckpointRow { id: string; job_id: string; step: number; metrics: string; model: string; created: number }
+
+const toJob = (r: JobRow): JobEntry => ({
+  id: r.id, tenant: r.tenant, keyId: r.key_id, model: r.model, trainingFile: r.training_file, method: r.method,
+  hyperparameters: JSON.parse(r.hyperparameters) as Record<string, number>, suffix: r.suffix, seed: r.seed, status: r.status,
+  attempts: r.attempts, workerPid: r.worker_pid, heartbeat: r.heartbeat, fineTunedModel: r.fine_tuned_model,
+  error: r.error === null ? null : (JSON.parse(r.error) as JobEntry["error"]), trainedTokens: r.trained_tokens,
+  created: r.created, started: r.started, finished: r.finished,
+});
+const toFile = (r: FileRow): FileEntry => ({ ...r, labels: JSON.parse(r.labels) as string[] });
+const toEvent = (r: EventRow): JobEvent => ({
+  id: r.id, jobId: r.job_id, created: r.created, level: r.level, type: r.type, message: r.message,
+  data: r.data === null ? null : (JSON.parse(r.data) as Record<string, number>),
+});
+const toCheckpoint = (r: CheckpointRow): Checkpoint => ({ id: r.id, jobId: r.job_id, step: r.step, metrics: JSON.parse(r.metrics) as Record<string, number>, model: r.model, created: r.created });
+
+/** Cursor pagination in OpenAI's style: items after `after` (an id), newest first. */
+export interface Page { after?: string; limit?: number }
+
+export class JobStore {
+  constructor(private readonly db: Database) {}
+
+  addFile(f: Omit<FileEntry, "id" | "created">): FileEntry {
+    const id = `file-${randomBytes(12).toString("hex")}`;
+    this.db.prepare("INSERT INTO files (id, tenant, filename, purpose, bytes, path, rows, labels, sha256, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(id, f.tenant, f.filename, f.purpose, f.bytes, f.path, f.rows, JSON.stringify(f.labels), f.sha256, now());
+    return this.file(id)!;
+  }
+
+  file(id: string): FileEntry | undefined {
+    const r = this.db.prepare<FileRow>("SELECT * FROM files WHERE id = ?").get(id);
+    return r === undefined ? undefined : toFile(r);
+  }
+
+  files(tenant: string): FileEntry[] {
+    return this.db.prepare<FileRow>("SELECT * FROM files WHERE tenant = ? ORDER BY created DESC, id DESC").all(tenant).map(toFile);
+  }
+
+  createJob(j: Pick<JobEntry, "tenant" | "keyId" | "model" | "trainingFile" | "method" | "hyperparameters" | "suffix" | "seed">): JobEntry {
+    const id = `ftjob-${randomBytes(12).toString("hex")}`;
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT INTO jobs (id, tenant, key_id, model, training_file, method, hyperparameters, suffix, seed, status, created)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`)
+        .run(id, j.tenant, j.keyId, j.model, j.trainingFile, j.method, JSON.stringify(j.hyperparameters), j.suffix, j.seed, now());
+      this.addEvent(id, "info", `Created fine-tuning job (${j.method} on ${j.model})`);
+    })();
+    return this.job(id)!;
+  }
+
+  job(id: string): JobEntry | undefined {
+    const r = this.db.prepare<JobRow>("SELECT * FROM jobs WHERE id = ?").get(id);
+    return r === undefined ? undefined : toJob(r);
+  }
+
+  jobs(tenant: string, { after, limit = 20 }: Page = {}): { data: JobEntry[]; hasMore: boolean } {
+    const rows = this.db.prepare<JobRow>("SELECT * FROM jobs WHERE tenant = ? ORDER BY rowid DESC").all(tenant).map(toJob);
+    const start = after === undefined ? 0 : rows.findIndex((j) => j.id === after) + 1;
+    const data = rows.slice(start, start + limit);
+    return { data, hasMore: start + limit < rows.length };
+  }
+
+  jobsWithStatus(...statuses: JobStatus[]): JobEntry[] {
+    return this.db.prepare<JobRow>(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => "?").join(",")}) ORDER BY rowid`).all(...statuses).map(toJob);
+  }
+
+  /** Claims a queued job for a worker; false if it is no longer queued (cancelled, or claimed). */
+  claim(id: string, pid: number): boolean {
+    return this.db.transaction(() => {
+      const r = this.db.prepare("UPDATE jobs SET status = 'running', worker_pid = ?, heartbeat = ?, attempts = attempts + 1, started = COALESCE(started, ?) WHERE id = ? AND status = 'queued'")
+        .run(pid, Date.now(), now(), id);
+      if (r.changes === 1) this.addEvent(id, "info", `Fine-tuning job started (worker pid ${pid})`);
+      return r.changes === 1;
+    })();
+  }
+
+  heartbeat(id: string): void {
+    this.db.prepare("UPDATE jobs SET heartbeat = ? WHERE id = ? AND status = 'running'").run(Date.now(), id);
+  }
+
+  /** Moves a job to a new status if it is in one of `from`; returns whether it moved. */
+  transition(id: string, from: JobStatus[], to: JobStatus, fields: { error?: JobEntry["error"]; fineTunedModel?: string; trainedTokens?: number; message?: string; level?: JobEvent["level"] } = {}): boolean {
+    return this.db.transaction(() => {
+      const terminal = TERMINAL.has(to);
+      const r = this.db.prepare(`UPDATE jobs SET status = ?, error = COALESCE(?, error), fine_tuned_model = COALESCE(?, fine_tuned_model),
+          trained_tokens = COALESCE(?, trained_tokens), finished = CASE WHEN ? THEN ? ELSE finished END,
+          worker_pid = CASE WHEN ? THEN NULL ELSE worker_pid END
+        WHERE id = ? AND status IN (${from.map(() => "?").join(",")})`)
+        .run(to, fields.error === undefined ? null : JSON.stringify(fields.error), fields.fineTunedModel ?? null, fields.trainedTokens ?? null,
+          terminal ? 1 : 0, now(), terminal || to === "queued" ? 1 : 0, id, ...from);
+      if (r.changes === 1 && fields.message !== undefined) this.addEvent(id, fields.level ?? "info", fields.message);
+      return r.changes === 1;
+    })();
+  }
+
+  addEvent(jobId: string, level: JobEvent["level"], message: string, data: Record<string, number> | null = null): void {
+    this.db.prepare("INSERT INTO job_events (job_id, created, level, type, message, data) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(jobId, now(), level, data === null ? "message" : "metrics", message, data === null ? null : JSON.stringify(data));
+  }
+
+  /** Events oldest first (for loss curves), or a page newest first after an event id. */
+  events(jobId: string, { after, limit = 1000, order = "desc" }: Page & { order?: "asc" | "desc" } = {}): JobEvent[] {
+    const rows = this.db.prepare<EventRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id ${order === "asc" ? "ASC" : "DESC"}`).all(jobId).map(toEvent);
+    const start = after === undefined ? 0 : rows.findIndex((e) => `ftevent-${e.id}` === after) + 1;
+    return rows.slice(start, start + limit);
+  }
+
+  addCheckpoint(jobId: string, step: number, metrics: Record<string, number>, model: string): Checkpoint {
+    const id = `ftckpt-${randomBytes(12).toString("hex")}`;
+    this.db.prepare("INSERT INTO checkpoints (id, job_id, step, metrics, model, created) VALUES (?, ?, ?, ?, ?, ?)").run(id, jobId, step, JSON.stringify(metrics), model, now());
+    return this.checkpoints(jobId).find((c) => c.id === id)!;
+  }
+
+  checkpoints(jobId: string): Checkpoint[] {
+    return this.db.prepare<CheckpointRow>("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY step DESC").all(jobId).map(toCheckpoint);
+  }
+}
