@@ -63,6 +63,14 @@ export class AdamW {
     }
   }
 
+  /** Frees the moment buffers (the optimizer cannot step afterwards without starting over). */
+  release(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.release();
+    this.m.clear();
+    this.v.clear();
+    this.steps = 0;
+  }
+
   zeroGrad(): void {
     for (const g of this.groups) for (const p of g.params) if (p.grad !== null) backend.fill(p.grad.size, p.grad.data, 0);
   }

@@ -1,0 +1,98 @@
+/**
+ * What an adaptation starts from: the base model folder (GPT-2 or BERT, by config.json's
+ * model_type, with its tokenizer.json) and the task (a built-in name, or a JSONL/CSV file of
+ * {text, label} or {text_a, text_b, label} rows), plus the prompt a zero-/few-shot method uses.
+ *
+ *     const base = loadBase("runs/default");          // { model, tok, kind: "gpt2", dir, identity }
+ *     const task = resolveTask("sentiment");          // or resolveTask("data/reviews.jsonl")
+ *     const prompt = promptFor(task, base.kind);      // template + verbalizers
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import { type TextTokenizer, tokenizerFor } from "../data/tokenizer.js";
+import { loadBert } from "../models/bert/io.js";
+import { loadGPT } from "../models/gpt/io.js";
+import { BUILTIN_TASKS, builtinTask } from "../eval/builtin.js";
+import { type Task, TaskError, loadTaskFiles } from "../eval/tasks.js";
+import { AdapterError, type BaseIdentity, baseIdentity } from "./artifact.js";
+import type { Encoder } from "./probe.js";
+
+export type BaseKind = "gpt2" | "bert";
+
+export interface LoadedBase {
+  dir: string;
+  kind: BaseKind;
+  model: Encoder;
+  tok: TextTokenizer;
+  identity: BaseIdentity;
+}
+
+/** The base's model_type, checked before any weights are read. */
+export function baseKind(dir: string): BaseKind {
+  const config = join(dir, "config.json");
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new AdapterError(`base ${dir}: not a folder (expected a model folder with config.json and model.safetensors, e.g. runs/default from npm start)`);
+  if (!existsSync(config)) throw new AdapterError(`base ${dir}: ${config} does not exist (expected a model folder with config.json and model.safetensors)`);
+  let type: unknown;
+  try {
+    type = (JSON.parse(readFileSync(config, "utf8")) as { model_type?: unknown }).model_type;
+  } catch (e) {
+    throw new AdapterError(`base ${dir}: ${config} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (type === "gpt2" || type === "bert") return type;
+  throw new AdapterError(`base ${dir}: model_type ${JSON.stringify(type)} is not supported for adaptation (expected "gpt2" or "bert")`);
+}
+
+export function loadBase(dir: string): LoadedBase {
+  const kind = baseKind(dir);
+  const identity = baseIdentity(dir);
+  const model = kind === "gpt2" ? loadGPT(dir) : loadBert(dir);
+  model.eval();
+  return { dir, kind, model, tok: tokenizerFor(dir), identity };
+}
+
+/** A built-in task name, or a JSONL/CSV path (a stratified 20% is held out for testing unless `test` is given). */
+export function resolveTask(spec: string, { seed = 0, test, labels }: { seed?: number; test?: string; labels?: string[] } = {}): Task {
+  if (Object.hasOwn(BUILTIN_TASKS, spec)) return builtinTask(spec, { seed });
+  if (!existsSync(spec)) {
+    throw new TaskError(`unknown task ${JSON.stringify(spec)}: neither a built-in task (${Object.keys(BUILTIN_TASKS).join(", ")}) nor an existing JSONL/CSV file`);
+  }
+  return loadTaskFiles({ name: basename(spec, extname(spec)), train: spec, test, labels, seed });
+}
+
+export interface TaskPrompt {
+  /** Causal-LM prompt with {text} (or {text_a}/{text_b}); the verbalizer follows it. */
+  template: string;
+  /** Masked-LM cloze with one [MASK]. */
+  cloze: string;
+  verbalizers: Record<string, string>;
+}
+
+const BUILTIN_PROMPTS: Record<string, TaskPrompt> = {
+  sentiment: {
+    template: "Review: {text}\nSentiment:",
+    cloze: "{text} It was [MASK].",
+    verbalizers: { negative: " bad", positive: " good" },
+  },
+  spam: {
+    template: "{text}\nThis message is",
+    cloze: "{text} This message is [MASK].",
+    verbalizers: { ham: " personal", spam: " advertising" },
+  },
+  "sotu-party": {
+    template: "{text}\nThe President's party:",
+    cloze: "{text} The President is a [MASK].",
+    verbalizers: { Democratic: " Democrat", Republican: " Republican" },
+  },
+};
+
+/** The task's prompt: the built-in one, else a generic "{text}\nLabel:" with each label as its own verbalizer. */
+export function promptFor(task: Task, overrides: Partial<TaskPrompt> = {}): TaskPrompt {
+  const known = BUILTIN_PROMPTS[task.name];
+  const builtin = known !== undefined && task.labels.every((l) => l in known.verbalizers) ? known : undefined;
+  const generic: TaskPrompt = {
+    template: "{text}\nLabel:",
+    cloze: "{text} Label: [MASK].",
+    verbalizers: Object.fromEntries(task.labels.map((l) => [l, ` ${l}`])),
+  };
+  return { ...(builtin ?? generic), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}

@@ -1,0 +1,228 @@
+/**
+ * One adaptation, end to end: load the base and the task, sample k labels per class, adapt by
+ * the chosen method, score the held-out split, and (given `out`) write the adapter artifact.
+ * The same call backs `plinth adapt`, the evaluation harness, and fine-tuning jobs of the server
+ * (which run it in a worker process: see worker.ts).
+ *
+ *     const r = await runAdaptation({ base: "runs/default", method: "lora", task: "sentiment", labelsPerClass: 32, out: "runs/sentiment-lora" });
+ *     r.metrics.accuracy; r.trainableParameters; r.seconds;
+ *
+ * Methods: zero-shot and few-shot (label likelihood or cloze, calibrated), probe (frozen pooled
+ * features + logistic regression), head (frozen body + linear head), full (every weight), lora
+ * (low-rank updates of the projections + head), and scratch: the baseline, the same architecture
+ * from a random initialisation fine-tuned on the same labels (it writes no adapter).
+ */
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { RawTensor } from "../io/safetensors.js";
+import { f32 } from "../io/safetensors.js";
+import { accuracy, argmax, expectedCalibrationError, logLoss, macroF1 } from "../eval/metrics.js";
+import { type Example, type Task, TaskError, exampleText, labelIndex, sampleKShot } from "../eval/tasks.js";
+import { GPT } from "../models/gpt/model.js";
+import { memoryStats } from "../tensor/tensor.js";
+import { type AdapterManifest, saveAdapter, probeTensors } from "./artifact.js";
+import { type TaskPrompt, loadBase, promptFor, resolveTask } from "./base.js";
+import { SequenceClassifier, freshLike } from "./classifier.js";
+import { fineTune, type FineTuneResult } from "./finetune.js";
+import { applyLoRA } from "./lora.js";
+import { embedTexts, probeProbs, trainProbe } from "./probe.js";
+import { classifyCausal, classifyMasked } from "./zeroshot.js";
+
+export const ADAPT_METHODS = ["zero-shot", "few-shot", "probe", "head", "full", "lora", "scratch"] as const;
+export type AdaptMethod = (typeof ADAPT_METHODS)[number];
+
+export interface AdaptSpec {
+  /** The base model folder (config.json + model.safetensors + tokenizer.json). */
+  base: string;
+  method: AdaptMethod;
+  /** A built-in task name or a JSONL/CSV file. */
+  task: string;
+  /** Where to write the adapter (nothing is written without it). */
+  out?: string;
+  /** Labeled training examples per class (k); default: the whole training split. */
+  labelsPerClass?: number | "all";
+  seed?: number;
+  steps?: number;
+  epochs?: number;
+  lr?: number;
+  batchSize?: number;
+  /** Score at most this many held-out examples (the first ones of the seeded split). */
+  maxTest?: number;
+  /** A separate test file for a file task, and the label order. */
+  testFile?: string;
+  labels?: string[];
+  maxTokens?: number;
+  lora?: { rank?: number; alpha?: number; dropout?: number; targets?: string[] };
+  prompt?: Partial<TaskPrompt>;
+  /** Contextual calibration for zero-/few-shot (default true). */
+  calibrate?: boolean;
+}
+
+export interface AdaptProgress {
+  step: number;
+  total: number;
+  loss?: number;
+  tokens?: number;
+  elapsedSeconds: number;
+}
+
+export interface AdaptMetrics {
+  accuracy: number;
+  macroF1: number;
+  ece: number;
+  logLoss: number;
+}
+
+export interface AdaptOutcome {
+  out: string | null;
+  method: AdaptMethod;
+  task: string;
+  labels: string[];
+  labelsPerClass: number | "all";
+  seed: number;
+  trainExamples: number;
+  testExamples: number;
+  metrics: AdaptMetrics;
+  trainableParameters: number;
+  totalParameters: number;
+  trainingTokens: number;
+  /** Wall time of the whole call, and of the training part alone. */
+  seconds: number;
+  trainSeconds: number;
+  /** The process's peak resident set and the tensors' peak native bytes (both since process start). */
+  peakRssBytes: number;
+  peakTensorBytes: number;
+  /** Size of adapter.safetensors (0 when nothing was written). */
+  adapterBytes: number;
+  losses: number[];
+}
+
+export interface AdaptOptions {
+  onProgress?: (p: AdaptProgress) => void;
+  signal?: AbortSignal;
+  /** A task already loaded (the harness reuses one across runs). */
+  task?: Task;
+}
+
+const DEFAULT_LR: Record<string, number> = { head: 3e-3, full: 3e-4, lora: 2e-3, scratch: 1e-3 };
+
+/** The training examples: k per class (seeded), or all; every label must be present. */
+export function trainingExamples(task: Task, k: number | "all", seed: number): Example[] {
+  const train = k === "all" ? task.train : sampleKShot(task, k, seed);
+  if (train.length === 0) throw new TaskError(`task ${task.name}: no training examples (the training split is empty)`);
+  for (const l of task.labels) {
+    if (k !== 0 && !train.some((e) => e.label === l)) {
+      throw new TaskError(`task ${task.name}: label ${JSON.stringify(l)} is missing from the training split; every label needs at least one training example`);
+    }
+  }
+  return train;
+}
+
+function scoreMetrics(probs: number[][], gold: number[]): AdaptMetrics {
+  const pred = probs.map(argmax);
+  return { accuracy: accuracy(pred, gold), macroF1: macroF1(pred, gold, probs[0]?.length), ece: expectedCalibrationError(probs, gold), logLoss: logLoss(probs, gold) };
+}
+
+const countOf = (ts: { size: number }[]): number => ts.reduce((s, t) => s + t.size, 0);
+
+export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): Promise<AdaptOutcome> {
+  const start = Date.now();
+  if (!(ADAPT_METHODS as readonly string[]).includes(spec.method)) {
+    throw new TaskError(`unknown adaptation method ${JSON.stringify(spec.method)}; methods are ${ADAPT_METHODS.join(", ")}`);
+  }
+  const seed = spec.seed ?? 0;
+  const k = spec.labelsPerClass ?? "all";
+  if (k !== "all" && (!Number.isInteger(k) || k < 0)) throw new RangeError(`labelsPerClass must be a non-negative integer or "all", got ${String(k)}`);
+  if (k === 0 && spec.method !== "zero-shot") throw new RangeError(`method ${spec.method} needs labels: labelsPerClass 0 only suits zero-shot`);
+  const task = opts.task ?? resolveTask(spec.task, { seed, test: spec.testFile, labels: spec.labels });
+  const base = loadBase(spec.base);
+  const test = spec.maxTest !== undefined ? task.test.slice(0, spec.maxTest) : task.test;
+  if (test.length === 0) throw new TaskError(`task ${task.name}: the test split is empty`);
+  const train = spec.method === "zero-shot" ? [] : trainingExamples(task, k, seed);
+  const gold = test.map((e) => labelIndex(task, e.label));
+  const y = train.map((e) => labelIndex(task, e.label));
+  const totalParameters = countOf(base.model.parameters());
+  const progress = opts.onProgress;
+  const outcome = (probs: number[][], part: { trainable: number; tensors: Record<string, RawTensor> | null; config: Record<string, unknown>; ft?: FineTuneResult; trainSeconds: number }): AdaptOutcome => {
+    let adapterBytes = 0;
+    if (spec.out !== undefined && part.tensors !== null) {
+      saveAdapter(spec.out, { method: spec.method, task: task.name, labels: task.labels, config: { ...part.config, labelsPerClass: k, seed }, base: base.identity }, part.tensors);
+      adapterBytes = statSync(join(spec.out, "adapter.safetensors")).size;
+    }
+    return {
+      out: spec.out !== undefined && part.tensors !== null ? spec.out : null,
+      method: spec.method, task: task.name, labels: task.labels, labelsPerClass: k, seed,
+      trainExamples: train.length, testExamples: test.length, metrics: scoreMetrics(probs, gold),
+      trainableParameters: part.trainable, totalParameters, trainingTokens: part.ft?.tokens ?? 0,
+      seconds: (Date.now() - start) / 1000, trainSeconds: part.trainSeconds,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024, peakTensorBytes: memoryStats().peakNativeBytes,
+      adapterBytes, losses: part.ft?.losses ?? [],
+    };
+  };
+
+  if (spec.method === "zero-shot" || spec.method === "few-shot") {
+    const prompt = promptFor(task, spec.prompt);
+    const calibrate = spec.calibrate ?? true;
+    if (spec.method === "few-shot" && !(base.model instanceof GPT)) throw new TaskError("few-shot in-context prompting needs a causal LM (gpt2) base; use probe, head, lora or full with a BERT base");
+    const t0 = Date.now();
+    const result = base.model instanceof GPT
+      ? classifyCausal(base.model, base.tok, task.labels, test, { template: prompt.template, verbalizers: prompt.verbalizers, demonstrations: train, calibrate })
+      : classifyMasked(base.model, base.tok, task.labels, test, { template: prompt.cloze, verbalizers: prompt.verbalizers, calibrate });
+    progress?.({ step: 1, total: 1, elapsedSeconds: (Date.now() - t0) / 1000 });
+    const config = { ...prompt, calibrate, calibration: result.calibration, demonstrations: train.map((e) => ({ ...e })) };
+    return outcome(result.probs, { trainable: 0, tensors: {}, config, trainSeconds: 0 });
+  }
+
+  const maxTokens = spec.maxTokens ?? 128;
+  if (spec.method === "probe") {
+    const t0 = Date.now();
+    const X = embedTexts(base.model, base.tok, train.map((e) => exampleText(e)), { maxTokens });
+    const { probe, history } = trainProbe(X, y, task.labels.length, { seed });
+    const trainSeconds = (Date.now() - t0) / 1000;
+    progress?.({ step: history.length, total: history.length, loss: history.at(-1)?.trainLoss, elapsedSeconds: trainSeconds });
+    const probs = probeProbs(probe, embedTexts(base.model, base.tok, test.map((e) => exampleText(e)), { maxTokens }));
+    return outcome(probs, { trainable: probe.dim * probe.numClasses + probe.numClasses, tensors: probeTensors(probe), config: { maxTokens, pooling: "mean" }, trainSeconds });
+  }
+
+  const encoder = spec.method === "scratch" ? freshLike(base.model, seed + 1) : base.model;
+  const clf = new SequenceClassifier(encoder, base.tok, task.labels.length, { maxTokens, seed });
+  const head = clf.score.parameters();
+  let trainable = head;
+  let loraHandle: ReturnType<typeof applyLoRA> | null = null;
+  if (spec.method === "head") {
+    for (const p of encoder.parameters()) p.requiresGrad = false;
+  } else if (spec.method === "lora") {
+    const { rank = 4, alpha = 2 * rank, dropout = 0.05, targets } = spec.lora ?? {};
+    const defaults = base.kind === "gpt2" ? ["c_attn", "c_proj", "c_fc"] : ["query", "key", "value", "output.dense", "intermediate.dense"];
+    loraHandle = applyLoRA(encoder, { rank, alpha, dropout, targets: targets ?? defaults, seed });
+    trainable = [...loraHandle.trainableParameters(), ...head];
+  } else {
+    trainable = [...encoder.parameters(), ...head];
+  }
+  const ft = await fineTune(clf, train.map((e) => exampleText(e)), y, {
+    trainable, steps: spec.steps, epochs: spec.epochs, lr: spec.lr ?? DEFAULT_LR[spec.method], batchSize: spec.batchSize, seed,
+    signal: opts.signal, onProgress: progress,
+  });
+  if (loraHandle !== null) loraHandle.merge();
+  const probs = clf.predict(test.map((e) => exampleText(e)));
+  if (loraHandle !== null) loraHandle.unmerge();
+  const headTensors: Record<string, RawTensor> = {
+    "score.weight": f32([...clf.score.weight.shape], clf.score.weight.toArray() as Float32Array),
+    "score.bias": f32([...clf.score.bias!.shape], clf.score.bias!.toArray() as Float32Array),
+  };
+  let tensors: Record<string, RawTensor> | null = headTensors;
+  if (spec.method === "lora") tensors = { ...loraHandle!.tensors(), ...headTensors };
+  if (spec.method === "full") {
+    tensors = { ...headTensors };
+    for (const [name, p] of encoder.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
+  }
+  if (spec.method === "scratch") tensors = null;  // a baseline, not an adaptation of this base
+  const config: Record<string, unknown> = {
+    maxTokens: clf.maxTokens, pooling: "mean", steps: ft.steps, lr: spec.lr ?? DEFAULT_LR[spec.method], batchSize: spec.batchSize ?? 16,
+    ...(loraHandle !== null ? { lora: loraHandle.config } : {}),
+  };
+  return outcome(probs, { trainable: countOf(trainable), tensors, config, ft, trainSeconds: ft.seconds });
+}
+
+/** The adapter manifest type, re-exported for callers that read outcomes and artifacts together. */
+export type { AdapterManifest };
