@@ -1,0 +1,40 @@
+/**
+ * ONNX export folders, laid out as transformers.js and Optimum expect: the Hugging Face
+ * files (config.json, tokenizer.json, tokenizer_config.json, generation_config.json,
+ * model.safetensors) plus `onnx/model.onnx`, and with int8 weights also
+ * `onnx/model_quantized.onnx` (transformers.js loads it with dtype "q8").
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../../io/atomic.js";
+import { BertForMaskedLM } from "../../models/bert/index.js";
+import { GPT } from "../../models/gpt/index.js";
+import type { BPETokenizer } from "../../tokenizer/index.js";
+import { exportHF } from "../hf.js";
+import { bertGraph } from "./bert.js";
+import { gptGraph } from "./gpt.js";
+import { encodeModel } from "./model.js";
+
+export interface OnnxExportOptions {
+  /** Also write onnx/model_quantized.onnx with int8 weights (per output channel, DequantizeLinear). */
+  int8?: boolean;
+}
+
+/** The serialized ModelProto of a GPT or BERT model. */
+export function onnxBytes(model: GPT | BertForMaskedLM, options: { int8?: boolean } = {}): Uint8Array {
+  const graph = model instanceof GPT ? gptGraph(model, options) : bertGraph(model, options);
+  return encodeModel({ graph, metadata: { source: "plinth", weights: options.int8 ? "int8" : "float32" } });
+}
+
+/** Writes the folder; returns the paths of the ONNX files. */
+export function exportONNX(dir: string, model: GPT | BertForMaskedLM, tokenizer: BPETokenizer | null, options: OnnxExportOptions = {}): string[] {
+  exportHF(dir, model, tokenizer);
+  mkdirSync(join(dir, "onnx"), { recursive: true });
+  const files = [join(dir, "onnx", "model.onnx")];
+  writeFileAtomic(files[0], onnxBytes(model));
+  if (options.int8) {
+    files.push(join(dir, "onnx", "model_quantized.onnx"));
+    writeFileAtomic(files[1], onnxBytes(model, { int8: true }));
+  }
+  return files;
+}
