@@ -41,7 +41,10 @@ export interface AdaptSpec {
   out?: string;
   /** Labeled training examples per class (k); default: the whole training split. */
   labelsPerClass?: number | "all";
+  /** Seeds which k examples are labeled and the training. */
   seed?: number;
+  /** Seeds a task's train/test split (default 0: every seed is scored on the same test split). */
+  splitSeed?: number;
   steps?: number;
   epochs?: number;
   lr?: number;
@@ -134,7 +137,7 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   const k = spec.labelsPerClass ?? "all";
   if (k !== "all" && (!Number.isInteger(k) || k < 0)) throw new RangeError(`labelsPerClass must be a non-negative integer or "all", got ${String(k)}`);
   if (k === 0 && spec.method !== "zero-shot") throw new RangeError(`method ${spec.method} needs labels: labelsPerClass 0 only suits zero-shot`);
-  const task = opts.task ?? resolveTask(spec.task, { seed, test: spec.testFile, labels: spec.labels });
+  const task = opts.task ?? resolveTask(spec.task, { seed: spec.splitSeed ?? 0, test: spec.testFile, labels: spec.labels });
   const base = loadBase(spec.base);
   const test = spec.maxTest !== undefined ? task.test.slice(0, spec.maxTest) : task.test;
   if (test.length === 0) throw new TaskError(`task ${task.name}: the test split is empty`);
@@ -192,7 +195,7 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   if (spec.method === "head") {
     for (const p of encoder.parameters()) p.requiresGrad = false;
   } else if (spec.method === "lora") {
-    const { rank = 4, alpha = 2 * rank, dropout = 0.05, targets } = spec.lora ?? {};
+    const { rank = 2, alpha = 4 * rank, dropout = 0.05, targets } = spec.lora ?? {};
     const defaults = base.kind === "gpt2" ? ["c_attn", "c_proj", "c_fc"] : ["query", "key", "value", "output.dense", "intermediate.dense"];
     loraHandle = applyLoRA(encoder, { rank, alpha, dropout, targets: targets ?? defaults, seed });
     trainable = [...loraHandle.trainableParameters(), ...head];

@@ -13,6 +13,7 @@ import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretra
 import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
 import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
+import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
@@ -22,6 +23,8 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   "fill-mask": { run: runFillMask, help: fillMaskHelp },
   embed: { run: runEmbed, help: embedHelp },
   generate: { run: runGenerate, help: generateHelp },
+  adapt: { run: runAdapt, help: adaptHelp },
+  eval: { run: runEval, help: evalHelp },
   info: { run: runInfo, help: infoHelp },
 };
 

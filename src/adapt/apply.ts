@@ -1,0 +1,94 @@
+/**
+ * An adapter applied to its base, ready to classify: whatever the method (zero-/few-shot prompt,
+ * probe, head, LoRA, full), the result is the same shape — labels, the adapted body (for probes
+ * of its language-model behaviour) and predict(texts) -> label probabilities. Applying an adapter
+ * to a base other than its own is refused (loadAdapter checks the content hash).
+ *
+ *     const a = loadAdapted("runs/sentiment-lora", "runs/default");
+ *     a.predict(["A wonderful film."]);   // [[0.08, 0.92]]
+ */
+import { toFloat32, type RawTensor } from "../io/safetensors.js";
+import { GPT } from "../models/gpt/model.js";
+import type { TextTokenizer } from "../data/tokenizer.js";
+import { type AdapterManifest, AdapterError, loadAdapter, probeFromTensors } from "./artifact.js";
+import { loadBase } from "./base.js";
+import { SequenceClassifier } from "./classifier.js";
+import { applyLoRA } from "./lora.js";
+import { embedTexts, probeProbs, type Encoder } from "./probe.js";
+import { classifyCausal, classifyMasked } from "./zeroshot.js";
+
+export interface AdaptedModel {
+  manifest: AdapterManifest;
+  labels: string[];
+  /** The base with the adapter's weight changes (LoRA merged, full fine-tune loaded); the base itself for prompt, probe and head adapters. */
+  body: Encoder;
+  tok: TextTokenizer;
+  predict(texts: readonly string[]): number[][];
+}
+
+function tensor(tensors: Record<string, RawTensor>, name: string, dir: string): RawTensor {
+  const t = tensors[name];
+  if (t === undefined) throw new AdapterError(`adapter ${dir}: tensor ${name} is missing`);
+  return t;
+}
+
+function headOf(clf: SequenceClassifier, tensors: Record<string, RawTensor>, dir: string): void {
+  const w = tensor(tensors, "score.weight", dir), b = tensor(tensors, "score.bias", dir);
+  const want = [...clf.score.weight.shape];
+  if (w.shape.join() !== want.join()) throw new AdapterError(`adapter ${dir}: score.weight has shape [${w.shape}], expected [${want}] (hidden size x labels)`);
+  clf.score.weight.data.set(toFloat32(w));
+  clf.score.bias!.data.set(toFloat32(b));
+}
+
+const num = (v: unknown, fallback: number): number => (typeof v === "number" && Number.isFinite(v) ? v : fallback);
+
+export function loadAdapted(adapterDir: string, baseDir: string): AdaptedModel {
+  const { manifest, tensors } = loadAdapter(adapterDir, baseDir);
+  const base = loadBase(baseDir);
+  const { model, tok } = base;
+  const labels = manifest.labels;
+  const cfg = manifest.config;
+  const maxTokens = num(cfg.maxTokens, 128);
+  const done = (predict: (texts: readonly string[]) => number[][]): AdaptedModel => ({ manifest, labels, body: model, tok, predict });
+
+  switch (manifest.method) {
+    case "zero-shot":
+    case "few-shot": {
+      const template = String(cfg.template ?? ""), cloze = String(cfg.cloze ?? "");
+      const verbalizers = (cfg.verbalizers ?? {}) as Record<string, string>;
+      const demonstrations = Array.isArray(cfg.demonstrations) ? (cfg.demonstrations as { text: string; label: string }[]) : [];
+      const calibrate = cfg.calibrate !== false;
+      return done((texts) => {
+        const examples = texts.map((text) => ({ text, label: labels[0] }));
+        return model instanceof GPT
+          ? classifyCausal(model, tok, labels, examples, { template, verbalizers, demonstrations, calibrate }).probs
+          : classifyMasked(model, tok, labels, examples, { template: cloze, verbalizers, calibrate }).probs;
+      });
+    }
+    case "probe": {
+      const probe = probeFromTensors(tensors, adapterDir);
+      return done((texts) => probeProbs(probe, embedTexts(model, tok, texts, { maxTokens })));
+    }
+    case "head":
+    case "lora":
+    case "full": {
+      if (manifest.method === "lora") {
+        const l = (cfg.lora ?? {}) as { rank?: number; alpha?: number; dropout?: number; targets?: string[]; seed?: number };
+        if (typeof l.rank !== "number") throw new AdapterError(`adapter ${adapterDir}: a LoRA adapter's config has no lora.rank`);
+        const handle = applyLoRA(model, { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets, seed: l.seed });
+        const own = Object.fromEntries(Object.entries(tensors).filter(([k]) => k.endsWith(".lora_A") || k.endsWith(".lora_B")));
+        handle.loadStateDict(own);
+        handle.merge();
+      } else if (manifest.method === "full") {
+        const body = Object.fromEntries(Object.entries(tensors).filter(([k]) => !k.startsWith("score.")).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }]));
+        model.loadStateDict(body);
+      }
+      model.eval();
+      const clf = new SequenceClassifier(model, tok, labels.length, { maxTokens });
+      headOf(clf, tensors, adapterDir);
+      return done((texts) => clf.predict(texts));
+    }
+    default:
+      throw new AdapterError(`adapter ${adapterDir}: method ${JSON.stringify(manifest.method)} is not one this version can apply (zero-shot, few-shot, probe, head, lora, full)`);
+  }
+}

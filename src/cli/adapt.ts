@@ -1,0 +1,160 @@
+/** `plinth adapt` (one adaptation, one adapter) and `plinth eval` (k-shot curves, or one adapter's scores). */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ADAPT_METHODS, type AdaptMethod, type AdaptOutcome, type AdaptSpec, runAdaptation } from "../adapt/run.js";
+import { startAdaptationWorker } from "../adapt/worker.js";
+import { loadAdapted } from "../adapt/apply.js";
+import { resolveTask } from "../adapt/base.js";
+import { readAdapterManifest } from "../adapt/artifact.js";
+import { type Shots, kShotCurve } from "../eval/harness.js";
+import { accuracy, argmax, expectedCalibrationError, labelIndex, macroF1 } from "../eval/index.js";
+import { exampleText } from "../eval/tasks.js";
+import { writeCurve, curveTable } from "../eval/report.js";
+import { Progress } from "../train/progress.js";
+import { UsageError, parseFloatArg, parseIntArg } from "./args.js";
+
+export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
+
+Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.filter((m) => m !== "scratch").join("|")}> [options]
+
+  --base        base model folder (config.json, model.safetensors, tokenizer.json), e.g. runs/default
+  --task        built-in task (sentiment, spam, sotu-party) or a JSONL/CSV file of {text,label} or {text_a,text_b,label}
+  --test        separate test file for a file task (default: a stratified 20% of --task is held out)
+  --method      zero-shot | few-shot | probe | head | full | lora
+  --k           labeled examples per class (default: all of the training split)
+  --out         adapter folder (default runs/adapters/<task>-<method>)
+  --seed        picks the k examples and seeds training (default 0)
+  --steps, --lr, --batch-size, --max-tokens   training options (defaults depend on the method)
+  --rank, --alpha, --lora-dropout, --targets  LoRA options (default rank 2, alpha 8, dropout 0.05,
+                targets c_attn,c_proj,c_fc on GPT; query,key,value,output.dense,intermediate.dense on BERT)
+  --max-test    score at most this many test examples
+  --worker      run in a worker process (progress still shows here)
+
+Examples:
+  plinth adapt --base runs/default --task sentiment --method lora --k 32
+  plinth adapt --base runs/default --task reviews.jsonl --method probe`;
+
+export const evalHelp = `plinth eval — k-shot curves with confidence intervals, or the scores of one adapter
+
+Usage: plinth eval --base <dir> --task <name|file> [--methods probe,lora,full,scratch] [--k 0,1,2,4,8,16,32,64,all] [--seeds 3] [--out dir]
+       plinth eval --base <dir> --adapter <dir> [--task <name|file>]
+
+  --methods   among ${ADAPT_METHODS.join(", ")} (scratch = same architecture trained from random init: the baseline)
+  --k         labels per class; zero-shot runs at k=0, the others at k>=1 and "all"
+  --seeds     runs per (method, k), each with other labeled examples (default 3)
+  --max-test  score at most this many test examples (default 400)
+  --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
+  --workers   run every adaptation in its own worker process (clean memory figures)`;
+
+function common(values: Record<string, string | boolean | undefined>): Partial<AdaptSpec> {
+  const str = (k: string): string | undefined => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const spec: Partial<AdaptSpec> = {};
+  if (str("steps") !== undefined) spec.steps = parseIntArg("steps", str("steps"), 0, 1);
+  if (str("lr") !== undefined) spec.lr = parseFloatArg("lr", str("lr"), 0);
+  if (str("batch-size") !== undefined) spec.batchSize = parseIntArg("batch-size", str("batch-size"), 16, 1);
+  if (str("max-tokens") !== undefined) spec.maxTokens = parseIntArg("max-tokens", str("max-tokens"), 128, 1);
+  if (str("test") !== undefined) spec.testFile = str("test");
+  const lora = {
+    rank: str("rank") === undefined ? undefined : parseIntArg("rank", str("rank"), 4, 1),
+    alpha: str("alpha") === undefined ? undefined : parseFloatArg("alpha", str("alpha"), 8),
+    dropout: str("lora-dropout") === undefined ? undefined : parseFloatArg("lora-dropout", str("lora-dropout"), 0.05),
+    targets: str("targets")?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+  };
+  if (Object.values(lora).some((v) => v !== undefined)) spec.lora = lora;
+  return spec;
+}
+
+const OPTIONS = {
+  base: { type: "string" }, task: { type: "string" }, test: { type: "string" }, method: { type: "string" }, k: { type: "string" },
+  out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, lr: { type: "string" }, "batch-size": { type: "string" },
+  "max-tokens": { type: "string" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" }, targets: { type: "string" },
+  "max-test": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
+} as const;
+
+function parseShots(text: string): Shots {
+  if (text === "all") return "all";
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 0) throw new UsageError(`--k values must be non-negative integers or "all", got "${text}"`);
+  return v;
+}
+
+function parseMethod(text: string): AdaptMethod {
+  if (!(ADAPT_METHODS as readonly string[]).includes(text)) throw new UsageError(`unknown method "${text}"; methods are ${ADAPT_METHODS.join(", ")}`);
+  return text as AdaptMethod;
+}
+
+const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
+
+function summary(r: AdaptOutcome): string {
+  return [
+    `${r.method} on ${r.task}: accuracy ${pct(r.metrics.accuracy)}, macro-F1 ${pct(r.metrics.macroF1)}, ECE ${r.metrics.ece.toFixed(3)} on ${r.testExamples} test examples (${r.trainExamples} labeled)`,
+    `trainable parameters ${r.trainableParameters.toLocaleString("en-US")} of ${r.totalParameters.toLocaleString("en-US")} (${pct(r.trainableParameters / r.totalParameters)}), train ${r.trainSeconds.toFixed(1)}s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+    r.out === null ? "no adapter written" : `adapter ${r.out} (${(r.adapterBytes / 1024).toFixed(1)} KiB)`,
+  ].join("\n");
+}
+
+export async function runAdapt(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: OPTIONS });
+  if (values.help) return void console.log(adaptHelp);
+  if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
+  if (values.task === undefined) throw new UsageError("--task is required (sentiment, spam, sotu-party, or a JSONL/CSV file)");
+  if (values.method === undefined) throw new UsageError("--method is required");
+  const method = parseMethod(values.method);
+  if (method === "scratch") throw new UsageError("scratch is the evaluation baseline, not an adaptation of a base; use it in plinth eval --methods");
+  const spec: AdaptSpec = {
+    ...common(values), base: values.base, task: values.task, method,
+    labelsPerClass: values.k === undefined ? "all" : parseShots(values.k),
+    seed: parseIntArg("seed", values.seed, 0),
+    maxTest: values["max-test"] === undefined ? undefined : parseIntArg("max-test", values["max-test"], 0, 1),
+    out: values.out ?? join("runs", "adapters", `${values.task.replace(/.*[\\/]/, "").replace(/\.\w+$/, "")}-${method}`),
+  };
+  const bar = new Progress(`adapt ${method}`);
+  const onProgress = (p: { step: number; total: number; loss?: number; elapsedSeconds: number }): void =>
+    bar.update(p.step / p.total, { step: `${p.step}/${p.total}`, ...(p.loss !== undefined ? { loss: p.loss.toFixed(4) } : {}), rate: `${(p.step / Math.max(p.elapsedSeconds, 1e-3)).toFixed(1)} steps/s` }, p.step === p.total);
+  const outcome = values.worker ? await startAdaptationWorker(spec, { onProgress }).result : await runAdaptation(spec, { onProgress });
+  bar.done();
+  console.log(summary(outcome));
+}
+
+export async function runEval(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" } },
+  });
+  if (values.help) return void console.log(evalHelp);
+  if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
+  const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
+  if (values.adapter !== undefined) {
+    const manifest = readAdapterManifest(values.adapter);
+    const task = resolveTask(values.task ?? manifest.task, { seed: 0, test: values.test, labels: manifest.labels });
+    const adapted = loadAdapted(values.adapter, values.base);
+    const test = task.test.slice(0, maxTest);
+    const probs = adapted.predict(test.map((e) => exampleText(e)));
+    const gold = test.map((e) => labelIndex(task, e.label)), pred = probs.map(argmax);
+    console.log(`${values.adapter} (${manifest.method}) on ${task.name}: accuracy ${pct(accuracy(pred, gold))}, macro-F1 ${pct(macroF1(pred, gold, task.labels.length))}, ECE ${expectedCalibrationError(probs, gold).toFixed(3)} on ${test.length} test examples`);
+    return;
+  }
+  if (values.task === undefined) throw new UsageError("--task is required (sentiment, spam, sotu-party, or a JSONL/CSV file)");
+  const methods = (values.methods ?? "zero-shot,probe,head,lora,full,scratch").split(",").map((m) => parseMethod(m.trim()));
+  const ks = (values.k ?? "0,1,2,4,8,16,32,64,all").split(",").map((k) => parseShots(k.trim()));
+  const seeds = parseIntArg("seeds", values.seeds, 3, 1);
+  const out = values.out ?? join("runs", "eval", values.task.replace(/.*[\\/]/, "").replace(/\.\w+$/, ""));
+  const bar = new Progress(`eval ${values.task}`);
+  let done = 0, total = 1, current = "";
+  const curve = await kShotCurve({
+    base: values.base, task: values.task, methods, ks, seeds, maxTest, workers: values.workers ?? false, overrides: common(values),
+    onRun: (d, t, r, label) => {
+      done = d;
+      total = t;
+      bar.update(d / t, { run: `${d}/${t}`, last: `${label}: ${r === null ? "-" : pct(r.metrics.accuracy)}` }, d === t);
+    },
+    onProgress: (label, p) => {
+      current = label;
+      bar.update((done + p.step / p.total) / total, { run: `${done + 1}/${total}`, now: current });
+    },
+  });
+  bar.done();
+  const paths = writeCurve(out, curve);
+  console.log(curveTable(curve));
+  console.log(`wrote ${paths.table}, ${paths.svg} and ${paths.json} (${curve.runs.length} runs in ${curve.seconds.toFixed(0)}s)`);
+}
