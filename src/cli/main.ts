@@ -13,7 +13,9 @@ import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretra
 import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
 import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
+import { runSearch, runZeroShotImage, searchHelp, zeroShotHelp } from "./clip.js";
 import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
+import { auditHelp, runAuditCommand } from "./audit.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
@@ -22,9 +24,12 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   scale: { run: runScale, help: scaleHelp },
   "fill-mask": { run: runFillMask, help: fillMaskHelp },
   embed: { run: runEmbed, help: embedHelp },
+  "zero-shot": { run: runZeroShotImage, help: zeroShotHelp },
+  search: { run: runSearch, help: searchHelp },
   generate: { run: runGenerate, help: generateHelp },
   adapt: { run: runAdapt, help: adaptHelp },
   eval: { run: runEval, help: evalHelp },
+  audit: { run: runAuditCommand, help: auditHelp },
   info: { run: runInfo, help: infoHelp },
 };
 
