@@ -17,6 +17,7 @@ import { BertForMaskedLM, BERT_PRESETS, bertConfig, saveBert } from "../models/b
 import { formatSeconds } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
 import { UsageError, parseDuration, parseFloatArg, parseIntArg } from "./args.js";
+import { runPretrainContrastive } from "./clip.js";
 
 export const tokenizerHelp = `plinth tokenizer train — train a byte-level BPE tokenizer (Hugging Face tokenizer.json)
 
@@ -36,7 +37,8 @@ export const pretrainHelp = `plinth pretrain — self-supervised pretraining fro
 Usage: plinth pretrain [--objective clm|mlm] [--size tiny|small|S|M] [--data <source>...]
                        [--time 10m | --tokens N | --steps N] [--out runs/<name>] [options]
 
-  --objective   clm: causal LM (GPT, default); mlm: masked LM (BERT)
+  --objective   clm: causal LM (GPT, default); mlm: masked LM (BERT);
+                contrastive: CLIP image–text (see plinth pretrain --objective contrastive --help)
   --size        model preset (default small)
   --data        sources as for 'plinth tokenizer train' (default: default)
   --time/--tokens/--steps   budget (default --time 10m)
@@ -214,6 +216,9 @@ export function printReport(run: PretrainRun): void {
 }
 
 export async function runPretrain(argv: string[]): Promise<void> {
+  const at = argv.findIndex((a) => a === "--objective" || a.startsWith("--objective="));
+  const objectiveArg = at < 0 ? undefined : argv[at].includes("=") ? argv[at].split("=")[1] : argv[at + 1];
+  if (objectiveArg === "contrastive") return runPretrainContrastive(argv);
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -228,7 +233,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
     return;
   }
   const objective = values.objective ?? "clm";
-  if (objective !== "clm" && objective !== "mlm") throw new UsageError(`--objective must be clm or mlm, got "${objective}"`);
+  if (objective !== "clm" && objective !== "mlm") throw new UsageError(`--objective must be clm, mlm or contrastive, got "${objective}"`);
   const budget = { seconds: values.time ? parseDuration(values.time) : undefined, tokens: values.tokens ? parseIntArg("tokens", values.tokens, 0, 1) : undefined, steps: values.steps ? parseIntArg("steps", values.steps, 0, 1) : undefined };
   if (budget.seconds === undefined && budget.tokens === undefined && budget.steps === undefined) budget.seconds = 600;
   const run = await pretrain({

@@ -34,7 +34,7 @@ export const EMOJI_CAPTION_TEMPLATES = [
 ] as const;
 
 /** Zero-shot prompt templates for the group labels (ensembled). */
-export const EMOJI_GROUP_PROMPTS = ["a {group} emoji", "an emoji from {group}", "{group}", "an emoji of {group}"] as const;
+export const EMOJI_GROUP_PROMPTS = ["a {label} emoji", "an emoji from {label}", "{label}", "an emoji of {label}"] as const;
 
 export function emojiCaptions(name: string, group: string): string[] {
   const g = group.toLowerCase();
