@@ -29,6 +29,8 @@ function readOne(path: string, op: string, into: WeightDict): void {
     throw new Error(`${op}: ${(e as Error).message}`);
   }
   for (const [key, t] of Object.entries(tensors)) {
+    // Integer and boolean tensors are buffers (position_ids, masks), never parameters.
+    if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) continue;
     let data: Float32Array;
     try {
       data = toFloat32(t);
