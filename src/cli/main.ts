@@ -16,6 +16,7 @@ import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
 import { runSearch, runZeroShotImage, searchHelp, zeroShotHelp } from "./clip.js";
 import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
 import { auditHelp, runAuditCommand } from "./audit.js";
+import { runTask, taskHelp } from "./task.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
@@ -30,6 +31,7 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   adapt: { run: runAdapt, help: adaptHelp },
   eval: { run: runEval, help: evalHelp },
   audit: { run: runAuditCommand, help: auditHelp },
+  task: { run: runTask, help: taskHelp },
   info: { run: runInfo, help: infoHelp },
 };
 
