@@ -1,0 +1,57 @@
+/**
+ * Keys, rate limits and quotas. Every /v1 request carries `Authorization: Bearer <key>`; the
+ * key (looked up by hash) names the tenant. A key may limit requests per minute (a sliding
+ * window kept in memory) and tokens in all (prompt + completion + training, from the usage
+ * table); over either limit the request gets a 429 in OpenAI's shape.
+ */
+import type { FastifyRequest } from "fastify";
+import type { ApiKey, Registry } from "../registry/index.js";
+import { ApiError, apiError } from "./errors.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The caller's key, set by the auth hook on /v1 routes. */
+    apiKey: ApiKey;
+  }
+}
+
+export class Gate {
+  private readonly windows = new Map<string, number[]>();
+  constructor(private readonly registry: Registry, private readonly adminSecret: string | null) {}
+
+  /** The key a request carries, checked against rate limit and quota. */
+  admit(req: FastifyRequest): ApiKey {
+    const secret = bearer(req);
+    const key = this.registry.keys.verify(secret);
+    if (key === undefined) throw apiError("invalid_api_key", `Incorrect API key provided: ${secret.slice(0, 7)}${secret.length > 7 ? "…" : ""}. Create one with \`plinth serve --create-key <tenant>\`.`);
+    if (key.rpm !== null) {
+      const now = Date.now();
+      const w = (this.windows.get(key.id) ?? []).filter((t) => t > now - 60_000);
+      if (w.length >= key.rpm) {
+        const retry = Math.max(1, Math.ceil((w[0] + 60_000 - now) / 1000));
+        throw new ApiError("rate_limit_exceeded", `Rate limit reached for key ${key.prefix}… on requests per minute: limit ${key.rpm}, used ${w.length}. Please try again in ${retry}s.`, null, { "retry-after": String(retry) });
+      }
+      w.push(now);
+      this.windows.set(key.id, w);
+    }
+    if (key.tokenQuota !== null) {
+      const used = this.registry.keys.tokensUsed(key.id);
+      if (used >= key.tokenQuota) throw apiError("insufficient_quota", `You exceeded your token quota: ${used} of ${key.tokenQuota} tokens used by key ${key.prefix}….`);
+    }
+    return key;
+  }
+
+  /** Admin routes (key creation, model registration) take the server's admin secret. */
+  admin(req: FastifyRequest): void {
+    if (this.adminSecret === null) throw apiError("admin_only", "This server has no admin key (start it with --admin-key) so admin routes are off.");
+    if (bearer(req) !== this.adminSecret) throw apiError("admin_only", "This route needs the server's admin key.");
+  }
+}
+
+function bearer(req: FastifyRequest): string {
+  const h = req.headers.authorization;
+  if (h === undefined || h === "") throw apiError("missing_api_key", "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.");
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  if (m === null) throw apiError("invalid_api_key", "The Authorization header must be 'Bearer <key>'.");
+  return m[1];
+}

@@ -1,0 +1,70 @@
+/**
+ * The one error funnel: every failure becomes an ApiError from this catalogue and is rendered
+ * as OpenAI's body `{ error: { message, type, param, code } }` with the catalogue's status.
+ *
+ *     throw apiError("model_not_found", `The model "tiny:x" does not exist or you do not have access to it.`, "model");
+ */
+export interface ErrorKind {
+  status: number;
+  type: "invalid_request_error" | "authentication_error" | "permission_error" | "not_found_error" | "rate_limit_error" | "insufficient_quota" | "server_error";
+}
+
+export const ERRORS = {
+  invalid_json: { status: 400, type: "invalid_request_error" },
+  invalid_value: { status: 400, type: "invalid_request_error" },
+  missing_required_parameter: { status: 400, type: "invalid_request_error" },
+  unknown_parameter: { status: 400, type: "invalid_request_error" },
+  context_length_exceeded: { status: 400, type: "invalid_request_error" },
+  invalid_file: { status: 400, type: "invalid_request_error" },
+  unsupported_model: { status: 400, type: "invalid_request_error" },
+  job_not_cancellable: { status: 400, type: "invalid_request_error" },
+  invalid_api_key: { status: 401, type: "authentication_error" },
+  missing_api_key: { status: 401, type: "authentication_error" },
+  admin_only: { status: 403, type: "permission_error" },
+  model_not_found: { status: 404, type: "invalid_request_error" },
+  not_found: { status: 404, type: "not_found_error" },
+  body_too_large: { status: 413, type: "invalid_request_error" },
+  unsupported_media_type: { status: 415, type: "invalid_request_error" },
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
+  insufficient_quota: { status: 429, type: "insufficient_quota" },
+  internal_error: { status: 500, type: "server_error" },
+  unavailable: { status: 503, type: "server_error" },
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly type: string;
+  constructor(readonly code: ErrorCode, message: string, readonly param: string | null = null, readonly headers: Record<string, string> = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = ERRORS[code].status;
+    this.type = ERRORS[code].type;
+  }
+  body(): { error: { message: string; type: string; param: string | null; code: string } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export const apiError = (code: ErrorCode, message: string, param: string | null = null): ApiError => new ApiError(code, message, param);
+
+/** Maps any thrown value (Fastify's own errors included) to an ApiError. */
+export function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  const err = e as { code?: string; statusCode?: number; message?: string };
+  switch (err.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return apiError("invalid_json", `We could not parse the JSON body of your request: ${err.message ?? "invalid JSON"}. Send a JSON object with Content-Type: application/json.`);
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return apiError("body_too_large", `The request body is too large: ${err.message ?? ""}`.trim());
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return apiError("unsupported_media_type", `Unsupported Content-Type: ${err.message ?? ""}. Send application/json (or multipart/form-data to /v1/files).`);
+  }
+  if (err.statusCode === 400 && e instanceof SyntaxError) return apiError("invalid_json", `We could not parse the JSON body of your request: ${e.message}`);
+  if (err.statusCode === 413) return apiError("body_too_large", err.message ?? "The request body is too large");
+  if (err.statusCode === 415) return apiError("unsupported_media_type", err.message ?? "Unsupported Content-Type");
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return apiError("invalid_value", err.message ?? "Bad request");
+  return apiError("internal_error", `Internal error: ${err.message ?? String(e)}`);
+}

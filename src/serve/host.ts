@@ -1,0 +1,93 @@
+/**
+ * What the server has loaded: each registered base model once (weights, tokenizer, and for
+ * a causal LM one generation scheduler shared by every tenant and adapter), and adapters'
+ * tensors, cached by adapter id. `resolve` turns a request's `model` ("base" or
+ * "base:adapter") into a base and the caller's own adapter, never another tenant's.
+ */
+import { loadAdapter, probeFromTensors } from "../adapt/artifact.js";
+import type { LinearProbe } from "../adapt/probe.js";
+import { type LoadedBase, loadBase } from "../adapt/base.js";
+import { GPT } from "../models/gpt/model.js";
+import type { AdapterEntry, ModelEntry, Registry } from "../registry/index.js";
+import type { RawTensor } from "../io/safetensors.js";
+import { apiError } from "./errors.js";
+import { loraWeights, type LoRAWeights } from "./packed.js";
+import { Scheduler, type SchedulerOptions } from "./scheduler.js";
+
+export interface LoadedModel extends LoadedBase {
+  entry: ModelEntry;
+  scheduler: Scheduler | null;
+}
+
+export interface Resolved {
+  id: string;
+  base: LoadedModel;
+  adapter: AdapterEntry | null;
+}
+
+export interface LoadedAdapterData {
+  entry: AdapterEntry;
+  config: Record<string, unknown>;
+  tensors: Record<string, RawTensor>;
+  lora: LoRAWeights | null;
+  probe: LinearProbe | null;
+}
+
+export class ModelHost {
+  private readonly bases = new Map<string, LoadedModel>();
+  private readonly adapters = new Map<string, LoadedAdapterData>();
+
+  constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}) {}
+
+  base(name: string): LoadedModel {
+    let b = this.bases.get(name);
+    if (b === undefined) {
+      const entry = this.registry.catalog.model(name);
+      if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
+      const loaded = loadBase(entry.dir);
+      if (loaded.identity.sha256 !== entry.sha256) {
+        throw apiError("internal_error", `The base '${name}' changed on disk: registered sha256 ${entry.sha256}, found ${loaded.identity.sha256}; re-register it.`);
+      }
+      b = { ...loaded, entry, scheduler: loaded.model instanceof GPT ? new Scheduler(loaded.model, this.schedulerOptions) : null };
+      this.bases.set(name, b);
+    }
+    return b;
+  }
+
+  /** "base" or "base:adapter" for this tenant; unknown and foreign names are both "not found". */
+  resolve(tenant: string, model: string): Resolved {
+    const i = model.indexOf(":");
+    const baseName = i < 0 ? model : model.slice(0, i);
+    const missing = () => apiError("model_not_found", `The model '${model}' does not exist or you do not have access to it.`, "model");
+    if (this.registry.catalog.model(baseName) === undefined) throw missing();
+    if (i < 0) return { id: model, base: this.base(baseName), adapter: null };
+    const adapter = this.registry.catalog.adapter(tenant, baseName, model.slice(i + 1));
+    if (adapter === undefined) throw missing();
+    return { id: model, base: this.base(baseName), adapter };
+  }
+
+  adapterData(entry: AdapterEntry): LoadedAdapterData {
+    let a = this.adapters.get(entry.id);
+    if (a === undefined) {
+      const base = this.base(entry.base);
+      const { manifest, tensors } = loadAdapter(entry.dir, base.dir);
+      const hasLoRA = Object.keys(tensors).some((k) => k.endsWith(".lora_A"));
+      const loraConfig = (manifest.config.lora ?? manifest.config) as Record<string, unknown>;
+      a = {
+        entry, config: manifest.config, tensors,
+        lora: hasLoRA ? loraWeights(entry.id, tensors, loraConfig) : null,
+        probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
+      };
+      this.adapters.set(entry.id, a);
+    }
+    return a;
+  }
+
+  loaded(): string[] {
+    return [...this.bases.keys()];
+  }
+
+  close(): void {
+    for (const b of this.bases.values()) b.scheduler?.close();
+  }
+}

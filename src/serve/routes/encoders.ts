@@ -1,0 +1,118 @@
+/**
+ * POST /v1/embeddings (mean-pooled hidden states of a GPT or BERT base), and Plinth's own
+ * classification endpoints:
+ *   POST /v1/classifications  {model: "base:adapter", input}  with a probe, head, full or LoRA
+ *                             classifier adapter -> label probabilities per input;
+ *   POST /v1/zero-shot        {model: "base", input, labels, template?, verbalizers?} -> label
+ *                             likelihood (causal LM) or cloze (masked LM), calibrated.
+ * Zero-shot image classification needs an image-text (CLIP) base; none is registered yet, so
+ * a request naming an image gets a clear 400.
+ */
+import type { FastifyInstance } from "fastify";
+import { embedTexts, probeProbs } from "../../adapt/probe.js";
+import { SequenceClassifier } from "../../adapt/classifier.js";
+import { applyLoRA } from "../../adapt/lora.js";
+import { classifyCausal, classifyMasked } from "../../adapt/zeroshot.js";
+import { GPT } from "../../models/gpt/model.js";
+import { toFloat32 } from "../../io/safetensors.js";
+import type { Registry } from "../../registry/index.js";
+import { apiError } from "../errors.js";
+import type { LoadedAdapterData, ModelHost } from "../host.js";
+import { bodyOf, str, strings } from "../params.js";
+import type { LoadedModel } from "../host.js";
+
+const MAX_INPUTS = 256;
+
+function classify(base: LoadedModel, a: LoadedAdapterData, texts: string[]): number[][] {
+  if (a.probe !== null) return probeProbs(a.probe, embedTexts(base.model, base.tok, texts, { maxTokens: Number(a.config.maxTokens ?? 128) }));
+  const w = a.tensors["score.weight"], bias = a.tensors["score.bias"];
+  if (w === undefined || bias === undefined) throw apiError("unsupported_model", `The adapter '${a.entry.base}:${a.entry.name}' (method ${a.entry.method}) is not a classifier.`, "model");
+  if (a.entry.method === "full") throw apiError("unsupported_model", "Serving full fine-tunes for classification is not supported yet; use lora, head or probe adapters.", "model");
+  const clf = new SequenceClassifier(base.model, base.tok, a.entry.labels.length, { maxTokens: Number(a.config.maxTokens ?? 128) });
+  clf.score.loadStateDict({ weight: { shape: w.shape, data: toFloat32(w) }, bias: { shape: bias.shape, data: toFloat32(bias) } });
+  // The shared base is adapted for the length of this synchronous call only.
+  const lora = a.lora === null ? null : applyLoRA(base.model, { ...(a.config.lora as { rank: number; alpha: number; targets: string[] }), dropout: 0 });
+  try {
+    if (lora !== null) lora.loadStateDict(Object.fromEntries(Object.entries(a.tensors).filter(([k]) => /\.lora_[AB]$/.test(k))));
+    return clf.predict(texts);
+  } finally {
+    lora?.remove();
+  }
+}
+
+export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
+  const { host, registry } = deps;
+  return async (app: FastifyInstance): Promise<void> => {
+    app.post("/v1/embeddings", async (req) => {
+      const b = bodyOf(req.body);
+      const model = str(b, "model", { required: true });
+      const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
+      const format = str(b, "encoding_format") ?? "float";
+      if (format !== "float" && format !== "base64") throw apiError("invalid_value", `Invalid value for 'encoding_format': ${JSON.stringify(format)}; expected float or base64.`, "encoding_format");
+      const r = host.resolve(req.apiKey.tenant, model);
+      if (r.adapter !== null) throw apiError("unsupported_model", "Embeddings come from a base model; name the base without an adapter.", "model");
+      const t0 = performance.now();
+      const vectors = embedTexts(r.base.model, r.base.tok, input);
+      const tokens = input.reduce((n, t) => n + Math.max(1, Math.min(r.base.tok.encode(t).length, r.base.model instanceof GPT ? r.base.model.config.n_positions : r.base.model.config.max_position_embeddings)), 0);
+      registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "embedding", model, promptTokens: tokens, computeSeconds: (performance.now() - t0) / 1000 });
+      return {
+        object: "list", model,
+        data: vectors.map((v, index) => ({ object: "embedding", index, embedding: format === "base64" ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v) })),
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      };
+    });
+
+    app.post("/v1/classifications", async (req) => {
+      const b = bodyOf(req.body);
+      const model = str(b, "model", { required: true });
+      const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
+      const r = host.resolve(req.apiKey.tenant, model);
+      if (r.adapter === null) throw apiError("invalid_value", "Classification needs a classifier adapter ('base:adapter'); for a base model use /v1/zero-shot with labels.", "model");
+      const t0 = performance.now();
+      const probs = classify(r.base, host.adapterData(r.adapter), input);
+      const tokens = input.reduce((n, t) => n + r.base.tok.encode(t).length, 0);
+      registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "classification", model, promptTokens: tokens, computeSeconds: (performance.now() - t0) / 1000 });
+      return result(model, r.adapter.labels, probs, tokens);
+    });
+
+    app.post("/v1/zero-shot", async (req) => {
+      const b = bodyOf(req.body);
+      const model = str(b, "model", { required: true });
+      if (b.image !== undefined || b.images !== undefined) {
+        throw apiError("unsupported_model", "Zero-shot image classification needs an image-text (CLIP) base; no such base is registered on this server.", "image");
+      }
+      const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
+      const labels = strings(b, "labels", { required: true, max: 64 })!;
+      if (labels.length < 2) throw apiError("invalid_value", "Invalid value for 'labels': give at least 2 labels.", "labels");
+      const v = b.verbalizers ?? Object.fromEntries(labels.map((l) => [l, ` ${l}`]));
+      if (v === null || typeof v !== "object" || Object.values(v).some((s) => typeof s !== "string")) throw apiError("invalid_value", "Invalid value for 'verbalizers': expected an object mapping each label to a string.", "verbalizers");
+      const r = host.resolve(req.apiKey.tenant, model);
+      if (r.adapter !== null) throw apiError("unsupported_model", "Zero-shot classification runs on a base model; name the base without an adapter.", "model");
+      const examples = input.map((text) => ({ text, label: labels[0] }));
+      const t0 = performance.now();
+      let probs: number[][];
+      try {
+        probs = r.base.model instanceof GPT
+          ? classifyCausal(r.base.model, r.base.tok, labels, examples, { template: str(b, "template") ?? "{text}\nLabel:", verbalizers: v as Record<string, string>, calibrate: true }).probs
+          : classifyMasked(r.base.model, r.base.tok, labels, examples, { template: str(b, "template") ?? "{text} It was [MASK].", verbalizers: v as Record<string, string>, calibrate: true }).probs;
+      } catch (e) {
+        if ((e as Error).name === "PromptError") throw apiError("invalid_value", (e as Error).message, "verbalizers");
+        throw e;
+      }
+      const tokens = input.reduce((n, t) => n + r.base.tok.encode(t).length, 0);
+      registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "classification", model, promptTokens: tokens, computeSeconds: (performance.now() - t0) / 1000 });
+      return result(model, labels, probs, tokens);
+    });
+  };
+}
+
+function result(model: string, labels: string[], probs: number[][], tokens: number) {
+  return {
+    object: "list", model,
+    data: probs.map((p, index) => {
+      const best = p.indexOf(Math.max(...p));
+      return { object: "classification", index, label: labels[best], scores: Object.fromEntries(labels.map((l, j) => [l, p[j]])) };
+    }),
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+  };
+}

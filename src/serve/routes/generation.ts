@@ -1,0 +1,167 @@
+/**
+ * POST /v1/completions and POST /v1/chat/completions. Both parse their parameters, resolve
+ * `model` to a base and the caller's adapter, and drive textgen.ts's one generator: as SSE
+ * events when `stream` is true, as one JSON body otherwise. A client that disconnects
+ * cancels its sequences at the next scheduler step.
+ */
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { now } from "../../registry/index.js";
+import { apiError } from "../errors.js";
+import type { ModelHost } from "../host.js";
+import { type Body, bodyOf, bool, num, str, strings } from "../params.js";
+import type { TokenEvent } from "../scheduler.js";
+import { type TextDelta, type TextParams, type TextUsage, textDeltas } from "../textgen.js";
+import type { Registry } from "../../registry/index.js";
+
+export interface GenerationDeps { host: ModelHost; registry: Registry }
+
+interface ChatMessage { role: string; content: string }
+
+function messagesOf(b: Body): ChatMessage[] {
+  const v = b.messages;
+  if (v === undefined) throw apiError("missing_required_parameter", "Missing required parameter: 'messages'.", "messages");
+  if (!Array.isArray(v) || v.length === 0) throw apiError("invalid_value", "Invalid value for 'messages': expected a non-empty array of {role, content}.", "messages");
+  return v.map((m: unknown, i) => {
+    const param = `messages[${i}]`;
+    if (m === null || typeof m !== "object") throw apiError("invalid_value", `Invalid type for '${param}': expected an object with role and content.`, param);
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    if (typeof role !== "string" || !["system", "developer", "user", "assistant", "tool"].includes(role)) {
+      throw apiError("invalid_value", `Invalid value for '${param}.role': ${JSON.stringify(role)}; expected system, developer, user, assistant or tool.`, `${param}.role`);
+    }
+    if (typeof content === "string") return { role, content };
+    if (Array.isArray(content) && content.every((p) => p !== null && typeof p === "object" && (p as { type?: unknown }).type === "text" && typeof (p as { text?: unknown }).text === "string")) {
+      return { role, content: content.map((p) => (p as { text: string }).text).join("") };
+    }
+    throw apiError("invalid_value", `Invalid value for '${param}.content': expected a string or an array of text parts.`, `${param}.content`);
+  });
+}
+
+/** The prompt a chat becomes: one "role: content" line per message, then "assistant:". */
+export const renderChat = (messages: ChatMessage[]): string => messages.map((m) => `${m.role}: ${m.content}\n`).join("") + "assistant:";
+
+function commonParams(b: Body, prompt: number[]): Omit<TextParams, "topLogprobs"> {
+  const stop = strings(b, "stop", { max: 4 }) ?? [];
+  if (stop.some((s) => s === "")) throw apiError("invalid_value", "Invalid value for 'stop': stop sequences must be non-empty.", "stop");
+  return {
+    prompt,
+    n: num(b, "n", { min: 1, max: 8, integer: true, fallback: 1 }),
+    maxTokens: num(b, "max_completion_tokens", { min: 1, max: 4096, integer: true, fallback: num(b, "max_tokens", { min: 1, max: 4096, integer: true, fallback: 16 }) }),
+    temperature: num(b, "temperature", { min: 0, max: 2, fallback: 1 }),
+    topP: num(b, "top_p", { min: Number.MIN_VALUE, max: 1, fallback: 1 }),
+    seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: Math.floor(Math.random() * 2 ** 31) }),
+    stop,
+  };
+}
+
+function watchDisconnect(req: FastifyRequest, reply: FastifyReply): AbortController {
+  const ac = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  req.raw.on("aborted", () => ac.abort());
+  return ac;
+}
+
+type Render = {
+  object: string;
+  chunkObject: string;
+  first?: (index: number) => unknown;
+  delta: (d: TextDelta) => unknown;
+  final: (index: number, text: string, tokens: TokenEvent[], finish: string) => unknown;
+};
+
+async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", b: Body, modelId: string, params: TextParams, render: Render, includeUsage: boolean, stream: boolean): Promise<unknown> {
+  const resolved = deps.host.resolve(req.apiKey.tenant, modelId);
+  const lora = resolved.adapter === null ? null : deps.host.adapterData(resolved.adapter).lora;
+  if (resolved.adapter !== null && lora === null) {
+    throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no LoRA weights for generation; use /v1/classifications with it.`, "model");
+  }
+  const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
+  const created = now();
+  const ac = watchDisconnect(req, reply);
+  const gen = textDeltas(resolved.base, lora, params, ac.signal);
+  const meter = (u: TextUsage) => deps.registry.keys.record({
+    keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind, model: modelId,
+    promptTokens: u.promptTokens, completionTokens: u.completionTokens, computeSeconds: u.computeSeconds,
+  });
+  const usageBody = (u: TextUsage) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
+  if (stream) {
+    // The first chunk is computed before the headers go out, so errors before any token are plain JSON errors.
+    let r = await gen.next();
+    reply.hijack();
+    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    const send = (payload: unknown) => reply.raw.write(`data: ${JSON.stringify({ id, object: render.chunkObject, created, model: modelId, ...(payload as object) })}\n\n`);
+    if (render.first) for (let i = 0; i < params.n; i++) send({ choices: [render.first(i)] });
+    try {
+      for (; !r.done; r = await gen.next()) send({ choices: [render.delta(r.value)] });
+      meter(r.value);
+      if (includeUsage) send({ choices: [], usage: usageBody(r.value) });
+      reply.raw.write("data: [DONE]\n\n");
+    } catch (e) {
+      const message = (e as Error).message;
+      reply.raw.write(`data: ${JSON.stringify({ error: { message, type: "server_error", param: null, code: "internal_error" } })}\n\n`);
+    }
+    reply.raw.end();
+    return reply;
+  }
+  const texts = Array.from({ length: params.n }, () => "");
+  const tokens = Array.from({ length: params.n }, (): TokenEvent[] => []);
+  const finish = Array.from({ length: params.n }, () => "length");
+  let r = await gen.next();
+  for (; !r.done; r = await gen.next()) {
+    texts[r.value.index] += r.value.text;
+    tokens[r.value.index].push(...r.value.tokens);
+    if (r.value.finishReason !== null) finish[r.value.index] = r.value.finishReason;
+  }
+  meter(r.value);
+  return { id, object: render.object, created, model: modelId, choices: texts.map((t, i) => render.final(i, t, tokens[i], finish[i])), usage: usageBody(r.value) };
+}
+
+export function generationRoutes(deps: GenerationDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.post("/v1/completions", async (req, reply) => {
+      const b = bodyOf(req.body);
+      const model = str(b, "model", { required: true });
+      const prompts = strings(b, "prompt", { required: true, max: 1 })!;
+      const base = deps.host.resolve(req.apiKey.tenant, model).base;
+      const lp = b.logprobs === null || b.logprobs === undefined ? null : num(b, "logprobs", { min: 0, max: 5, integer: true, fallback: 0 });
+      const params: TextParams = { ...commonParams(b, Array.from(base.tok.encode(prompts[0]))), topLogprobs: lp };
+      if (params.prompt.length === 0) params.prompt = [base.tok.eot];
+      const tokenText = (t: number) => base.tok.decode([t]);
+      const logprobs = (toks: TokenEvent[]) => lp === null ? null : {
+        tokens: toks.map((t) => tokenText(t.token)), token_logprobs: toks.map((t) => t.logprob),
+        top_logprobs: toks.map((t) => Object.fromEntries(t.top.map((a) => [tokenText(a.token), a.logprob]))), text_offset: [] as number[],
+      };
+      return serve(deps, req, reply, "completion", b, model, params, {
+        object: "text_completion", chunkObject: "text_completion",
+        delta: (d) => ({ index: d.index, text: d.text, logprobs: logprobs(d.tokens), finish_reason: d.finishReason }),
+        final: (index, text, toks, finish) => ({ index, text, logprobs: logprobs(toks), finish_reason: finish }),
+      }, bodyOf(b.stream_options ?? {}).include_usage === true, bool(b, "stream", false));
+    });
+
+    app.post("/v1/chat/completions", async (req, reply) => {
+      const b = bodyOf(req.body);
+      const model = str(b, "model", { required: true });
+      const messages = messagesOf(b);
+      const base = deps.host.resolve(req.apiKey.tenant, model).base;
+      const wantLogprobs = bool(b, "logprobs", false);
+      const top = num(b, "top_logprobs", { min: 0, max: 20, integer: true, fallback: 0 });
+      if (top > 0 && !wantLogprobs) throw apiError("invalid_value", "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", "top_logprobs");
+      const params: TextParams = { ...commonParams(b, Array.from(base.tok.encode(renderChat(messages)))), topLogprobs: wantLogprobs ? top : null };
+      const entry = (token: number, logprob: number) => {
+        const text = base.tok.decode([token]);
+        return { token: text, logprob, bytes: Array.from(Buffer.from(text, "utf8")) };
+      };
+      const logprobs = (toks: TokenEvent[]) => !wantLogprobs ? null : {
+        content: toks.map((t) => ({ ...entry(t.token, t.logprob), top_logprobs: t.top.map((a) => entry(a.token, a.logprob)) })), refusal: null,
+      };
+      return serve(deps, req, reply, "chat", b, model, params, {
+        object: "chat.completion", chunkObject: "chat.completion.chunk",
+        first: (index) => ({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
+        delta: (d) => ({ index: d.index, delta: d.text === "" ? {} : { content: d.text }, logprobs: logprobs(d.tokens), finish_reason: d.finishReason }),
+        final: (index, text, toks, finish) => ({ index, message: { role: "assistant", content: text, refusal: null }, logprobs: logprobs(toks), finish_reason: finish }),
+      }, bodyOf(b.stream_options ?? {}).include_usage === true, bool(b, "stream", false));
+    });
+  };
+}

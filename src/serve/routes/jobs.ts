@@ -1,0 +1,116 @@
+/**
+ * /v1/fine_tuning/jobs: create (method lora, full, head or probe on a base and an uploaded
+ * file), list, retrieve, cancel, events (the loss curve as metrics events), checkpoints, and
+ * Plinth's loss curve picture (SVG). A tenant sees only its own jobs.
+ *
+ * The method is given OpenAI-style: `method: { type: "lora", lora: { hyperparameters: {...} } }`
+ * (or top-level `hyperparameters`), with steps, n_epochs, batch_size, learning_rate, rank,
+ * alpha, labels_per_class and max_test.
+ */
+import type { FastifyInstance } from "fastify";
+import { lineChartSvg } from "../../train/plot.js";
+import type { JobEntry, Registry } from "../../registry/index.js";
+import { apiError } from "../errors.js";
+import type { JobRunner } from "../jobs.js";
+import { type Body, bodyOf, num, str } from "../params.js";
+
+export const JOB_METHODS = ["lora", "full", "head", "probe"] as const;
+const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {
+  steps: { min: 1, max: 100_000, integer: true }, n_epochs: { min: 1, max: 100, integer: true }, batch_size: { min: 1, max: 512, integer: true },
+  learning_rate: { min: 1e-7, max: 1, integer: false }, rank: { min: 1, max: 256, integer: true }, alpha: { min: 1e-3, max: 1e4, integer: false },
+  labels_per_class: { min: 1, max: 1e6, integer: true }, max_test: { min: 1, max: 1e6, integer: true },
+};
+
+export function jobObject(j: JobEntry) {
+  return {
+    id: j.id, object: "fine_tuning.job", model: j.model, created_at: j.created, finished_at: j.finished, fine_tuned_model: j.fineTunedModel,
+    organization_id: j.tenant, result_files: [], status: j.status, validation_file: null, training_file: j.trainingFile,
+    hyperparameters: j.hyperparameters, trained_tokens: j.trainedTokens, error: j.error, seed: j.seed, estimated_finish: null, integrations: [],
+    method: { type: j.method, [j.method]: { hyperparameters: j.hyperparameters } }, suffix: j.suffix, attempts: j.attempts,
+  };
+}
+
+function hyperparameters(b: Body, method: string): Record<string, number> {
+  const m = b.method === undefined ? {} : bodyOf(b.method);
+  const inner = m[method] === undefined ? {} : bodyOf(m[method]);
+  const raw = { ...(b.hyperparameters === undefined ? {} : bodyOf(b.hyperparameters)), ...(inner.hyperparameters === undefined ? {} : bodyOf(inner.hyperparameters)) };
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === "auto" || v === undefined) continue;
+    const spec = HYPER[k];
+    if (spec === undefined) throw apiError("unknown_parameter", `Unknown hyperparameter '${k}'; known: ${Object.keys(HYPER).join(", ")}.`, `hyperparameters.${k}`);
+    out[k] = num({ [k]: v }, k, { ...spec, fallback: 0 });
+  }
+  return out;
+}
+
+export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
+  const { registry, runner } = deps;
+  const own = (tenant: string, id: string): JobEntry => {
+    const j = registry.jobs.job(id);
+    if (j === undefined || j.tenant !== tenant) throw apiError("not_found", `No such fine-tuning job: ${id}`, "fine_tuning_job_id");
+    return j;
+  };
+  return async (app: FastifyInstance): Promise<void> => {
+    app.post("/v1/fine_tuning/jobs", async (req) => {
+      const b = bodyOf(req.body);
+      const model = str(b, "model", { required: true });
+      const fileId = str(b, "training_file", { required: true });
+      const m = b.method === undefined ? {} : bodyOf(b.method);
+      const method = m.type === undefined ? "lora" : m.type;
+      if (typeof method !== "string" || !(JOB_METHODS as readonly string[]).includes(method)) {
+        throw apiError("invalid_value", `Invalid value for 'method.type': ${JSON.stringify(method)}; expected one of ${JOB_METHODS.join(", ")}.`, "method.type");
+      }
+      if (registry.catalog.model(model) === undefined) {
+        throw apiError("model_not_found", `The model '${model}' does not exist or is not a base model that can be fine-tuned.`, "model");
+      }
+      const file = registry.jobs.file(fileId);
+      if (file === undefined || file.tenant !== req.apiKey.tenant) throw apiError("invalid_value", `invalid training_file: ${fileId}`, "training_file");
+      const suffix = str(b, "suffix");
+      if (suffix !== undefined && !/^[A-Za-z0-9_.-]{1,40}$/.test(suffix)) throw apiError("invalid_value", "Invalid value for 'suffix': 1-40 characters of letters, digits, _ . -", "suffix");
+      const job = registry.jobs.createJob({
+        tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hyperparameters(b, method),
+        suffix: suffix ?? null, seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 }),
+      });
+      runner.pump();
+      return jobObject(registry.jobs.job(job.id)!);
+    });
+
+    app.get<{ Querystring: { after?: string; limit?: string } }>("/v1/fine_tuning/jobs", async (req) => {
+      const { data, hasMore } = registry.jobs.jobs(req.apiKey.tenant, { after: req.query.after, limit: Math.min(100, Number(req.query.limit ?? 20) || 20) });
+      return { object: "list", data: data.map(jobObject), has_more: hasMore };
+    });
+    app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id", async (req) => jobObject(own(req.apiKey.tenant, req.params.id)));
+    app.post<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id/cancel", async (req) => {
+      const j = own(req.apiKey.tenant, req.params.id);
+      if (!runner.cancel(j.id)) throw apiError("job_not_cancellable", `Job ${j.id} has already ${j.status === "succeeded" ? "completed" : j.status}; only queued or running jobs can be cancelled.`, "fine_tuning_job_id");
+      return jobObject(registry.jobs.job(j.id)!);
+    });
+    app.get<{ Params: { id: string }; Querystring: { after?: string; limit?: string } }>("/v1/fine_tuning/jobs/:id/events", async (req) => {
+      const j = own(req.apiKey.tenant, req.params.id);
+      const limit = Math.min(10_000, Number(req.query.limit ?? 20) || 20);
+      const events = registry.jobs.events(j.id, { after: req.query.after, limit: limit + 1 });
+      return {
+        object: "list", has_more: events.length > limit,
+        data: events.slice(0, limit).map((e) => ({ id: `ftevent-${e.id}`, object: "fine_tuning.job.event", created_at: e.created, level: e.level, message: e.message, type: e.type, data: e.data ?? {} })),
+      };
+    });
+    app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id/checkpoints", async (req) => {
+      const j = own(req.apiKey.tenant, req.params.id);
+      return {
+        object: "list", has_more: false,
+        data: registry.jobs.checkpoints(j.id).map((c) => ({
+          id: c.id, object: "fine_tuning.job.checkpoint", created_at: c.created, fine_tuned_model_checkpoint: c.model, fine_tuning_job_id: j.id,
+          step_number: c.step, metrics: { step: c.step, train_loss: c.metrics.train_loss, full_valid_mean_token_accuracy: c.metrics.accuracy, ...c.metrics },
+        })),
+      };
+    });
+    app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id/loss.svg", async (req, reply) => {
+      const j = own(req.apiKey.tenant, req.params.id);
+      const points = registry.jobs.events(j.id, { order: "asc", limit: 100_000 })
+        .filter((e) => e.data?.train_loss !== undefined).map((e): [number, number] => [e.data!.step, e.data!.train_loss]);
+      const svg = lineChartSvg([{ name: "training loss", points, color: "#1f77b4" }], { title: `${j.id} (${j.method} on ${j.model}, ${j.status})`, xLabel: "step", yLabel: "loss", width: 560, height: 300 });
+      return reply.type("image/svg+xml").send(svg);
+    });
+  };
+}

@@ -1,0 +1,34 @@
+/** GET /v1/models and /v1/models/:id: the bases and the caller's own adapters, with parent and root. */
+import type { FastifyInstance } from "fastify";
+import type { AdapterEntry, ModelEntry, Registry } from "../../registry/index.js";
+import { apiError } from "../errors.js";
+
+const baseObject = (m: ModelEntry) => ({ id: m.name, object: "model", created: m.created, owned_by: "plinth", parent: null, root: m.name, model_type: m.modelType, sha256: m.sha256 });
+const adapterObject = (a: AdapterEntry, chain: string[]) => ({
+  id: `${a.base}:${a.name}`, object: "model", created: a.created, owned_by: a.tenant, parent: a.parent, root: chain[chain.length - 1],
+  method: a.method, task: a.task, labels: a.labels, sha256: a.sha256, base_sha256: a.baseSha256, lineage: chain,
+});
+
+export function modelRoutes(registry: Registry) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get("/v1/models", async (req) => ({
+      object: "list",
+      data: [
+        ...registry.catalog.models().map(baseObject),
+        ...registry.catalog.adapters(req.apiKey.tenant).map((a) => adapterObject(a, registry.catalog.lineage(a))),
+      ],
+    }));
+    app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
+      const id = req.params.id;
+      const i = id.indexOf(":");
+      if (i < 0) {
+        const m = registry.catalog.model(id);
+        if (m !== undefined) return baseObject(m);
+      } else {
+        const a = registry.catalog.adapter(req.apiKey.tenant, id.slice(0, i), id.slice(i + 1));
+        if (a !== undefined) return adapterObject(a, registry.catalog.lineage(a));
+      }
+      throw apiError("model_not_found", `The model '${id}' does not exist or you do not have access to it.`, "model");
+    });
+  };
+}

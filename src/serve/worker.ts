@@ -1,0 +1,92 @@
+/**
+ * A fine-tuning job's worker process (forked by jobs.ts):
+ *
+ *     node dist/src/serve/worker.js <registry.db> <job id> <data dir>
+ *
+ * It claims the queued job, runs the adaptation library's runAdaptation with the job's
+ * method and hyperparameters, and commits every step's metrics as a job event (the loss
+ * curve) and its heartbeat to the registry. Success commits, in one transaction, the adapter
+ * (registered for the job's tenant), a checkpoint, an evaluation and the training usage. The
+ * worker writes the registry itself, so it finishes and commits even if the server dies; a
+ * job cancelled in the registry stops at the next step.
+ */
+import { join } from "node:path";
+import { Registry } from "../registry/index.js";
+import type { AdaptOutcome, AdaptProgress, AdaptSpec } from "../adapt/run.js";
+
+const [dbPath, jobId, dataDir] = process.argv.slice(2);
+if (dbPath === undefined || jobId === undefined || dataDir === undefined) {
+  console.error("usage: worker.js <registry.db> <job id> <data dir>");
+  process.exit(2);
+}
+
+const registry = Registry.open(dbPath);
+const job = registry.jobs.job(jobId);
+if (job === undefined) {
+  console.error(`worker: no job ${jobId} in ${dbPath}`);
+  process.exit(2);
+}
+if (!registry.jobs.claim(jobId, process.pid)) process.exit(0);  // cancelled, or another worker has it
+
+process.on("disconnect", () => registry.jobs.addEvent(jobId, "warn", "The server went away; the worker carries on and commits its result"));
+const ac = new AbortController();
+let lastEvent = 0, lastCheck = 0;
+
+function onProgress(p: AdaptProgress): void {
+  const t = Date.now();
+  if (t - lastCheck > 300) {
+    lastCheck = t;
+    if (registry.jobs.job(jobId)?.status !== "running") ac.abort();
+    registry.jobs.heartbeat(jobId);
+  }
+  if (t - lastEvent < 100 && p.step < p.total) return;
+  lastEvent = t;
+  const data: Record<string, number> = { step: p.step, total_steps: p.total, elapsed_seconds: p.elapsedSeconds };
+  if (p.loss !== undefined) data.train_loss = p.loss;
+  if (p.tokens !== undefined) data.tokens = p.tokens;
+  const eta = p.step > 0 ? (p.elapsedSeconds * (p.total - p.step)) / p.step : NaN;
+  registry.jobs.addEvent(jobId, "info",
+    `Step ${p.step}/${p.total}${p.loss !== undefined ? `: training loss=${p.loss.toFixed(4)}` : ""}${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ""}`, data);
+}
+
+const model = registry.catalog.model(job.model)!;
+const file = registry.jobs.file(job.trainingFile)!;
+const out = join(dataDir, "adapters", job.tenant, jobId);
+const hp = job.hyperparameters;
+const spec: AdaptSpec = {
+  base: model.dir, method: job.method as AdaptSpec["method"], task: file.path, out, seed: job.seed,
+  steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, batchSize: hp.batch_size, maxTest: hp.max_test,
+  labelsPerClass: hp.labels_per_class,
+  lora: job.method === "lora" ? { rank: hp.rank, alpha: hp.alpha } : undefined,
+};
+
+try {
+  const { runAdaptation } = await import("../adapt/run.js");
+  const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal });
+  commit(outcome);
+} catch (e) {
+  const current = registry.jobs.job(jobId)?.status;
+  if (current === "running") {
+    const message = (e as Error).message ?? String(e);
+    registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
+  }
+  registry.close();
+  process.exit(current === "running" ? 1 : 0);
+}
+registry.close();
+process.exit(0);
+
+function commit(o: AdaptOutcome): void {
+  registry.db.transaction(() => {
+    if (registry.jobs.job(jobId)?.status !== "running") return;  // cancelled while finishing
+    const name = registry.catalog.freshName(job!.tenant, job!.model, job!.suffix ?? `ft-${jobId.slice(6, 14)}`);
+    const adapter = registry.catalog.addAdapter(job!.tenant, name, job!.model, o.out ?? out, { jobId });
+    const id = `${adapter.base}:${adapter.name}`;
+    const metrics = { accuracy: o.metrics.accuracy, macro_f1: o.metrics.macroF1, ece: o.metrics.ece, log_loss: o.metrics.logLoss };
+    registry.jobs.addCheckpoint(jobId, o.losses.length, { ...metrics, train_loss: o.losses.at(-1) ?? NaN }, id);
+    registry.results.addEvaluation(job!.tenant, id, o.task, { ...metrics, test_examples: o.testExamples, train_examples: o.trainExamples });
+    registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
+    registry.jobs.addEvent(jobId, "info", `Held-out accuracy ${(o.metrics.accuracy * 100).toFixed(1)}%, macro-F1 ${o.metrics.macroF1.toFixed(3)} on ${o.testExamples} examples`, metrics);
+    registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
+  })();
+}
