@@ -93,6 +93,7 @@ export class ContrastiveTrainer {
   private totalSteps: number;
   private order: number[] = [];
   private cursor = 0;
+  private stop: string | null = null;
 
   constructor(options: ContrastiveOptions) {
     this.o = { lr: 5e-4, minLr: (options.lr ?? 5e-4) / 10, warmup: 50, weightDecay: 0.1, clip: 1, evalEvery: 100, checkpointEvery: 500, keepLast: 2, seed: 1234, augment: true, quiet: false, ...options };
@@ -107,6 +108,11 @@ export class ContrastiveTrainer {
     this.opt = new AdamW(this.o.model.paramGroups(this.o.weightDecay), { lr: this.o.lr, betas: [0.9, 0.98], eps: 1e-6 });
     this.totalSteps = this.o.steps ?? Infinity;
     mkdirSync(this.o.outDir, { recursive: true });
+  }
+
+  /** Asks the loop to checkpoint and stop after the current step (what SIGINT/SIGTERM do). */
+  requestStop(reason = "stop requested"): void {
+    this.stop = reason;
   }
 
   private get metricsPath(): string {
@@ -193,13 +199,14 @@ export class ContrastiveTrainer {
     const imagesAtStart = this.images;
     const history: ContrastiveStep[] = [];
     let smooth = NaN, valLoss: number | null = null, fitted = this.step > 0 && Number.isFinite(this.totalSteps);
-    let stop: string | null = null, fitMark = 0;
-    const onSignal = (sig: string) => () => void (stop = sig);
+    let fitMark = 0;
+    this.stop = null;
+    const onSignal = (sig: string) => () => void (this.stop = sig);
     const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
     o.model.train();
     try {
-      while (stop === null && this.step < this.totalSteps) {
+      while (this.stop === null && this.step < this.totalSteps) {
         const seconds = this.elapsedBefore + runSeconds();
         if (o.seconds !== undefined && seconds >= o.seconds) break;
         // A time budget fixes the schedule length from the measured step time: first after 10
@@ -240,7 +247,7 @@ export class ContrastiveTrainer {
         if (this.step % o.checkpointEvery === 0) this.checkpoint(sec);
         o.onStep?.(rec);
         if (!o.quiet) {
-          const frac = o.seconds !== undefined && !Number.isFinite(this.totalSteps) ? sec / o.seconds : this.step / this.totalSteps;
+          const frac = Math.max(o.seconds !== undefined ? sec / o.seconds : 0, Number.isFinite(this.totalSteps) ? this.step / this.totalSteps : 0);
           progress.update(frac, { step: String(this.step), loss: smooth.toFixed(3), val: valLoss === null ? "--" : valLoss.toFixed(3), "img/s": String(rec.imagesPerSecond) });
         }
         await new Promise((resolve) => setImmediate(resolve));
@@ -252,7 +259,7 @@ export class ContrastiveTrainer {
       if (!o.quiet) {
         progress.update(1, { step: String(this.step), loss: Number.isNaN(smooth) ? "--" : smooth.toFixed(3) }, true);
         progress.done();
-        if (stop !== null) process.stderr.write(`${stop}: saved a checkpoint at step ${this.step} in ${o.outDir}; run again to resume\n`);
+        if (this.stop !== null) process.stderr.write(`${this.stop}: saved a checkpoint at step ${this.step} in ${o.outDir}; run again to resume\n`);
       }
       return { steps: this.step, images: this.images, seconds, valLoss, resumedFrom, history };
     } finally {
