@@ -55,6 +55,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   const runner = new JobRunner(registry, { dbPath: opts.registry, dataDir, maxWorkers: opts.maxWorkers });
   const gate = new Gate(registry, opts.adminKey ?? null);
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1 << 20 });
+  app.removeContentTypeParser("text/plain");  // JSON (and multipart for /v1/files) only: anything else is a 415
   app.decorateRequest("apiKey", null as unknown as never);  // set by the hook below before any /v1 handler runs
 
   app.setErrorHandler((err, req, reply) => {
