@@ -6,6 +6,7 @@
  * from step 0; the attempt is counted) and fails those out of attempts. Nothing is lost.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { JobEntry, Registry } from "../registry/index.js";
 
@@ -20,13 +21,19 @@ export interface JobRunnerOptions {
   workerScript?: string;
 }
 
+/** Whether a worker process still runs (a zombie, killed but not yet reaped by its new parent, does not). */
 const alive = (pid: number | null): boolean => {
   if (pid === null) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;  // ESRCH: no such process (EPERM would mean alive but not ours; workers are ours)
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return true;  // no /proc (not Linux): signal 0 succeeded, so it exists
   }
 };
 
