@@ -13,6 +13,7 @@ import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretra
 import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
 import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
+import { runServe, serveHelp } from "./serve.js";
 import { runSearch, runZeroShotImage, searchHelp, zeroShotHelp } from "./clip.js";
 import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
 import { auditHelp, runAuditCommand } from "./audit.js";
@@ -32,6 +33,7 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   eval: { run: runEval, help: evalHelp },
   audit: { run: runAuditCommand, help: auditHelp },
   task: { run: runTask, help: taskHelp },
+  serve: { run: runServe, help: serveHelp },
   info: { run: runInfo, help: infoHelp },
 };
 
