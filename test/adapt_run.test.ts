@@ -186,3 +186,17 @@ test("plinth audit exits 1 when a blocking probe is inherited; plinth adapt writ
   assert.equal(broken.status, 1);
   assert.match(broken.stderr, /not valid JSON/);
 });
+
+test("perplexity of the base and of an adapted body on a task's texts; a masked LM is refused", async () => {
+  const { perplexity } = await import("../src/eval/perplexity.js");
+  const { loadBase } = await import("../src/adapt/base.js");
+  const texts = resolveTask(taskFile).test.map((e) => ("text" in e ? e.text : ""));
+  const base = loadBase(gptDir);
+  const p = perplexity(base.model, base.tok, texts);
+  assert.ok(p.tokens > 50 && Number.isFinite(p.loss) && Math.abs(p.perplexity - Math.exp(p.loss)) < 1e-9 && p.bitsPerByte > 0);
+  // An untrained model is close to uniform over its vocabulary.
+  assert.ok(Math.abs(p.loss - Math.log(tok.vocabSize)) < 0.5, `loss ${p.loss} vs log V ${Math.log(tok.vocabSize)}`);
+  const bert = loadBase(bertDir);
+  assert.throws(() => perplexity(bert.model, bert.tok, texts), /needs a causal LM/);
+  assert.throws(() => perplexity(base.model, base.tok, []), /no texts/);
+});

@@ -4,7 +4,9 @@ import { parseArgs } from "node:util";
 import { ADAPT_METHODS, type AdaptMethod, type AdaptOutcome, type AdaptSpec, runAdaptation } from "../adapt/run.js";
 import { startAdaptationWorker } from "../adapt/worker.js";
 import { loadAdapted } from "../adapt/apply.js";
-import { resolveTask } from "../adapt/base.js";
+import { loadBase, resolveTask } from "../adapt/base.js";
+import { perplexity } from "../eval/perplexity.js";
+import { existsSync, readFileSync } from "node:fs";
 import { readAdapterManifest } from "../adapt/artifact.js";
 import { type Shots, kShotCurve } from "../eval/harness.js";
 import { accuracy, argmax, expectedCalibrationError, labelIndex, macroF1 } from "../eval/index.js";
@@ -38,13 +40,15 @@ export const evalHelp = `plinth eval — k-shot curves with confidence intervals
 
 Usage: plinth eval --base <dir> --task <name|file> [--methods probe,lora,full,scratch] [--k 0,1,2,4,8,16,32,64,all] [--seeds 3] [--out dir]
        plinth eval --base <dir> --adapter <dir> [--task <name|file>]
+       plinth eval --base <dir> [--adapter <dir>] --perplexity <task|file.txt>
 
   --methods   among ${ADAPT_METHODS.join(", ")} (scratch = same architecture trained from random init: the baseline)
   --k         labels per class; zero-shot runs at k=0, the others at k>=1 and "all"
   --seeds     runs per (method, k), each with other labeled examples (default 3)
   --max-test  score at most this many test examples (default 400)
   --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
-  --workers   run every adaptation in its own worker process (clean memory figures)`;
+  --workers   run every adaptation in its own worker process (clean memory figures)
+  --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file`;
 
 function common(values: Record<string, string | boolean | undefined>): Partial<AdaptSpec> {
   const str = (k: string): string | undefined => (typeof values[k] === "string" ? (values[k] as string) : undefined);
@@ -119,11 +123,19 @@ export async function runAdapt(argv: string[]): Promise<void> {
 export async function runEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" } },
+    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" } },
   });
   if (values.help) return void console.log(evalHelp);
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
   const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
+  if (values.perplexity !== undefined) {
+    const source = values.perplexity;
+    const texts = existsSync(source) && !/\.(jsonl|csv)$/.test(source) ? [readFileSync(source, "utf8")] : resolveTask(source).test.map((e) => exampleText(e));
+    const { model, tok } = values.adapter !== undefined ? (() => { const a = loadAdapted(values.adapter!, values.base!); return { model: a.body, tok: a.tok }; })() : loadBase(values.base);
+    const p = perplexity(model, tok, texts);
+    console.log(`${values.adapter ?? values.base} on ${source}: loss ${p.loss.toFixed(3)} nats/token, perplexity ${p.perplexity.toFixed(2)}, ${p.bitsPerByte.toFixed(3)} bits/byte over ${p.tokens.toLocaleString("en-US")} tokens`);
+    return;
+  }
   if (values.adapter !== undefined) {
     const manifest = readAdapterManifest(values.adapter);
     const task = resolveTask(values.task ?? manifest.task, { seed: 0, test: values.test, labels: manifest.labels });
