@@ -29,7 +29,7 @@ const plinthLogits = (model: GPT | BertForMaskedLM, rows: number[][]): Float32Ar
 const row = (data: Float32Array, r: number): Float32Array => data.subarray(r * V, (r + 1) * V);
 
 test("GPT: onnxruntime logits match Plinth's within 1e-4, whole sequences and step by step with past key/values", async () => {
-  const s = await OnnxGPT.create(onnxBytes(gpt), gpt.config);
+  const s = await OnnxGPT.create(onnxBytes(gpt), gpt.config, 1);
   const rows = [tok.encode("Call me Ishmael. Some years ago, never mind").slice(0, 12), tok.encode("It was the whale, the white whale, that").slice(0, 12)];
   const want = plinthLogits(gpt, rows);
   const full = await s.run(rows, null);
@@ -51,7 +51,7 @@ test("GPT: onnxruntime logits match Plinth's within 1e-4, whole sequences and st
 });
 
 test("GPT: a left-padded row gives the unpadded row's logits (attention_mask and position_ids honoured)", async () => {
-  const s = await OnnxGPT.create(onnxBytes(gpt), gpt.config);
+  const s = await OnnxGPT.create(onnxBytes(gpt), gpt.config, 1);
   const a = tok.encode("There she blows! there she blows!").slice(0, 10), b = a.slice(0, 6);
   const padded = [[...a], [0, 0, 0, 0, ...b]];
   const mask = [a.map(() => 1), [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]];
@@ -65,7 +65,7 @@ test("GPT: a left-padded row gives the unpadded row's logits (attention_mask and
 
 test("BERT: onnxruntime logits and hidden states match Plinth's; padding keys are masked", async () => {
   const bert = tinyBert(tok, 30);
-  const session = await ort.InferenceSession.create(onnxBytes(bert));
+  const session = await ort.InferenceSession.create(onnxBytes(bert), { intraOpNumThreads: 1, interOpNumThreads: 1 });
   assert.deepEqual(session.inputNames, ["input_ids", "attention_mask", "token_type_ids"]);
   const rowsIn = [tok.encode("Call me Ishmael. Some years ago").slice(0, 9), tok.encode("the whale [MASK] the sea").slice(0, 9)];
   const T = 9;
@@ -91,8 +91,8 @@ test("int8 weights: a quarter of the size, and the perplexity change is measured
     const ratio = statSync(q8).size / statSync(fp).size;
     assert.ok(ratio < 0.4, `int8 file is ${ratio} of float32`);
     const held = tok.encode(mobyText().slice(0, 12_000), { specialTokens: false });
-    const pFloat = await (await OnnxGPT.create(fp, gpt.config)).perplexity(held, 63, 6);
-    const pInt8 = await (await OnnxGPT.create(q8, gpt.config)).perplexity(held, 63, 6);
+    const pFloat = await (await OnnxGPT.create(fp, gpt.config, 1)).perplexity(held, 63, 6);
+    const pInt8 = await (await OnnxGPT.create(q8, gpt.config, 1)).perplexity(held, 63, 6);
     const pPlinth = plinthPerplexity(gpt, held, 63, 6);
     assert.ok(Math.abs(pFloat - pPlinth) / pPlinth < 1e-5, `float ONNX ${pFloat} vs Plinth ${pPlinth}`);
     const change = (pInt8 - pFloat) / pFloat;
