@@ -7,6 +7,7 @@
  *   memory  RSS and native memory over 300 training steps of config S (leak check), peak memory
  *   tokenizer  BPE encode throughput beside @huggingface/tokenizers on the same text (not in the default set)
  *   data    trainer throughput on real token shards vs synthetic batches (not in the default set)
+ *   clip    CLIP training images/s beside scripts/torch_clip_bench.py, same run (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
@@ -31,6 +32,7 @@ import { MemoryTokens } from "../src/data/tokens.js";
 import { trainBPE } from "../src/tokenizer/index.js";
 import { clm } from "../src/train/objectives.js";
 import { Trainer } from "../src/train/trainer.js";
+import { clipBench } from "./clip.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -229,6 +231,11 @@ if (only.has("data")) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+if (only.has("clip")) {
+  section("clip: CLIP training images/s (tiny, small) beside the same model in PyTorch (scripts/torch_clip_bench.py)");
+  for (const row of clipBench({ steps: Math.min(steps, 5), threads })) emit(row);
 }
 
 function ratios(bench: string, key: (r: Row) => string, field: string): void {
