@@ -18,6 +18,7 @@ import { runSearch, runZeroShotImage, searchHelp, zeroShotHelp } from "./clip.js
 import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
 import { auditHelp, runAuditCommand } from "./audit.js";
 import { runTask, taskHelp } from "./task.js";
+import { exportHelp, importHelp, runExport, runImport } from "./export.js";
 
 const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
   demo: { run: runDemo, help: demoHelp },
@@ -34,6 +35,8 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   audit: { run: runAuditCommand, help: auditHelp },
   task: { run: runTask, help: taskHelp },
   serve: { run: runServe, help: serveHelp },
+  export: { run: runExport, help: exportHelp },
+  import: { run: runImport, help: importHelp },
   info: { run: runInfo, help: infoHelp },
 };
 
