@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { CaptionEncoder, trainCaptionTokenizer } from "../data/captions.js";
 import { EMOJI_GROUP_PROMPTS, renderEmojiDataset } from "../data/emoji.js";
-import { ImageError, loadImage } from "../data/images.js";
+import { ImageError, decodeImage, loadImage, type ImageSource } from "../data/images.js";
 import { listImages, loadFolderPairs, splitById, type PairDataset } from "../data/pairs.js";
 import { tokenizerFor } from "../data/tokenizer.js";
 import { BPETokenizer } from "../tokenizer/index.js";
@@ -125,9 +125,17 @@ export async function pretrainContrastive(o: ContrastiveRunOptions): Promise<Con
     vision_config: { ...preset.vision, image_size: size, patch_size: Math.min(preset.vision.patch_size!, size) },
   });
   const model = new ClipModel(config, { seed: o.seed });
+  const labels = train.labels.filter((l) => test.labels.includes(l));
+  const labelled = test.items.map((it, i) => ({ i, c: it.label === undefined ? -1 : labels.indexOf(it.label) })).filter((x) => x.c >= 0);
+  // Held-out zero-shot accuracy at every evaluation, so the curve shows what training buys.
+  const onEval = labels.length < 2 ? undefined : () => {
+    const feats = imageFeatures(model, test);
+    const zs = zeroShot(model, enc, labelled.map((x) => feats[x.i]), labels.map((l) => l.toLowerCase()), EMOJI_GROUP_PROMPTS, labelled.map((x) => x.c));
+    return { zeroShot: zs.accuracy! };
+  };
   const trainer = new ContrastiveTrainer({
     model, captions: enc, train, val: test, outDir, batch: o.batch, lr: o.lr, warmup: o.warmup, seconds: o.seconds, steps: o.steps, seed: o.seed, quiet: o.quiet,
-    evalEvery: 100,
+    evalEvery: 100, onEval,
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
@@ -190,9 +198,10 @@ export function loadClipRun(dir: string): { model: ClipModel; encoder: CaptionEn
   return { model, encoder: new CaptionEncoder(tokenizerFor(dir), model.config.text_config.max_position_embeddings) };
 }
 
-/** Zero-shot classification of one image file among labels. */
-export async function zeroShotImage(run: { model: ClipModel; encoder: CaptionEncoder }, imagePath: string, labels: readonly string[], templates: readonly string[]): Promise<{ label: string; prob: number }[]> {
-  const rgb = await loadImage(imagePath, run.model.config.vision_config.image_size);
+/** Zero-shot classification of one image (a file, or uploaded bytes with a name for errors) among labels. */
+export async function zeroShotImage(run: { model: ClipModel; encoder: CaptionEncoder }, image: string | ImageSource, labels: readonly string[], templates: readonly string[]): Promise<{ label: string; prob: number }[]> {
+  const S = run.model.config.vision_config.image_size;
+  const rgb = typeof image === "string" ? await loadImage(image, S) : await decodeImage(image, S);
   const zs = zeroShot(run.model, run.encoder, embedImages(run.model, [rgb]), labels, templates);
   return labels.map((label, i) => ({ label, prob: zs.probs[0][i] })).sort((a, b) => b.prob - a.prob);
 }

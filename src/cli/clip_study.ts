@@ -41,7 +41,7 @@ export async function clipStudy({ seeds, seconds, size, outDir, batch }: { seeds
     const run = await pretrainContrastive({ ...common, outDir: dir, seconds, seed });
     printHeldOut(run.heldOut);
     rows.push({ seed, steps: run.result.steps, seconds: run.result.seconds, imagesPerSecond: run.result.images / run.result.seconds, heldOut: run.heldOut });
-    curves.push({ name: `held-out loss, seed ${seed}`, color: colors[curves.length % colors.length], points: run.result.history.filter((r) => r.valLoss !== undefined).map((r) => [r.images, r.valLoss!]) });
+    curves.push({ name: `seed ${seed}`, color: colors[curves.length % colors.length], points: [[0, 100 * control.heldOut.zeroShot!.accuracy], ...run.result.history.filter((r) => r.scores?.zeroShot !== undefined).map((r) => [r.images, 100 * r.scores!.zeroShot] as [number, number])] });
   }
   const ci = (f: (h: HeldOutScores) => number): Interval => meanCI(rows.map((r) => f(r.heldOut)));
   const summary = {
@@ -67,7 +67,8 @@ export async function clipStudy({ seeds, seconds, size, outDir, batch }: { seeds
     `Training: ${seconds}s per seed, ${rows.map((r) => `${r.steps} steps at ${r.imagesPerSecond.toFixed(0)} images/s`).join("; ")}.`,
   ].join("\n");
   writeFileSync(join(root, "summary.md"), md + "\n");
-  writeFileSync(join(root, "heldout.svg"), lineChartSvg(curves, { title: "CLIP on emoji: held-out InfoNCE loss", xLabel: "images seen", yLabel: "symmetric InfoNCE (nats, batches of 64)" }));
+  const chance = { name: "chance (1/9)", color: "#7f7f7f", points: [[0, 100 / 9], [Math.max(...curves.flatMap((c) => c.points.map((p) => p[0]))), 100 / 9]] as [number, number][] };
+  writeFileSync(join(root, "heldout.svg"), lineChartSvg([...curves, chance], { title: `CLIP on emoji: zero-shot accuracy on ${summary.heldOutImages} unseen emoji (9 groups)`, xLabel: "images seen", yLabel: "held-out zero-shot accuracy (%)" }));
   console.log(`\n${md}\n\nwrote ${join(root, "summary.json")}, summary.md, heldout.svg`);
 }
 

@@ -44,6 +44,8 @@ export interface ContrastiveOptions {
   augment?: boolean;
   quiet?: boolean;
   onStep?: (r: ContrastiveStep) => void;
+  /** Extra held-out scores (e.g. zero-shot accuracy) computed at each evaluation, stored in the step's record. */
+  onEval?: () => Record<string, number>;
 }
 
 export interface ContrastiveStep {
@@ -55,6 +57,7 @@ export interface ContrastiveStep {
   seconds: number;
   imagesPerSecond: number;
   valLoss?: number;
+  scores?: Record<string, number>;
 }
 
 export interface ContrastiveResult {
@@ -85,7 +88,7 @@ export function pairBatch(ds: PairDataset, enc: CaptionEncoder, picks: readonly 
 
 export class ContrastiveTrainer {
   readonly opt: AdamW;
-  private readonly o: Required<Omit<ContrastiveOptions, "val" | "steps" | "seconds" | "onStep">> & Pick<ContrastiveOptions, "val" | "steps" | "seconds" | "onStep">;
+  private readonly o: Required<Omit<ContrastiveOptions, "val" | "steps" | "seconds" | "onStep" | "onEval">> & Pick<ContrastiveOptions, "val" | "steps" | "seconds" | "onStep" | "onEval">;
   private readonly dataRng: Rng;
   private step = 0;
   private images = 0;
@@ -241,6 +244,12 @@ export class ContrastiveTrainer {
         if (this.step % o.evalEvery === 0 || this.step >= this.totalSteps) {
           valLoss = this.evaluate();
           if (valLoss !== null) rec.valLoss = valLoss;
+          if (o.onEval !== undefined) {
+            const wasTraining = o.model.training;
+            o.model.eval();
+            rec.scores = o.onEval();
+            o.model.train(wasTraining);
+          }
         }
         history.push(rec);
         appendFileSync(this.metricsPath, JSON.stringify(rec) + "\n");
