@@ -76,7 +76,12 @@ interface CacheManifest {
 export function readPairCache(cacheDir: string, name: string, key: string): PairDataset | null {
   const base = join(cacheDir, `${name}-${key.slice(0, 16)}`);
   if (!existsSync(`${base}.json`) || !existsSync(`${base}.u8`)) return null;
-  const m = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheManifest;
+  let m: CacheManifest;
+  try {
+    m = JSON.parse(readFileSync(`${base}.json`, "utf8")) as CacheManifest;
+  } catch {
+    return null;  // an unreadable manifest is a cache miss: the caller rebuilds and rewrites it
+  }
   const images = new Uint8Array(readFileSync(`${base}.u8`));
   const pixelsPer = 3 * m.size * m.size;
   if (m.key !== key || images.length !== m.items.length * pixelsPer) return null;  // stale or torn: rebuild
