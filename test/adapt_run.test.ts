@@ -13,7 +13,7 @@ import { BPETextTokenizer } from "../src/data/tokenizer.js";
 import { BertForMaskedLM, bertConfig, saveBert } from "../src/models/bert/index.js";
 import { GPT, gptConfig, saveGPT } from "../src/models/gpt/index.js";
 import { trainBPE } from "../src/tokenizer/index.js";
-import { accuracy, argmax, labelIndex } from "../src/eval/index.js";
+import { accuracy, argmax, exampleText, labelIndex } from "../src/eval/index.js";
 import { resolveTask } from "../src/adapt/base.js";
 import { runAdaptation, type AdaptMethod } from "../src/adapt/run.js";
 import { loadAdapted } from "../src/adapt/apply.js";
@@ -200,3 +200,20 @@ test("perplexity of the base and of an adapted body on a task's texts; a masked 
   assert.throws(() => perplexity(bert.model, bert.tok, texts), /needs a causal LM/);
   assert.throws(() => perplexity(base.model, base.tok, []), /no texts/);
 });
+
+test("pair tasks {text_a, text_b, label} adapt like single texts", async () => {
+  const pairs = join(dir, "pairs.csv");
+  const lines = ["text_a,text_b,label"];
+  things.forEach((t, i) => good.concat(bad).forEach((w, j) => lines.push(`the ${t} was ${w},"the ${things[(i + j) % things.length]} was ${(j % 2 ? good : bad)[j % 6]}",${good.includes(w) === (j % 2 === 1) ? "same" : "different"}`)));
+  writeFileSync(pairs, lines.join("\n") + "\n");
+  const r = await runAdaptation({ base: gptDir, method: "head", task: pairs, labelsPerClass: 8, steps: 10, out: join(dir, "adapters", "pairs-head") });
+  assert.deepEqual(r.labels, ["different", "same"]);
+  assert.ok(r.testExamples > 0 && r.trainExamples === 16);
+  assert.ok(Math.abs(rescorePairs(join(dir, "adapters", "pairs-head"), pairs) - r.metrics.accuracy) < 1e-9);
+});
+
+function rescorePairs(adapter: string, file: string): number {
+  const task = resolveTask(file);
+  const probs = loadAdapted(adapter, gptDir).predict(task.test.map((e) => exampleText(e)));
+  return accuracy(probs.map(argmax), task.test.map((e) => labelIndex(task, e.label)));
+}
