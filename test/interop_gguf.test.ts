@@ -93,7 +93,8 @@ test("Q8_0: llama.cpp's perplexity on held-out text, float32 against Q8_0, besid
     const pFloat = await fl.perplexity(held, 63, 6);
     const pQ8 = await ql.perplexity(held, 63, 6);
     assert.ok(Math.abs(pFloat - pPlinth) / pPlinth < 1e-3, `llama.cpp float ${pFloat} vs Plinth ${pPlinth}`);
-    assert.ok(Math.abs(pQ8 - pPlinthQ8) / pPlinthQ8 < 1e-3, `llama.cpp Q8_0 ${pQ8} vs Plinth on Q8_0 weights ${pPlinthQ8}`);
+    // llama.cpp also rounds activations to 8 bits in Q8_0 dot products, so it is close to, not equal to, Plinth on dequantized weights.
+    assert.ok(Math.abs(pQ8 - pPlinthQ8) / pPlinthQ8 < 5e-3, `llama.cpp Q8_0 ${pQ8} vs Plinth on Q8_0 weights ${pPlinthQ8}`);
     assert.ok(Math.abs(pQ8 - pFloat) / pFloat < 0.02);
     console.log(`llama.cpp perplexity float ${pFloat.toFixed(3)} Q8_0 ${pQ8.toFixed(3)} (${(100 * (pQ8 - pFloat) / pFloat).toFixed(3)}%); Plinth ${pPlinth.toFixed(3)}`);
     const p = tok.encode("Call me Ishmael.", { specialTokens: false });

@@ -1,5 +1,6 @@
 /** `plinth export` and `plinth import`: Hugging Face folders, ONNX and GGUF. */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSource } from "../data/sources.js";
@@ -8,7 +9,6 @@ import { exportGGUF, gptFromGGUF } from "../interop/gguf_gpt2.js";
 import { exportONNX } from "../interop/onnx/export.js";
 import { LlamaGGUF, OnnxGPT, plinthPerplexity } from "../interop/runtimes.js";
 import { GPT } from "../models/gpt/index.js";
-import { readFileSync } from "node:fs";
 import { UsageError, parseIntArg } from "./args.js";
 
 export const exportHelp = `plinth export — write a saved model as a Hugging Face folder, ONNX or GGUF
@@ -106,13 +106,25 @@ export async function runExport(argv: string[]): Promise<void> {
     const pPlinth = plinthPerplexity(m.model, tokens, ctx, 16);
     const pQ8Plinth = plinthPerplexity(gptFromGGUF(readFileSync(out), out), tokens, ctx, 16);
     console.log(`Plinth perplexity on ${values.eval ?? "moby-dick"} (${16 * ctx} tokens): float32 ${pPlinth.toFixed(3)}, Q8_0 weights ${pQ8Plinth.toFixed(3)} (${pct(pPlinth, pQ8Plinth)})`);
-    const llama = await LlamaGGUF.load(out, threads);
+    // The same model in float32, in a temporary file, gives llama.cpp's own baseline.
+    const tmp = mkdtempSync(join(tmpdir(), "plinth-gguf-"));
     try {
-      const pq = await llama.perplexity(tokens, ctx, 16);
-      console.log(`llama.cpp perplexity of the Q8_0 file: ${pq.toFixed(3)} (${pct(pPlinth, pq)} against Plinth float32)`);
+      exportGGUF(join(tmp, "f32.gguf"), m.model, m.tokenizer);
+      const pf = await llamaPerplexity(join(tmp, "f32.gguf"), tokens, ctx, threads);
+      const pq = await llamaPerplexity(out, tokens, ctx, threads);
+      console.log(`llama.cpp perplexity: float32 ${pf.toFixed(3)}, Q8_0 ${pq.toFixed(3)} (${pct(pf, pq)})`);
     } finally {
-      await llama.dispose();
+      rmSync(tmp, { recursive: true, force: true });
     }
+  }
+}
+
+async function llamaPerplexity(path: string, tokens: number[], ctx: number, threads: number): Promise<number> {
+  const llama = await LlamaGGUF.load(path, threads);
+  try {
+    return await llama.perplexity(tokens, ctx, 16);
+  } finally {
+    await llama.dispose();
   }
 }
 
