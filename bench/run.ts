@@ -33,6 +33,7 @@ import { trainBPE } from "../src/tokenizer/index.js";
 import { clm } from "../src/train/objectives.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
+import { serveBench } from "./serve.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -236,6 +237,11 @@ if (only.has("data")) {
 if (only.has("clip")) {
   section("clip: CLIP training images/s (tiny, small) beside the same model in PyTorch (scripts/torch_clip_bench.py)");
   for (const row of clipBench({ steps: Math.min(steps, 5), threads })) emit(row);
+}
+
+if (only.has("serve")) {
+  section("serve: load test of plinth serve on loopback, continuous batching vs one request at a time (bench/serve.ts)");
+  for (const row of await serveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32) })) emit(row);
 }
 
 function ratios(bench: string, key: (r: Row) => string, field: string): void {

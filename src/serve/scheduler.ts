@@ -23,14 +23,15 @@ export interface SequenceRequest {
   topP?: number;
   seed?: number;
   stopTokens?: number[];
-  /** Also report the top-k alternatives' log-probabilities (0: only the sampled token's). */
+  /** Report log-probabilities: the sampled token's, and the top k alternatives' (default: none, which saves a pass over the vocabulary). */
+  logprobs?: boolean;
   topLogprobs?: number;
   signal?: AbortSignal;
 }
 
 export interface TokenEvent {
   token: number;
-  /** log p of the sampled token under the model (before temperature). */
+  /** log p of the sampled token under the model (before temperature); NaN unless requested. */
   logprob: number;
   top: { token: number; logprob: number }[];
 }
@@ -92,6 +93,25 @@ function logSoftmax(logits: Float32Array): Float64Array {
   for (const v of logits) z += Math.exp(v - m);
   const lz = m + Math.log(z);
   return Float64Array.from(logits, (v) => v - lz);
+}
+
+/**
+ * The next token: greedy, or a temperature sample in one O(V) pass when there is no nucleus
+ * cut (sampleToken sorts the vocabulary, which costs more than a decode step's share of the
+ * base forward once many rows share the step).
+ */
+function pick(logits: Float32Array, temperature: number, topP: number, rng: Rng): number {
+  if (temperature === 0 || topP < 1) return sampleToken(logits, { temperature, topP }, rng);
+  let m = -Infinity;
+  for (const v of logits) if (v > m) m = v;
+  let z = 0;
+  for (const v of logits) z += Math.exp((v - m) / temperature);
+  let r = rng.uniform() * z;
+  for (let i = 0; i < logits.length; i++) {
+    r -= Math.exp((logits[i] - m) / temperature);
+    if (r <= 0) return i;
+  }
+  return logits.length - 1;
 }
 
 export class Scheduler {
@@ -197,12 +217,16 @@ export class Scheduler {
     batch.forEach((s, i) => {
       s.computeSeconds += (seconds * s.next.length) / rows;
       const r = s.req;
-      const token = sampleToken(logits[i], { temperature: r.temperature ?? 0, topP: r.topP ?? 1 }, s.rng);
+      const token = pick(logits[i], r.temperature ?? 0, r.topP ?? 1, s.rng);
       if ((r.stopTokens ?? []).includes(token)) return s.finish("stop");
-      const lp = logSoftmax(logits[i]);
-      const k = r.topLogprobs ?? 0;
-      const top = k > 0 ? Array.from(lp.keys()).sort((a, b) => lp[b] - lp[a]).slice(0, k).map((t) => ({ token: t, logprob: lp[t] })) : [];
-      s.events.push({ token, logprob: lp[token], top });
+      if (r.logprobs) {
+        const lp = logSoftmax(logits[i]);
+        const k = r.topLogprobs ?? 0;
+        const top = k > 0 ? Array.from(lp.keys()).sort((a, b) => lp[b] - lp[a]).slice(0, k).map((t) => ({ token: t, logprob: lp[t] })) : [];
+        s.events.push({ token, logprob: lp[token], top });
+      } else {
+        s.events.push({ token, logprob: NaN, top: [] });
+      }
       s.generated++;
       this.tokens++;
       s.next = [token];

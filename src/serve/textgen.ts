@@ -82,7 +82,7 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
     let finish: TextDelta["finishReason"] = null;
     const it = scheduler.submit({
       prompt: p.prompt, adapter, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP,
-      seed: p.seed + index, stopTokens: [tok.eot], topLogprobs: p.topLogprobs ?? 0, signal: inner.signal,
+      seed: p.seed + index, stopTokens: [tok.eot], logprobs: p.topLogprobs !== null, topLogprobs: p.topLogprobs ?? 0, signal: inner.signal,
     });
     let r = await it.next();
     for (; !r.done; r = await it.next()) {

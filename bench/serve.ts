@@ -1,0 +1,173 @@
+/**
+ * `npm run bench -- --only serve`: a bounded load test of `plinth serve` on loopback.
+ *
+ * A GPT base of config S (d_model 256, 4 layers, 4 heads, context 128; a 2,048-token BPE) and two LoRA
+ * adapters are registered in a temporary registry; the server runs in its own process.
+ * `connections` clients (default 32) each send chat completions back to back for `seconds`
+ * (default 30; PLINTH_SERVE_SECONDS / PLINTH_SERVE_CONNECTIONS override), cycling over the
+ * base and both adapters (so every batch mixes adapters), every 4th request streamed (SSE).
+ * The same load runs twice: with continuous batching (max batch 32) and one request at a time
+ * (max batch 1). Reported: requests and completion tokens per second, p50/p99 latency, errors,
+ * and the batched / one-at-a-time throughput ratio.
+ *
+ *     node dist/bench/serve.js [--seconds 30] [--connections 32]
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { applyLoRA } from "../src/adapt/lora.js";
+import { baseIdentity, saveAdapter } from "../src/adapt/artifact.js";
+import { BPETextTokenizer } from "../src/data/tokenizer.js";
+import { GPT, GPT_PRESETS, gptConfig, loadGPT, saveGPT } from "../src/models/gpt/index.js";
+import { Registry } from "../src/registry/index.js";
+import { Rng } from "../src/tensor/index.js";
+import { trainBPE } from "../src/tokenizer/index.js";
+
+type Row = Record<string, string | number | boolean>;
+const here = dirname(fileURLToPath(import.meta.url));
+const cli = join(here, "..", "src", "cli", "main.js");
+
+function sentences(): string[] {
+  const root = dirname(createRequire(import.meta.url).resolve("sentiment/package.json"));
+  return ["imdb", "yelp", "amazon"].flatMap((source) => (JSON.parse(readFileSync(join(root, "test", "fixtures", `${source}.json`), "utf8")) as { text: string }[])
+    .map((r) => r.text.trim()).filter((t) => t.length > 10));
+}
+
+function setup(dir: string): { db: string; key: string; models: string[]; prompts: string[] } {
+  const texts = sentences();
+  const tok = new BPETextTokenizer(trainBPE(texts, { vocabSize: 2048 }));
+  const base = join(dir, "base");
+  saveGPT(base, new GPT(gptConfig({ vocab_size: tok.vocabSize, ...GPT_PRESETS.S }), { seed: 1 }));
+  tok.bpe.save(join(base, "tokenizer.json"));
+  const db = join(dir, "registry.db");
+  const reg = Registry.open(db);
+  reg.catalog.addModel("S", base);
+  const models = ["S"];
+  for (const seed of [1, 2]) {
+    const gpt = loadGPT(base);
+    const lora = applyLoRA(gpt, { rank: 8, alpha: 16, seed });
+    const rng = new Rng(seed);
+    for (const t of lora.trainableParameters()) for (let i = 0; i < t.size; i++) t.data[i] = rng.normal() * 0.02;
+    const out = join(dir, `lora${seed}`);
+    saveAdapter(out, { method: "lora", task: "bench", labels: ["a", "b"], config: { lora: lora.config }, base: baseIdentity(base) }, lora.tensors());
+    reg.catalog.addAdapter("bench", `style${seed}`, "S", out);
+    models.push(`S:style${seed}`);
+  }
+  const key = reg.keys.create("bench").secret;
+  reg.close();
+  return { db, key, models, prompts: texts.slice(0, 64).map((t) => t.slice(0, 80)) };
+}
+
+function startServer(db: string, maxBatch: number): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [cli, "serve", "--registry", db, "--port", "0", "--max-batch", String(maxBatch)], { stdio: ["ignore", "ignore", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /plinth serve: (http:\/\/[^/\s]+)\/v1/.exec(err);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.on("exit", (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
+  });
+}
+
+const quantile = (sorted: number[], q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+interface Measure { latencies: number[]; errors: number; tokens: number; requests: number; streamed: number; wall: number; firstError: string | null }
+
+async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
+  const end = performance.now() + seconds * 1000;
+  let counter = 0;
+  const one = async (): Promise<void> => {
+    const i = counter++;
+    const stream = i % 4 === 3;
+    const body = { model: models[i % models.length], messages: [{ role: "user", content: prompts[i % prompts.length] }], max_tokens: 32, temperature: 0.8, seed: i, stream, stream_options: stream ? { include_usage: true } : undefined };
+    const t0 = performance.now();
+    try {
+      const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+      if (stream) {
+        const text = await res.text();
+        if (!text.trimEnd().endsWith("data: [DONE]")) throw new Error(`stream did not end with [DONE]: ${text.slice(-200)}`);
+        const usage = text.split("\n").filter((l) => l.startsWith("data: {") && l.includes('"usage"')).map((l) => JSON.parse(l.slice(6)) as { usage: { completion_tokens: number } });
+        m.tokens += usage[usage.length - 1]?.usage.completion_tokens ?? 0;
+        m.streamed++;
+      } else {
+        m.tokens += ((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens;
+      }
+      m.latencies.push(performance.now() - t0);
+      m.requests++;
+    } catch (e) {
+      m.errors++;
+      m.firstError ??= (e as Error).message;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (performance.now() < end) await one();
+  }));
+  m.wall += (performance.now() - t0) / 1000;
+}
+
+function summary(m: Measure): Row {
+  const sorted = [...m.latencies].sort((a, b) => a - b);
+  return {
+    requests: m.requests, streamed: m.streamed, errors: m.errors, wall_s: round(m.wall, 1), req_per_s: round(m.requests / m.wall, 2), tokens_per_s: round(m.tokens / m.wall, 1),
+    p50_ms: round(quantile(sorted, 0.5), 0), p99_ms: round(quantile(sorted, 0.99), 0), ...(m.firstError !== null ? { first_error: m.firstError.slice(0, 200) } : {}),
+  };
+}
+
+export async function serveBench({ seconds = 30, connections = 32 } = {}): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-bench-serve-"));
+  const rows: Row[] = [];
+  try {
+    const { db, key, models, prompts } = setup(dir);
+    // Both servers run side by side; the load alternates between them in rounds, so the
+    // machine's background load (other processes) falls on both modes alike.
+    const modes = [["batched", 32], ["one-at-a-time", 1]] as const;
+    const servers = await Promise.all(modes.map(([, maxBatch]) => startServer(db, maxBatch)));
+    const results: Record<string, Row> = {};
+    try {
+      const measures = modes.map((): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null }));
+      for (const s of servers) await load(s.url, key, models, prompts, 2, 4, { latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null });  // warm-up
+      const rounds = Math.max(1, Math.round(seconds / 10));
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < modes.length; i++) await load(servers[i].url, key, models, prompts, seconds / rounds, connections, measures[i]);
+      }
+      for (let i = 0; i < modes.length; i++) {
+        const [mode, maxBatch] = modes[i];
+        const stats = await (await fetch(`${servers[i].url}/v1/plinth/stats`, { headers: { authorization: `Bearer ${key}` } })).json() as { loaded: { scheduler: { meanBatch: number } | null }[] };
+        const row: Row = { impl: "plinth", bench: "serve", mode, max_batch: maxBatch, connections, seconds, rounds, ...summary(measures[i]), mean_batch: round(stats.loaded[0]?.scheduler?.meanBatch ?? NaN, 1) };
+        results[mode] = row;
+        rows.push(row);
+      }
+    } finally {
+      for (const { child } of servers) {
+        child.kill("SIGTERM");
+        await new Promise((res) => child.once("exit", res));
+      }
+    }
+    rows.push({
+      impl: "ratio", bench: "serve", field: "tokens_per_s",
+      batched: results.batched.tokens_per_s, one_at_a_time: results["one-at-a-time"].tokens_per_s,
+      ratio: round(Number(results.batched.tokens_per_s) / Number(results["one-at-a-time"].tokens_per_s), 2) + "x",
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values } = parseArgs({ options: { seconds: { type: "string" }, connections: { type: "string" } } });
+  for (const row of await serveBench({ seconds: Number(values.seconds ?? 30), connections: Number(values.connections ?? 32) })) console.log(JSON.stringify(row));
+}
