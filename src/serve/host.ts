@@ -8,6 +8,9 @@ import { loadAdapter, probeFromTensors } from "../adapt/artifact.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
 import { GPT } from "../models/gpt/model.js";
+import { loadClipRun } from "../cli/clip.js";
+
+export type ClipRun = ReturnType<typeof loadClipRun>;
 import type { AdapterEntry, ModelEntry, Registry } from "../registry/index.js";
 import type { RawTensor } from "../io/safetensors.js";
 import { apiError } from "./errors.js";
@@ -36,6 +39,7 @@ export interface LoadedAdapterData {
 export class ModelHost {
   private readonly bases = new Map<string, LoadedModel>();
   private readonly adapters = new Map<string, LoadedAdapterData>();
+  private readonly clips = new Map<string, ClipRun>();
 
   constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}) {}
 
@@ -44,6 +48,7 @@ export class ModelHost {
     if (b === undefined) {
       const entry = this.registry.catalog.model(name);
       if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
+      if (entry.modelType === "clip") throw apiError("unsupported_model", `The model '${name}' is an image-text (CLIP) model; use it with /v1/zero-shot and an image.`, "model");
       const loaded = loadBase(entry.dir);
       if (loaded.identity.sha256 !== entry.sha256) {
         throw apiError("internal_error", `The base '${name}' changed on disk: registered sha256 ${entry.sha256}, found ${loaded.identity.sha256}; re-register it.`);
@@ -81,6 +86,19 @@ export class ModelHost {
       this.adapters.set(entry.id, a);
     }
     return a;
+  }
+
+  /** An image-text (CLIP) base, for zero-shot image classification. */
+  clip(name: string): ClipRun {
+    let run = this.clips.get(name);
+    if (run === undefined) {
+      const entry = this.registry.catalog.model(name);
+      if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
+      if (entry.modelType !== "clip") throw apiError("unsupported_model", `The model '${name}' is a ${entry.modelType} model; zero-shot image classification needs an image-text (CLIP) base.`, "model");
+      run = loadClipRun(entry.dir);
+      this.clips.set(name, run);
+    }
+    return run;
   }
 
   loaded(): string[] {

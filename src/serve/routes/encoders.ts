@@ -5,8 +5,8 @@
  *                             classifier adapter -> label probabilities per input;
  *   POST /v1/zero-shot        {model: "base", input, labels, template?, verbalizers?} -> label
  *                             likelihood (causal LM) or cloze (masked LM), calibrated.
- * Zero-shot image classification needs an image-text (CLIP) base; none is registered yet, so
- * a request naming an image gets a clear 400.
+ *   POST /v1/zero-shot        {model: "clip-base", image: base64 or data URL, labels, templates?}
+ *                             -> zero-shot image classification with an image-text (CLIP) base.
  */
 import type { FastifyInstance } from "fastify";
 import { embedTexts, probeProbs } from "../../adapt/probe.js";
@@ -18,7 +18,9 @@ import { toFloat32 } from "../../io/safetensors.js";
 import type { Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import type { LoadedAdapterData, ModelHost } from "../host.js";
-import { bodyOf, str, strings } from "../params.js";
+import { type Body, bodyOf, str, strings } from "../params.js";
+import { zeroShotImage } from "../../cli/clip.js";
+import type { ApiKey } from "../../registry/index.js";
 import type { LoadedModel } from "../host.js";
 
 const MAX_INPUTS = 256;
@@ -42,6 +44,26 @@ function classify(base: LoadedModel, a: LoadedAdapterData, texts: string[]): num
 
 export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
   const { host, registry } = deps;
+  const zeroShotImageRequest = async (key: ApiKey, model: string, b: Body) => {
+    const image = str(b, "image", { required: true });
+    const labels = strings(b, "labels", { required: true, max: 64 })!;
+    if (labels.length < 2) throw apiError("invalid_value", "Invalid value for 'labels': give at least 2 labels.", "labels");
+    const templates = strings(b, "templates", { max: 16 }) ?? ["a photo of {label}.", "{label}"];
+    if (templates.some((t) => !t.includes("{label}"))) throw apiError("invalid_value", "Invalid value for 'templates': each template needs a {label} field.", "templates");
+    const run = host.clip(model);
+    const bytes = Buffer.from(image.replace(/^data:[^;,]*;base64,/, ""), "base64");
+    const t0 = performance.now();
+    let ranked;
+    try {
+      ranked = await zeroShotImage(run, { name: "the uploaded image", bytes }, labels, templates);
+    } catch (e) {
+      if ((e as Error).name === "ImageError") throw apiError("invalid_value", (e as Error).message, "image");
+      throw e;
+    }
+    registry.keys.record({ keyId: key.id, tenant: key.tenant, kind: "classification", model, computeSeconds: (performance.now() - t0) / 1000 });
+    const scores = Object.fromEntries(ranked.map((r) => [r.label, r.prob]));
+    return result(model, labels, [labels.map((l) => scores[l])], 0);
+  };
   return async (app: FastifyInstance): Promise<void> => {
     app.post("/v1/embeddings", async (req) => {
       const b = bodyOf(req.body);
@@ -78,9 +100,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
     app.post("/v1/zero-shot", async (req) => {
       const b = bodyOf(req.body);
       const model = str(b, "model", { required: true });
-      if (b.image !== undefined || b.images !== undefined) {
-        throw apiError("unsupported_model", "Zero-shot image classification needs an image-text (CLIP) base; no such base is registered on this server.", "image");
-      }
+      if (b.image !== undefined) return zeroShotImageRequest(req.apiKey, model, b);
       const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
       const labels = strings(b, "labels", { required: true, max: 64 })!;
       if (labels.length < 2) throw apiError("invalid_value", "Invalid value for 'labels': give at least 2 labels.", "labels");

@@ -1,0 +1,126 @@
+// The registry (WAL, migrations applied once, adapters bound to their base by hash, lineage
+// through adapter-of-adapter, usage sums), the scheduler (greedy text is the same alone or
+// batched with other adapters' requests; sequences join a running batch; cancelling one
+// leaves the others), and the classification endpoints (zero-shot text, and zero-shot image
+// with a tiny CLIP base).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import sharp from "sharp";
+import { Registry, migrate, MIGRATIONS } from "../src/registry/index.js";
+import { loadGPT } from "../src/models/gpt/index.js";
+import { loraWeights } from "../src/serve/packed.js";
+import { Scheduler } from "../src/serve/scheduler.js";
+import { loadAdapter } from "../src/adapt/artifact.js";
+import { createServer } from "../src/serve/index.js";
+import { ClipModel, clipConfig, CLIP_PRESETS, saveClip } from "../src/models/clip/index.js";
+import { BPETextTokenizer } from "../src/data/tokenizer.js";
+import { trainBPE } from "../src/tokenizer/index.js";
+import { corpus, makeFixture, makeBase, type ServeFixture } from "./helpers/serve_fixture.js";
+
+let fx: ServeFixture;
+before(async () => { fx = await makeFixture(); });
+after(() => fx.cleanup());
+
+test("registry: WAL mode, migrations recorded once, adapters bound to their base, lineage, usage", () => {
+  const reg = Registry.open(fx.dbPath);
+  try {
+    assert.equal(reg.db.pragma("journal_mode", { simple: true }), "wal");
+    assert.deepEqual(migrate(reg.db), []);  // already applied
+    const applied = reg.db.prepare<{ version: number }>("SELECT version FROM migrations").all().map((r) => r.version);
+    assert.deepEqual(applied, MIGRATIONS.map((m) => m.version));
+    // An adapter for another base is refused, naming both hashes.
+    const other = join(fx.root, "other-base");
+    makeBase(other, { seed: 9, trainSteps: 0 });
+    reg.catalog.addModel("other", other);
+    assert.throws(() => reg.catalog.addAdapter("acme", "wrong", "other", fx.adapterDirs[0]), /was made for base sha256 [0-9a-f]{64}, but other has sha256 [0-9a-f]{64}/);
+    // Lineage: an adapter trained from another adapter walks back to the root base.
+    const child = reg.catalog.addAdapter("acme", "style-v2", "tiny", fx.adapterDirs[1], { parent: "tiny:style" });
+    assert.deepEqual(reg.catalog.lineage(child), ["tiny:style-v2", "tiny:style", "tiny"]);
+    assert.equal(reg.catalog.adapter("globex", "tiny", "style-v2"), undefined);
+    // Usage sums per key and kind.
+    const { key } = reg.keys.create("acme", { name: "meter" });
+    reg.keys.record({ keyId: key.id, tenant: "acme", kind: "chat", model: "tiny", promptTokens: 5, completionTokens: 7, computeSeconds: 0.5 });
+    reg.keys.record({ keyId: key.id, tenant: "acme", kind: "chat", model: "tiny", promptTokens: 1, completionTokens: 2, computeSeconds: 0.25 });
+    assert.deepEqual(reg.keys.usage("acme", { keyId: key.id }), [{ key_id: key.id, kind: "chat", requests: 2, prompt_tokens: 6, completion_tokens: 9, training_tokens: 0, compute_seconds: 0.75 }]);
+    assert.equal(reg.keys.tokensUsed(key.id), 15);
+    assert.deepEqual(reg.keys.usage("globex", { keyId: key.id }), []);
+    assert.throws(() => reg.keys.create("bad tenant!"), /tenant "bad tenant!" must be/);
+  } finally {
+    reg.close();
+  }
+});
+
+test("scheduler: a greedy sequence gives the same tokens alone and batched with other adapters' sequences", async () => {
+  const gpt = loadGPT(fx.baseDir);
+  const adapters = fx.adapterDirs.map((d, i) => {
+    const { manifest, tensors } = loadAdapter(d, fx.baseDir);
+    return loraWeights(`a${i}`, tensors, manifest.config.lora as Record<string, unknown>);
+  });
+  const collect = async (it: AsyncGenerator<{ token: number }, { finishReason: string }>) => {
+    const out: number[] = [];
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) out.push(r.value.token);
+    return { tokens: out, finish: r.value.finishReason };
+  };
+  const prompts = [[5, 6, 7], [9, 10], [11, 12, 13, 14], [3]];
+  const alone = new Scheduler(gpt, { maxBatch: 1 });
+  const solo = [];
+  for (const [i, p] of prompts.entries()) solo.push(await collect(alone.submit({ prompt: p, adapter: i === 0 ? null : adapters[i % 2], maxTokens: 12 })));
+  const batched = new Scheduler(gpt, { maxBatch: 8 });
+  const first = collect(batched.submit({ prompt: prompts[0], adapter: null, maxTokens: 12 }));
+  await new Promise((r) => setImmediate(r));  // the others join a batch already running
+  const rest = prompts.slice(1).map((p, j) => collect(batched.submit({ prompt: p, adapter: adapters[(j + 1) % 2], maxTokens: 12 })));
+  const together = await Promise.all([first, ...rest]);
+  assert.deepEqual(together, solo);
+  assert.ok(batched.stats().meanBatch > 1.5, `mean batch ${batched.stats().meanBatch}`);
+  assert.equal(alone.stats().meanBatch, 1);
+
+  // Cancelling one sequence leaves the others running to the end.
+  const ac = new AbortController();
+  const keep = collect(batched.submit({ prompt: [5, 6, 7], adapter: null, maxTokens: 12 }));
+  const dropped = batched.submit({ prompt: [5, 6, 7], adapter: adapters[0], maxTokens: 12, signal: ac.signal });
+  await dropped.next();
+  ac.abort();
+  const rest2 = await collect(dropped);
+  assert.equal(rest2.finish, "cancelled");
+  assert.deepEqual(await keep, solo[0]);
+  await assert.rejects(collect(batched.submit({ prompt: [], adapter: null, maxTokens: 2 })), /prompt is empty/);
+  await assert.rejects(collect(batched.submit({ prompt: [1e6], adapter: null, maxTokens: 2 })), /out of range/);
+});
+
+test("zero-shot text on a GPT base, and zero-shot image on a tiny CLIP base", async () => {
+  const clipDir = join(fx.root, "clip");
+  const tok = new BPETextTokenizer(trainBPE(corpus, { vocabSize: 300 }));
+  const t = CLIP_PRESETS.tiny;
+  const clip = new ClipModel(clipConfig({ projection_dim: t.projection_dim, text_config: { ...t.text, vocab_size: tok.vocabSize, eos_token_id: tok.eot }, vision_config: t.vision }));
+  saveClip(clipDir, clip);
+  tok.bpe.save(join(clipDir, "tokenizer.json"));
+  const reg = Registry.open(fx.dbPath);
+  reg.catalog.addModel("clip-tiny", clipDir);
+  reg.close();
+  const server = await createServer({ registry: fx.dbPath, runJobs: false });
+  try {
+    const call = async (body: unknown) => {
+      const res = await server.app.inject({ method: "POST", url: "/v1/zero-shot", headers: { authorization: `Bearer ${fx.keyA}` }, payload: body as object });
+      return { status: res.statusCode, body: res.json() as { data: { label: string; scores: Record<string, number> }[]; error?: { code: string; param: string } } };
+    };
+    const text = await call({ model: "tiny", input: ["the movie was good", "the movie was bad"], labels: ["good", "bad"] });
+    assert.equal(text.status, 200, JSON.stringify(text.body));
+    for (const d of text.body.data) assert.ok(Math.abs(d.scores.good + d.scores.bad - 1) < 1e-6);
+    const png = await sharp(Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256)), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+    const image = await call({ model: "clip-tiny", image: `data:image/png;base64,${png.toString("base64")}`, labels: ["cat", "dog", "car"] });
+    assert.equal(image.status, 200, JSON.stringify(image.body));
+    const s = image.body.data[0].scores;
+    assert.ok(Math.abs(s.cat + s.dog + s.car - 1) < 1e-5 && ["cat", "dog", "car"].includes(image.body.data[0].label));
+    const bad = await call({ model: "clip-tiny", image: Buffer.from("not an image").toString("base64"), labels: ["a", "b"] });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error!.param, "image");
+    const wrong = await call({ model: "tiny", image: png.toString("base64"), labels: ["a", "b"] });
+    assert.equal(wrong.status, 400);
+    assert.equal(wrong.body.error!.code, "unsupported_model");
+  } finally {
+    await server.close();
+  }
+});
+
