@@ -160,3 +160,35 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     }
   }
 });
+
+test("probe, head and full jobs give classifier adapters served by /v1/classifications", async () => {
+  const server = await createServer({ registry: fx.dbPath, maxWorkers: 2 });
+  const url = await server.listen({ port: 0 });
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
+  try {
+    const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
+    const jobs = [];
+    for (const type of ["probe", "head", "full"]) {
+      jobs.push(await client.fineTuning.jobs.create({
+        model: "tiny", training_file: file.id, suffix: type,
+        method: { type, [type]: { hyperparameters: { steps: 20, batch_size: 8, max_test: 8 } } } as unknown as OpenAI.FineTuning.JobCreateParams["method"],
+      }));
+    }
+    for (const job of jobs) {
+      const done = await waitFor(client, job.id, (j) => ["succeeded", "failed", "cancelled"].includes(j.status));
+      assert.equal(done.status, "succeeded", `${job.method?.type}: ${JSON.stringify(done.error)}`);
+      const res = await fetch(`${url}/v1/classifications`, {
+        method: "POST", headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: done.fine_tuned_model, input: ["the movie was good 3", "the movie was bad 4"] }),
+      });
+      const body = await res.json() as { data: { label: string; scores: Record<string, number> }[] };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      for (const d of body.data) assert.ok(Math.abs(d.scores.negative + d.scores.positive - 1) < 1e-5);
+    }
+    // A classifier without LoRA weights cannot generate: a clear 400.
+    await assert.rejects(client.chat.completions.create({ model: "tiny:head", messages: [{ role: "user", content: "hi" }] }),
+      (e: unknown) => (e as { status?: number; code?: string }).status === 400 && (e as { code?: string }).code === "unsupported_model");
+  } finally {
+    await server.close();
+  }
+});

@@ -11,6 +11,8 @@
 import type { FastifyInstance } from "fastify";
 import { embedTexts, probeProbs } from "../../adapt/probe.js";
 import { SequenceClassifier } from "../../adapt/classifier.js";
+import { loadBase } from "../../adapt/base.js";
+import type { Encoder } from "../../adapt/probe.js";
 import { applyLoRA } from "../../adapt/lora.js";
 import { classifyCausal, classifyMasked } from "../../adapt/zeroshot.js";
 import { GPT } from "../../models/gpt/model.js";
@@ -25,12 +27,25 @@ import type { LoadedModel } from "../host.js";
 
 const MAX_INPUTS = 256;
 
+const fullModels = new WeakMap<LoadedAdapterData, Encoder>();
+function fullModel(base: LoadedModel, a: LoadedAdapterData): Encoder {
+  let m = fullModels.get(a);
+  if (m === undefined) {
+    m = loadBase(base.dir).model;
+    const dict = Object.fromEntries(Object.entries(a.tensors).filter(([k]) => !k.startsWith("score.")).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }]));
+    m.loadStateDict(dict);
+    fullModels.set(a, m);
+  }
+  return m;
+}
+
 function classify(base: LoadedModel, a: LoadedAdapterData, texts: string[]): number[][] {
   if (a.probe !== null) return probeProbs(a.probe, embedTexts(base.model, base.tok, texts, { maxTokens: Number(a.config.maxTokens ?? 128) }));
   const w = a.tensors["score.weight"], bias = a.tensors["score.bias"];
   if (w === undefined || bias === undefined) throw apiError("unsupported_model", `The adapter '${a.entry.base}:${a.entry.name}' (method ${a.entry.method}) is not a classifier.`, "model");
-  if (a.entry.method === "full") throw apiError("unsupported_model", "Serving full fine-tunes for classification is not supported yet; use lora, head or probe adapters.", "model");
-  const clf = new SequenceClassifier(base.model, base.tok, a.entry.labels.length, { maxTokens: Number(a.config.maxTokens ?? 128) });
+  // A full fine-tune carries every body weight: it gets its own copy of the base, loaded once.
+  const body = a.entry.method === "full" ? fullModel(base, a) : base.model;
+  const clf = new SequenceClassifier(body, base.tok, a.entry.labels.length, { maxTokens: Number(a.config.maxTokens ?? 128) });
   clf.score.loadStateDict({ weight: { shape: w.shape, data: toFloat32(w) }, bias: { shape: bias.shape, data: toFloat32(bias) } });
   // The shared base is adapted for the length of this synchronous call only.
   const lora = a.lora === null ? null : applyLoRA(base.model, { ...(a.config.lora as { rank: number; alpha: number; targets: string[] }), dropout: 0 });
