@@ -1,11 +1,12 @@
 /**
  * `npm run clip:study`: CLIP pretraining on the built-in emoji set for several seeds, each
- * under the same time budget, then held-out zero-shot accuracy over the 9 emoji groups,
+ * with the same step budget (a time budget is fitted from the first steps' speed, which on a
+ * shared machine varies between seeds), then held-out zero-shot accuracy over the 9 emoji groups,
  * retrieval recall@k and a linear probe, with the mean and its 95% interval over seeds.
  * An untrained model (step 0) is scored the same way as a control. Writes
  * runs/clip-study/{summary.json,summary.md,heldout.svg} and one run folder per seed.
  *
- *     node dist/src/cli/clip_study.js --seeds 1,2,3 --time 3m
+ *     node dist/src/cli/clip_study.js --seeds 1,2,3 --steps 1200     (or --time 3m per seed)
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -24,7 +25,10 @@ interface SeedRow {
   heldOut: HeldOutScores;
 }
 
-export async function clipStudy({ seeds, seconds, size, outDir, batch }: { seeds: number[]; seconds: number; size: string; outDir: string; batch: number }): Promise<void> {
+/** Each seed trains for `steps` (comparable across seeds whatever the machine's load) or, without steps, for `seconds`. */
+export async function clipStudy({ seeds, seconds, steps, size, outDir, batch }: { seeds: number[]; seconds?: number; steps?: number; size: string; outDir: string; batch: number }): Promise<void> {
+  if (steps === undefined && seconds === undefined) throw new Error("clipStudy: give steps or seconds per seed");
+  const budget = steps !== undefined ? `${steps} steps (${steps * batch} images)` : `${seconds}s`;
   const root = resolve(outDir);
   const common = { size, batch, lr: 5e-4, warmup: 50, vocab: 1024, testFraction: 0.2, cacheDir: join(root, ".cache") };
   rmSync(join(root, "control"), { recursive: true, force: true });
@@ -37,15 +41,15 @@ export async function clipStudy({ seeds, seconds, size, outDir, batch }: { seeds
   for (const seed of seeds) {
     const dir = join(root, `seed-${seed}`);
     rmSync(dir, { recursive: true, force: true });
-    console.log(`\nseed ${seed}: ${seconds}s of training`);
-    const run = await pretrainContrastive({ ...common, outDir: dir, seconds, seed });
+    console.log(`\nseed ${seed}: ${budget} of training`);
+    const run = await pretrainContrastive({ ...common, outDir: dir, ...(steps !== undefined ? { steps } : { seconds }), seed });
     printHeldOut(run.heldOut);
     rows.push({ seed, steps: run.result.steps, seconds: run.result.seconds, imagesPerSecond: run.result.images / run.result.seconds, heldOut: run.heldOut });
     curves.push({ name: `seed ${seed}`, color: colors[curves.length % colors.length], points: [[0, 100 * control.heldOut.zeroShot!.accuracy], ...run.result.history.filter((r) => r.scores?.zeroShot !== undefined).map((r) => [r.images, 100 * r.scores!.zeroShot] as [number, number])] });
   }
   const ci = (f: (h: HeldOutScores) => number): Interval => meanCI(rows.map((r) => f(r.heldOut)));
   const summary = {
-    seeds, secondsPerSeed: seconds, size, batch, heldOutImages: rows[0].heldOut.images, trainImages: control.train.items.length,
+    seeds, stepsPerSeed: steps ?? null, secondsPerSeed: seconds ?? null, size, batch, heldOutImages: rows[0].heldOut.images, trainImages: control.train.items.length,
     control: control.heldOut,
     zeroShot: ci((h) => h.zeroShot!.accuracy), probe: ci((h) => h.probe!.accuracy),
     imageToText: { r1: ci((h) => h.retrieval.imageToText.r1), r5: ci((h) => h.retrieval.imageToText.r5), r10: ci((h) => h.retrieval.imageToText.r10) },
@@ -64,7 +68,7 @@ export async function clipStudy({ seeds, seconds, size, outDir, batch }: { seeds
     ...(["r1", "r5", "r10"] as const).map((k) => `| image→text recall@${k.slice(1)} | ${pct(control.heldOut.retrieval.imageToText[k])} | ${fmt(summary.imageToText[k])} | ${perSeed((h) => h.retrieval.imageToText[k])} |`),
     ...(["r1", "r5", "r10"] as const).map((k) => `| text→image recall@${k.slice(1)} | ${pct(control.heldOut.retrieval.textToImage[k])} | ${fmt(summary.textToImage[k])} | ${perSeed((h) => h.retrieval.textToImage[k])} |`),
     "",
-    `Training: ${seconds}s per seed, ${rows.map((r) => `${r.steps} steps at ${r.imagesPerSecond.toFixed(0)} images/s`).join("; ")}.`,
+    `Training: ${budget} per seed; ${rows.map((r) => `seed ${r.seed}: ${r.steps} steps in ${r.seconds.toFixed(0)}s (${r.imagesPerSecond.toFixed(0)} images/s)`).join("; ")}.`,
   ].join("\n");
   writeFileSync(join(root, "summary.md"), md + "\n");
   const chance = { name: "chance (1/9)", color: "#7f7f7f", points: [[0, 100 / 9], [Math.max(...curves.flatMap((c) => c.points.map((p) => p[0]))), 100 / 9]] as [number, number][] };
@@ -73,7 +77,9 @@ export async function clipStudy({ seeds, seconds, size, outDir, batch }: { seeds
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const { values } = parseArgs({ options: { seeds: { type: "string" }, time: { type: "string" }, size: { type: "string" }, out: { type: "string" }, batch: { type: "string" } } });
+  const { values } = parseArgs({ options: { seeds: { type: "string" }, time: { type: "string" }, steps: { type: "string" }, size: { type: "string" }, out: { type: "string" }, batch: { type: "string" } } });
   const seeds = (values.seeds ?? "1,2,3").split(",").map((s) => parseIntArg("seeds", s.trim(), 0));
-  await clipStudy({ seeds, seconds: parseDuration(values.time ?? "3m"), size: values.size ?? "tiny", outDir: values.out ?? "runs/clip-study", batch: parseIntArg("batch", values.batch, 64, 2) });
+  const steps = values.steps !== undefined ? parseIntArg("steps", values.steps, 0, 1) : undefined;
+  const seconds = values.time !== undefined ? parseDuration(values.time) : steps === undefined ? 180 : undefined;
+  await clipStudy({ seeds, seconds, steps, size: values.size ?? "tiny", outDir: values.out ?? "runs/clip-study", batch: parseIntArg("batch", values.batch, 64, 2) });
 }

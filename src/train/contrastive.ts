@@ -212,14 +212,15 @@ export class ContrastiveTrainer {
       while (this.stop === null && this.step < this.totalSteps) {
         const seconds = this.elapsedBefore + runSeconds();
         if (o.seconds !== undefined && seconds >= o.seconds) break;
-        // A time budget fixes the schedule length from the measured step time: first after 10
-        // steps, then again over steps 10..60, once warm-up effects (first allocations) are gone.
+        // A time budget sets the schedule length from the measured step time: after 10 steps, then
+        // every 100 steps (timed from step 10, past warm-up allocations) until half the budget is
+        // spent, since on a shared machine the speed of the first steps can mislead.
         const ran = this.step - (resumedFrom ?? 0);
-        if (o.seconds !== undefined && o.steps === undefined && !fitted && (ran === 10 || ran === 60)) {
+        if (o.seconds !== undefined && o.steps === undefined && !fitted && (ran === 10 || (ran > 10 && ran % 100 === 0))) {
           if (ran === 10) fitMark = runSeconds();
-          const perStep = ran === 10 ? runSeconds() / 10 : (runSeconds() - fitMark) / 50;
+          const perStep = ran === 10 ? runSeconds() / 10 : (runSeconds() - fitMark) / (ran - 10);
           this.totalSteps = this.step + Math.max(10, Math.floor((o.seconds - seconds) / perStep));
-          fitted = ran === 60;
+          fitted = seconds >= o.seconds / 2;
         }
         const lr = cosineSchedule(this.step, { lr: o.lr, warmup: o.warmup, totalSteps: Number.isFinite(this.totalSteps) ? this.totalSteps : 1e9, minLr: o.minLr });
         this.opt.lr = lr;
