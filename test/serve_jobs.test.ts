@@ -99,17 +99,18 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
   }
 });
 
+/** `plinth serve` in its own process (the real CLI), on a free port. */
 function startChild(dbPath: string): Promise<{ child: ChildProcess; url: string }> {
-  const script = fileURLToPath(new URL("./helpers/serve_child.js", import.meta.url));
-  const child = spawn(process.execPath, [script, dbPath], { stdio: ["ignore", "pipe", "inherit"] });
+  const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const child = spawn(process.execPath, [cli, "serve", "--registry", dbPath, "--port", "0"], { stdio: ["ignore", "ignore", "pipe"] });
   return new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /(http:\/\/\S+)\n/.exec(out);
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /plinth serve: (http:\/\/[^/\s]+)\/v1/.exec(err);
       if (m) resolve({ child, url: m[1] });
     });
-    child.on("exit", (code) => reject(new Error(`server exited with ${code} before listening`)));
+    child.on("exit", (code) => reject(new Error(`plinth serve exited with ${code} before listening:\n${err}`)));
   });
 }
 
@@ -121,7 +122,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     let { child, url } = await startChild(fx.dbPath);
     let client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
-    const job = await client.fineTuning.jobs.create(loraJob(file.id, 600));
+    const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
     // Wait for committed progress, then kill the server without warning.
     let seen = 0;
     while (seen < 2) {
@@ -136,9 +137,11 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     reg.close();
     assert.equal(atKill.status, "running");
     assert.ok(eventsAtKill.filter((e) => e.type === "metrics").length >= 2);
-    if (killWorker) process.kill(atKill.workerPid!, "SIGKILL");
-
+    // The orphaned worker either dies too, or is paused until the new server is up (so the
+    // job is still running when the server comes back, however slow the restart).
+    process.kill(atKill.workerPid!, killWorker ? "SIGKILL" : "SIGSTOP");
     ({ child, url } = await startChild(fx.dbPath));
+    if (!killWorker) process.kill(atKill.workerPid!, "SIGCONT");
     client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     try {
       const done = await waitFor(client, job.id, (j) => ["succeeded", "failed", "cancelled"].includes(j.status));
@@ -158,6 +161,31 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));
     }
+  }
+});
+
+test("cancelling a running job stops its worker and registers nothing", async () => {
+  const server = await createServer({ registry: fx.dbPath });
+  const url = await server.listen({ port: 0 });
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
+  try {
+    const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
+    const job = await client.fineTuning.jobs.create({ ...loraJob(file.id, 100_000), suffix: "never" });
+    await waitFor(client, job.id, (j) => j.status === "running");
+    while ((await client.fineTuning.jobs.listEvents(job.id)).data.every((e) => e.type !== "metrics")) await sleep(50);
+    assert.equal((await client.fineTuning.jobs.cancel(job.id)).status, "cancelled");
+    const t0 = Date.now();
+    while (server.runner.running().length > 0) {
+      assert.ok(Date.now() - t0 < 10_000, "the worker did not stop within 10 s");
+      await sleep(50);
+    }
+    assert.ok(Date.now() - t0 < 4000, `the worker took ${Date.now() - t0} ms to stop (it should see the cancel at its next step)`);
+    const after = await client.fineTuning.jobs.retrieve(job.id);
+    assert.equal(after.status, "cancelled");
+    assert.equal(after.fine_tuned_model, null);
+    assert.ok(!(await client.models.list()).data.some((m) => m.id === "tiny:never"));
+  } finally {
+    await server.close();
   }
 });
 
