@@ -8,6 +8,7 @@
  *   tokenizer  BPE encode throughput beside @huggingface/tokenizers on the same text (not in the default set)
  *   data    trainer throughput on real token shards vs synthetic batches (not in the default set)
  *   clip    CLIP training images/s beside scripts/torch_clip_bench.py, same run (not in the default set)
+ *   interop GPT generation tokens/s: Plinth beside onnxruntime-node and llama.cpp on its exports (--configs small,S,M; not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
@@ -34,6 +35,7 @@ import { clm } from "../src/train/objectives.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
+import { interopBench } from "./interop.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -242,6 +244,11 @@ if (only.has("clip")) {
 if (only.has("serve")) {
   section("serve: load test of plinth serve on loopback, continuous batching vs one request at a time (bench/serve.ts)");
   for (const row of await serveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32) })) emit(row);
+}
+
+if (only.has("interop")) {
+  section("interop: generation tokens/s, Plinth beside onnxruntime-node and llama.cpp running its exports (bench/interop.ts)");
+  for (const row of await interopBench({ threads, configs: values.configs === undefined ? undefined : configs })) emit(row);
 }
 
 function ratios(bench: string, key: (r: Row) => string, field: string): void {
