@@ -51,6 +51,9 @@ test("completions: greedy is deterministic, max_tokens and usage are honoured, a
   assert.equal(l.tokens!.length, l.token_logprobs!.length);
   assert.ok(l.token_logprobs!.every((x) => x <= 0));
   assert.ok(l.top_logprobs!.every((o) => Object.keys(o).length >= 1 && Object.keys(o).length <= 3));
+  // Offsets index the tokens' text in prompt + completion.
+  const whole = "the movie was" + lp.choices[0].text;
+  l.tokens!.forEach((t, i) => assert.equal(whole.slice(l.text_offset![i], l.text_offset![i] + t.length), t));
 });
 
 test("chat: non-streamed and streamed give the same greedy text; n and stop", async () => {

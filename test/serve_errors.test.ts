@@ -74,6 +74,12 @@ test("isolation: adapters, files and jobs of one tenant are invisible to another
   await rejects(A.fineTuning.jobs.listEvents(jobB.id), 404, "not_found");
   await rejects(A.fineTuning.jobs.checkpoints.list(jobB.id), 404, "not_found");
   assert.equal((await B.fineTuning.jobs.cancel(jobB.id)).status, "cancelled");
+  // Deleting: not another tenant's file, not a file a job trained on; an unused one, yes.
+  await rejects(A.files.delete(fileB.id), 404, "not_found");
+  await rejects(B.files.delete(fileB.id), 400, "invalid_value");
+  const spare = await B.files.create({ file: await toFile(Buffer.from(lines), "spare.jsonl"), purpose: "fine-tune" });
+  assert.deepEqual(await B.files.delete(spare.id), { id: spare.id, object: "file", deleted: true });
+  await rejects(B.files.retrieve(spare.id), 404, "not_found");
   await rejects(B.fineTuning.jobs.cancel(jobB.id), 400, "job_not_cancellable");
 });
 

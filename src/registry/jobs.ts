@@ -86,6 +86,14 @@ export class JobStore {
     return this.db.prepare<FileRow>("SELECT * FROM files WHERE tenant = ? ORDER BY created DESC, id DESC").all(tenant).map(toFile);
   }
 
+  /** Deletes a file the tenant no longer needs; refuses one that a job trained (or will train) on. */
+  deleteFile(id: string): { usedBy: string | null } {
+    const used = this.db.prepare<{ id: string }>("SELECT id FROM jobs WHERE training_file = ? LIMIT 1").get(id);
+    if (used !== undefined) return { usedBy: used.id };
+    this.db.prepare("DELETE FROM files WHERE id = ?").run(id);
+    return { usedBy: null };
+  }
+
   createJob(j: Pick<JobEntry, "tenant" | "keyId" | "model" | "trainingFile" | "method" | "hyperparameters" | "suffix" | "seed">): JobEntry {
     const id = `ftjob-${randomBytes(12).toString("hex")}`;
     this.db.transaction(() => {

@@ -4,7 +4,7 @@
  * 2 examples per label; errors name the line. Files belong to the uploading key's tenant.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { rowsToExamples, type SourceRow } from "../../eval/tasks.js";
@@ -85,6 +85,13 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
     };
     app.get("/v1/files", async (req) => ({ object: "list", data: registry.jobs.files(req.apiKey.tenant).map(fileObject), has_more: false }));
     app.get<{ Params: { id: string } }>("/v1/files/:id", async (req) => fileObject(own(req.apiKey.tenant, req.params.id)));
+    app.delete<{ Params: { id: string } }>("/v1/files/:id", async (req) => {
+      const f = own(req.apiKey.tenant, req.params.id);
+      const { usedBy } = registry.jobs.deleteFile(f.id);
+      if (usedBy !== null) throw apiError("invalid_value", `File ${f.id} is the training file of fine-tuning job ${usedBy}; it is kept with the job's record.`, "file_id");
+      rmSync(f.path, { force: true });
+      return { id: f.id, object: "file", deleted: true };
+    });
     app.get<{ Params: { id: string } }>("/v1/files/:id/content", async (req, reply) => {
       const f = own(req.apiKey.tenant, req.params.id);
       return reply.type("application/jsonl").send(readFileSync(f.path));

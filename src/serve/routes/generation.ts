@@ -129,14 +129,22 @@ export function generationRoutes(deps: GenerationDeps) {
       const params: TextParams = { ...commonParams(b, Array.from(base.tok.encode(prompts[0]))), topLogprobs: lp };
       if (params.prompt.length === 0) params.prompt = [base.tok.eot];
       const tokenText = (t: number) => base.tok.decode([t]);
-      const logprobs = (toks: TokenEvent[]) => lp === null ? null : {
-        tokens: toks.map((t) => tokenText(t.token)), token_logprobs: toks.map((t) => t.logprob),
-        top_logprobs: toks.map((t) => Object.fromEntries(t.top.map((a) => [tokenText(a.token), a.logprob]))), text_offset: [] as number[],
+      // text_offset: where each token's text starts in prompt + completion (per choice, across stream chunks).
+      const offsets = new Map<number, number>();
+      const logprobs = (toks: TokenEvent[], index: number) => {
+        if (lp === null) return null;
+        let at = offsets.get(index) ?? prompts[0].length;
+        const text_offset = toks.map((t) => { const o = at; at += tokenText(t.token).length; return o; });
+        offsets.set(index, at);
+        return {
+          tokens: toks.map((t) => tokenText(t.token)), token_logprobs: toks.map((t) => t.logprob),
+          top_logprobs: toks.map((t) => Object.fromEntries(t.top.map((a) => [tokenText(a.token), a.logprob]))), text_offset,
+        };
       };
       return serve(deps, req, reply, "completion", b, model, params, {
         object: "text_completion", chunkObject: "text_completion",
-        delta: (d) => ({ index: d.index, text: d.text, logprobs: logprobs(d.tokens), finish_reason: d.finishReason }),
-        final: (index, text, toks, finish) => ({ index, text, logprobs: logprobs(toks), finish_reason: finish }),
+        delta: (d) => ({ index: d.index, text: d.text, logprobs: logprobs(d.tokens, d.index), finish_reason: d.finishReason }),
+        final: (index, text, toks, finish) => ({ index, text, logprobs: logprobs(toks, index), finish_reason: finish }),
       }, bodyOf(b.stream_options ?? {}).include_usage === true, bool(b, "stream", false));
     });
 
