@@ -15,6 +15,7 @@ import { loadAdapter } from "../src/adapt/artifact.js";
 import { createServer } from "../src/serve/index.js";
 import { ClipModel, clipConfig, CLIP_PRESETS, saveClip } from "../src/models/clip/index.js";
 import { BPETextTokenizer } from "../src/data/tokenizer.js";
+import { BertForMaskedLM, bertConfig, saveBert } from "../src/models/bert/index.js";
 import { trainBPE } from "../src/tokenizer/index.js";
 import { corpus, makeFixture, makeBase, type ServeFixture } from "./helpers/serve_fixture.js";
 
@@ -89,15 +90,19 @@ test("scheduler: a greedy sequence gives the same tokens alone and batched with 
   await assert.rejects(collect(batched.submit({ prompt: [1e6], adapter: null, maxTokens: 2 })), /out of range/);
 });
 
-test("zero-shot text on a GPT base, and zero-shot image on a tiny CLIP base", async () => {
+test("zero-shot text on GPT and BERT bases, BERT embeddings, and zero-shot image on a tiny CLIP base", async () => {
   const clipDir = join(fx.root, "clip");
   const tok = new BPETextTokenizer(trainBPE(corpus, { vocabSize: 300 }));
   const t = CLIP_PRESETS.tiny;
   const clip = new ClipModel(clipConfig({ projection_dim: t.projection_dim, text_config: { ...t.text, vocab_size: tok.vocabSize, eos_token_id: tok.eot }, vision_config: t.vision }));
   saveClip(clipDir, clip);
   tok.bpe.save(join(clipDir, "tokenizer.json"));
+  const bertDir = join(fx.root, "bert");
+  saveBert(bertDir, new BertForMaskedLM(bertConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64 }), { seed: 2 }));
+  tok.bpe.save(join(bertDir, "tokenizer.json"));
   const reg = Registry.open(fx.dbPath);
   reg.catalog.addModel("clip-tiny", clipDir);
+  reg.catalog.addModel("bert-tiny", bertDir);
   reg.close();
   const server = await createServer({ registry: fx.dbPath, runJobs: false });
   try {
@@ -108,6 +113,21 @@ test("zero-shot text on a GPT base, and zero-shot image on a tiny CLIP base", as
     const text = await call({ model: "tiny", input: ["the movie was good", "the movie was bad"], labels: ["good", "bad"] });
     assert.equal(text.status, 200, JSON.stringify(text.body));
     for (const d of text.body.data) assert.ok(Math.abs(d.scores.good + d.scores.bad - 1) < 1e-6);
+    // A cloze needs single-token verbalizers: take two words this small tokenizer keeps whole.
+    const [w1, w2] = ["the", "was", "and", "movie", "plot", "good", "bad"].filter((w) => tok.encode(` ${w}`).length === 1);
+    const cloze = await call({ model: "bert-tiny", input: ["the movie was good"], labels: ["yes", "no"], verbalizers: { yes: ` ${w1}`, no: ` ${w2}` }, template: "{text} it was [MASK]." });
+    assert.equal(cloze.status, 200, JSON.stringify(cloze.body));
+    assert.ok(Math.abs(cloze.body.data[0].scores.yes + cloze.body.data[0].scores.no - 1) < 1e-6);
+    const multi = await call({ model: "bert-tiny", input: ["x"], labels: ["a", "b"], verbalizers: { a: " the movie was", b: ` ${w2}` }, template: "{text} [MASK]." });
+    assert.equal(multi.status, 400);
+    assert.match(multi.body.error!.param, /verbalizers/);
+    const inject = (url: string, payload: object) => server.app.inject({ method: "POST", url, headers: { authorization: `Bearer ${fx.keyA}` }, payload });
+    const emb = (await inject("/v1/embeddings", { model: "bert-tiny", input: ["the plot was great", "awful"] })).json() as { data: { embedding: number[] }[] };
+    assert.equal(emb.data.length, 2);
+    assert.equal(emb.data[0].embedding.length, 32);
+    const gen = await inject("/v1/chat/completions", { model: "bert-tiny", messages: [{ role: "user", content: "hi" }] });
+    assert.equal(gen.statusCode, 400);
+    assert.equal((gen.json() as { error: { code: string } }).error.code, "unsupported_model");
     const png = await sharp(Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256)), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
     const image = await call({ model: "clip-tiny", image: `data:image/png;base64,${png.toString("base64")}`, labels: ["cat", "dog", "car"] });
     assert.equal(image.status, 200, JSON.stringify(image.body));

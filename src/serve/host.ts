@@ -8,6 +8,7 @@ import { loadAdapter, probeFromTensors } from "../adapt/artifact.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
 import { GPT } from "../models/gpt/model.js";
+import type { Linear } from "../nn/layers.js";
 import { loadClipRun } from "../cli/clip.js";
 
 export type ClipRun = ReturnType<typeof loadClipRun>;
@@ -34,6 +35,26 @@ export interface LoadedAdapterData {
   tensors: Record<string, RawTensor>;
   lora: LoRAWeights | null;
   probe: LinearProbe | null;
+}
+
+/**
+ * An adapter's LoRA factors must fit the base's layers before it joins a batch: a mismatch
+ * found inside a shared step would fail every tenant's sequence in that step.
+ */
+function checkAgainstBase(model: GPT, lora: LoRAWeights, id: string): void {
+  const layers = new Map<string, Linear>();
+  model.transformer.h.forEach((b, l) => {
+    for (const [name, lin] of [["attn.c_attn", b.attn.c_attn], ["attn.c_proj", b.attn.c_proj], ["mlp.c_fc", b.mlp.c_fc], ["mlp.c_proj", b.mlp.c_proj]] as const) {
+      layers.set(`transformer.h.${l}.${name}`, lin);
+    }
+  });
+  for (const [path, f] of lora.layers) {
+    const lin = layers.get(path);
+    if (lin === undefined) throw apiError("unsupported_model", `The adapter '${id}' adapts ${path}, a layer the base does not have for generation (layers are transformer.h.N.{attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj}).`, "model");
+    if (lin.inFeatures !== f.inFeatures || lin.outFeatures !== f.outFeatures) {
+      throw apiError("unsupported_model", `The adapter '${id}' has ${path} as [${f.inFeatures} -> ${f.outFeatures}], the base layer is [${lin.inFeatures} -> ${lin.outFeatures}].`, "model");
+    }
+  }
 }
 
 export class ModelHost {
@@ -78,9 +99,11 @@ export class ModelHost {
       const { manifest, tensors } = loadAdapter(entry.dir, base.dir);
       const hasLoRA = Object.keys(tensors).some((k) => k.endsWith(".lora_A"));
       const loraConfig = (manifest.config.lora ?? manifest.config) as Record<string, unknown>;
+      const lora = hasLoRA ? loraWeights(entry.id, tensors, loraConfig) : null;
+      if (lora !== null && base.model instanceof GPT) checkAgainstBase(base.model, lora, `${entry.base}:${entry.name}`);
       a = {
         entry, config: manifest.config, tensors,
-        lora: hasLoRA ? loraWeights(entry.id, tensors, loraConfig) : null,
+        lora,
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
       };
       this.adapters.set(entry.id, a);
