@@ -66,8 +66,10 @@ test("isolation: adapters, files and jobs of one tenant are invisible to another
   assert.equal(await (await B.files.content(fileB.id)).text(), lines);
   // A cannot train on B's file; B's job is B's alone.
   await rejects(A.fineTuning.jobs.create({ model: "tiny", training_file: fileB.id }), 400, "invalid_value");
-  const jobB = await B.fineTuning.jobs.create({ model: "tiny", training_file: fileB.id });
+  const jobB = await B.fineTuning.jobs.create({ model: "tiny", training_file: fileB.id, method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 2, batch_size: "auto" } } } });
   assert.equal(jobB.status, "queued");  // the runner is off in this test
+  assert.equal(jobB.method?.type, "lora");  // OpenAI's supervised fine-tuning runs as LoRA
+  assert.deepEqual(jobB.hyperparameters, { n_epochs: 2 });
   assert.equal((await A.fineTuning.jobs.list()).data.length, 0);
   await rejects(A.fineTuning.jobs.retrieve(jobB.id), 404, "not_found");
   await rejects(A.fineTuning.jobs.cancel(jobB.id), 404, "not_found");

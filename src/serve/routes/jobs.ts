@@ -5,7 +5,7 @@
  *
  * The method is given OpenAI-style: `method: { type: "lora", lora: { hyperparameters: {...} } }`
  * (or top-level `hyperparameters`), with steps, n_epochs, batch_size, learning_rate, rank,
- * alpha, labels_per_class and max_test.
+ * alpha, labels_per_class and max_test; OpenAI's `supervised` runs as lora.
  */
 import type { FastifyInstance } from "fastify";
 import { lineChartSvg } from "../../train/plot.js";
@@ -57,7 +57,8 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       const model = str(b, "model", { required: true });
       const fileId = str(b, "training_file", { required: true });
       const m = b.method === undefined ? {} : bodyOf(b.method);
-      const method = m.type === undefined ? "lora" : m.type;
+      // OpenAI's "supervised" (and no method at all) is served as LoRA, Plinth's default.
+      const method = m.type === undefined || m.type === "supervised" ? "lora" : m.type;
       if (typeof method !== "string" || !(JOB_METHODS as readonly string[]).includes(method)) {
         throw apiError("invalid_value", `Invalid value for 'method.type': ${JSON.stringify(method)}; expected one of ${JOB_METHODS.join(", ")}.`, "method.type");
       }
@@ -69,7 +70,7 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       const suffix = str(b, "suffix");
       if (suffix !== undefined && !/^[A-Za-z0-9_.-]{1,40}$/.test(suffix)) throw apiError("invalid_value", "Invalid value for 'suffix': 1-40 characters of letters, digits, _ . -", "suffix");
       const job = registry.jobs.createJob({
-        tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hyperparameters(b, method),
+        tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hyperparameters(b, m.type === "supervised" ? "supervised" : method),
         suffix: suffix ?? null, seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 }),
       });
       runner.pump();
