@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Write Hugging Face-named checkpoints (GPT2LMHeadModel, BertForMaskedLM) for the
+"""Write Hugging Face-named checkpoints (GPT2LMHeadModel, BertForMaskedLM, CLIPModel) for the
 interop tests, with PyTorch's logits for them.
 
 Run by hand (Debian's python has torch; `transformers` is not needed and not used);
@@ -13,8 +13,9 @@ weights scaled up so that the logits are O(1). Each folder holds what a Hugging 
 (dropout settings, architectures, task fields), model.safetensors written by the small
 writer below, with the extras HF checkpoints carry -- GPT-2's tied `lm_head.weight`
 and `attn.bias` mask buffers; BERT's `position_ids` buffer and tied
-`cls.predictions.decoder.weight` / `.bias`. expected.json holds the inputs and the
-float64 PyTorch logits (stored as float32).
+`cls.predictions.decoder.weight` / `.bias`; CLIP's two `position_ids` buffers (CLIP is
+torch_parity_clip.py's tiny CLIPModel). expected.json holds the inputs and the float64
+PyTorch logits (CLIP: normalised embeddings and logits_per_text), stored as float32.
 """
 
 import json
@@ -27,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_parity as tp  # noqa: E402
+import torch_parity_clip as tpc  # noqa: E402
 
 OUT = "test/fixtures/hf"
 DTYPES = {np.dtype("<f4"): "F32", np.dtype("<i8"): "I64"}
@@ -36,7 +38,7 @@ def save_safetensors(path, tensors):
     """Our own writer: u64 header length, JSON header (8-byte aligned), raw little-endian data."""
     header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
+        a = arr if arr.flags.c_contiguous else arr.copy()  # (ascontiguousarray would turn a 0-d logit_scale into [1])
         data = a.tobytes()
         header[name] = {"dtype": DTYPES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
@@ -118,7 +120,33 @@ def main():
         }
 
     write("bert", bert, bert_config, bert_extras, (bert["input_ids"],))
+    write_clip()
     return 0
+
+
+def write_clip():
+    torch.set_default_dtype(torch.float64)
+    cfg, params, pixels, ids = tpc.build()
+    out = os.path.join(OUT, "clip")
+    os.makedirs(out, exist_ok=True)
+    t, v = cfg["text_config"], cfg["vision_config"]
+    n_patches = (v["image_size"] // v["patch_size"]) ** 2
+    tensors = {k: f32(p) for k, p in params.items()}
+    tensors["text_model.embeddings.position_ids"] = np.arange(t["max_position_embeddings"], dtype="<i8").reshape(1, -1)
+    tensors["vision_model.embeddings.position_ids"] = np.arange(n_patches + 1, dtype="<i8").reshape(1, -1)
+    save_safetensors(os.path.join(out, "model.safetensors"), tensors)
+    config = {"architectures": ["CLIPModel"], **cfg, "torch_dtype": "float32", "transformers_version": "4.40.0",
+              "text_config": {**t, "dropout": 0.0, "attention_dropout": 0.0, "initializer_range": 0.02, "initializer_factor": 1.0},
+              "vision_config": {**v, "dropout": 0.0, "attention_dropout": 0.0, "initializer_range": 0.02, "initializer_factor": 1.0}}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with torch.no_grad():
+        image_embeds, text_embeds, logits, _ = tpc.forward(cfg, params, pixels, ids)
+    expected = {"input_ids": ids.tolist(), "pixel_values": tp.encode(pixels), "image_embeds": tp.encode(image_embeds),
+                "text_embeds": tp.encode(text_embeds), "logits_per_text": tp.encode(logits)}
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+    print(f"wrote {out}: {len(tensors)} tensors, logits_per_text {list(logits.shape)}")
 
 
 if __name__ == "__main__":

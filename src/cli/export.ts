@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSource } from "../data/sources.js";
-import { exportHF, importHF, SUPPORTED, type HFImport } from "../interop/hf.js";
+import { exportHF, importHF, SUPPORTED, vocabSize, type HFImport } from "../interop/hf.js";
 import { exportGGUF, gptFromGGUF } from "../interop/gguf_gpt2.js";
 import { exportONNX } from "../interop/onnx/export.js";
 import { LlamaGGUF, OnnxGPT, plinthPerplexity } from "../interop/runtimes.js";
@@ -18,7 +18,7 @@ Usage: plinth export --model <dir> --format hf|onnx|gguf --out <path> [--quantiz
   --model     a folder with config.json + model.safetensors (+ tokenizer.json): a Plinth run or a Hugging Face folder
   --format    hf    config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json
               onnx  the hf files + onnx/model.onnx (GPT: decoder with past key/values, as transformers.js loads it;
-                    BERT: encoder + MLM head)
+                    BERT: encoder + MLM head; CLIP: onnx/text_model.onnx + onnx/vision_model.onnx)
               gguf  one .gguf file for llama.cpp (GPT only; architecture gpt2)
   --out       output folder (hf, onnx) or file (gguf; a folder gets model.gguf inside)
   --quantize  int8: ONNX also writes onnx/model_quantized.onnx (int8 weights, per-channel scales);
@@ -46,8 +46,12 @@ Examples:
 function describe(m: HFImport): string {
   const params = m.model.parameters().reduce((s, p) => s + p.size, 0);
   const c = m.model.config as unknown as Record<string, unknown>;
-  const shape = m.kind === "gpt2" ? `${c.n_layer} layers, d=${c.n_embd}, ${c.n_head} heads, context ${c.n_positions}` : `${c.num_hidden_layers} layers, d=${c.hidden_size}, ${c.num_attention_heads} heads, ${c.max_position_embeddings} positions`;
-  return `${m.kind === "gpt2" ? "GPT-2" : "BERT"}: ${(params / 1e6).toFixed(2)}M parameters (${shape}), vocab ${c.vocab_size}; tokenizer ${m.tokenizer ? `${m.tokenizer.vocabSize} tokens` : "none (byte-level)"}`;
+  const tower = (t: Record<string, unknown>): string => `${t.num_hidden_layers} layers, d=${t.hidden_size}, ${t.num_attention_heads} heads`;
+  const shape = m.kind === "gpt2" ? `${c.n_layer} layers, d=${c.n_embd}, ${c.n_head} heads, context ${c.n_positions}`
+    : m.kind === "bert" ? `${tower(c)}, ${c.max_position_embeddings} positions`
+    : `text ${tower(c.text_config as Record<string, unknown>)}; vision ${tower(c.vision_config as Record<string, unknown>)}, ${(c.vision_config as Record<string, unknown>).image_size}px images`;
+  const name = { gpt2: "GPT-2", bert: "BERT", clip: "CLIP" }[m.kind];
+  return `${name}: ${(params / 1e6).toFixed(2)}M parameters (${shape}), vocab ${vocabSize(m.model)}; tokenizer ${m.tokenizer ? `${m.tokenizer.vocabSize} tokens` : "none (byte-level)"}`;
 }
 
 function evalTokens(m: HFImport, source: string): number[] {
@@ -85,7 +89,7 @@ export async function runExport(argv: string[]): Promise<void> {
     for (const f of files) console.log(`wrote ${f} (${(statSync(f).size / 1e6).toFixed(2)} MB)`);
     if (values.quantize === "int8") {
       if (!(m.model instanceof GPT)) {
-        console.log("(perplexity is measured for GPT exports; BERT's int8 file is written without a measurement)");
+        console.log("(perplexity is measured for GPT exports; the int8 files of BERT and CLIP are written without a measurement)");
         return;
       }
       const tokens = evalTokens(m, values.eval ?? "moby-dick");

@@ -11,10 +11,11 @@ import { join } from "node:path";
 import { writeJsonAtomic } from "../io/json.js";
 import { BertForMaskedLM, bertConfig, saveBert, type BertConfig } from "../models/bert/index.js";
 import { GPT, gptConfig, saveGPT, type GPTConfig } from "../models/gpt/index.js";
+import { ClipModel, loadClip, saveClip } from "../models/clip/index.js";
 import { BPETokenizer } from "../tokenizer/index.js";
 import { dropTied, readJson, readWeights, type WeightDict } from "./hf_weights.js";
 
-export type HFModel = { kind: "gpt2"; model: GPT } | { kind: "bert"; model: BertForMaskedLM };
+export type HFModel = { kind: "gpt2"; model: GPT } | { kind: "bert"; model: BertForMaskedLM } | { kind: "clip"; model: ClipModel };
 
 export interface HFImport {
   kind: HFModel["kind"];
@@ -25,14 +26,20 @@ export interface HFImport {
   notes: string[];
 }
 
-export const SUPPORTED = `gpt2 (GPT2LMHeadModel) and bert (BertForMaskedLM)`;
+export const SUPPORTED = `gpt2 (GPT2LMHeadModel), bert (BertForMaskedLM) and clip (CLIPModel)`;
 
 const OP = "import";
 
-function asHF(m: HFModel | GPT | BertForMaskedLM): HFModel {
+function asHF(m: HFModel | GPT | BertForMaskedLM | ClipModel): HFModel {
   if (m instanceof GPT) return { kind: "gpt2", model: m };
   if (m instanceof BertForMaskedLM) return { kind: "bert", model: m };
+  if (m instanceof ClipModel) return { kind: "clip", model: m };
   return m;
+}
+
+/** The vocabulary size a model's tokenizer must have. */
+export function vocabSize(m: HFModel["model"]): number {
+  return m instanceof ClipModel ? m.config.text_config.vocab_size : m.config.vocab_size;
 }
 
 function special(tok: BPETokenizer, token: string): string | null {
@@ -40,9 +47,9 @@ function special(tok: BPETokenizer, token: string): string | null {
 }
 
 /** Writes the five files; returns their names. */
-export function exportHF(dir: string, m: HFModel | GPT | BertForMaskedLM, tokenizer: BPETokenizer | null): string[] {
+export function exportHF(dir: string, m: HFModel | GPT | BertForMaskedLM | ClipModel, tokenizer: BPETokenizer | null): string[] {
   const hf = asHF(m);
-  const V = hf.kind === "gpt2" ? hf.model.config.vocab_size : hf.model.config.vocab_size;
+  const V = vocabSize(hf.model);
   if (tokenizer !== null && tokenizer.vocabSize !== V) {
     throw new Error(`export: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${V}; a model must be exported with the tokenizer it was trained with`);
   }
@@ -60,6 +67,15 @@ export function exportHF(dir: string, m: HFModel | GPT | BertForMaskedLM, tokeni
       writeJsonAtomic(join(dir, "tokenizer_config.json"), {
         tokenizer_class: "GPT2Tokenizer", bos_token: end, eos_token: end, unk_token: end, model_max_length: c.n_positions,
         add_prefix_space: false, add_bos_token: false, clean_up_tokenization_spaces: false,
+      });
+    }
+  } else if (hf.kind === "clip") {
+    saveClip(dir, hf.model, { producer: "plinth" });
+    const t = hf.model.config.text_config;
+    if (tokenizer !== null) {
+      writeJsonAtomic(join(dir, "tokenizer_config.json"), {
+        tokenizer_class: "PreTrainedTokenizerFast", bos_token: tokenizer.idToToken(t.bos_token_id) ?? null, eos_token: tokenizer.idToToken(t.eos_token_id) ?? null,
+        pad_token: tokenizer.idToToken(t.pad_token_id) ?? null, model_max_length: t.max_position_embeddings, clean_up_tokenization_spaces: false,
       });
     }
   } else {
@@ -160,6 +176,15 @@ function bertFromHF(dir: string, c: Record<string, unknown>, notes: string[]): B
   return model;
 }
 
+function clipFromHF(dir: string): ClipModel {
+  if (!existsSync(join(dir, "model.safetensors"))) readWeights(dir, OP); // the same messages for missing / pickle / sharded weights
+  try {
+    return loadClip(dir);
+  } catch (e) {
+    throw new Error(`${OP}: ${(e as Error).message}`);
+  }
+}
+
 function readTokenizer(dir: string, vocabSize: number): BPETokenizer | null {
   const path = join(dir, "tokenizer.json");
   if (!existsSync(path)) return null;
@@ -196,13 +221,14 @@ export function importHF(dir: string): HFImport {
   let hf: HFModel;
   if (type === "gpt2") hf = { kind: "gpt2", model: gptFromHF(dir, c, notes) };
   else if (type === "bert") hf = { kind: "bert", model: bertFromHF(dir, c, notes) };
+  else if (type === "clip") hf = { kind: "clip", model: clipFromHF(dir) };
   else throw new Error(`${OP}: ${cfgPath} has model_type ${JSON.stringify(type)} (architectures ${JSON.stringify(c.architectures ?? null)}); supported: ${SUPPORTED}`);
   const archs = c.architectures;
-  const wanted = hf.kind === "gpt2" ? ["GPT2LMHeadModel", "GPT2Model"] : ["BertForMaskedLM", "BertForPreTraining", "BertModel"];
+  const wanted = { gpt2: ["GPT2LMHeadModel", "GPT2Model"], bert: ["BertForMaskedLM", "BertForPreTraining", "BertModel"], clip: ["CLIPModel"] }[hf.kind];
   if (Array.isArray(archs) && archs.length > 0 && !archs.some((a) => wanted.includes(a as string))) {
     throw new Error(`${OP}: ${cfgPath} has architectures ${JSON.stringify(archs)}; for model_type ${String(type)} Plinth loads ${wanted.join(", ")}`);
   }
-  const V = hf.model.config.vocab_size;
+  const V = vocabSize(hf.model);
   const tokenizer = readTokenizer(dir, V);
   let generation: Record<string, unknown> | null = null;
   const genPath = join(dir, "generation_config.json");
