@@ -62,7 +62,7 @@ export class ModelHost {
   private readonly adapters = new Map<string, LoadedAdapterData>();
   private readonly clips = new Map<string, ClipRun>();
 
-  constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}) {}
+  constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}, readonly maxAdapters = 256) {}
 
   base(name: string): LoadedModel {
     let b = this.bases.get(name);
@@ -107,6 +107,12 @@ export class ModelHost {
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
       };
       this.adapters.set(entry.id, a);
+      // Least recently loaded adapters leave the cache first; sequences already running keep
+      // their own reference to the factors, so eviction never disturbs them.
+      while (this.adapters.size > this.maxAdapters) this.adapters.delete(this.adapters.keys().next().value!);
+    } else {
+      this.adapters.delete(entry.id);
+      this.adapters.set(entry.id, a);  // most recently used last
     }
     return a;
   }
