@@ -10,6 +10,7 @@ import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { exportONNX, onnxBytes } from "../src/interop/onnx/export.js";
 import { OnnxGPT, plinthPerplexity } from "../src/interop/runtimes.js";
+import { readFields } from "../src/interop/onnx/proto.js";
 import { generate, type GPT } from "../src/models/gpt/index.js";
 import type { BertForMaskedLM } from "../src/models/bert/index.js";
 import { ids, noGrad } from "../src/tensor/index.js";
@@ -125,4 +126,20 @@ test("transformers.js text-generation on the exported folder gives Plinth's gree
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("the ModelProto decodes as ONNX IR 8 / opset 17; a truncated file is refused by the decoder and by onnxruntime", async () => {
+  const bytes = onnxBytes(gpt);
+  const top = readFields(bytes, "ModelProto");
+  const field = (fs: ReturnType<typeof readFields>, n: number) => fs.filter((f) => f.field === n);
+  assert.equal(field(top, 1)[0].value, 8n);
+  const opset = readFields(field(top, 8)[0].value as Uint8Array, "OperatorSetIdProto");
+  assert.equal(field(opset, 2)[0].value, 17n);
+  const graph = readFields(field(top, 7)[0].value as Uint8Array, "GraphProto");
+  const name = (b: Uint8Array) => new TextDecoder().decode(field(readFields(b), 1)[0].value as Uint8Array);
+  assert.deepEqual(field(graph, 11).map((f) => name(f.value as Uint8Array)).slice(0, 4), ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key"]);
+  assert.ok(field(graph, 1).length > 50, "nodes");
+  const cut = bytes.subarray(0, Math.floor(bytes.length / 2));
+  assert.throws(() => readFields(cut, "ModelProto"), /ModelProto: field 7 says \d+ bytes at byte \d+, only \d+ left \(truncated file\?\)/);
+  await assert.rejects(ort.InferenceSession.create(cut));
 });

@@ -4,7 +4,7 @@
 import { BertForMaskedLM, bertConfig } from "../../src/models/bert/index.js";
 import { GPT, gptConfig } from "../../src/models/gpt/index.js";
 import { AdamW, clipGradNorm } from "../../src/optim/index.js";
-import { ids, Rng } from "../../src/tensor/index.js";
+import { ids, Rng, type Tensor } from "../../src/tensor/index.js";
 import { loadSource } from "../../src/data/sources.js";
 import { trainBPE, type BPETokenizer } from "../../src/tokenizer/index.js";
 
@@ -20,12 +20,17 @@ export function tinyTokenizer(vocabSize = 384): BPETokenizer {
   return trainBPE(parts, { vocabSize });
 }
 
-function train(model: { loss(x: ReturnType<typeof ids>, y: ReturnType<typeof ids>): { backward(): void; release(): void }; paramGroups(wd: number): { params: ReturnType<typeof ids>[]; weightDecay: number }[]; parameters(): ReturnType<typeof ids>[] },
-  tokens: number[], ctx: number, steps: number, batchFn: (rng: Rng) => { x: number[][]; y: number[][] }): void {
+interface Trainable {
+  loss(x: Tensor, y: Tensor): Tensor;
+  paramGroups(weightDecay: number): { params: Tensor[]; weightDecay: number }[];
+  parameters(): Tensor[];
+}
+
+function train(model: Trainable, steps: number, batch: (rng: Rng) => { x: number[][]; y: number[][] }): void {
   const opt = new AdamW(model.paramGroups(0.01), { lr: 3e-3 });
   const rng = new Rng(7);
   for (let s = 0; s < steps; s++) {
-    const b = batchFn(rng);
+    const b = batch(rng);
     const x = ids(b.x), y = ids(b.y);
     const loss = model.loss(x, y);
     loss.backward();
@@ -36,7 +41,6 @@ function train(model: { loss(x: ReturnType<typeof ids>, y: ReturnType<typeof ids
     x.release();
     y.release();
   }
-  void tokens, ctx;
 }
 
 /** A GPT (d 64, 2 layers, 4 heads, context 64) trained briefly with `tok`. */
@@ -44,7 +48,7 @@ export function tinyGPT(tok: BPETokenizer, steps = 400, seed = 1): GPT {
   const model = new GPT(gptConfig({ vocab_size: tok.vocabSize, n_embd: 64, n_layer: 2, n_head: 4, n_positions: 64, bos_token_id: 0, eos_token_id: 0 }), { seed });
   const tokens = tok.encode(mobyText(), { specialTokens: false });
   const T = 32;
-  train(model, tokens, T, steps, (rng) => {
+  train(model, steps, (rng) => {
     const x: number[][] = [], y: number[][] = [];
     for (let b = 0; b < 8; b++) {
       const at = rng.int(tokens.length - T - 1);
@@ -62,7 +66,7 @@ export function tinyBert(tok: BPETokenizer, steps = 60): BertForMaskedLM {
   const model = new BertForMaskedLM(bertConfig({ vocab_size: tok.vocabSize, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, max_position_embeddings: 64, pad_token_id: tok.tokenToId("[PAD]")! }), { seed: 2 });
   const tokens = tok.encode(mobyText(), { specialTokens: false });
   const T = 32;
-  train(model, tokens, T, steps, (rng) => {
+  train(model, steps, (rng) => {
     const x: number[][] = [], y: number[][] = [];
     for (let b = 0; b < 8; b++) {
       const at = rng.int(tokens.length - T);
