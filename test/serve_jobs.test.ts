@@ -43,7 +43,7 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
-    const job = await client.fineTuning.jobs.create(loraJob(file.id, 60));
+    const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
     assert.equal(job.object, "fine_tuning.job");
     const running = await waitFor(client, job.id, (j) => j.status !== "queued");
     assert.equal(running.status, "running");
