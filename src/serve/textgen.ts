@@ -80,9 +80,13 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
     let pending: TokenEvent[] = [];
     let emitted = 0;
     let finish: TextDelta["finishReason"] = null;
+    // This choice's own cancel (a stop sequence ends it alone), also fired by the request's.
+    const own = new AbortController();
+    const stopOwn = () => own.abort();
+    inner.signal.addEventListener("abort", stopOwn, { once: true });
     const it = scheduler.submit({
       prompt: p.prompt, adapter, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP,
-      seed: p.seed + index, stopTokens: [tok.eot], logprobs: p.topLogprobs !== null, topLogprobs: p.topLogprobs ?? 0, signal: inner.signal,
+      seed: p.seed + index, stopTokens: [tok.eot], logprobs: p.topLogprobs !== null, topLogprobs: p.topLogprobs ?? 0, signal: own.signal,
     });
     let r = await it.next();
     for (; !r.done; r = await it.next()) {
@@ -98,7 +102,9 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
       if (cut >= 0) {
         push({ index, text: full.slice(emitted, Math.max(cut, emitted)), tokens: pending, finishReason: "stop" });
         finish = "stop";
-        await it.return(undefined as never);  // ends (and cancels) this sequence
+        own.abort();
+        // Drain to the sequence's end (for its compute time); tokens sampled before the cancel took effect are dropped.
+        do r = await it.next(); while (!r.done);
         break;
       }
       let safe = full.length;
@@ -110,8 +116,9 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
         pending = [];
       }
     }
+    inner.signal.removeEventListener("abort", stopOwn);
+    if (r.done) usage.computeSeconds += r.value.computeSeconds;
     if (finish === null) {
-      if (r.done) usage.computeSeconds += r.value.computeSeconds;
       const reason = r.done && r.value.finishReason === "stop" ? "stop" : "length";
       if (!r.done || r.value.finishReason !== "cancelled") push({ index, text: tok.decode(tokens).slice(emitted), tokens: pending, finishReason: reason });
     }
