@@ -7,7 +7,7 @@
  * One training step = forward of both towers, symmetric InfoNCE, backward, gradient clipping,
  * AdamW, logit_scale clamp, on one fixed random batch (as the torch script does). PyTorch runs
  * with the same thread count and with one thread; on a loaded machine its OpenMP barriers can
- * spin, so the better of the two is the one compared.
+ * spin, so the better of the two is the one compared. Rounds alternate plinth and torch.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -62,20 +62,38 @@ function torchStep(size: string, steps: number, threads: number): Row | { error:
   return JSON.parse(r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop()!) as Row;
 }
 
-/** Rows for each preset: plinth, torch (N threads and 1 thread), the ratio, and the data pipeline's cost per batch. */
-export function clipBench({ sizes = ["tiny", "small"], steps = 5, threads }: { sizes?: string[]; steps?: number; threads: number }): Row[] {
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Rows for each preset: plinth and torch (N threads and 1 thread) measured in `rounds`
+ * interleaved rounds (medians reported, so load that comes and goes hits both sides alike),
+ * the ratio to torch's better setting, and the data pipeline's cost per batch.
+ */
+export function clipBench({ sizes = ["tiny", "small"], steps = 5, rounds = 3, threads }: { sizes?: string[]; steps?: number; rounds?: number; threads: number }): Row[] {
   const rows: Row[] = [];
   for (const size of sizes) {
     const load = loadavg()[0];
-    const ours = plinthStep(size, steps);
-    rows.push({ ...ours, threads, load_avg: Math.round(load * 10) / 10 });
-    const theirs = [torchStep(size, steps, threads), ...(threads > 1 ? [torchStep(size, steps, 1)] : [])];
-    const ok = theirs.filter((t): t is Row => !("error" in t));
-    for (const t of theirs) rows.push("error" in t ? { impl: "torch", bench: "clip", config: size, error: t.error } : t);
-    if (ok.length > 0) {
-      const best = ok.reduce((a, b) => (Number(b.images_per_s) > Number(a.images_per_s) ? b : a));
-      rows.push({ impl: "ratio", bench: "clip", config: size, plinth_images_per_s: ours.images_per_s, torch_images_per_s: best.images_per_s, torch_threads: best.threads, ratio: `${(Number(ours.images_per_s) / Number(best.images_per_s)).toFixed(2)}x` });
+    const ours: Row[] = [], theirs = new Map<number, Row[]>();
+    let error: string | null = null;
+    for (let r = 0; r < rounds; r++) {
+      ours.push(plinthStep(size, steps));
+      // torch at N threads once (on a loaded machine it is many times slower than at 1), at 1 thread every round.
+      for (const th of threads > 1 && r === 0 ? [threads, 1] : [1]) {
+        const t = torchStep(size, steps, th);
+        if ("error" in t) error = t.error as string;
+        else theirs.set(th, [...(theirs.get(th) ?? []), t]);
+      }
     }
+    const mine = median(ours.map((r) => Number(r.images_per_s)));
+    rows.push({ impl: "plinth", bench: "clip", config: size, params: ours[0].params, batch: BATCH, threads, rounds, images_per_s: mine, step_ms: Math.round((BATCH / mine) * 10000) / 10, all: ours.map((r) => r.images_per_s).join("/"), load_avg: Math.round(load * 10) / 10 });
+    if (error !== null) rows.push({ impl: "torch", bench: "clip", config: size, error });
+    let best: { th: number; ips: number } | null = null;
+    for (const [th, rs] of theirs) {
+      const ips = median(rs.map((r) => Number(r.images_per_s)));
+      rows.push({ impl: "torch", bench: "clip", config: size, params: rs[0].params, batch: BATCH, threads: th, rounds: rs.length, images_per_s: ips, step_ms: Math.round((BATCH / ips) * 10000) / 10, all: rs.map((r) => r.images_per_s).join("/"), torch: rs[0].torch });
+      if (best === null || ips > best.ips) best = { th, ips };
+    }
+    if (best !== null) rows.push({ impl: "ratio", bench: "clip", config: size, plinth_images_per_s: mine, torch_images_per_s: best.ips, torch_threads: best.th, ratio: `${(mine / best.ips).toFixed(2)}x` });
   }
   // The data side: building one augmented batch of 64 from the cached emoji set.
   const ds = renderEmojiDataset({ size: 32, cacheDir: join(tmpdir(), "plinth-bench-cache") });
