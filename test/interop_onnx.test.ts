@@ -143,3 +143,24 @@ test("the ModelProto decodes as ONNX IR 8 / opset 17; a truncated file is refuse
   assert.throws(() => readFields(cut, "ModelProto"), /ModelProto: field 7 says \d+ bytes at byte \d+, only \d+ left \(truncated file\?\)/);
   await assert.rejects(ort.InferenceSession.create(cut));
 });
+
+test("transformers.js fill-mask on the exported BERT folder gives Plinth's top predictions", async () => {
+  const root = mkdtempSync(join(tmpdir(), "plinth-tjs-bert-"));
+  try {
+    const bert = tinyBert(tok, 30);
+    exportONNX(join(root, "plinth-bert"), bert, tok);
+    const { pipeline, env } = await import("@huggingface/transformers");
+    env.allowRemoteModels = false;
+    env.localModelPath = root + "/";
+    const text = "Call me Ishmael. Some years [MASK], never mind";
+    const idsIn = tok.encode(text);
+    const [ours] = bert.fillMask(idsIn, idsIn.indexOf(tok.tokenToId("[MASK]")!), { topK: 3 });
+    const fill = await pipeline("fill-mask", "plinth-bert", { dtype: "fp32" });
+    const theirs = (await fill(text, { top_k: 3 })) as { token: number; score: number }[];
+    assert.deepEqual(theirs.map((t) => t.token), ours.ids);
+    theirs.forEach((t, i) => assert.ok(Math.abs(t.score - ours.probs[i]) < 1e-5));
+    await fill.dispose();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

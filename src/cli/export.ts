@@ -51,7 +51,7 @@ function describe(m: HFImport): string {
     : m.kind === "bert" ? `${tower(c)}, ${c.max_position_embeddings} positions`
     : `text ${tower(c.text_config as Record<string, unknown>)}; vision ${tower(c.vision_config as Record<string, unknown>)}, ${(c.vision_config as Record<string, unknown>).image_size}px images`;
   const name = { gpt2: "GPT-2", bert: "BERT", clip: "CLIP" }[m.kind];
-  return `${name}: ${(params / 1e6).toFixed(2)}M parameters (${shape}), vocab ${vocabSize(m.model)}; tokenizer ${m.tokenizer ? `${m.tokenizer.vocabSize} tokens` : "none (byte-level)"}`;
+  return `${name}: ${(params / 1e6).toFixed(2)}M parameters (${shape}), vocab ${vocabSize(m.model)}; tokenizer ${m.tokenizer ? `${m.tokenizer.vocabSize} tokens` : "none (no tokenizer.json)"}`;
 }
 
 function evalTokens(m: HFImport, source: string): number[] {
