@@ -8,6 +8,7 @@
  *     const curve = await kShotCurve({ base: "runs/default", task: "sentiment", methods: ["probe", "lora", "scratch"], ks: [4, 32], seeds: 3 });
  *     writeCurve("runs/eval/sentiment", curve);
  *     runAudit({ base: "runs/default", adapters: ["runs/adapters/sentiment-lora"], suite: readProbeSuite("probes/sentiment.json") });
+ *     zeroShot(clip, captions, imageFeatures(clip, test), labels, templates, gold);   // CLIP: also retrieval(), imageLinearProbe()
  */
 export * from "./tasks.js";
 export { paragraphs } from "./builtin.js";
@@ -19,3 +20,4 @@ export * from "./report.js";
 export * from "./probes.js";
 export * from "./audit.js";
 export * from "./audit_report.js";
+export * from "./clip.js";
