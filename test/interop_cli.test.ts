@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { saveGPT } from "../src/models/gpt/index.js";
+import { saveBert } from "../src/models/bert/index.js";
 import { fixtureDir } from "./helpers/fixtures.js";
-import { tinyGPT, tinyTokenizer } from "./helpers/interop.js";
+import { tinyBert, tinyGPT, tinyTokenizer } from "./helpers/interop.js";
 
 const main = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 const plinth = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: "utf8" });
@@ -36,6 +37,15 @@ test("plinth export writes hf, onnx (with int8) and gguf (Q8_0), reporting the p
   assert.match(imp.stdout, /GPT-2: .* vocab 384; tokenizer 384 tokens/);
   const gen = plinth("generate", "--model", join(dir, "back"), "--prompt", "Call me", "--max-tokens", "5", "--temperature", "0");
   assert.equal(gen.status, 0, gen.stderr);
+});
+
+test("plinth export --format onnx --quantize int8 on a BERT reports the masked-token accuracy change", () => {
+  const bertRun = join(dir, "bert-run");
+  saveBert(bertRun, tinyBert(tok, 20));
+  tok.save(join(bertRun, "tokenizer.json"));
+  const r = plinth("export", "--model", bertRun, "--format", "onnx", "--out", join(dir, "bert-onnx"), "--quantize", "int8");
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /masked-token top-1 accuracy on moby-dick \(\d+ masks\): float32 [\d.]+%, int8 [\d.]+% \(-?[\d.]+ points\)/);
 });
 
 test("plinth import reads a PyTorch-written checkpoint; bad input fails with a message and exit code", () => {

@@ -7,7 +7,8 @@ import { loadSource } from "../data/sources.js";
 import { exportHF, importHF, SUPPORTED, vocabSize, type HFImport } from "../interop/hf.js";
 import { exportGGUF, gptFromGGUF } from "../interop/gguf_gpt2.js";
 import { exportONNX } from "../interop/onnx/export.js";
-import { LlamaGGUF, OnnxGPT, plinthPerplexity } from "../interop/runtimes.js";
+import { LlamaGGUF, OnnxGPT, onnxMaskedAccuracy, plinthPerplexity } from "../interop/runtimes.js";
+import { BertForMaskedLM } from "../models/bert/index.js";
 import { GPT } from "../models/gpt/index.js";
 import { UsageError, parseIntArg } from "./args.js";
 
@@ -22,7 +23,8 @@ Usage: plinth export --model <dir> --format hf|onnx|gguf --out <path> [--quantiz
               gguf  one .gguf file for llama.cpp (GPT only; architecture gpt2)
   --out       output folder (hf, onnx) or file (gguf; a folder gets model.gguf inside)
   --quantize  int8: ONNX also writes onnx/model_quantized.onnx (int8 weights, per-channel scales);
-              GGUF writes Q8_0 weights. Either way the perplexity change is measured and printed.
+              GGUF writes Q8_0 weights. The change is measured and printed: perplexity for GPT,
+              masked-token accuracy for BERT.
   --eval      text to measure perplexity on with --quantize (a data source; default moby-dick)
   --threads   threads for onnxruntime / llama.cpp when measuring (default 1)
 
@@ -88,8 +90,18 @@ export async function runExport(argv: string[]): Promise<void> {
     const files = exportONNX(values.out, m.model, m.tokenizer, { int8: values.quantize === "int8" });
     for (const f of files) console.log(`wrote ${f} (${(statSync(f).size / 1e6).toFixed(2)} MB)`);
     if (values.quantize === "int8") {
+      if (m.model instanceof BertForMaskedLM) {
+        const maskId = m.tokenizer?.tokenToId("[MASK]");
+        if (maskId === undefined) return void console.log("(no [MASK] token in the tokenizer: the int8 file's accuracy is not measured)");
+        const tokens = evalTokens(m, values.eval ?? "moby-dick");
+        const T = Math.min(128, m.model.config.max_position_embeddings);
+        const f = await onnxMaskedAccuracy(files[0], tokens, { maskId, T, threads });
+        const q = await onnxMaskedAccuracy(files[1], tokens, { maskId, T, threads });
+        console.log(`onnxruntime masked-token top-1 accuracy on ${values.eval ?? "moby-dick"} (${f.masked} masks): float32 ${(100 * f.accuracy).toFixed(2)}%, int8 ${(100 * q.accuracy).toFixed(2)}% (${(100 * (q.accuracy - f.accuracy)).toFixed(2)} points)`);
+        return;
+      }
       if (!(m.model instanceof GPT)) {
-        console.log("(perplexity is measured for GPT exports; the int8 files of BERT and CLIP are written without a measurement)");
+        console.log("(perplexity is measured for GPT exports and masked accuracy for BERT; CLIP's int8 towers are written without a measurement)");
         return;
       }
       const tokens = evalTokens(m, values.eval ?? "moby-dick");

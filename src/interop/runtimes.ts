@@ -176,3 +176,29 @@ export class LlamaGGUF {
     await this.llama.dispose();
   }
 }
+
+/**
+ * Masked-token top-1 accuracy of an exported BERT (onnx/model.onnx) on a token stream:
+ * windows of T tokens, every 7th position (from the 4th) replaced by `maskId`.
+ */
+export async function onnxMaskedAccuracy(file: string | Uint8Array, tokens: readonly number[], { maskId, T, maxWindows = 32, threads = 1 }: { maskId: number; T: number; maxWindows?: number; threads?: number }): Promise<{ accuracy: number; masked: number }> {
+  const ort = await loadOrt();
+  const opts = { intraOpNumThreads: threads, interOpNumThreads: 1 };
+  const session = typeof file === "string" ? await ort.InferenceSession.create(file, opts) : await ort.InferenceSession.create(file, opts);
+  const t64 = (row: number[]) => new ort.Tensor("int64", BigInt64Array.from(row.map(BigInt)), [1, row.length]);
+  let right = 0, masked = 0;
+  for (let at = 0, w = 0; at + T <= tokens.length && w < maxWindows; at += T, w++) {
+    const row = tokens.slice(at, at + T);
+    const input = row.map((t, i) => (i % 7 === 3 ? maskId : t));
+    const out = await session.run({ input_ids: t64(input), attention_mask: t64(row.map(() => 1)), token_type_ids: t64(row.map(() => 0)) });
+    const logits = out.logits.data as Float32Array, V = logits.length / T;
+    for (let i = 3; i < T; i += 7) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits[i * V + v] > logits[i * V + best]) best = v;
+      right += best === row[i] ? 1 : 0;
+      masked++;
+    }
+  }
+  if (masked === 0) throw new Error(`masked accuracy: need at least ${T} tokens, got ${tokens.length}`);
+  return { accuracy: right / masked, masked };
+}
