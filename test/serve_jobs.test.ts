@@ -43,7 +43,8 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
-    const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
+    // `audit` (Plinth's): audit the trained adapter against its base with probes/sentiment.json.
+    const job = await client.fineTuning.jobs.create({ ...loraJob(file.id, 300), audit: "sentiment" } as OpenAI.FineTuning.JobCreateParams);
     assert.equal(job.object, "fine_tuning.job");
     const running = await waitFor(client, job.id, (j) => j.status !== "queued");
     assert.equal(running.status, "running");
@@ -70,6 +71,14 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
     const losses = events.data.filter((e) => e.type === "metrics" && (e.data as { train_loss?: number }).train_loss !== undefined);
     assert.ok(losses.length >= 3, `${losses.length} loss events`);
     assert.ok(events.data.some((e) => /successfully completed/.test(e.message)));
+    assert.ok(events.data.some((e) => /^Audit sentiment: \d+ /.test(e.message)), events.data.map((e) => e.message).join("\n"));
+    const audits = await (await fetch(`${url}/v1/plinth/audits`, { headers: { authorization: `Bearer ${fx.keyA}` } })).json() as { data: { model: string; name: string; result: { verdict: string } }[] };
+    const mine = audits.data.filter((a) => a.model === "tiny:sentiment");
+    assert.equal(mine.length, 9);  // one row per probe of the suite
+    assert.ok(mine.every((a) => a.name.startsWith("sentiment/") && ["ok", "inherited", "fixed", "introduced", "n/a"].includes(a.result.verdict)));
+    assert.ok(mine.some((a) => a.name === "sentiment/negation-good" && a.result.verdict !== "n/a"), "label probes apply in the dataset's own labels");
+    await assert.rejects(client.fineTuning.jobs.create({ ...loraJob(file.id, 10), audit: "no-such-suite" } as OpenAI.FineTuning.JobCreateParams),
+      (e: unknown) => (e as { status?: number; param?: string }).status === 400 && (e as { param?: string }).param === "audit");
     const ckpts = await client.fineTuning.jobs.checkpoints.list(job.id);
     assert.equal(ckpts.data.length, 1);
     assert.equal(ckpts.data[0].fine_tuned_model_checkpoint, "tiny:sentiment");

@@ -96,7 +96,7 @@ async function refreshJob() {
 async function loadResults() {
   const [evals, audits] = await Promise.all([json("/v1/plinth/evaluations"), json("/v1/plinth/audits")]);
   $("eval-rows").innerHTML = evals.data.map((e) => `<tr><td>${esc(e.model)}</td><td>${esc(e.task)}</td><td>${Object.entries(e.metrics).map(([k, v]) => `${esc(k)} ${fmt(v)}`).join(", ")}</td><td>${when(e.created)}</td></tr>`).join("");
-  $("audit-rows").innerHTML = audits.data.map((a) => `<tr><td>${esc(a.model)}</td><td>${esc(a.name)}</td><td class="${a.passed ? "pass" : "fail"}">${a.passed ? "pass" : "fail"}</td><td>${esc(JSON.stringify(a.result))}</td></tr>`).join("");
+  $("audit-rows").innerHTML = audits.data.map((a) => `<tr><td>${esc(a.model)}</td><td>${esc(a.name)}</td><td class="${a.passed ? "pass" : "fail"}">${a.passed ? "pass" : "fail"}${a.result.verdict ? ` (${esc(a.result.verdict)})` : ""}</td><td>${esc(Object.entries(a.result).filter(([k]) => k !== "verdict").map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("; "))}</td></tr>`).join("");
 }
 
 async function loadUsage() {

@@ -61,6 +61,11 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX usage_by_key ON usage(key_id, created);
     `,
   },
+  {
+    version: 2,
+    name: "jobs: probe suite to audit the trained adapter with",
+    sql: "ALTER TABLE jobs ADD COLUMN audit_suite TEXT;",
+  },
 ];
 
 /** Opens (creating if needed) a registry file and brings its schema up to date. */

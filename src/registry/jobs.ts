@@ -23,6 +23,8 @@ export interface JobEntry {
   hyperparameters: Record<string, number>;
   suffix: string | null;
   seed: number;
+  /** A probe suite (probes/<name>.json) the trained adapter is audited with, or null. */
+  auditSuite: string | null;
   status: JobStatus;
   attempts: number;
   workerPid: number | null;
@@ -43,7 +45,7 @@ export interface Checkpoint { id: string; jobId: string; step: number; metrics: 
 
 interface JobRow {
   id: string; tenant: string; key_id: string; model: string; training_file: string; method: string; hyperparameters: string; suffix: string | null;
-  seed: number; status: JobStatus; attempts: number; worker_pid: number | null; heartbeat: number | null; fine_tuned_model: string | null;
+  seed: number; audit_suite: string | null; status: JobStatus; attempts: number; worker_pid: number | null; heartbeat: number | null; fine_tuned_model: string | null;
   error: string | null; trained_tokens: number | null; created: number; started: number | null; finished: number | null;
 }
 interface FileRow { id: string; tenant: string; filename: string; purpose: string; bytes: number; path: string; rows: number; labels: string; sha256: string; created: number }
@@ -52,7 +54,7 @@ interface CheckpointRow { id: string; job_id: string; step: number; metrics: str
 
 const toJob = (r: JobRow): JobEntry => ({
   id: r.id, tenant: r.tenant, keyId: r.key_id, model: r.model, trainingFile: r.training_file, method: r.method,
-  hyperparameters: JSON.parse(r.hyperparameters) as Record<string, number>, suffix: r.suffix, seed: r.seed, status: r.status,
+  hyperparameters: JSON.parse(r.hyperparameters) as Record<string, number>, suffix: r.suffix, seed: r.seed, auditSuite: r.audit_suite, status: r.status,
   attempts: r.attempts, workerPid: r.worker_pid, heartbeat: r.heartbeat, fineTunedModel: r.fine_tuned_model,
   error: r.error === null ? null : (JSON.parse(r.error) as JobEntry["error"]), trainedTokens: r.trained_tokens,
   created: r.created, started: r.started, finished: r.finished,
@@ -94,12 +96,12 @@ export class JobStore {
     return { usedBy: null };
   }
 
-  createJob(j: Pick<JobEntry, "tenant" | "keyId" | "model" | "trainingFile" | "method" | "hyperparameters" | "suffix" | "seed">): JobEntry {
+  createJob(j: Pick<JobEntry, "tenant" | "keyId" | "model" | "trainingFile" | "method" | "hyperparameters" | "suffix" | "seed"> & { auditSuite?: string | null }): JobEntry {
     const id = `ftjob-${randomBytes(12).toString("hex")}`;
     this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO jobs (id, tenant, key_id, model, training_file, method, hyperparameters, suffix, seed, status, created)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`)
-        .run(id, j.tenant, j.keyId, j.model, j.trainingFile, j.method, JSON.stringify(j.hyperparameters), j.suffix, j.seed, now());
+      this.db.prepare(`INSERT INTO jobs (id, tenant, key_id, model, training_file, method, hyperparameters, suffix, seed, audit_suite, status, created)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`)
+        .run(id, j.tenant, j.keyId, j.model, j.trainingFile, j.method, JSON.stringify(j.hyperparameters), j.suffix, j.seed, j.auditSuite ?? null, now());
       this.addEvent(id, "info", `Created fine-tuning job (${j.method} on ${j.model})`);
     })();
     return this.job(id)!;

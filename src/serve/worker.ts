@@ -63,7 +63,7 @@ const spec: AdaptSpec = {
 try {
   const { runAdaptation } = await import("../adapt/run.js");
   const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal });
-  commit(outcome);
+  commit(outcome, job.auditSuite === null ? [] : await audit(job.auditSuite, outcome.out ?? out));
 } catch (e) {
   const current = registry.jobs.job(jobId)?.status;
   if (current === "running") {
@@ -76,7 +76,36 @@ try {
 registry.close();
 process.exit(0);
 
-function commit(o: AdaptOutcome): void {
+interface AuditRecord { name: string; passed: boolean; result: Record<string, unknown> }
+
+/**
+ * The inherited-defect audit of the new adapter against its base, with the suite's probes
+ * asked in the terms of the job's own dataset (its labels and prompt). A failing audit run is
+ * reported as an event; it does not fail the training that succeeded.
+ */
+async function audit(suiteName: string, adapterDir: string): Promise<AuditRecord[]> {
+  try {
+    const { readProbeSuite } = await import("../eval/probes.js");
+    const { runAudit } = await import("../eval/audit.js");
+    const { suitePath } = await import("./routes/jobs.js");
+    const suite = { ...readProbeSuite(suitePath(suiteName)), task: file.path };
+    const report = runAudit({ base: model.dir, adapters: [adapterDir], suite });
+    const rows = report.rows.map((r) => {
+      const a = r.adapters[adapterDir];
+      return { name: `${suiteName}/${r.probe}`, passed: a.verdict === "ok" || a.verdict === "fixed", result: { verdict: a.verdict, kind: r.kind, blocking: r.blocking, base: r.base.detail, adapter: a.detail } };
+    });
+    const counts = new Map<string, number>();
+    for (const r of rows) counts.set(String(r.result.verdict), (counts.get(String(r.result.verdict)) ?? 0) + 1);
+    registry.jobs.addEvent(jobId, report.blockingFailures.length > 0 ? "warn" : "info",
+      `Audit ${suiteName}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(", ")}${report.blockingFailures.length > 0 ? `; ${report.blockingFailures.length} blocking failure(s)` : ""}`);
+    return rows;
+  } catch (e) {
+    registry.jobs.addEvent(jobId, "warn", `Audit ${suiteName} could not run: ${(e as Error).message}`);
+    return [];
+  }
+}
+
+function commit(o: AdaptOutcome, audits: AuditRecord[]): void {
   registry.db.transaction(() => {
     if (registry.jobs.job(jobId)?.status !== "running") return;  // cancelled while finishing
     const name = registry.catalog.freshName(job!.tenant, job!.model, job!.suffix ?? `ft-${jobId.slice(6, 14)}`);
@@ -85,6 +114,7 @@ function commit(o: AdaptOutcome): void {
     const metrics = { accuracy: o.metrics.accuracy, macro_f1: o.metrics.macroF1, ece: o.metrics.ece, log_loss: o.metrics.logLoss };
     registry.jobs.addCheckpoint(jobId, o.losses.length, { ...metrics, train_loss: o.losses.at(-1) ?? NaN }, id);
     registry.results.addEvaluation(job!.tenant, id, o.task, { ...metrics, test_examples: o.testExamples, train_examples: o.trainExamples });
+    for (const a of audits) registry.results.addAudit(job!.tenant, id, a.name, a.passed, a.result);
     registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
     registry.jobs.addEvent(jobId, "info", `Held-out accuracy ${(o.metrics.accuracy * 100).toFixed(1)}%, macro-F1 ${o.metrics.macroF1.toFixed(3)} on ${o.testExamples} examples`, metrics);
     registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });

@@ -5,14 +5,29 @@
  *
  * The method is given OpenAI-style: `method: { type: "lora", lora: { hyperparameters: {...} } }`
  * (or top-level `hyperparameters`), with steps, n_epochs, batch_size, learning_rate, rank,
- * alpha, labels_per_class and max_test; OpenAI's `supervised` runs as lora.
+ * alpha, labels_per_class and max_test; OpenAI's `supervised` runs as lora. Plinth's `audit`
+ * names a probe suite (probes/<name>.json) the trained adapter is audited with against its base.
  */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { lineChartSvg } from "../../train/plot.js";
 import type { JobEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import type { JobRunner } from "../jobs.js";
 import { type Body, bodyOf, num, str } from "../params.js";
+
+/** Probe suites shipped in the package's probes/ folder, by name. */
+export function probesDir(): string {
+  for (const up of ["../../../../probes", "../../../probes"]) {
+    const dir = fileURLToPath(new URL(up, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  return fileURLToPath(new URL("../../../../probes", import.meta.url));
+}
+export const suitePath = (name: string): string => /^[A-Za-z0-9_-]{1,64}$/.test(name) ? join(probesDir(), `${name}.json`) : "";
+const listSuites = (): string[] => existsSync(probesDir()) ? readdirSync(probesDir()).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)) : [];
 
 export const JOB_METHODS = ["lora", "full", "head", "probe"] as const;
 const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {
@@ -26,7 +41,7 @@ export function jobObject(j: JobEntry) {
     id: j.id, object: "fine_tuning.job", model: j.model, created_at: j.created, finished_at: j.finished, fine_tuned_model: j.fineTunedModel,
     organization_id: j.tenant, result_files: [], status: j.status, validation_file: null, training_file: j.trainingFile,
     hyperparameters: j.hyperparameters, trained_tokens: j.trainedTokens, error: j.error, seed: j.seed, estimated_finish: null, integrations: [],
-    method: { type: j.method, [j.method]: { hyperparameters: j.hyperparameters } }, suffix: j.suffix, attempts: j.attempts,
+    method: { type: j.method, [j.method]: { hyperparameters: j.hyperparameters } }, suffix: j.suffix, attempts: j.attempts, audit: j.auditSuite,
   };
 }
 
@@ -67,11 +82,15 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       }
       const file = registry.jobs.file(fileId);
       if (file === undefined || file.tenant !== req.apiKey.tenant) throw apiError("invalid_value", `invalid training_file: ${fileId}`, "training_file");
+      const audit = str(b, "audit");
+      if (audit !== undefined && !existsSync(suitePath(audit))) {
+        throw apiError("invalid_value", `Invalid value for 'audit': no probe suite ${JSON.stringify(audit)}; suites are ${listSuites().join(", ") || "(none)"}.`, "audit");
+      }
       const suffix = str(b, "suffix");
       if (suffix !== undefined && !/^[A-Za-z0-9_.-]{1,40}$/.test(suffix)) throw apiError("invalid_value", "Invalid value for 'suffix': 1-40 characters of letters, digits, _ . -", "suffix");
       const job = registry.jobs.createJob({
         tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hyperparameters(b, m.type === "supervised" ? "supervised" : method),
-        suffix: suffix ?? null, seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 }),
+        suffix: suffix ?? null, seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 }), auditSuite: audit ?? null,
       });
       runner.pump();
       return jobObject(registry.jobs.job(job.id)!);
