@@ -99,6 +99,7 @@ async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyRe
       if (includeUsage) send({ choices: [], usage: usageBody(r.value) });
       reply.raw.write("data: [DONE]\n\n");
     } catch (e) {
+      req.log.error(e);  // the status line is gone already: the error goes to the log and, as an SSE event, to the client
       const message = (e as Error).message;
       reply.raw.write(`data: ${JSON.stringify({ error: { message, type: "server_error", param: null, code: "internal_error" } })}\n\n`);
     }
