@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClipModel, clipConfig, contrastiveLoss, l2Normalize, loadClip, quickGelu, saveClip } from "../src/models/clip/index.js";
 import { CaptionEncoder, trainCaptionTokenizer } from "../src/data/captions.js";
-import { ids, noGrad, randn, tensor } from "../src/tensor/index.js";
+import { ids, memoryStats, noGrad, randn, tensor } from "../src/tensor/index.js";
 import { gradcheck } from "./helpers/gradcheck.js";
 import { sigmoid64, unaryRef, type Reference } from "./helpers/reference.js";
 
@@ -124,4 +124,21 @@ test("captions become fixed-length ids: tokens, eos, padding; long captions are 
   }
   assert.equal(out[11], enc.eos, "a cut caption still ends with the eos");
   assert.throws(() => new CaptionEncoder(tok, 1), /length 1 must be an integer >= 2/);
+});
+
+test("a CLIP training step and an inference pass free every buffer they allocate (none is left to the GC)", () => {
+  const model = new ClipModel(tiny(), { seed: 4 });
+  const t = ids([[3, 4, 2, 0, 0, 0], [7, 2, 0, 0, 0, 0], [9, 9, 9, 2, 0, 0]]);
+  const step = () => {
+    const px = randn([3, 3, 8, 8]);
+    const { loss } = model.forward(px, t);
+    loss.backward();
+    loss.release();
+    px.release();
+  };
+  step();  // the first step allocates the parameters' gradients, which stay
+  const before = memoryStats().liveBuffers;
+  for (let i = 0; i < 4; i++) step();
+  for (let i = 0; i < 4; i++) noGrad(() => model.forward(randn([3, 3, 8, 8]), t).loss.item());
+  assert.equal(memoryStats().liveBuffers, before);
 });

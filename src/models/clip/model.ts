@@ -26,6 +26,13 @@ type TowerConfig = ClipTextConfig | ClipVisionConfig;
 const normalInit = (std: number, rng: Rng) => (t: Tensor) => {
   for (let i = 0; i < t.size; i++) t.data[i] = rng.normal() * std;
 };
+/** Constant inputs (index tensors, broadcast bases) live until the node that reads them has run its backward. */
+function ownedBy(out: Tensor, ...ts: Tensor[]): Tensor {
+  if (out.node !== null) out.node.saved.push(...ts);
+  else for (const t of ts) t.release();
+  return out;
+}
+
 const activation = (kind: ClipActivation, x: Tensor): Tensor => (kind === "quick_gelu" ? quickGelu(x) : gelu(x));
 
 export class ClipAttention extends Module {
@@ -110,9 +117,16 @@ export class PatchEmbedding extends Module {
     }
     const B = pixels.shape[0], G = S / P;
     const grid = reshape(pixels, [B, C, G, P, G, P]);
-    const patches = reshape(permute(grid, [0, 2, 4, 1, 3, 5]), [B * G * G, C * P * P]);  // one copy, rows = patches
+    const perm = permute(grid, [0, 2, 4, 1, 3, 5]);
+    const patches = reshape(perm, [B * G * G, C * P * P]);  // one copy, rows = patches
+    if (perm.node === null) {
+      // Pixels without a gradient: the views are off the graph, so free them now (they hold the
+      // caller's pixel buffer) and let the matmul's node free the patch copy after its backward.
+      grid.release();
+      perm.release();
+    }
     const flat = linear(patches, reshape(this.weight, [D, C * P * P]), null, "out_in");
-    return reshape(flat, [B, G * G, D]);
+    return reshape(patches.node === null ? ownedBy(flat, patches) : flat, [B, G * G, D]);
   }
 }
 
@@ -132,7 +146,8 @@ export class ClipVisionEmbeddings extends Module {
   forward(pixels: Tensor): Tensor {
     const patches = this.patch_embedding.forward(pixels);
     const [B, , D] = patches.shape;
-    const cls = add(zeros([B, 1, D]), this.class_embedding);
+    const base = zeros([B, 1, D]);
+    const cls = ownedBy(add(base, this.class_embedding), base);  // the class token broadcast over the batch
     return add(cat([cls, patches], 1), this.position_embedding.weight);
   }
 }
@@ -166,13 +181,6 @@ export class ClipTextEmbeddings extends Module {
     this.token_embedding = new Embedding(config.vocab_size, config.hidden_size, { std: 0.02 * factor, rng });
     this.position_embedding = new Embedding(config.max_position_embeddings, config.hidden_size, { std: 0.01 * factor, rng });
   }
-}
-
-/** Index tensors read by a node's backward must outlive it: the node releases them after its backward runs. */
-function ownedBy(out: Tensor, ...ts: Tensor[]): Tensor {
-  if (out.node !== null) out.node.saved.push(...ts);
-  else for (const t of ts) t.release();
-  return out;
 }
 
 export class ClipTextTransformer extends Module {
