@@ -5,7 +5,8 @@ import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSource } from "../data/sources.js";
 import { exportHF, importHF, SUPPORTED, vocabSize, type HFImport } from "../interop/hf.js";
-import { exportGGUF, gptFromGGUF } from "../interop/gguf_gpt2.js";
+import { exportGGUF, gptFromGGUF, tokenizerFromGGUF } from "../interop/gguf_gpt2.js";
+import { decodeGGUF } from "../interop/gguf_read.js";
 import { exportONNX } from "../interop/onnx/export.js";
 import { LlamaGGUF, OnnxGPT, onnxMaskedAccuracy, plinthPerplexity } from "../interop/runtimes.js";
 import { BertForMaskedLM } from "../models/bert/index.js";
@@ -34,10 +35,11 @@ Examples:
 
 export const importHelp = `plinth import — load a Hugging Face folder into Plinth
 
-Usage: plinth import <folder> [--out <dir>]
+Usage: plinth import <folder | file.gguf> [--out <dir>]
 
   Reads config.json, model.safetensors (or sharded model-*.safetensors), tokenizer.json,
   tokenizer_config.json and generation_config.json; supports ${SUPPORTED}.
+  A .gguf file of llama.cpp's gpt2 architecture (F32, F16 or Q8_0 tensors) loads too.
   Checks that the tokenizer files agree with the model. With --out, saves the model as a
   Plinth folder that plinth generate / fill-mask / embed read.
 
@@ -144,11 +146,18 @@ async function llamaPerplexity(path: string, tokens: number[], ctx: number, thre
   }
 }
 
+/** A gpt2 GGUF file (llama.cpp) as an import: weights dequantized to float32, its tokenizer rebuilt. */
+function importGGUF(path: string): HFImport {
+  if (!existsSync(path)) throw new Error(`import: ${path} does not exist`);
+  const g = decodeGGUF(readFileSync(path), path);
+  return { kind: "gpt2", model: gptFromGGUF(g, path), tokenizer: tokenizerFromGGUF(g, path), generation: null, notes: [`read from GGUF (file type ${String(g.metadata["general.file_type"])})`] };
+}
+
 export async function runImport(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: "string" }, help: { type: "boolean", short: "h" } } });
   if (values.help) return void console.log(importHelp);
-  if (positionals.length !== 1) throw new UsageError(`expected one folder, got ${positionals.length}`);
-  const m = importHF(positionals[0]);
+  if (positionals.length !== 1) throw new UsageError(`expected one folder (or .gguf file), got ${positionals.length}`);
+  const m = positionals[0].endsWith(".gguf") ? importGGUF(positionals[0]) : importHF(positionals[0]);
   console.log(describe(m));
   for (const n of m.notes) console.log(`note: ${n}`);
   if (m.generation !== null) console.log(`generation_config: ${JSON.stringify(m.generation)}`);

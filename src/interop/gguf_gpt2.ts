@@ -6,7 +6,7 @@
  * ggml matrices hold one output row per line (torch's [out, in]); GPT-2's Conv1D weights
  * are [in, out], so attention and MLP weights are transposed on the way out and back.
  */
-import type { BPETokenizer } from "../tokenizer/index.js";
+import { BPETokenizer } from "../tokenizer/index.js";
 import { GPT, gptConfig } from "../models/gpt/index.js";
 import { GGMLType, bool, encodeTensor, f32v, int32s, saveGGUF, str, strings, u32, type GGUFTensor, type GGUFValue } from "./gguf.js";
 import { decodeGGUF, tensorValues, type GGUFContents } from "./gguf_read.js";
@@ -139,4 +139,19 @@ export function gptFromGGUF(file: GGUFContents | Uint8Array, source = "<buffer>"
   }
   model.loadStateDict(dict);
   return model;
+}
+
+/** The byte-level BPE a gpt2-model GGUF carries (`tokenizer.ggml.*`), as Plinth's tokenizer. */
+export function tokenizerFromGGUF(g: GGUFContents, source = "<buffer>"): BPETokenizer {
+  const m = g.metadata;
+  if (m["tokenizer.ggml.model"] !== "gpt2") throw new Error(`gguf: ${source}: tokenizer.ggml.model is ${JSON.stringify(m["tokenizer.ggml.model"])}; only the byte-level BPE "gpt2" tokenizer is read`);
+  const tokens = m["tokenizer.ggml.tokens"], merges = m["tokenizer.ggml.merges"], types = m["tokenizer.ggml.token_type"];
+  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === "string")) throw new Error(`gguf: ${source}: tokenizer.ggml.tokens is missing or not a string array`);
+  if (!Array.isArray(merges) || !merges.every((t) => typeof t === "string" && t.split(" ").length === 2)) throw new Error(`gguf: ${source}: tokenizer.ggml.merges is missing or not an array of "a b" strings`);
+  const added = Array.isArray(types) ? tokens.flatMap((content, id) => (types[id] === CONTROL || types[id] === 4 ? [{ id, content, special: types[id] === CONTROL }] : [])) : [];
+  try {
+    return new BPETokenizer({ vocab: tokens as string[], merges: (merges as string[]).map((s) => s.split(" ") as [string, string]), added });
+  } catch (e) {
+    throw new Error(`gguf: ${source}: the tokenizer does not load: ${(e as Error).message}`);
+  }
 }

@@ -28,6 +28,6 @@ export { GraphBuilder, quantizeInt8 } from "./onnx/graph.js";
 export { encodeGGUF, saveGGUF, encodeTensor, quantizeQ8_0, dequantizeQ8_0, GGMLType, GGUFValueType } from "./gguf.js";
 export { decodeGGUF, tensorValues } from "./gguf_read.js";
 export type { GGUFContents, GGUFTensorInfo } from "./gguf_read.js";
-export { exportGGUF, gpt2GGUF, gptFromGGUF } from "./gguf_gpt2.js";
+export { exportGGUF, gpt2GGUF, gptFromGGUF, tokenizerFromGGUF } from "./gguf_gpt2.js";
 export type { GGUFExportOptions } from "./gguf_gpt2.js";
 export { OnnxGPT, LlamaGGUF, plinthPerplexity, loadOrt } from "./runtimes.js";
