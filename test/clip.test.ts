@@ -3,7 +3,8 @@
 // causal attention, checkpoint round trip and caption encoding.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { f32, saveSafetensors, type RawTensor } from "../src/io/safetensors.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClipModel, clipConfig, contrastiveLoss, l2Normalize, loadClip, quickGelu, saveClip } from "../src/models/clip/index.js";
@@ -141,4 +142,32 @@ test("a CLIP training step and an inference pass free every buffer they allocate
   for (let i = 0; i < 4; i++) step();
   for (let i = 0; i < 4; i++) noGrad(() => model.forward(randn([3, 3, 8, 8]), t).loss.item());
   assert.equal(memoryStats().liveBuffers, before);
+});
+
+test("a checkpoint in Hugging Face's export layout loads: extra config fields and position_ids buffers are ignored", () => {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-clip-hf-"));
+  try {
+    const model = new ClipModel(tiny(), { seed: 8 });
+    const tensors: Record<string, RawTensor> = {};
+    for (const [name, p] of model.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
+    const positions = (n: number): RawTensor => ({ dtype: "I64", shape: [1, n], data: new Uint8Array(new BigInt64Array(Array.from({ length: n }, (_, i) => BigInt(i))).buffer) });
+    tensors["text_model.embeddings.position_ids"] = positions(6);
+    tensors["vision_model.embeddings.position_ids"] = positions(5);
+    saveSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+    const c = model.config;
+    writeFileSync(join(dir, "config.json"), JSON.stringify({
+      architectures: ["CLIPModel"], model_type: "clip", torch_dtype: "float32", transformers_version: "4.44.0", projection_dim: c.projection_dim,
+      logit_scale_init_value: c.logit_scale_init_value, initializer_factor: 1.0,
+      text_config: { ...c.text_config, attention_dropout: 0.0, dropout: 0.0, initializer_range: 0.02, torch_dtype: "float32" },
+      vision_config: { ...c.vision_config, attention_dropout: 0.0, dropout: 0.0, initializer_range: 0.02 },
+    }));
+    const loaded = loadClip(dir);
+    const x = randn([1, 3, 8, 8]);
+    const [a, b] = noGrad(() => [model.imageEmbeds(x).toArray(), loaded.imageEmbeds(x).toArray()]);
+    assert.deepEqual(Array.from(a), Array.from(b));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "clip_vision_model" }));
+    assert.throws(() => loadClip(dir), /model_type "clip_vision_model", expected "clip"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
