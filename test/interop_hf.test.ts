@@ -80,6 +80,31 @@ for (const name of ["gpt2", "bert"]) {
   });
 }
 
+test("sharded weights (model.safetensors.index.json) load like a single file", () => {
+  const dir = tmp();
+  try {
+    cpSync(join(fixtureDir, "hf", "gpt2"), dir, { recursive: true });
+    const { tensors } = decodeSafetensors(readFileSync(join(dir, "model.safetensors")));
+    const names = Object.keys(tensors);
+    const shards = [names.slice(0, 10), names.slice(10)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((keys, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeFileSync(join(dir, file), encodeSafetensors(Object.fromEntries(keys.map((k) => [k, tensors[k]]))));
+      for (const k of keys) weightMap[k] = file;
+    });
+    unlinkSync(join(dir, "model.safetensors"));
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const exp = JSON.parse(readFileSync(join(fixtureDir, "hf", "gpt2", "expected.json"), "utf8")) as Expected;
+    closeTo(logitsOf(importHF(dir).model as GPT, exp.input_ids), unpack(exp.logits).data, 1e-4, 1e-4, "sharded gpt2 logits");
+    weightMap[names[0]] = "../elsewhere.safetensors";
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+    assert.throws(() => importHF(dir), /names shard "\.\.\/elsewhere\.safetensors"; expected a file name in the same folder/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("bad folders get errors that say what is wrong", () => {
   const dir = tmp();
   const src = join(fixtureDir, "hf", "gpt2");
