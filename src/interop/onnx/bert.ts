@@ -22,6 +22,12 @@ function transposed(l: Linear): Float32Array {
   return t;
 }
 
+function transposeRows(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
 export function bertGraph(model: BertForMaskedLM, options: WeightOptions = {}): OnnxGraph {
   const cfg = model.config;
   const C = cfg.hidden_size, NH = cfg.num_attention_heads, HS = C / NH, V = cfg.vocab_size, eps = cfg.layer_norm_eps;
@@ -34,10 +40,13 @@ export function bertGraph(model: BertForMaskedLM, options: WeightOptions = {}): 
   const e = model.bert.embeddings;
   const T = g.op("Gather", [g.op("Shape", [ids]), g.scalar("int64", 1)], { axis: { i: 0 } }, "positions");
   const positions = g.op("Range", [g.scalar("int64", 0), T, g.scalar("int64", 1)], undefined, "positions");
-  const words = g.weight("bert.embeddings.word_embeddings.weight", [V, C], f32(e.word_embeddings.weight), 0);
+  const wordValues = f32(e.word_embeddings.weight);
+  // Float32: one word table for the embedding and the tied decoder; int8: see gpt.ts.
+  const words = options.int8 ? null : g.init("bert.embeddings.word_embeddings.weight", "float32", [V, C], wordValues);
   const embed = (table: string, index: string): string => g.op("Gather", [table, index], { axis: { i: 0 } }, "embeddings");
+  const wordVectors = words === null ? g.embedding("bert.embeddings.word_embeddings.weight", V, C, wordValues, ids) : embed(words, ids);
   let x = g.op("Add", [
-    g.op("Add", [embed(words, ids), embed(g.init("bert.embeddings.token_type_embeddings.weight", "float32", [cfg.type_vocab_size, C], f32(e.token_type_embeddings.weight)), types)], undefined, "embeddings"),
+    g.op("Add", [wordVectors, embed(g.init("bert.embeddings.token_type_embeddings.weight", "float32", [cfg.type_vocab_size, C], f32(e.token_type_embeddings.weight)), types)], undefined, "embeddings"),
     embed(g.init("bert.embeddings.position_embeddings.weight", "float32", [cfg.max_position_embeddings, C], f32(e.position_embeddings.weight)), positions),
   ], undefined, "embeddings");
   x = g.layerNorm(x, f32(e.LayerNorm.weight), f32(e.LayerNorm.bias), eps, "bert.embeddings.LayerNorm");
@@ -61,8 +70,12 @@ export function bertGraph(model: BertForMaskedLM, options: WeightOptions = {}): 
   const head = model.cls.predictions;
   const tr = head.transform;
   const h = g.layerNorm(g.geluTanh(dense(x, tr.dense, "cls.predictions.transform.dense"), "cls.predictions.transform"), f32(tr.LayerNorm.weight), f32(tr.LayerNorm.bias), eps, "cls.predictions.transform.LayerNorm");
-  const decoder = g.op("Transpose", [words], { perm: { ints: [1, 0] } }, "cls.predictions.decoder");
-  const logits = g.op("Add", [g.op("MatMul", [h, decoder], undefined, "cls.predictions.decoder"), g.init("cls.predictions.bias", "float32", [V], f32(head.bias))], undefined, "cls.predictions");
+  const logits = words === null
+    ? g.linear(h, transposeRows(wordValues, V, C), C, V, f32(head.bias), "cls.predictions.decoder")
+    : g.op("Add", [
+      g.op("MatMul", [h, g.op("Transpose", [words], { perm: { ints: [1, 0] } }, "cls.predictions.decoder")], undefined, "cls.predictions.decoder"),
+      g.init("cls.predictions.bias", "float32", [V], f32(head.bias)),
+    ], undefined, "cls.predictions");
   g.output(logits, "logits", "float32", ["batch_size", "sequence_length", V]);
   return g.build();
 }

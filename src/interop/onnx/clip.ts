@@ -59,9 +59,8 @@ export function clipTextGraph(model: ClipModel, options: WeightOptions = {}): On
   const T = g.op("Gather", [shape, g.scalar("int64", 1)], { axis: { i: 0 } }, "shape");
   const one = g.scalar("int64", 1), zero = g.scalar("int64", 0);
   const pos = g.op("Range", [zero, T, one], undefined, "positions");
-  const tokens = g.weight("text_model.embeddings.token_embedding.weight", [c.vocab_size, D], f32(tm.embeddings.token_embedding.weight), 0);
   const positions = g.init("text_model.embeddings.position_embedding.weight", "float32", [c.max_position_embeddings, D], f32(tm.embeddings.position_embedding.weight));
-  let x = g.op("Add", [g.op("Gather", [tokens, ids], { axis: { i: 0 } }, "embeddings"), g.op("Gather", [positions, pos], { axis: { i: 0 } }, "embeddings")], undefined, "embeddings");
+  let x = g.op("Add", [g.embedding("text_model.embeddings.token_embedding.weight", c.vocab_size, D, f32(tm.embeddings.token_embedding.weight), ids), g.op("Gather", [positions, pos], { axis: { i: 0 } }, "embeddings")], undefined, "embeddings");
   const causal = g.op("LessOrEqual", [g.op("Unsqueeze", [pos, g.const("int64", [0])], undefined, "mask"), g.op("Unsqueeze", [pos, g.const("int64", [1])], undefined, "mask")], undefined, "mask");
   x = encoder(g, tm, x, causal, "text_model");
   x = g.layerNorm(x, f32(tm.final_layer_norm.weight), f32(tm.final_layer_norm.bias), tm.final_layer_norm.eps, "text_model.final_layer_norm");

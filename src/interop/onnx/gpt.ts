@@ -18,6 +18,12 @@ import type { OnnxGraph } from "./model.js";
 
 const f32 = (t: { toArray(): Float32Array | Int32Array }): Float32Array => t.toArray() as Float32Array;
 
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
 export function gptGraph(model: GPT, options: WeightOptions = {}): OnnxGraph {
   const cfg = model.config;
   const C = cfg.n_embd, NH = cfg.n_head, HS = C / NH, V = cfg.vocab_size;
@@ -49,10 +55,14 @@ export function gptGraph(model: GPT, options: WeightOptions = {}): OnnxGraph {
   const padding = g.op("Unsqueeze", [g.op("Cast", [mask], { to: { i: 9 } }, "mask"), g.const("int64", [1, 2])], undefined, "mask"); // [B, 1, 1, L]
   const allowed = g.op("And", [g.op("Unsqueeze", [causal, g.const("int64", [0, 1])], undefined, "mask"), padding], undefined, "mask");
 
-  const wte = g.weight("transformer.wte.weight", [V, C], f32(tr.wte.weight), 0);
+  const wte = f32(tr.wte.weight);
+  // Float32: one table for the embedding and the tied head (onnxruntime folds the transpose
+  // once, at load). Int8: the embedding dequantizes only the rows it picks, and the head
+  // gets its own int8 copy of wteᵀ with per-vocabulary-row scales.
+  const table = options.int8 ? null : g.init("transformer.wte.weight", "float32", [V, C], wte);
   const wpe = g.init("transformer.wpe.weight", "float32", [cfg.n_positions, C], f32(tr.wpe.weight));
   let x = g.op("Add", [
-    g.op("Gather", [wte, ids], { axis: { i: 0 } }, "embed"),
+    table === null ? g.embedding("transformer.wte.weight", V, C, wte, ids) : g.op("Gather", [table, ids], { axis: { i: 0 } }, "embed"),
     g.op("Gather", [wpe, positions], { axis: { i: 0 } }, "embed"),
   ], undefined, "embed");
 
@@ -76,8 +86,9 @@ export function gptGraph(model: GPT, options: WeightOptions = {}): OnnxGraph {
   });
 
   const hN = g.layerNorm(x, f32(tr.ln_f.weight), f32(tr.ln_f.bias), tr.ln_f.eps, "transformer.ln_f");
-  // The tied head: logits = h @ wteᵀ (onnxruntime folds the constant transpose once, at load).
-  const logits = g.op("MatMul", [hN, g.op("Transpose", [wte], { perm: { ints: [1, 0] } }, "lm_head")], undefined, "lm_head");
+  const logits = table === null
+    ? g.linear(hN, transpose(wte, V, C), C, V, null, "lm_head")
+    : g.op("MatMul", [hN, g.op("Transpose", [table], { perm: { ints: [1, 0] } }, "lm_head")], undefined, "lm_head");
   g.output(logits, "logits", "float32", ["batch_size", "sequence_length", V]);
   return g.build();
 }

@@ -71,6 +71,20 @@ export class GraphBuilder {
     return this.op("DequantizeLinear", [wq, scale, zero], { axis: { i: axis } }, name);
   }
 
+  /**
+   * Rows of an embedding table [rows, cols] picked by `ids`; with int8 weights the table is
+   * stored int8 with one scale per row and only the picked rows are dequantized.
+   */
+  embedding(name: string, rows: number, cols: number, table: Float32Array, ids: string): string {
+    if (!this.weights.int8) return this.op("Gather", [this.init(name, "float32", [rows, cols], table), ids], { axis: { i: 0 } }, name);
+    const q = quantizeInt8(table, rows, cols, 0);
+    const wq = this.init(`${name}_quantized`, "int8", [rows, cols], q.values);
+    const scales = this.init(`${name}_scale`, "float32", [rows], q.scales);
+    const picked = this.op("Cast", [this.op("Gather", [wq, ids], { axis: { i: 0 } }, name)], { to: { i: 1 } }, name);
+    const s = this.op("Unsqueeze", [this.op("Gather", [scales, ids], { axis: { i: 0 } }, name), this.const("int64", [-1])], undefined, name);
+    return this.op("Mul", [picked, s], undefined, name);
+  }
+
   /** A constant initializer shared by every use (e.g. shapes, scalars). */
   const(dtype: "float32" | "int64", values: readonly number[], dims: number[] = [values.length]): string {
     const key = `${dtype}:${dims.join("x")}:${values.join(",")}`;
