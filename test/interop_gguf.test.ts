@@ -11,7 +11,7 @@ import { exportGGUF, gptFromGGUF, tokenizerFromGGUF } from "../src/interop/gguf_
 import { decodeGGUF } from "../src/interop/gguf_read.js";
 import { dequantizeQ8_0, fromHalf, quantizeQ8_0, toHalf } from "../src/interop/gguf.js";
 import { LlamaGGUF, plinthPerplexity } from "../src/interop/runtimes.js";
-import { generate } from "../src/models/gpt/index.js";
+import { KVCache, forwardCached, generate } from "../src/models/gpt/index.js";
 import { ids, noGrad } from "../src/tensor/index.js";
 import { mobyText, tinyGPT, tinyTokenizer } from "./helpers/interop.js";
 
@@ -69,18 +69,42 @@ test("corrupt GGUF files get errors naming what is wrong", () => {
   assert.throws(() => decodeGGUF(hugeCount, "x.gguf"), /corrupt file/);
 });
 
+/** Plinth's top-1 minus top-2 logit at each step of a greedy continuation. */
+function topTwoMargins(prompt: number[], continuation: number[]): number[] {
+  const cache = new KVCache(gpt.config.n_layer, gpt.config.n_positions, gpt.config.n_embd);
+  try {
+    let logits = forwardCached(gpt, prompt, cache);
+    return continuation.map((t) => {
+      const [a, b] = Array.from(logits).sort((x, y) => y - x);
+      logits = forwardCached(gpt, [t], cache);
+      return a - b;
+    });
+  } finally {
+    cache.release();
+  }
+}
+
 test("llama.cpp (node-llama-cpp) loads the export, tokenizes like Plinth and continues greedily the same way", async () => {
   const llama = await LlamaGGUF.load(fp, 1);
   try {
     for (const text of ["Call me Ishmael. Some years ago", "whale-ships, 1851: don't!"]) {
       assert.deepEqual(llama.tokenize(text), tok.encode(text, { specialTokens: false }), text);
     }
-    for (const prompt of ["Call me Ishmael. Some years ago", "The sea was"]) {
+    let identical = 0;
+    for (const prompt of ["Call me Ishmael. Some years ago", "The sea was", "It is not down in any map"]) {
       const p = tok.encode(prompt, { specialTokens: false });
       const ours = generate(gpt, p, { maxNewTokens: 24 }).tokens;
       const theirs = await llama.greedy(p, 24);
-      assert.deepEqual(theirs, ours, `${prompt}: llama.cpp ${JSON.stringify(tok.decode(theirs))} vs Plinth ${JSON.stringify(tok.decode(ours))}`);
+      // llama.cpp rounds differently (e.g. its GELU); a continuation may part only at a near tie of Plinth's top two logits.
+      let same = 0;
+      while (same < 24 && theirs[same] === ours[same]) same++;
+      if (same === 24) identical++;
+      else {
+        const margin = topTwoMargins(p, ours)[same];
+        assert.ok(margin < 0.01, `${prompt}: llama.cpp parts from Plinth at token ${same}, where Plinth's top-2 margin is ${margin}: ${JSON.stringify(tok.decode(theirs))} vs ${JSON.stringify(tok.decode(ours))}`);
+      }
     }
+    assert.ok(identical >= 2, `only ${identical} of 3 continuations identical`);
   } finally {
     await llama.dispose();
   }
