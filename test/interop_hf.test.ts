@@ -158,6 +158,8 @@ test("bad folders get errors that say what is wrong", () => {
     // Tokenizer files that do not belong to the model.
     tok.save(join(dir, "tokenizer.json"));
     assert.throws(() => importHF(dir), /mismatched tokenizer: .*tokenizer\.json has 384 tokens but config\.json says vocab_size 32/);
+    writeFileSync(join(dir, "tokenizer.json"), '{"model": {"type": "BPE", "vocab": {');
+    assert.throws(() => importHF(dir), /import: .*tokenizer\.json is not valid JSON/);
     rmSync(join(dir, "tokenizer.json"));
     writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: 50256 }));
     assert.throws(() => importHF(dir), /eos_token_id 50256 is not a token id of this model \(vocab_size 32\)/);
