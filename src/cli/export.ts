@@ -33,7 +33,7 @@ Examples:
   plinth export --model runs/default --format onnx --out exports/default-onnx --quantize int8
   plinth export --model runs/default --format gguf --out exports/default.gguf`;
 
-export const importHelp = `plinth import — load a Hugging Face folder into Plinth
+export const importHelp = `plinth import — load a Hugging Face folder (or a gpt2 GGUF file) into Plinth
 
 Usage: plinth import <folder | file.gguf> [--out <dir>]
 
