@@ -48,7 +48,12 @@ Usage: plinth eval --base <dir> --task <name|file> [--methods probe,lora,full,sc
   --max-test  score at most this many test examples (default 400)
   --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
   --workers   run every adaptation in its own worker process (clean memory figures)
-  --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file`;
+  --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file
+
+Examples:
+  plinth eval --base runs/default --task sentiment --methods zero-shot,probe,lora,scratch --k 0,4,32 --seeds 3
+  plinth eval --base runs/default --adapter runs/adapters/sentiment-lora
+  plinth eval --base runs/default --adapter runs/adapters/sentiment-full --perplexity sentiment`;
 
 function common(values: Record<string, string | boolean | undefined>): Partial<AdaptSpec> {
   const str = (k: string): string | undefined => (typeof values[k] === "string" ? (values[k] as string) : undefined);
