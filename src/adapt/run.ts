@@ -107,7 +107,7 @@ export interface AdaptOptions {
   task?: Task;
 }
 
-const DEFAULT_LR: Record<string, number> = { head: 3e-3, full: 3e-4, lora: 2e-3, scratch: 1e-3 };
+const DEFAULT_LR: Record<string, number> = { head: 3e-3, full: 3e-4, lora: 1e-3, scratch: 1e-3 };
 
 /** The training examples: k per class (seeded), or all; every label must be present. */
 export function trainingExamples(task: Task, k: number | "all", seed: number): Example[] {
@@ -195,7 +195,7 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   if (spec.method === "head") {
     for (const p of encoder.parameters()) p.requiresGrad = false;
   } else if (spec.method === "lora") {
-    const { rank = 2, alpha = 4 * rank, dropout = 0.05, targets } = spec.lora ?? {};
+    const { rank = 3, alpha = 2 * rank, dropout = 0.05, targets } = spec.lora ?? {};
     const defaults = base.kind === "gpt2" ? ["c_attn", "c_proj", "c_fc"] : ["query", "key", "value", "output.dense", "intermediate.dense"];
     loraHandle = applyLoRA(encoder, { rank, alpha, dropout, targets: targets ?? defaults, seed });
     trainable = [...loraHandle.trainableParameters(), ...head];

@@ -27,7 +27,7 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
   --out         adapter folder (default runs/adapters/<task>-<method>)
   --seed        picks the k examples and seeds training (default 0)
   --steps, --lr, --batch-size, --max-tokens   training options (defaults depend on the method)
-  --rank, --alpha, --lora-dropout, --targets  LoRA options (default rank 2, alpha 8, dropout 0.05,
+  --rank, --alpha, --lora-dropout, --targets  LoRA options (default rank 3, alpha 6, dropout 0.05,
                 targets c_attn,c_proj,c_fc on GPT; query,key,value,output.dense,intermediate.dense on BERT)
   --max-test    score at most this many test examples
   --worker      run in a worker process (progress still shows here)
