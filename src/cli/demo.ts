@@ -64,4 +64,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   console.log("");
   console.log(`model saved in ${outDir}: config.json, model.safetensors, tokenizer.json (Hugging Face layout); metrics.jsonl, loss.svg, checkpoints/ beside them`);
   console.log(`continue it:  plinth generate --model ${outDir} --prompt "Call me "`);
+  console.log(`adapt it:     plinth adapt --base ${outDir} --task sentiment --method lora --k 32`);
+  console.log(`measure it:   plinth eval --base ${outDir} --task spam --methods zero-shot,probe,lora,scratch --k 0,4,32 --seeds 3`);
+  console.log(`serve it:     plinth serve --model default=${outDir}`);
 }
