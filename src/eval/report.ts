@@ -15,7 +15,9 @@ const COLORS: Record<string, string> = {
 };
 
 const pct = (v: number): string => (100 * v).toFixed(1);
-const ci = (i: { mean: number; low: number; high: number }): string => `${pct(i.mean)} [${pct(i.low)}, ${pct(i.high)}]`;
+/** A Student-t interval over 3 seeds can reach past 0 or 100%; an accuracy cannot, so the display is clipped. */
+const clip = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+const ci = (i: { mean: number; low: number; high: number }, lo = 0, hi = 1): string => `${pct(i.mean)} [${pct(clip(i.low, lo, hi))}, ${pct(clip(i.high, lo, hi))}]`;
 
 /** The curve as a Markdown table: accuracy (95% CI) per method and k, then the paired gaps to scratch. */
 export function curveTable(c: CurveResult): string {
@@ -38,7 +40,7 @@ export function curveTable(c: CurveResult): string {
     for (const m of [...new Set(c.gaps.map((g) => g.method))]) {
       lines.push(`| ${m} | ${ks.map((k) => {
         const g = c.gaps.find((x) => x.method === m && x.k === k);
-        return g === undefined ? "" : `${g.accuracy.mean >= 0 ? "+" : ""}${ci(g.accuracy)}`;
+        return g === undefined ? "" : `${g.accuracy.mean >= 0 ? "+" : ""}${ci(g.accuracy, -1, 1)}`;
       }).join(" | ")} |`);
     }
   }
@@ -80,7 +82,7 @@ export function curveSvg(c: CurveResult, { width = 720, height = 400 } = {}): st
     if (xy.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ")}"/>`);
     pts.forEach((p, j) => {
       const [x, y] = xy[j];
-      if (p.n > 1 && Number.isFinite(p.accuracy.low)) out.push(`<line x1="${x}" x2="${x}" y1="${sy(p.accuracy.low)}" y2="${sy(p.accuracy.high)}" stroke="${color}"/>`);
+      if (p.n > 1 && Number.isFinite(p.accuracy.low)) out.push(`<line x1="${x}" x2="${x}" y1="${sy(clip(p.accuracy.low, y0, y1))}" y2="${sy(clip(p.accuracy.high, y0, y1))}" stroke="${color}"/>`);
       out.push(`<circle cx="${x}" cy="${y}" r="3" fill="${color}"/>`);
     });
     const ly = m.t + 10 + i * 18;
