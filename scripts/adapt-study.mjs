@@ -6,7 +6,7 @@
 // at k = 32: accuracy, trainable share, training time, peak memory (each run in its own worker
 // process) and adapter size against the base's (docs/adapt/lora-vs-full.md).
 import { parseArgs } from "node:util";
-import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kShotCurve } from "../dist/src/eval/harness.js";
 import { curveTable, writeCurve } from "../dist/src/eval/report.js";
@@ -44,7 +44,9 @@ for (const task of values.tasks.split(",")) {
 // process, so peak RSS is that run's own), plus one written adapter per method for the file sizes.
 const rows = ["| task | method | accuracy % (95% CI over seeds) | trainable parameters | train s | peak RSS MiB | adapter / base file |", "|---|---|---|---|---|---|---|"];
 const baseBytes = statSync(join(values.base, "model.safetensors")).size;
-for (const c of summary) {
+// Every task with a curve in the output folder, including those of earlier invocations.
+const curves = ["sentiment", "spam", "sotu-party"].map((t) => join(values.out, t, "curve.json")).filter((p) => existsSync(p)).map((p) => JSON.parse(readFileSync(p, "utf8")));
+for (const c of curves) {
   for (const method of ["lora", "full"]) {
     const runs = c.runs.filter((r) => r.method === method && r.labelsPerClass === 32);
     if (runs.length === 0) continue;

@@ -127,17 +127,18 @@ export class SequenceClassifier {
     const seqs = texts.map((t) => this.encode(t));
     // Similar lengths together keep GPT padding small.
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
-    noGrad(() => {
-      for (let b0 = 0; b0 < order.length; b0 += batchSize) {
-        const batch = order.slice(b0, b0 + batchSize);
+    // One noGrad scope per batch, so each batch's activations are freed before the next.
+    for (let b0 = 0; b0 < order.length; b0 += batchSize) {
+      const batch = order.slice(b0, b0 + batchSize);
+      noGrad(() => {
         const inputs: Tensor[] = [];
         this.forwardGroups(batch.map((i) => seqs[i]), inputs, (rows, logits) => {
           const v = logits.toArray();
           rows.forEach((r, j) => (out[batch[r]] = softmaxRow(v.subarray(j * K, (j + 1) * K))));
         });
-        for (const t of inputs) t.release();
-      }
-    });
+        for (const t of inputs) if (!t.released) t.release();
+      });
+    }
     return out;
   }
 }

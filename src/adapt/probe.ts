@@ -36,16 +36,18 @@ export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly s
   const out = new Array<Float32Array>(seqs.length);
   const byLength = new Map<number, number[]>();
   seqs.forEach((s, i) => byLength.set(s.length, [...(byLength.get(s.length) ?? []), i]));
-  noGrad(() => {
-    for (const [, members] of byLength) {
-      for (let b0 = 0; b0 < members.length; b0 += 32) {
-        const batch = members.slice(b0, b0 + 32);
+  // One noGrad scope per batch: a scope frees what it made when it ends, so a scope around the
+  // whole loop would hold every batch's activations until the last one.
+  for (const [, members] of byLength) {
+    for (let b0 = 0; b0 < members.length; b0 += 32) {
+      const batch = members.slice(b0, b0 + 32);
+      noGrad(() => {
         const e = mean(model.hidden(idsTensor(batch.map((i) => seqs[i]))), 1);
         const C = e.shape[1];
         batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
-      }
+      });
     }
-  });
+  }
   return out;
 }
 

@@ -279,13 +279,17 @@ export class BertForMaskedLM extends Module {
     const out = new Array<Float32Array>(seqs.length);
     const byLength = new Map<number, number[]>();
     seqs.forEach((s, i) => byLength.set(s.length, [...(byLength.get(s.length) ?? []), i]));
-    noGrad(() => {
-      for (const [, members] of byLength) {
-        const e = this.embed(idsTensor(members.map((i) => [...seqs[i]])));
-        const C = e.shape[1];
-        members.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
+    // Batches of at most 32, each in its own noGrad scope (a scope frees what it made when it ends).
+    for (const [, members] of byLength) {
+      for (let b0 = 0; b0 < members.length; b0 += 32) {
+        const batch = members.slice(b0, b0 + 32);
+        noGrad(() => {
+          const e = this.embed(idsTensor(batch.map((i) => [...seqs[i]])));
+          const C = e.shape[1];
+          batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
+        });
       }
-    });
+    }
     return out;
   }
 
