@@ -49,7 +49,7 @@ export function auditSvg(r: AuditReport): string {
       out.push(`<text x="${left + j * cw + cw / 2}" y="${y + 15}" text-anchor="middle">${text}</text>`);
     });
   });
-  out.push(`<text x="${left}" y="${height - 20}">● blocking probe · base: pass/fail · adapters: ok, fixed, inherited, introduced</text>`, "</svg>");
+  out.push(`<text x="20" y="${height - 20}">● blocking probe · base: pass/fail · adapters: ok, fixed, inherited, introduced</text>`, "</svg>");
   return out.join("\n");
 }
 
