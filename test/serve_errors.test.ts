@@ -151,3 +151,16 @@ test("a client that disconnects mid-stream cancels its sequences", async () => {
   // The server still answers.
   assert.equal((await A.models.list()).data.length, 2);
 });
+
+test("a percent-encoded path cannot skip the key check; stats list only the caller's jobs; a wrong admin key is refused", async () => {
+  for (const path of ["/%761/plinth/stats", "/v1/plinth/%73tats", "/v1/models"]) {
+    const res = await fetch(`${url}${path}`);
+    assert.equal(res.status, 401, `${path}: ${res.status}`);
+    assert.equal(((await res.json()) as ErrorBody).error.code, "missing_api_key");
+  }
+  const res = await fetch(`${url}/v1/plinth/stats`, { headers: { authorization: `Bearer ${fx.keyA}` } });
+  assert.equal(res.status, 200);
+  assert.ok(Array.isArray(((await res.json()) as { running_jobs: unknown[] }).running_jobs));
+  const admin = await fetch(`${url}/v1/plinth/keys`, { method: "POST", headers: { authorization: "Bearer admin-secreT", "content-type": "application/json" }, body: JSON.stringify({ tenant: "x" }) });
+  assert.equal(admin.status, 403);
+});

@@ -68,9 +68,11 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
     void reply.status(e.status).send(e.body());
   });
   const adminRoutes = new Set(["/v1/plinth/keys", "/v1/plinth/models"]);
+  // Gate on the route the router matched, not the raw URL: the router decodes the path, so a
+  // percent-encoded "/%761/..." reaches a /v1/ handler while failing a raw-URL prefix check.
   app.addHook("onRequest", async (req) => {
-    const path = req.url.split("?")[0];
-    if (!path.startsWith("/v1/") || adminRoutes.has(path)) return;
+    const route = req.routeOptions.url;
+    if (route === undefined || !route.startsWith("/v1/") || adminRoutes.has(route)) return;
     req.apiKey = gate.admit(req);
   });
 

@@ -4,6 +4,7 @@
  * window kept in memory) and tokens in all (prompt + completion + training, from the usage
  * table); over either limit the request gets a 429 in OpenAI's shape.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import type { ApiKey, Registry } from "../registry/index.js";
 import { ApiError, apiError } from "./errors.js";
@@ -44,7 +45,9 @@ export class Gate {
   /** Admin routes (key creation, model registration) take the server's admin secret. */
   admin(req: FastifyRequest): void {
     if (this.adminSecret === null) throw apiError("admin_only", "This server has no admin key (start it with --admin-key) so admin routes are off.");
-    if (bearer(req) !== this.adminSecret) throw apiError("admin_only", "This route needs the server's admin key.");
+    // Compared as SHA-256 digests in constant time: the admin key can create keys for any tenant.
+    const digest = (v: string): Buffer => createHash("sha256").update(v).digest();
+    if (!timingSafeEqual(digest(bearer(req)), digest(this.adminSecret))) throw apiError("admin_only", "This route needs the server's admin key.");
   }
 }
 

@@ -33,9 +33,10 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       registry.results.addAudit(req.apiKey.tenant, model, str(b, "name", { required: true }), bool(b, "passed", false), result);
       return { object: "audit", model, recorded: true };
     });
-    app.get("/v1/plinth/stats", async () => ({
+    app.get("/v1/plinth/stats", async (req) => ({
       loaded: host.loaded().map((name) => ({ name, scheduler: host.base(name).scheduler?.stats() ?? null })),
-      running_jobs: runner.running(),
+      // Only the caller's own jobs: other tenants' job ids are theirs.
+      running_jobs: runner.running().filter((id) => registry.jobs.job(id)?.tenant === req.apiKey.tenant),
     }));
 
     app.post("/v1/plinth/keys", async (req) => {
