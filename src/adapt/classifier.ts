@@ -16,6 +16,7 @@ import type { TextTokenizer } from "../data/tokenizer.js";
 import { Linear } from "../nn/layers.js";
 import { BertForMaskedLM } from "../models/bert/model.js";
 import { GPT } from "../models/gpt/model.js";
+import { lengthBatches } from "../models/batching.js";
 import { noGrad } from "../tensor/autograd.js";
 import { Rng } from "../tensor/rng.js";
 import { Tensor, ids as idsTensor, tensor } from "../tensor/tensor.js";
@@ -87,9 +88,7 @@ export class SequenceClassifier {
       if (pooled.node === null) inputs.push(pooled);
       return;
     }
-    const byLength = new Map<number, number[]>();
-    seqs.forEach((s, i) => byLength.set(s.length, [...(byLength.get(s.length) ?? []), i]));
-    for (const [, rows] of byLength) {
+    for (const rows of lengthBatches(seqs.map((s) => s.length))) {
       const ids = idsTensor(rows.map((i) => seqs[i]));
       inputs.push(ids);
       const pooled = this.body(() => mean(this.encoder.hidden(ids), 1));

@@ -80,6 +80,7 @@ export async function fineTune(clf: SequenceClassifier, texts: readonly string[]
   clf.encoder.train(true);
   const start = Date.now();
   const losses: number[] = [];
+  const lengths = texts.map((t) => clf.encode(t).length);  // tokens each example feeds the body, counted once
   let tokens = 0, epoch = 0, order: number[] = [], cursor = 0, lastYield = Date.now();
   try {
     for (let step = 1; step <= steps; step++) {
@@ -96,9 +97,8 @@ export async function fineTune(clf: SequenceClassifier, texts: readonly string[]
         }
         batch.push(order[cursor++]);
       }
-      const bt = batch.map((i) => texts[i]);
-      tokens += bt.reduce((s, t) => s + clf.encode(t).length, 0);
-      const loss = clf.loss(bt, batch.map((i) => labels[i]));
+      tokens += batch.reduce((s, i) => s + lengths[i], 0);
+      const loss = clf.loss(batch.map((i) => texts[i]), batch.map((i) => labels[i]));
       const value = loss.item();
       if (!Number.isFinite(value)) throw new Error(`fineTune: the loss became ${value} at step ${step} (lr ${lr} too high?)`);
       loss.backward();

@@ -11,6 +11,7 @@
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { BertForMaskedLM } from "../models/bert/model.js";
 import { GPT } from "../models/gpt/model.js";
+import { lengthBatches } from "../models/batching.js";
 import { noGrad } from "../tensor/autograd.js";
 import { ids as idsTensor, tensor, zeros } from "../tensor/tensor.js";
 import { linear } from "../tensor/ops/matmul.js";
@@ -34,19 +35,14 @@ export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly s
   });
   if (model instanceof BertForMaskedLM) return model.embedSequences(seqs);
   const out = new Array<Float32Array>(seqs.length);
-  const byLength = new Map<number, number[]>();
-  seqs.forEach((s, i) => byLength.set(s.length, [...(byLength.get(s.length) ?? []), i]));
   // One noGrad scope per batch: a scope frees what it made when it ends, so a scope around the
   // whole loop would hold every batch's activations until the last one.
-  for (const [, members] of byLength) {
-    for (let b0 = 0; b0 < members.length; b0 += 32) {
-      const batch = members.slice(b0, b0 + 32);
-      noGrad(() => {
-        const e = mean(model.hidden(idsTensor(batch.map((i) => seqs[i]))), 1);
-        const C = e.shape[1];
-        batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
-      });
-    }
+  for (const batch of lengthBatches(seqs.map((s) => s.length), 32)) {
+    noGrad(() => {
+      const e = mean(model.hidden(idsTensor(batch.map((i) => seqs[i]))), 1);
+      const C = e.shape[1];
+      batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
+    });
   }
   return out;
 }

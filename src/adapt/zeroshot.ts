@@ -14,6 +14,7 @@
 import type { TextTokenizer } from "../data/tokenizer.js";
 import type { BertForMaskedLM } from "../models/bert/model.js";
 import type { GPT } from "../models/gpt/model.js";
+import { lengthBatches } from "../models/batching.js";
 import { noGrad } from "../tensor/autograd.js";
 import { ids as idsTensor } from "../tensor/tensor.js";
 import { embedding, softmax } from "../tensor/ops/nn.js";
@@ -108,27 +109,22 @@ export function continuationLogProbs(model: GPT, pairs: { context: number[]; con
     return { ids: [...context.slice(context.length - keep), ...continuation], start: keep };
   });
   const out = new Array<number>(pairs.length);
-  const byLength = new Map<number, number[]>();
-  seqs.forEach((s, i) => byLength.set(s.ids.length, [...(byLength.get(s.ids.length) ?? []), i]));
-  const maxBatch = 32;
-  for (const [T, members] of byLength) {
-    for (let b0 = 0; b0 < members.length; b0 += maxBatch) {
-      const batch = members.slice(b0, b0 + maxBatch);
-      const logits = noGrad(() => model.forward(idsTensor(batch.map((i) => seqs[i].ids))).logits.toArray());
-      batch.forEach((i, r) => {
-        const { ids, start } = seqs[i];
-        let total = 0;
-        for (let t = start; t < T; t++) {
-          const row = logits.subarray((r * T + t - 1) * V, (r * T + t) * V);  // the logits that predict token t
-          let m = -Infinity;
-          for (let v = 0; v < V; v++) if (row[v] > m) m = row[v];
-          let z = 0;
-          for (let v = 0; v < V; v++) z += Math.exp(row[v] - m);
-          total += row[ids[t]] - m - Math.log(z);
-        }
-        out[i] = total;
-      });
-    }
+  for (const batch of lengthBatches(seqs.map((s) => s.ids.length), 32)) {
+    const T = seqs[batch[0]].ids.length;
+    const logits = noGrad(() => model.forward(idsTensor(batch.map((i) => seqs[i].ids))).logits.toArray());
+    batch.forEach((i, r) => {
+      const { ids, start } = seqs[i];
+      let total = 0;
+      for (let t = start; t < T; t++) {
+        const row = logits.subarray((r * T + t - 1) * V, (r * T + t) * V);  // the logits that predict token t
+        let m = -Infinity;
+        for (let v = 0; v < V; v++) if (row[v] > m) m = row[v];
+        let z = 0;
+        for (let v = 0; v < V; v++) z += Math.exp(row[v] - m);
+        total += row[ids[t]] - m - Math.log(z);
+      }
+      out[i] = total;
+    });
   }
   return out;
 }
@@ -188,10 +184,9 @@ function scoreMasked(model: BertForMaskedLM, tok: TextTokenizer, labels: string[
   const verb = singleTokens(tok, labels, o.verbalizers);
   const seqs = inputs.map((e) => clozeIds(tok, o.template, e, mask, model.config.max_position_embeddings));
   const out = new Array<number[]>(inputs.length);
-  const byLength = new Map<number, number[]>();
-  seqs.forEach((s, i) => byLength.set(s.ids.length, [...(byLength.get(s.ids.length) ?? []), i]));
   const V = model.config.vocab_size;
-  for (const [T, members] of byLength) {
+  for (const members of lengthBatches(seqs.map((s) => s.ids.length), 32)) {
+    const T = seqs[members[0]].ids.length;
     const probs = noGrad(() => {
       const h = model.hidden(idsTensor(members.map((i) => seqs[i].ids)));
       const C = h.shape[2];

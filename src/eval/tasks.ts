@@ -115,26 +115,29 @@ export function parseCSV(text: string, source = "<csv>"): { line: number; cells:
   return records;
 }
 
+/** The rows of JSONL text, one JSON object per non-blank line; errors name source:line. */
+export function parseJsonlRows(text: string, source: string): SourceRow[] {
+  const rows: SourceRow[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    if (raw.trim() === "") return;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      throw new TaskError(`${source}:${i + 1}: not valid JSON: ${(e as Error).message}`);
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) throw new TaskError(`${source}:${i + 1}: expected a JSON object per line, got ${JSON.stringify(v).slice(0, 80)}`);
+    rows.push({ line: i + 1, fields: v as Record<string, unknown> });
+  });
+  return rows;
+}
+
 /** Rows of a .jsonl or .csv file (CSV: the first record is the header). */
 export function readRows(path: string): SourceRow[] {
   if (!existsSync(path)) throw new TaskError(`${path}: no such file`);
   const text = readFileSync(path, "utf8");
   const ext = extname(path).toLowerCase();
-  if (ext === ".jsonl" || ext === ".ndjson") {
-    const rows: SourceRow[] = [];
-    text.split(/\r?\n/).forEach((raw, i) => {
-      if (raw.trim() === "") return;
-      let v: unknown;
-      try {
-        v = JSON.parse(raw);
-      } catch (e) {
-        throw new TaskError(`${path}:${i + 1}: not valid JSON: ${(e as Error).message}`);
-      }
-      if (v === null || typeof v !== "object" || Array.isArray(v)) throw new TaskError(`${path}:${i + 1}: expected a JSON object per line, got ${JSON.stringify(v)}`);
-      rows.push({ line: i + 1, fields: v as Record<string, unknown> });
-    });
-    return rows;
-  }
+  if (ext === ".jsonl" || ext === ".ndjson") return parseJsonlRows(text, path);
   if (ext === ".csv") {
     const records = parseCSV(text, path);
     if (records.length === 0) return [];

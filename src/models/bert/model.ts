@@ -19,6 +19,7 @@ import { attention, crossEntropy, embedding, softmax } from "../../tensor/ops/nn
 import { mean } from "../../tensor/ops/reduce.js";
 import { reshape } from "../../tensor/ops/views.js";
 import { type BertConfig, validateBertConfig } from "./config.js";
+import { lengthBatches } from "../batching.js";
 
 const dense = (inF: number, outF: number, config: BertConfig, rng: Rng): Linear =>
   new Linear(inF, outF, { layout: "out_in", std: config.initializer_range, rng });
@@ -277,18 +278,13 @@ export class BertForMaskedLM extends Module {
   /** Embeddings of token sequences of any lengths (batched by length, no padding), in input order. */
   embedSequences(seqs: readonly (readonly number[])[]): Float32Array[] {
     const out = new Array<Float32Array>(seqs.length);
-    const byLength = new Map<number, number[]>();
-    seqs.forEach((s, i) => byLength.set(s.length, [...(byLength.get(s.length) ?? []), i]));
     // Batches of at most 32, each in its own noGrad scope (a scope frees what it made when it ends).
-    for (const [, members] of byLength) {
-      for (let b0 = 0; b0 < members.length; b0 += 32) {
-        const batch = members.slice(b0, b0 + 32);
-        noGrad(() => {
-          const e = this.embed(idsTensor(batch.map((i) => [...seqs[i]])));
-          const C = e.shape[1];
-          batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
-        });
-      }
+    for (const batch of lengthBatches(seqs.map((s) => s.length), 32)) {
+      noGrad(() => {
+        const e = this.embed(idsTensor(batch.map((i) => [...seqs[i]])));
+        const C = e.shape[1];
+        batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
+      });
     }
     return out;
   }

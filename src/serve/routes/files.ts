@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { rowsToExamples, type SourceRow } from "../../eval/tasks.js";
+import { parseJsonlRows, rowsToExamples } from "../../eval/tasks.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import type { FileEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
@@ -20,21 +20,9 @@ export const fileObject = (f: FileEntry) => ({
 
 /** The examples of a JSONL upload, or an invalid_file error naming the line. */
 export function validateJsonl(text: string, filename: string): { rows: number; labels: string[] } {
-  const rows: SourceRow[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    if (raw.trim() === "") return;
-    let v: unknown;
-    try {
-      v = JSON.parse(raw);
-    } catch (e) {
-      throw apiError("invalid_file", `${filename}:${i + 1}: not valid JSON: ${(e as Error).message}`, "file");
-    }
-    if (v === null || typeof v !== "object" || Array.isArray(v)) throw apiError("invalid_file", `${filename}:${i + 1}: expected a JSON object per line, got ${JSON.stringify(v).slice(0, 80)}`, "file");
-    rows.push({ line: i + 1, fields: v as Record<string, unknown> });
-  });
   let examples;
   try {
-    examples = rowsToExamples(rows, filename);
+    examples = rowsToExamples(parseJsonlRows(text, filename), filename);
   } catch (e) {
     throw apiError("invalid_file", (e as Error).message, "file");
   }
