@@ -256,7 +256,8 @@ Napi::Value PeakFlops(const Napi::CallbackInfo& info) {
 
 // ---- kernels --------------------------------------------------------------------------
 
-// gemm(ta, tb, M, N, K, batch, alpha, beta, A, lda, strideA, B, ldb, strideB, C, ldc, strideC)
+// gemm(ta, tb, M, N, K, batch, alpha, beta, A, lda, strideA, B, ldb, strideB, C, ldc, strideC[, bias[, colsum]])
+// bias [N] (or null) is added to every row of C; colsum [N] (or null) accumulates op(B)'s column sums.
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const char* fname = "gemm";
   GemmArgs g{};
@@ -277,6 +278,10 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   auto C = f32_arg(info, fname, 14, "C");
   g.ldc = int_arg(info, fname, 15, "ldc");
   g.strideC = int_arg(info, fname, 16, "strideC");
+  auto bias = f32_arg(info, fname, 17, "bias", true);
+  auto colsum = f32_arg(info, fname, 18, "colsum", true);
+  CHECK(bias.p == nullptr || bias.n >= g.N, "bias has " + std::to_string(bias.n) + " elements; expected N = " + std::to_string(g.N));
+  CHECK(colsum.p == nullptr || colsum.n >= g.N, "colsum has " + std::to_string(colsum.n) + " elements; expected N = " + std::to_string(g.N));
   const int64_t arows = g.ta ? g.K : g.M, acols = g.ta ? g.M : g.K;
   const int64_t brows = g.tb ? g.N : g.K, bcols = g.tb ? g.K : g.N;
   CHECK(g.lda >= acols, "lda " + std::to_string(g.lda) + " < row length " + std::to_string(acols));
@@ -292,6 +297,8 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   g.A = A.p;
   g.B = B.p;
   g.C = C.p;
+  g.bias = bias.p;
+  g.colsum = colsum.p;
   if (g.batch > 0) kernels().gemm(g);
   return info.Env().Undefined();
 }

@@ -21,6 +21,11 @@ struct AllocatorStats {
   uint64_t reuses;             // blocks served from the cache
 };
 
+// Memory straight from the system, 64-byte aligned; blocks of 2 MiB and more are 2 MiB
+// aligned and marked for transparent huge pages (kernels that walk a large matrix across
+// rows touch one 4 KiB page per row: with 2 MiB pages the TLB covers the whole operand).
+// nullptr when the system has none left. Free with std::free.
+void* system_alloc(size_t bytes);
 void* cache_alloc(size_t bytes, size_t* rounded);
 void cache_free(void* ptr, size_t rounded);
 void cache_empty();  // returns every cached block to the system

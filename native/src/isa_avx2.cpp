@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "allocator.h"
 #include "kernels.h"
 #include "threadpool.h"
 

@@ -23,6 +23,12 @@ struct GemmArgs {
   const float* A; int64_t lda, strideA;
   const float* B; int64_t ldb, strideB;
   float* C; int64_t ldc, strideC;
+  // Optional fused extras (nullptr when unused):
+  //   bias [N]: added to every row of C:  C = alpha * op(A) op(B) + beta * C + bias
+  //   colsum [N]: colsum[j] += sum over k (and batches) of op(B)[k][j]  (a bias gradient when
+  //   op(B) is dY: computed while op(B) is packed, so dY is not read a second time)
+  const float* bias;
+  float* colsum;
 };
 
 // Causal (or full) multi-head attention over rows of q/k/v with explicit strides:

@@ -42,7 +42,8 @@ export interface NativeBackend {
   isaSupported(name: string): boolean;
   peakFlops(iterations: number): number;
   gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, batch: number, alpha: number, beta: number,
-    A: F32, lda: number, strideA: number, B: F32, ldb: number, strideB: number, C: F32, ldc: number, strideC: number): void;
+    A: F32, lda: number, strideA: number, B: F32, ldb: number, strideB: number, C: F32, ldc: number, strideC: number,
+    bias?: F32 | null, colsum?: F32 | null): void;
   binaryForward(op: number, shape: number[], sa: number[], sb: number[], a: F32, b: F32, out: F32): void;
   binaryBackward(op: number, shape: number[], sa: number[], sb: number[], a: F32, b: F32, gout: F32,
     ga: F32 | null, gb: F32 | null): void;

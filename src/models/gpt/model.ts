@@ -1,6 +1,6 @@
 /**
  * GPT-2 (causal LM) with Hugging Face's GPT2LMHeadModel parameter names and tied
- * input/output embeddings: logits = ln_f(h) @ wte^T (a transposed view, no copy).
+ * input/output embeddings: logits = ln_f(h) @ wte^T (wte read in place as an [out, in] weight).
  *
  * Legend: B batch, T time, C n_embd, V vocab, NH n_head.
  */
@@ -10,9 +10,9 @@ import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
 import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
 import { add } from "../../tensor/ops/elementwise.js";
-import { matmul } from "../../tensor/ops/matmul.js";
+import { linear } from "../../tensor/ops/matmul.js";
 import { crossEntropy } from "../../tensor/ops/nn.js";
-import { reshape, slice, transpose } from "../../tensor/ops/views.js";
+import { reshape, slice } from "../../tensor/ops/views.js";
 import { type GPTConfig, validateConfig } from "./config.js";
 
 export class GPT2Transformer extends Module {
@@ -79,7 +79,9 @@ export class GPT extends Module {
   /** ids [B, T] (int32) -> logits [B, T, V]; with targets [B, T], also the mean cross-entropy. */
   forward(ids: Tensor, targets?: Tensor): GPTOutput {
     const h = this.hidden(ids);
-    const logits = matmul(h, transpose(this.transformer.wte.weight));
+    // wte is [V, C]: the LM head is a linear layer in nn.Linear's layout, so its gradient lands
+    // in wte's own layout (no transposed copy of a [C, V] gradient).
+    const logits = linear(h, this.transformer.wte.weight, null, "out_in");
     const loss = targets === undefined ? null : crossEntropy(logits, targets);
     return { logits, loss };
   }
@@ -94,7 +96,7 @@ export class GPT extends Module {
     const h = this.hidden(ids);
     const [B, T, C] = h.shape;
     const last = reshape(slice(h, 1, T - 1, T), [B, C]);
-    return matmul(last, transpose(this.transformer.wte.weight));
+    return linear(last, this.transformer.wte.weight, null, "out_in");
   }
 
   /** Parameters split for AdamW: decay on matrices and embeddings, none on biases and LayerNorms. */

@@ -120,12 +120,9 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   const rows = x.size / inF;
   const tw = layout === "out_in";
   const out = empty([...x.shape.slice(0, -1), outF]);
-  if (bias !== null) {
-    backend.copyStrided([rows, outF], [0, 1], bias.data, out.data);
-    backend.gemm(false, tw, rows, outF, inF, 1, 1, 1, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0);
-  } else {
-    backend.gemm(false, tw, rows, outF, inF, 1, 1, 0, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0);
-  }
+  // The bias is added in the GEMM's epilogue (no separate broadcast pass over the output).
+  backend.gemm(false, tw, rows, outF, inF, 1, 1, 0, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0,
+    bias === null ? null : bias.data);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record("linear", inputs, out, (g) => {
     let gx: Tensor | null = null, gw: Tensor | null = null, gbias: Tensor | null = null;
@@ -138,10 +135,15 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
       const sink = gradSink(weight, zeros);
       const target = sink ?? zeros([...weight.shape]);
       if (tw) backend.gemm(true, false, outF, inF, rows, 1, 1, 1, g.data, outF, 0, cx.data, inF, 0, target.data, inF, 0);
-      else backend.gemm(true, false, inF, outF, rows, 1, 1, 1, cx.data, inF, 0, g.data, outF, 0, target.data, outF, 0);
+      else {
+        // dW = x^T @ g packs g as op(B): the bias gradient (g's column sums) comes out of that pass.
+        if (bias !== null && bias.requiresGrad) gbias = zeros([outF]);
+        backend.gemm(true, false, inF, outF, rows, 1, 1, 1, cx.data, inF, 0, g.data, outF, 0, target.data, outF, 0,
+          null, gbias === null ? null : gbias.data);
+      }
       gw = sink === null ? target : null;
     }
-    if (bias !== null && bias.requiresGrad) {
+    if (bias !== null && bias.requiresGrad && gbias === null) {
       const sums = empty([outF]);
       backend.reduceForward(0, 1, rows, outF, g.data, sums.data);
       gbias = sums;
