@@ -102,6 +102,10 @@ test("bad requests: malformed JSON, oversized bodies, unknown models, invalid pa
   isOpenAIError(await post("/v1/fine_tuning/jobs", JSON.stringify({ model: "tiny", training_file: "file-x", method: { type: "dpo" } })), 400, "invalid_value", "method.type");
   const bad = await fetch(`${url}/v1/nothing-here`, { headers: { authorization: `Bearer ${fx.keyA}` } });
   assert.equal(bad.status, 404);
+  // A list cursor that names nothing is an error, not silently page one.
+  await rejects(A.fineTuning.jobs.list({ after: "ftjob-nope" }), 400, "invalid_value");
+  const cursor = await fetch(`${url}/v1/fine_tuning/jobs?after=ftjob-nope`, { headers: { authorization: `Bearer ${fx.keyA}` } });
+  assert.equal(((await cursor.json()) as { error: { param: string } }).error.param, "after");
   // Uploads are validated line by line.
   await rejects(A.files.create({ file: await toFile(Buffer.from('{"text": "a", "label": "x"}\n{oops\n'), "d.jsonl"), purpose: "fine-tune" }), 400, "invalid_file");
   await rejects(A.files.create({ file: await toFile(Buffer.from('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n'), "d.jsonl"), purpose: "fine-tune" }), 400, "invalid_file");

@@ -144,3 +144,35 @@ test("zero-shot text on GPT and BERT bases, BERT embeddings, and zero-shot image
   }
 });
 
+
+test("registry: job and event lists page with cursors; an unknown cursor is an error, not page one", () => {
+  const reg = Registry.open(fx.dbPath);
+  try {
+    const keys = { pager: reg.keys.create("pager").key.id, other: reg.keys.create("other").key.id };
+    const file = reg.jobs.addFile({ tenant: "pager", filename: "t.jsonl", purpose: "fine-tune", bytes: 1, path: "/dev/null", rows: 1, labels: ["a"], sha256: "0".repeat(64) });
+    const make = (tenant: string) => reg.jobs.createJob({ tenant, keyId: keys[tenant as keyof typeof keys], model: "tiny", trainingFile: file.id, method: "lora", hyperparameters: {}, suffix: null, seed: 0 });
+    const mine = Array.from({ length: 5 }, () => make("pager").id).reverse();  // newest first
+    const theirs = make("other").id;
+    const first = reg.jobs.jobs("pager", { limit: 2 });
+    assert.deepEqual(first.data.map((j) => j.id), mine.slice(0, 2));
+    assert.equal(first.hasMore, true);
+    const second = reg.jobs.jobs("pager", { after: mine[1], limit: 2 });
+    assert.deepEqual(second.data.map((j) => j.id), mine.slice(2, 4));
+    const last = reg.jobs.jobs("pager", { after: mine[3], limit: 2 });
+    assert.deepEqual(last.data.map((j) => j.id), [mine[4]]);
+    assert.equal(last.hasMore, false);
+    assert.throws(() => reg.jobs.jobs("pager", { after: "ftjob-nope" }), /Unknown cursor after="ftjob-nope": expected a fine-tuning job id of yours/);
+    assert.throws(() => reg.jobs.jobs("pager", { after: theirs }), /Unknown cursor/, "another tenant's job is not a cursor");
+    for (let i = 0; i < 4; i++) reg.jobs.addEvent(mine[0], "info", `step ${i}`);
+    const events = reg.jobs.events(mine[0], { limit: 2 });
+    assert.deepEqual(events.map((e) => e.message), ["step 3", "step 2"]);
+    const next = reg.jobs.events(mine[0], { after: `ftevent-${events[1].id}`, limit: 10 });
+    assert.deepEqual(next.map((e) => e.message), ["step 1", "step 0", "Created fine-tuning job (lora on tiny)"]);
+    const asc = reg.jobs.events(mine[0], { order: "asc", after: `ftevent-${next[1].id}` });
+    assert.deepEqual(asc.map((e) => e.message), ["step 1", "step 2", "step 3"]);
+    assert.throws(() => reg.jobs.events(mine[0], { after: "ftevent-999999" }), /Unknown cursor after="ftevent-999999": expected an event id of job ftjob-/);
+    assert.throws(() => reg.jobs.events(mine[1], { after: `ftevent-${events[0].id}` }), /Unknown cursor/, "another job's event is not a cursor");
+  } finally {
+    reg.close();
+  }
+});

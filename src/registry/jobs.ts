@@ -69,6 +69,14 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => ({ id: r.id, jobId: r.job
 /** Cursor pagination in OpenAI's style: items after `after` (an id), newest first. */
 export interface Page { after?: string; limit?: number }
 
+/** A pagination cursor that names nothing on this list (the server answers 400, param "after"). */
+export class CursorError extends Error {
+  constructor(readonly param: string, readonly value: string, expected: string) {
+    super(`Unknown cursor ${param}=${JSON.stringify(value)}: expected ${expected}.`);
+    this.name = "CursorError";
+  }
+}
+
 export class JobStore {
   constructor(private readonly db: Database) {}
 
@@ -112,11 +120,17 @@ export class JobStore {
     return r === undefined ? undefined : toJob(r);
   }
 
+  /** A tenant's jobs, newest first, `limit` after the job `after` (a cursor from an earlier page). */
   jobs(tenant: string, { after, limit = 20 }: Page = {}): { data: JobEntry[]; hasMore: boolean } {
-    const rows = this.db.prepare<JobRow>("SELECT * FROM jobs WHERE tenant = ? ORDER BY rowid DESC").all(tenant).map(toJob);
-    const start = after === undefined ? 0 : rows.findIndex((j) => j.id === after) + 1;
-    const data = rows.slice(start, start + limit);
-    return { data, hasMore: start + limit < rows.length };
+    let rows: JobRow[];
+    if (after === undefined) {
+      rows = this.db.prepare<JobRow>("SELECT * FROM jobs WHERE tenant = ? ORDER BY rowid DESC LIMIT ?").all(tenant, limit + 1);
+    } else {
+      const cursor = this.db.prepare<{ rowid: number }>("SELECT rowid FROM jobs WHERE id = ? AND tenant = ?").get(after, tenant);
+      if (cursor === undefined) throw new CursorError("after", after, "a fine-tuning job id of yours from an earlier page");
+      rows = this.db.prepare<JobRow>("SELECT * FROM jobs WHERE tenant = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?").all(tenant, cursor.rowid, limit + 1);
+    }
+    return { data: rows.slice(0, limit).map(toJob), hasMore: rows.length > limit };
   }
 
   jobsWithStatus(...statuses: JobStatus[]): JobEntry[] {
@@ -158,10 +172,17 @@ export class JobStore {
   }
 
   /** Events oldest first (for loss curves), or a page newest first after an event id. */
+  /** A job's events in id order (newest first by default), `limit` after the event `after` ("ftevent-<id>"). */
   events(jobId: string, { after, limit = 1000, order = "desc" }: Page & { order?: "asc" | "desc" } = {}): JobEvent[] {
-    const rows = this.db.prepare<EventRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id ${order === "asc" ? "ASC" : "DESC"}`).all(jobId).map(toEvent);
-    const start = after === undefined ? 0 : rows.findIndex((e) => `ftevent-${e.id}` === after) + 1;
-    return rows.slice(start, start + limit);
+    const dir = order === "asc" ? "ASC" : "DESC";
+    if (after === undefined) {
+      return this.db.prepare<EventRow>(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id ${dir} LIMIT ?`).all(jobId, limit).map(toEvent);
+    }
+    const id = /^ftevent-(\d+)$/.exec(after)?.[1];
+    const cursor = id === undefined ? undefined : this.db.prepare<{ id: number }>("SELECT id FROM job_events WHERE id = ? AND job_id = ?").get(Number(id), jobId);
+    if (cursor === undefined) throw new CursorError("after", after, `an event id of job ${jobId} ("ftevent-<n>") from an earlier page`);
+    return this.db.prepare<EventRow>(`SELECT * FROM job_events WHERE job_id = ? AND id ${order === "asc" ? ">" : "<"} ? ORDER BY id ${dir} LIMIT ?`)
+      .all(jobId, cursor.id, limit).map(toEvent);
   }
 
   addCheckpoint(jobId: string, step: number, metrics: Record<string, number>, model: string): Checkpoint {

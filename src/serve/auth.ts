@@ -20,6 +20,11 @@ export class Gate {
   private readonly windows = new Map<string, number[]>();
   constructor(private readonly registry: Registry, private readonly adminSecret: string | null) {}
 
+  /** Drops the request windows of keys with no request in the last minute (they hold nothing). */
+  private prune(now: number): void {
+    for (const [id, w] of this.windows) if (w[w.length - 1] <= now - 60_000) this.windows.delete(id);
+  }
+
   /** The key a request carries, checked against rate limit and quota. */
   admit(req: FastifyRequest): ApiKey {
     const secret = bearer(req);
@@ -34,6 +39,7 @@ export class Gate {
       }
       w.push(now);
       this.windows.set(key.id, w);
+      if (this.windows.size > 1024) this.prune(now);
     }
     if (key.tokenQuota !== null) {
       const used = this.registry.keys.tokensUsed(key.id);

@@ -4,6 +4,8 @@
  *
  *     throw apiError("model_not_found", `The model "tiny:x" does not exist or you do not have access to it.`, "model");
  */
+import { CursorError } from "../registry/jobs.js";
+
 export interface ErrorKind {
   status: number;
   type: "invalid_request_error" | "authentication_error" | "permission_error" | "not_found_error" | "rate_limit_error" | "insufficient_quota" | "server_error";
@@ -52,6 +54,7 @@ export const apiError = (code: ErrorCode, message: string, param: string | null 
 /** Maps any thrown value (Fastify's own errors included) to an ApiError. */
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  if (e instanceof CursorError) return apiError("invalid_value", e.message, e.param);
   const err = e as { code?: string; statusCode?: number; message?: string };
   switch (err.code) {
     case "FST_ERR_CTP_INVALID_JSON_BODY":
