@@ -13,6 +13,7 @@ import { loraWeights } from "../src/serve/packed.js";
 import { Scheduler } from "../src/serve/scheduler.js";
 import { loadAdapter } from "../src/adapt/artifact.js";
 import { createServer } from "../src/serve/index.js";
+import { ModelHost } from "../src/serve/host.js";
 import { ClipModel, clipConfig, CLIP_PRESETS, saveClip } from "../src/models/clip/index.js";
 import { BPETextTokenizer } from "../src/data/tokenizer.js";
 import { BertForMaskedLM, bertConfig, saveBert } from "../src/models/bert/index.js";
@@ -172,6 +173,35 @@ test("registry: job and event lists page with cursors; an unknown cursor is an e
     assert.deepEqual(asc.map((e) => e.message), ["step 1", "step 2", "step 3"]);
     assert.throws(() => reg.jobs.events(mine[0], { after: "ftevent-999999" }), /Unknown cursor after="ftevent-999999": expected an event id of job ftjob-/);
     assert.throws(() => reg.jobs.events(mine[1], { after: `ftevent-${events[0].id}` }), /Unknown cursor/, "another job's event is not a cursor");
+  } finally {
+    reg.close();
+  }
+});
+
+test("the adapter cache is bounded by bytes as well as by count, least recently used out first", () => {
+  const reg = Registry.open(fx.dbPath);
+  try {
+    const a = reg.catalog.adapter("acme", "tiny", "style")!, b = reg.catalog.adapter("globex", "tiny", "secret")!;
+    const probe = new ModelHost(reg);
+    const one = Object.values(probe.adapterData(a).tensors).reduce((n, t) => n + t.data.byteLength, 0);
+    assert.ok(one > 0);
+    const host = new ModelHost(reg, {}, 256, Math.floor(1.5 * one));
+    host.adapterData(a);
+    host.adapterData(b);
+    assert.deepEqual(host.cachedAdapters().ids, [b.id], "two adapters exceed the byte budget: the older leaves");
+    host.adapterData(a);
+    assert.deepEqual(host.cachedAdapters().ids, [a.id]);
+    assert.ok(host.cachedAdapters().bytes <= 1.5 * one);
+    const byCount = new ModelHost(reg, {}, 1);
+    byCount.adapterData(a);
+    byCount.adapterData(b);
+    assert.deepEqual(byCount.cachedAdapters().ids, [b.id]);
+    const roomy = new ModelHost(reg);
+    roomy.adapterData(a);
+    roomy.adapterData(b);
+    roomy.adapterData(a);  // a use moves it to the back
+    assert.deepEqual(roomy.cachedAdapters().ids, [b.id, a.id]);
+    for (const h of [probe, host, byCount, roomy]) h.close();
   } finally {
     reg.close();
   }

@@ -57,12 +57,22 @@ function checkAgainstBase(model: GPT, lora: LoRAWeights, id: string): void {
   }
 }
 
+const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
+
 export class ModelHost {
   private readonly bases = new Map<string, LoadedModel>();
   private readonly adapters = new Map<string, LoadedAdapterData>();
   private readonly clips = new Map<string, ClipRun>();
 
-  constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}, readonly maxAdapters = 256) {}
+  private adapterBytes = 0;
+
+  /**
+   * At most `maxAdapters` adapters and `maxAdapterBytes` of their tensors stay loaded (a full
+   * fine-tune's adapter is a whole copy of its base, so a count alone does not bound memory);
+   * the least recently used leave first, never the one just loaded.
+   */
+  constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}, readonly maxAdapters = 256,
+    readonly maxAdapterBytes = 2 * 1024 ** 3) {}
 
   base(name: string): LoadedModel {
     let b = this.bases.get(name);
@@ -107,14 +117,24 @@ export class ModelHost {
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
       };
       this.adapters.set(entry.id, a);
-      // Least recently loaded adapters leave the cache first; sequences already running keep
+      this.adapterBytes += tensorBytes(a);
+      // Least recently used adapters leave the cache first; sequences already running keep
       // their own reference to the factors, so eviction never disturbs them.
-      while (this.adapters.size > this.maxAdapters) this.adapters.delete(this.adapters.keys().next().value!);
+      while (this.adapters.size > 1 && (this.adapters.size > this.maxAdapters || this.adapterBytes > this.maxAdapterBytes)) {
+        const [id, old] = this.adapters.entries().next().value!;
+        this.adapters.delete(id);
+        this.adapterBytes -= tensorBytes(old);
+      }
     } else {
       this.adapters.delete(entry.id);
       this.adapters.set(entry.id, a);  // most recently used last
     }
     return a;
+  }
+
+  /** Ids of the adapters held in memory, least recently used first, and their tensors' bytes. */
+  cachedAdapters(): { ids: string[]; bytes: number } {
+    return { ids: [...this.adapters.keys()], bytes: this.adapterBytes };
   }
 
   /** An image-text (CLIP) base, for zero-shot image classification. */
