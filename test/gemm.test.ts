@@ -38,7 +38,9 @@ function run(c: Case): void {
         for (let k = 0; k < c.K; k++) { const p = a(b, i, k) * bv(b, k, j); exact += p; mag += Math.abs(p); }
         const extra = (c.beta === 0 ? 0 : c.beta * C0[at]) + (bias ? bias[j] : 0);
         const want = c.alpha * exact + extra;
-        const tol = (c.K + 4) * 2 ** -24 * Math.abs(c.alpha) * mag + 4 * 2 ** -24 * (Math.abs(extra) + Math.abs(want)) + 1e-30;
+        // Each of the epilogue's roundings (alpha * acc, + beta * C, + bias) is relative to its own terms.
+        const terms = Math.abs(c.alpha * exact) + Math.abs(c.beta * C0[at]) + (bias ? Math.abs(bias[j]) : 0);
+        const tol = (c.K + 4) * 2 ** -24 * Math.abs(c.alpha) * mag + 4 * 2 ** -24 * terms + 1e-30;
         assert.ok(Math.abs(C[at] - want) <= tol, `${what}: C[${b},${i},${j}] = ${C[at]}, expected ${want} (tolerance ${tol})`);
       }
     }
@@ -79,6 +81,8 @@ function sweep(): void {
       run({ ...base, ta, tb, M, N, K, alpha: -1.5, beta: 0.25, colsum: true });
     }
   }
+  // Several N panels and several K blocks with a transposed A (its panels kept across N panels).
+  run({ ...base, ta: true, M: 31, N: 3100, K: 520, beta: 1, bias: true, colsum: true });
   run({ ...base, M: 9, N: 20, K: 13, batch: 5, broadcastB: true, beta: 0.5, bias: true, colsum: true });
   run({ ...base, tb: true, M: 40, N: 50, K: 30, batch: 3, bias: true, colsum: true });
   run({ ...base, ta: true, M: 6, N: 7, K: 8, batch: 9, bias: true }); // many small matrices: one thread each
