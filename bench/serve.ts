@@ -12,7 +12,6 @@
  *
  *     node dist/bench/serve.js [--seconds 30] [--connections 32]
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -24,12 +23,11 @@ import { baseIdentity, saveAdapter } from "../src/adapt/artifact.js";
 import { BPETextTokenizer } from "../src/data/tokenizer.js";
 import { GPT, GPT_PRESETS, gptConfig, loadGPT, saveGPT } from "../src/models/gpt/index.js";
 import { Registry } from "../src/registry/index.js";
+import { spawnServe } from "../src/serve/spawn.js";
 import { Rng } from "../src/tensor/index.js";
 import { trainBPE } from "../src/tokenizer/index.js";
 
 type Row = Record<string, string | number | boolean>;
-const here = dirname(fileURLToPath(import.meta.url));
-const cli = join(here, "..", "src", "cli", "main.js");
 
 function sentences(): string[] {
   const root = dirname(createRequire(import.meta.url).resolve("sentiment/package.json"));
@@ -62,18 +60,6 @@ function setup(dir: string): { db: string; key: string; models: string[]; prompt
   return { db, key, models, prompts: texts.slice(0, 64).map((t) => t.slice(0, 80)) };
 }
 
-function startServer(db: string, maxBatch: number): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [cli, "serve", "--registry", db, "--port", "0", "--max-batch", String(maxBatch)], { stdio: ["ignore", "ignore", "pipe"] });
-  return new Promise((resolve, reject) => {
-    let err = "";
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /plinth serve: (http:\/\/[^/\s]+)\/v1/.exec(err);
-      if (m) resolve({ child, url: m[1] });
-    });
-    child.on("exit", (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
-  });
-}
 
 const quantile = (sorted: number[], q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
@@ -129,7 +115,7 @@ export async function serveBench({ seconds = 30, connections = 32 } = {}): Promi
     // Both servers run side by side; the load alternates between them in rounds, so the
     // machine's background load (other processes) falls on both modes alike.
     const modes = [["batched", 32], ["one-at-a-time", 1]] as const;
-    const servers = await Promise.all(modes.map(([, maxBatch]) => startServer(db, maxBatch)));
+    const servers = await Promise.all(modes.map(([, maxBatch]) => spawnServe(["--registry", db, "--port", "0", "--max-batch", String(maxBatch)])));
     const results: Record<string, Row> = {};
     try {
       const measures = modes.map((): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null }));

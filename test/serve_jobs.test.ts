@@ -4,13 +4,12 @@
 // kill -9 of the server mid-job loses nothing: the job is adopted or resumed after a restart.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import OpenAI, { toFile } from "openai";
 import { Registry } from "../src/registry/index.js";
 import { createServer, type PlinthServer } from "../src/serve/index.js";
+import { spawnServe } from "../src/serve/spawn.js";
 import { makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
 
 let fx: ServeFixture;
@@ -108,27 +107,13 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
   }
 });
 
-/** `plinth serve` in its own process (the real CLI), on a free port. */
-function startChild(dbPath: string): Promise<{ child: ChildProcess; url: string }> {
-  const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-  const child = spawn(process.execPath, [cli, "serve", "--registry", dbPath, "--port", "0"], { stdio: ["ignore", "ignore", "pipe"] });
-  return new Promise((resolve, reject) => {
-    let err = "";
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /plinth serve: (http:\/\/[^/\s]+)\/v1/.exec(err);
-      if (m) resolve({ child, url: m[1] });
-    });
-    child.on("exit", (code) => reject(new Error(`plinth serve exited with ${code} before listening:\n${err}`)));
-  });
-}
 
 test("kill -9 of the server mid-job loses no committed data; after restart the job finishes (adopted, or resumed)", async () => {
   const tenant = Registry.open(fx.dbPath);
   const key = tenant.keys.create("durable").secret;
   tenant.close();
   for (const killWorker of [false, true]) {
-    let { child, url } = await startChild(fx.dbPath);
+    let { child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]);
     let client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
     const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
@@ -149,7 +134,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     // The orphaned worker either dies too, or is paused until the new server is up (so the
     // job is still running when the server comes back, however slow the restart).
     process.kill(atKill.workerPid!, killWorker ? "SIGKILL" : "SIGSTOP");
-    ({ child, url } = await startChild(fx.dbPath));
+    ({ child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]));
     if (!killWorker) process.kill(atKill.workerPid!, "SIGCONT");
     client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     try {

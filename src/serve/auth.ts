@@ -18,11 +18,13 @@ declare module "fastify" {
 
 export class Gate {
   private readonly windows = new Map<string, number[]>();
+  private lastPrune = Date.now();
   constructor(private readonly registry: Registry, private readonly adminSecret: string | null) {}
 
-  /** Drops the request windows of keys with no request in the last minute (they hold nothing). */
+  /** Drops the request windows of keys with no request in the last minute (they hold nothing); runs at most once a minute. */
   private prune(now: number): void {
     for (const [id, w] of this.windows) if (w[w.length - 1] <= now - 60_000) this.windows.delete(id);
+    this.lastPrune = now;
   }
 
   /** The key a request carries, checked against rate limit and quota. */
@@ -39,7 +41,7 @@ export class Gate {
       }
       w.push(now);
       this.windows.set(key.id, w);
-      if (this.windows.size > 1024) this.prune(now);
+      if (now - this.lastPrune >= 60_000) this.prune(now);
     }
     if (key.tokenQuota !== null) {
       const used = this.registry.keys.tokensUsed(key.id);

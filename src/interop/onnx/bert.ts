@@ -10,17 +10,9 @@
  */
 import type { BertForMaskedLM } from "../../models/bert/index.js";
 import type { Linear } from "../../nn/layers.js";
-import { GraphBuilder, type WeightOptions } from "./graph.js";
+import { GraphBuilder, f32, transposed, type WeightOptions } from "./graph.js";
 import type { OnnxGraph } from "./model.js";
 
-const f32 = (t: { toArray(): Float32Array | Int32Array }): Float32Array => t.toArray() as Float32Array;
-
-function transposed(l: Linear): Float32Array {
-  const w = f32(l.weight), out = l.outFeatures, inF = l.inFeatures;
-  const t = new Float32Array(w.length);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) t[i * out + o] = w[o * inF + i];
-  return t;
-}
 
 function transposeRows(a: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(a.length);

@@ -13,16 +13,8 @@
  * tokens) sees key j (of L = past + S) when j <= i + L - S and attention_mask[j] is 1.
  */
 import type { GPT } from "../../models/gpt/index.js";
-import { GraphBuilder, type WeightOptions } from "./graph.js";
+import { GraphBuilder, f32, transpose, type WeightOptions } from "./graph.js";
 import type { OnnxGraph } from "./model.js";
-
-const f32 = (t: { toArray(): Float32Array | Int32Array }): Float32Array => t.toArray() as Float32Array;
-
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
 
 export function gptGraph(model: GPT, options: WeightOptions = {}): OnnxGraph {
   const cfg = model.config;

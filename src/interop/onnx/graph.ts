@@ -3,8 +3,22 @@
  * transformer pieces GPT, BERT and CLIP share (LayerNorm, linear layers, tanh GELU,
  * multi-head attention with an optional boolean mask), with optional int8 weights.
  */
+import type { Linear } from "../../nn/layers.js";
 import type { OnnxAttr, OnnxGraph, OnnxTensor, OnnxValueInfo } from "./model.js";
 import type { OnnxNode } from "./model.js";
+
+/** A tensor's values as float32 (parameters are float32). */
+export const f32 = (t: { toArray(): Float32Array | Int32Array }): Float32Array => t.toArray() as Float32Array;
+
+/** A row-major [rows, cols] matrix as [cols, rows]. */
+export function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
+/** An nn.Linear's [out, in] weight as the [in, out] matrix that ONNX MatMul takes. */
+export const transposed = (l: Linear): Float32Array => transpose(f32(l.weight), l.outFeatures, l.inFeatures);
 
 export interface WeightOptions {
   /** Store 2-D weights as int8 with one float scale per output column (DequantizeLinear in the graph). */
