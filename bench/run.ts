@@ -12,7 +12,13 @@
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
- * --configs S,M, --steps N, --memory-steps N.
+ * --configs S,M, --steps N, --memory-steps N, --rounds N.
+ *
+ * With --torch, gemm and gpt run in `--rounds` interleaved rounds (default 3): plinth, then
+ * torch_ref.py, then torch_ref.py, then plinth, ... Each side reports its median round and all
+ * rounds; the ratio is median over median, with the range of the rounds' own ratios. Load from
+ * other tenants of a shared machine comes and goes within seconds, so one round each (the old
+ * way) could land one side in a quiet spell and the other in a busy one.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -53,7 +59,7 @@ const GPT_GEMMS: { m: number; n: number; k: number; ta: boolean; tb: boolean; wh
 const { values } = parseArgs({
   options: {
     torch: { type: "boolean" }, json: { type: "boolean" }, only: { type: "string" }, configs: { type: "string" },
-    steps: { type: "string" }, "memory-steps": { type: "string" }, help: { type: "boolean", short: "h" },
+    steps: { type: "string" }, "memory-steps": { type: "string" }, rounds: { type: "string" }, help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
@@ -63,6 +69,8 @@ if (values.help) {
 const only = new Set((values.only ?? "peak,gemm,gpt,memory").split(","));
 const configs = (values.configs ?? "S,M").split(",");
 const steps = Number(values.steps ?? 10);
+const rounds = Number(values.rounds ?? 3);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds ${values.rounds}: expected a positive integer`);
 const memorySteps = Number(values["memory-steps"] ?? 300);
 const threads = backend.threads();
 const here = dirname(fileURLToPath(import.meta.url));
@@ -79,14 +87,43 @@ function section(title: string): void {
   if (!values.json) console.log(`\n${title}`);
 }
 
-function torch(args: string[]): Row[] {
+function torch(args: string[], quiet = false): Row[] {
   if (!values.torch) return [];
   if (torchRef === undefined) throw new Error("--torch: ../shared/bench/torch_ref.py was not found");
   const r = spawnSync("/usr/bin/python3", [torchRef, ...args, "--threads", String(threads)], { encoding: "utf8", env: { ...process.env } });
   if (r.status !== 0) throw new Error(`torch_ref.py ${args.join(" ")} failed (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread):\n${r.stderr}`);
   const rows = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
-  for (const row of rows) emit(row);
+  if (!quiet) for (const row of rows) emit(row);
   return rows;
+}
+
+const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * `rounds` interleaved rounds of ours() and torch_ref.py (args): plinth, torch, torch, plinth, ...
+ * Returns each side's rows per round (torch's empty without --torch).
+ */
+function interleaved<T>(ours: () => T, args: string[]): { mine: T[]; theirs: Row[][] } {
+  const mine: T[] = [], theirs: Row[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 1 && values.torch) theirs.push(torch(args, true));
+    mine.push(ours());
+    if (r % 2 === 0 && values.torch) theirs.push(torch(args, true));
+  }
+  return { mine, theirs };
+}
+
+/** The torch row of `key` with its field replaced by the median over rounds, plus all rounds. */
+function torchMedian(theirs: Row[][], match: (r: Row) => boolean, field: string): Row | undefined {
+  const rs = theirs.map((rows) => rows.find(match)).filter((r): r is Row => r !== undefined);
+  if (rs.length === 0) return undefined;
+  const vals = rs.map((r) => Number(r[field]));
+  const mid = median(vals);
+  const best = rs.reduce((a, b) => (Math.abs(Number(a[field]) - mid) <= Math.abs(Number(b[field]) - mid) ? a : b));
+  return { ...best, [field]: round(mid), rounds: rs.length, all: vals.join("/") };
 }
 
 function time(fn: () => void, iters: number): number {
@@ -108,13 +145,24 @@ if (only.has("peak") || only.has("gpt")) {
 
 if (only.has("gemm")) {
   section("gemm: C = A @ B, float32");
-  for (const [m, n, k] of GEMM_SHAPES) {
-    const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
-    const iters = Math.max(3, Math.floor(2e10 / (2 * m * n * k)));
-    const dt = time(() => backend.gemm(false, false, m, n, k, 1, 1, 0, a, k, 0, b, n, 0, c, n, 0), iters);
-    emit({ impl: "plinth", bench: "gemm", m, n, k, gflops: round((2 * m * n * k) / dt / 1e9) });
-  }
-  const torchRows = torch(["gemm"]);
+  const gemmRound = (): number[] =>
+    GEMM_SHAPES.map(([m, n, k]) => {
+      const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+      const iters = Math.max(3, Math.floor(2e10 / (2 * m * n * k)));
+      const dt = time(() => backend.gemm(false, false, m, n, k, 1, 1, 0, a, k, 0, b, n, 0, c, n, 0), iters);
+      return (2 * m * n * k) / dt / 1e9;
+    });
+  const { mine: gemmMine, theirs: gemmTheirs } = interleaved(gemmRound, ["gemm"]);
+  const torchRows: Row[] = [];
+  GEMM_SHAPES.forEach(([m, n, k], i) => {
+    const all = gemmMine.map((r) => r[i]);
+    emit({ impl: "plinth", bench: "gemm", m, n, k, gflops: round(median(all)), rounds, all: all.map((v) => round(v)).join("/") });
+    const t = torchMedian(gemmTheirs, (r) => r.m === m && r.n === n && r.k === k, "gflops");
+    if (t !== undefined) {
+      emit(t);
+      torchRows.push(t);
+    }
+  });
   for (const g of GPT_GEMMS) {
     const a = new Float32Array(g.m * g.k).fill(0.5), b = new Float32Array(g.k * g.n).fill(0.25), c = new Float32Array(g.m * g.n);
     const iters = Math.max(3, Math.floor(1e10 / (2 * g.m * g.n * g.k)));
@@ -124,6 +172,7 @@ if (only.has("gemm")) {
   if (torchRows.length > 0) ratios("gemm", (r) => `${r.m}x${r.n}x${r.k}`, "gflops");
 }
 
+const pairedRatios = new Map<string, string>();  // config -> range of the rounds' own ratios
 function gptBench(name: string): void {
   const c = CONFIGS[name];
   const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
@@ -142,16 +191,24 @@ function gptBench(name: string): void {
     out.loss!.release();
   };
   for (let i = 0; i < 2; i++) step();
-  const dt = time(step, steps);
   const params = model.numParameters();
   const tokens = c.batch * c.ctx;
   const flops = 6 * params * tokens + 12 * c.layers * c.d * c.ctx * tokens;
+  const { mine, theirs } = interleaved(() => time(step, steps), ["gpt", name, "--steps", String(Math.min(steps, 5))]);
+  const dt = median(mine);
   const gflops = flops / dt / 1e9;
   emit({
     impl: "plinth", bench: "gpt", config: name, params, step_ms: round(dt * 1e3), tokens_per_s: Math.round(tokens / dt),
     gflops: round(gflops), loss: Math.round(loss * 1e4) / 1e4, mfu: round((gflops / peak) * 100) + "%",
     peak_native_mb: round(backend.memoryStats().peakBytesInUse / 1e6), rss_mb: round(process.memoryUsage().rss / 1e6),
+    rounds, all: mine.map((t) => Math.round(tokens / t)).join("/"),
   });
+  const t = torchMedian(theirs, (r) => r.config === name, "tokens_per_s");
+  if (t !== undefined) {
+    emit({ ...t, tokens_per_s: Math.round(Number(t.tokens_per_s)) });
+    const paired = mine.map((m, i) => tokens / m / Number(theirs[i]?.find((r) => r.config === name)?.tokens_per_s));
+    pairedRatios.set(name, `${Math.min(...paired).toFixed(2)}-${Math.max(...paired).toFixed(2)}x`);
+  }
   x.release();
   y.release();
 }
@@ -160,7 +217,6 @@ if (only.has("gpt")) {
   section("gpt: one AdamW training step (forward, backward, clip, update)");
   for (const name of configs) {
     gptBench(name);
-    torch(["gpt", name, "--steps", String(Math.min(steps, 5))]);
   }
   if (values.torch) ratios("gpt", (r) => String(r.config), "tokens_per_s");
 }
@@ -257,7 +313,8 @@ function ratios(bench: string, key: (r: Row) => string, field: string): void {
   for (const r of ours) {
     const t = theirs.get(key(r));
     if (t === undefined) continue;
-    emit({ impl: "ratio", bench, case: key(r), field, plinth: r[field], torch: t[field], ratio: round(Number(r[field]) / Number(t[field]), 2) + "x" });
+    const range = bench === "gpt" ? pairedRatios.get(key(r)) : undefined;
+    emit({ impl: "ratio", bench, case: key(r), field, plinth: r[field], torch: t[field], ratio: round(Number(r[field]) / Number(t[field]), 2) + "x", ...(range === undefined ? {} : { rounds: range }) });
   }
 }
 
@@ -267,5 +324,5 @@ function round(v: number, digits = 1): number {
 }
 
 function readHeader(): string {
-  return "npm run bench -- [--torch] [--json] [--only peak,gemm,gpt,memory] [--configs S,M] [--steps N] [--memory-steps N]";
+  return "npm run bench -- [--torch] [--json] [--only peak,gemm,gpt,memory] [--configs S,M] [--steps N] [--memory-steps N] [--rounds N]";
 }
