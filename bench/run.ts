@@ -70,7 +70,10 @@ const only = new Set((values.only ?? "peak,gemm,gpt,memory").split(","));
 const configs = (values.configs ?? "S,M").split(",");
 const steps = Number(values.steps ?? 10);
 const rounds = Number(values.rounds ?? 3);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds ${values.rounds}: expected a positive integer`);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  console.error(`npm run bench: --rounds ${values.rounds}: expected a positive integer`);
+  process.exit(2);
+}
 const memorySteps = Number(values["memory-steps"] ?? 300);
 const threads = backend.threads();
 const here = dirname(fileURLToPath(import.meta.url));
