@@ -14,9 +14,10 @@
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
  * --configs S,M, --steps N, --memory-steps N, --rounds N.
  *
- * With --torch, gemm and gpt run in `--rounds` interleaved rounds (default 3): plinth, then
- * torch_ref.py, then torch_ref.py, then plinth, ... Each side reports its median round and all
- * rounds; the ratio is median over median, with the range of the rounds' own ratios. Load from
+ * With --torch, gemm and gpt run in `--rounds` interleaved rounds (default 3; 1 without --torch):
+ * plinth, then torch_ref.py, then torch_ref.py, then plinth, ... Each side reports its median
+ * round and all rounds; the ratio is median over median, with the range of the rounds' own
+ * ratios (round_ratios). Load from
  * other tenants of a shared machine comes and goes within seconds, so one round each (the old
  * way) could land one side in a quiet spell and the other in a busy one.
  */
@@ -69,7 +70,7 @@ if (values.help) {
 const only = new Set((values.only ?? "peak,gemm,gpt,memory").split(","));
 const configs = (values.configs ?? "S,M").split(",");
 const steps = Number(values.steps ?? 10);
-const rounds = Number(values.rounds ?? 3);
+const rounds = Number(values.rounds ?? (values.torch ? 3 : 1));
 if (!Number.isInteger(rounds) || rounds < 1) {
   console.error(`npm run bench: --rounds ${values.rounds}: expected a positive integer`);
   process.exit(2);
@@ -119,6 +120,13 @@ function interleaved<T>(ours: () => T, args: string[]): { mine: T[]; theirs: Row
   return { mine, theirs };
 }
 
+const roundRatios = new Map<string, string>();  // "bench case" -> range of the rounds' own ratios
+/** Records the range of ours[i] / theirs[i] over the rounds where both sides have a value. */
+function pairRounds(bench: string, key: string, ours: number[], theirs: (number | undefined)[]): void {
+  const r = ours.map((v, i) => v / (theirs[i] ?? NaN)).filter(Number.isFinite);
+  if (r.length > 0) roundRatios.set(`${bench} ${key}`, `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}x`);
+}
+
 /** The torch row of `key` with its field replaced by the median over rounds, plus all rounds. */
 function torchMedian(theirs: Row[][], match: (r: Row) => boolean, field: string): Row | undefined {
   const rs = theirs.map((rows) => rows.find(match)).filter((r): r is Row => r !== undefined);
@@ -160,7 +168,9 @@ if (only.has("gemm")) {
   GEMM_SHAPES.forEach(([m, n, k], i) => {
     const all = gemmMine.map((r) => r[i]);
     emit({ impl: "plinth", bench: "gemm", m, n, k, gflops: round(median(all)), rounds, all: all.map((v) => round(v)).join("/") });
-    const t = torchMedian(gemmTheirs, (r) => r.m === m && r.n === n && r.k === k, "gflops");
+    const match = (r: Row): boolean => r.m === m && r.n === n && r.k === k;
+    const t = torchMedian(gemmTheirs, match, "gflops");
+    pairRounds("gemm", `${m}x${n}x${k}`, all, gemmTheirs.map((rows) => Number(rows.find(match)?.gflops)));
     if (t !== undefined) {
       emit(t);
       torchRows.push(t);
@@ -175,7 +185,6 @@ if (only.has("gemm")) {
   if (torchRows.length > 0) ratios("gemm", (r) => `${r.m}x${r.n}x${r.k}`, "gflops");
 }
 
-const pairedRatios = new Map<string, string>();  // config -> range of the rounds' own ratios
 function gptBench(name: string): void {
   const c = CONFIGS[name];
   const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
@@ -197,21 +206,19 @@ function gptBench(name: string): void {
   const params = model.numParameters();
   const tokens = c.batch * c.ctx;
   const flops = 6 * params * tokens + 12 * c.layers * c.d * c.ctx * tokens;
-  const { mine, theirs } = interleaved(() => time(step, steps), ["gpt", name, "--steps", String(Math.min(steps, 5))]);
-  const dt = median(mine);
+  const { mine, theirs } = interleaved(() => tokens / time(step, steps), ["gpt", name, "--steps", String(Math.min(steps, 5))]);
+  const tps = median(mine), dt = tokens / tps;
   const gflops = flops / dt / 1e9;
   emit({
-    impl: "plinth", bench: "gpt", config: name, params, step_ms: round(dt * 1e3), tokens_per_s: Math.round(tokens / dt),
+    impl: "plinth", bench: "gpt", config: name, params, step_ms: round(dt * 1e3), tokens_per_s: Math.round(tps),
     gflops: round(gflops), loss: Math.round(loss * 1e4) / 1e4, mfu: round((gflops / peak) * 100) + "%",
     peak_native_mb: round(backend.memoryStats().peakBytesInUse / 1e6), rss_mb: round(process.memoryUsage().rss / 1e6),
-    rounds, all: mine.map((t) => Math.round(tokens / t)).join("/"),
+    rounds, all: mine.map((v) => Math.round(v)).join("/"),
   });
-  const t = torchMedian(theirs, (r) => r.config === name, "tokens_per_s");
-  if (t !== undefined) {
-    emit({ ...t, tokens_per_s: Math.round(Number(t.tokens_per_s)) });
-    const paired = mine.map((m, i) => tokens / m / Number(theirs[i]?.find((r) => r.config === name)?.tokens_per_s));
-    pairedRatios.set(name, `${Math.min(...paired).toFixed(2)}-${Math.max(...paired).toFixed(2)}x`);
-  }
+  const match = (r: Row): boolean => r.config === name;
+  const t = torchMedian(theirs, match, "tokens_per_s");
+  if (t !== undefined) emit({ ...t, tokens_per_s: Math.round(Number(t.tokens_per_s)) });
+  pairRounds("gpt", name, mine, theirs.map((rows) => Number(rows.find(match)?.tokens_per_s)));
   x.release();
   y.release();
 }
@@ -316,8 +323,8 @@ function ratios(bench: string, key: (r: Row) => string, field: string): void {
   for (const r of ours) {
     const t = theirs.get(key(r));
     if (t === undefined) continue;
-    const range = bench === "gpt" ? pairedRatios.get(key(r)) : undefined;
-    emit({ impl: "ratio", bench, case: key(r), field, plinth: r[field], torch: t[field], ratio: round(Number(r[field]) / Number(t[field]), 2) + "x", ...(range === undefined ? {} : { rounds: range }) });
+    const range = roundRatios.get(`${bench} ${key(r)}`);
+    emit({ impl: "ratio", bench, case: key(r), field, plinth: r[field], torch: t[field], ratio: round(Number(r[field]) / Number(t[field]), 2) + "x", ...(range === undefined ? {} : { round_ratios: range }) });
   }
 }
 
