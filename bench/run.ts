@@ -17,9 +17,8 @@
  * With --torch, gemm and gpt run in `--rounds` interleaved rounds (default 3; 1 without --torch):
  * plinth, then torch_ref.py, then torch_ref.py, then plinth, ... Each side reports its median
  * round and all rounds; the ratio is median over median, with the range of the rounds' own
- * ratios (round_ratios). Load from
- * other tenants of a shared machine comes and goes within seconds, so one round each (the old
- * way) could land one side in a quiet spell and the other in a busy one.
+ * ratios (round_ratios). Load from other tenants of a shared machine comes and goes within
+ * seconds, so one round each could land one side in a quiet spell and the other in a busy one.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -91,13 +90,12 @@ function section(title: string): void {
   if (!values.json) console.log(`\n${title}`);
 }
 
-function torch(args: string[], quiet = false): Row[] {
+function torch(args: string[]): Row[] {
   if (!values.torch) return [];
   if (torchRef === undefined) throw new Error("--torch: ../shared/bench/torch_ref.py was not found");
   const r = spawnSync("/usr/bin/python3", [torchRef, ...args, "--threads", String(threads)], { encoding: "utf8", env: { ...process.env } });
   if (r.status !== 0) throw new Error(`torch_ref.py ${args.join(" ")} failed (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread):\n${r.stderr}`);
   const rows = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
-  if (!quiet) for (const row of rows) emit(row);
   return rows;
 }
 
@@ -113,17 +111,17 @@ const median = (v: number[]): number => {
 function interleaved<T>(ours: () => T, args: string[]): { mine: T[]; theirs: Row[][] } {
   const mine: T[] = [], theirs: Row[][] = [];
   for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 1 && values.torch) theirs.push(torch(args, true));
+    if (r % 2 === 1 && values.torch) theirs.push(torch(args));
     mine.push(ours());
-    if (r % 2 === 0 && values.torch) theirs.push(torch(args, true));
+    if (r % 2 === 0 && values.torch) theirs.push(torch(args));
   }
   return { mine, theirs };
 }
 
 const roundRatios = new Map<string, string>();  // "bench case" -> range of the rounds' own ratios
 /** Records the range of ours[i] / theirs[i] over the rounds where both sides have a value. */
-function pairRounds(bench: string, key: string, ours: number[], theirs: (number | undefined)[]): void {
-  const r = ours.map((v, i) => v / (theirs[i] ?? NaN)).filter(Number.isFinite);
+function pairRounds(bench: string, key: string, ours: number[], theirs: number[]): void {
+  const r = ours.map((v, i) => v / theirs[i]).filter(Number.isFinite);
   if (r.length > 0) roundRatios.set(`${bench} ${key}`, `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}x`);
 }
 
@@ -164,17 +162,13 @@ if (only.has("gemm")) {
       return (2 * m * n * k) / dt / 1e9;
     });
   const { mine: gemmMine, theirs: gemmTheirs } = interleaved(gemmRound, ["gemm"]);
-  const torchRows: Row[] = [];
   GEMM_SHAPES.forEach(([m, n, k], i) => {
     const all = gemmMine.map((r) => r[i]);
     emit({ impl: "plinth", bench: "gemm", m, n, k, gflops: round(median(all)), rounds, all: all.map((v) => round(v)).join("/") });
     const match = (r: Row): boolean => r.m === m && r.n === n && r.k === k;
     const t = torchMedian(gemmTheirs, match, "gflops");
     pairRounds("gemm", `${m}x${n}x${k}`, all, gemmTheirs.map((rows) => Number(rows.find(match)?.gflops)));
-    if (t !== undefined) {
-      emit(t);
-      torchRows.push(t);
-    }
+    if (t !== undefined) emit(t);
   });
   for (const g of GPT_GEMMS) {
     const a = new Float32Array(g.m * g.k).fill(0.5), b = new Float32Array(g.k * g.n).fill(0.25), c = new Float32Array(g.m * g.n);
@@ -182,7 +176,7 @@ if (only.has("gemm")) {
     const dt = time(() => backend.gemm(g.ta, g.tb, g.m, g.n, g.k, 1, 1, 0, a, g.ta ? g.m : g.k, 0, b, g.tb ? g.k : g.n, 0, c, g.n, 0), iters);
     emit({ impl: "plinth", bench: "gemm", m: g.m, n: g.n, k: g.k, ta: g.ta, tb: g.tb, what: g.what, gflops: round((2 * g.m * g.n * g.k) / dt / 1e9) });
   }
-  if (torchRows.length > 0) ratios("gemm", (r) => `${r.m}x${r.n}x${r.k}`, "gflops");
+  if (gemmTheirs.length > 0) ratios("gemm", (r) => `${r.m}x${r.n}x${r.k}`, "gflops");
 }
 
 function gptBench(name: string): void {
