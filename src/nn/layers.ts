@@ -9,6 +9,7 @@ import { add, dropout, gelu } from "../tensor/ops/elementwise.js";
 import { linear, type WeightLayout } from "../tensor/ops/matmul.js";
 import { causalSelfAttention, embedding, layerNorm } from "../tensor/ops/nn.js";
 import { Module, parameter } from "./module.js";
+import { type ForwardContext, applyAdapters, attendCached } from "./context.js";
 
 const normal = (std: number, rng: Rng) => (t: Tensor) => {
   const d = t.data;
@@ -30,9 +31,30 @@ export class Linear extends Module {
     this.layout = layout;
   }
   readonly layout: WeightLayout;
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias, this.layout);
+  /** With a context, adds the LoRA deltas of the adapter groups that adapt this layer. */
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    return applyAdapters(this, x, linear(x, this.weight, this.bias, this.layout), ctx);
   }
+}
+
+/** Every Linear in a module tree by its dotted path (`transformer.h.0.attn.c_attn`); does not descend into Linears. */
+export function namedLinears(root: Module): Map<string, Linear> {
+  const out = new Map<string, Linear>();
+  const seen = new Set<unknown>();
+  const visit = (value: unknown, path: string): void => {
+    if (seen.has(value)) return;
+    if (value instanceof Linear) {
+      out.set(path, value);
+    } else if (value instanceof Module) {
+      seen.add(value);
+      for (const [k, child] of Object.entries(value)) if (k !== "training") visit(child, path === "" ? k : `${path}.${k}`);
+    } else if (Array.isArray(value)) {
+      seen.add(value);
+      value.forEach((child, i) => visit(child, `${path}.${i}`));
+    }
+  };
+  visit(root, "");
+  return out;
 }
 
 export class Embedding extends Module {
@@ -90,10 +112,12 @@ export class CausalSelfAttention extends Module {
     this.c_proj = new Linear(C, C, { rng, std: config.proj_std });
     this.resid_dropout = new Dropout(config.resid_pdrop, rng);
   }
-  forward(x: Tensor): Tensor {
-    const qkv = this.c_attn.forward(x);
+  /** Training attends within the batch; with `ctx.kv` (decoding) each sequence attends over its cache at `layer`. */
+  forward(x: Tensor, ctx?: ForwardContext, layer = 0): Tensor {
+    const qkv = this.c_attn.forward(x, ctx);
+    if (ctx?.kv !== undefined) return this.c_proj.forward(attendCached(qkv, this.config.n_head, layer, ctx.kv), ctx);
     const y = causalSelfAttention(qkv, this.config.n_head);
-    return this.resid_dropout.forward(this.c_proj.forward(y));
+    return this.resid_dropout.forward(this.c_proj.forward(y, ctx));
   }
 }
 
@@ -108,8 +132,9 @@ export class MLP extends Module {
     this.c_proj = new Linear(inner, config.n_embd, { rng, std: config.proj_std });
     this.dropout = new Dropout(config.resid_pdrop, rng);
   }
-  forward(x: Tensor): Tensor {
-    return this.dropout.forward(this.c_proj.forward(gelu(this.c_fc.forward(x))));
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    const y = this.c_proj.forward(gelu(this.c_fc.forward(x, ctx)), ctx);
+    return ctx?.kv !== undefined ? y : this.dropout.forward(y);
   }
 }
 
@@ -126,8 +151,9 @@ export class Block extends Module {
     this.ln_2 = new LayerNorm(config.n_embd, config.layer_norm_epsilon);
     this.mlp = new MLP(config, rng);
   }
-  forward(x: Tensor): Tensor {
-    const h = add(x, this.attn.forward(this.ln_1.forward(x)));
-    return add(h, this.mlp.forward(this.ln_2.forward(h)));
+  /** `layer` is this block's index, for the KV caches of a decoding context. */
+  forward(x: Tensor, ctx?: ForwardContext, layer = 0): Tensor {
+    const h = add(x, this.attn.forward(this.ln_1.forward(x), ctx, layer));
+    return add(h, this.mlp.forward(this.ln_2.forward(h), ctx));
   }
 }

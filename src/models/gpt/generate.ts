@@ -5,15 +5,11 @@
  * When the context fills up, the window slides: the cache is rebuilt from the most
  * recent half of the context.
  */
-import { backend } from "../../native/index.js";
-import { noGrad } from "../../tensor/autograd.js";
+import { KVCache } from "../../nn/context.js";
 import { Rng } from "../../tensor/rng.js";
-import { Tensor, empty, ids as idsTensor } from "../../tensor/tensor.js";
-import { add, gelu } from "../../tensor/ops/elementwise.js";
-import { matmul } from "../../tensor/ops/matmul.js";
-import { embedding } from "../../tensor/ops/nn.js";
-import { reshape, slice, transpose } from "../../tensor/ops/views.js";
 import type { GPT } from "./model.js";
+
+export { KVCache };
 
 export interface SamplingOptions {
   /** 0 (or omitted with topK/topP unset) means greedy. */
@@ -69,57 +65,12 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
   return order[order.length - 1];
 }
 
-/** Per-layer key/value cache for one sequence: [1, capacity, C] each. */
-export class KVCache {
-  readonly k: Tensor[];
-  readonly v: Tensor[];
-  length = 0;
-  constructor(readonly layers: number, readonly capacity: number, readonly channels: number) {
-    this.k = Array.from({ length: layers }, () => empty([1, capacity, channels]).retain());
-    this.v = Array.from({ length: layers }, () => empty([1, capacity, channels]).retain());
-  }
-  release(): void {
-    for (const t of [...this.k, ...this.v]) t.release();
-  }
-}
-
 /**
  * Runs `tokens` at positions [cache.length, cache.length + tokens.length) and returns the
  * logits of the last one ([V], a plain array), appending their keys/values to the cache.
  */
 export function forwardCached(model: GPT, tokens: number[], cache: KVCache): Float32Array {
-  const cfg = model.config;
-  const C = cfg.n_embd, NH = cfg.n_head, HS = C / NH;
-  const t = tokens.length, pos = cache.length;
-  if (pos + t > cache.capacity) throw new RangeError(`forwardCached: ${pos + t} positions exceed the cache capacity ${cache.capacity}`);
-  return noGrad(() => {
-    const tr = model.transformer;
-    const ids = idsTensor(tokens, [1, t]);
-    const positions = idsTensor(Array.from({ length: t }, (_, i) => pos + i), [1, t]);
-    let x = add(embedding(ids, tr.wte.weight), embedding(positions, tr.wpe.weight));
-    tr.h.forEach((block, l) => {
-      const h = block.ln_1.forward(x);
-      const qkv = block.attn.c_attn.forward(h);
-      const kc = cache.k[l], vc = cache.v[l];
-      const qd = qkv.data;
-      for (let i = 0; i < t; i++) {
-        kc.data.set(qd.subarray(i * 3 * C + C, i * 3 * C + 2 * C), (pos + i) * C);
-        vc.data.set(qd.subarray(i * 3 * C + 2 * C, i * 3 * C + 3 * C), (pos + i) * C);
-      }
-      const att = empty([1, t, C]);
-      const cap = cache.capacity * C;
-      backend.attentionForward([1, t, pos + t, NH, HS], 1 / Math.sqrt(HS), true, qd, t * 3 * C, 3 * C,
-        kc.data, cap, C, vc.data, cap, C, att.data, t * C, C, null);
-      x = add(x, block.attn.c_proj.forward(att));
-      const m = block.mlp;
-      x = add(x, m.c_proj.forward(gelu(m.c_fc.forward(block.ln_2.forward(x)))));
-    });
-    const hN = tr.ln_f.forward(x);
-    const last = reshape(slice(hN, 1, t - 1, t), [1, C]);
-    const logits = matmul(last, transpose(tr.wte.weight));
-    cache.length = pos + t;
-    return logits.toArray() as Float32Array;
-  });
+  return model.decode([{ tokens, cache, adapter: null }])[0];
 }
 
 /** Generates up to maxNewTokens after `prompt` (token ids). */

@@ -6,12 +6,15 @@
  */
 import { Module, decayGroups } from "../../nn/module.js";
 import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn/layers.js";
+import { type ForwardContext, type KVCache, type RowAdapter, advanceCaches, kvPositions } from "../../nn/context.js";
+import { noGrad } from "../../tensor/autograd.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
 import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
 import { add } from "../../tensor/ops/elementwise.js";
 import { linear } from "../../tensor/ops/matmul.js";
 import { crossEntropy } from "../../tensor/ops/nn.js";
+import { embedding } from "../../tensor/ops/nn.js";
 import { reshape, slice } from "../../tensor/ops/views.js";
 import { type GPTConfig, validateConfig } from "./config.js";
 
@@ -38,6 +41,13 @@ export interface GPTOutput {
   loss: Tensor | null;
 }
 
+/** One sequence in a decoding step: its next tokens (a prompt, or the last sampled token), its cache and adapter. */
+export interface DecodeRow {
+  tokens: number[];
+  cache: KVCache;
+  adapter: RowAdapter | null;
+}
+
 export class GPT extends Module {
   transformer: GPT2Transformer;
   /** Drives initialisation, then dropout masks; its state goes into checkpoints for exact resume. */
@@ -60,19 +70,36 @@ export class GPT extends Module {
     return p;
   }
 
-  /** Hidden states after ln_f: ids [B, T] -> [B, T, C]. */
-  hidden(ids: Tensor): Tensor {
+  /**
+   * Hidden states after ln_f: ids [B, T] -> [B, T, C]. With a decoding context (`ctx.kv`), ids
+   * is [1, N]: the packed rows of several sequences, each continuing its own KV cache.
+   */
+  hidden(ids: Tensor, ctx?: ForwardContext): Tensor {
     if (ids.dtype !== "int32" || ids.ndim !== 2) {
       throw new ShapeError(`GPT.forward: ids must be int32 [B, T], got ${ids.dtype}${fmt(ids.shape)}`);
     }
     const T = ids.shape[1];
-    if (T > this.config.n_positions || T < 1) {
-      throw new ShapeError(`GPT.forward: sequence length ${T} must be in [1, n_positions=${this.config.n_positions}]`);
-    }
     const t = this.transformer;
-    let x = add(t.wte.forward(ids), t.wpe.forward(this.positionIds(T)));
-    x = t.drop.forward(x);
-    for (const block of t.h) x = block.forward(x);
+    let x: Tensor;
+    if (ctx?.kv !== undefined) {
+      const positions = kvPositions(ctx.kv);
+      if (ids.shape[0] !== 1 || positions.length !== T) {
+        throw new ShapeError(`GPT.forward: a decoding context packs ${positions.length} rows into ids [1, N], got ids${fmt(ids.shape)}`);
+      }
+      for (const s of ctx.kv) {
+        if (s.cache.length + s.count > this.config.n_positions) {
+          throw new RangeError(`GPT.forward: positions up to ${s.cache.length + s.count} exceed n_positions=${this.config.n_positions}`);
+        }
+      }
+      x = add(t.wte.forward(ids), embedding(idsTensor(positions, [1, T]), t.wpe.weight));
+    } else {
+      if (T > this.config.n_positions || T < 1) {
+        throw new ShapeError(`GPT.forward: sequence length ${T} must be in [1, n_positions=${this.config.n_positions}]`);
+      }
+      x = t.drop.forward(add(t.wte.forward(ids), t.wpe.forward(this.positionIds(T))));
+    }
+    t.h.forEach((block, l) => (x = block.forward(x, ctx, l)));
+    if (ctx?.kv !== undefined) advanceCaches(ctx.kv);
     return t.ln_f.forward(x);
   }
 
@@ -97,6 +124,46 @@ export class GPT extends Module {
     const [B, T, C] = h.shape;
     const last = reshape(slice(h, 1, T - 1, T), [B, C]);
     return linear(last, this.transformer.wte.weight, null, "out_in");
+  }
+
+  /**
+   * One decoding step for several sequences at once (generation and the server's scheduler):
+   * every row's tokens run at positions [cache.length, cache.length + tokens.length) in one
+   * packed forward, rows grouped by adapter so each adapter's LoRA deltas cover contiguous rows.
+   * Returns each row's last-position logits ([V] each, in the order given); the caches grow.
+   */
+  decode(rows: readonly DecodeRow[]): Float32Array[] {
+    if (rows.length === 0) return [];
+    for (const r of rows) {
+      if (r.tokens.length === 0) throw new RangeError("GPT.decode: a row with no tokens");
+      if (r.cache.layers !== this.config.n_layer || r.cache.channels !== this.config.n_embd) {
+        throw new RangeError(`GPT.decode: a cache of ${r.cache.layers} layers x ${r.cache.channels} channels for a model of ${this.config.n_layer} x ${this.config.n_embd}`);
+      }
+      if (r.cache.length + r.tokens.length > r.cache.capacity) {
+        throw new RangeError(`GPT.decode: ${r.cache.length + r.tokens.length} positions exceed the cache capacity ${r.cache.capacity}`);
+      }
+    }
+    const V = this.config.vocab_size;
+    const key = (i: number) => rows[i].adapter?.id ?? "";
+    const order = rows.map((_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a - b));
+    const tokens: number[] = [], last: number[] = [];
+    const adapters: { start: number; count: number; adapter: RowAdapter }[] = [];
+    for (const i of order) {
+      const { adapter, tokens: t } = rows[i];
+      const g = adapters[adapters.length - 1];
+      if (adapter !== null && g?.adapter === adapter && g.start + g.count === tokens.length) g.count += t.length;
+      else if (adapter !== null) adapters.push({ start: tokens.length, count: t.length, adapter });
+      tokens.push(...t);
+      last.push(tokens.length - 1);
+    }
+    const ctx: ForwardContext = { kv: order.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
+    return noGrad(() => {
+      const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, this.config.n_embd]);
+      const logits = linear(embedding(idsTensor(last, [last.length]), h), this.transformer.wte.weight, null, "out_in").toArray() as Float32Array;
+      const out = new Array<Float32Array>(rows.length);
+      order.forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
+      return out;
+    });
   }
 
   /** Parameters split for AdamW: decay on matrices and embeddings, none on biases and LayerNorms. */
