@@ -4,6 +4,11 @@
  * of its language-model behaviour) and predict(texts) -> label probabilities. Applying an adapter
  * to a base other than its own is refused (loadAdapter checks the content hash).
  *
+ * This is the one place an adapter becomes usable: the CLI, evaluation and audit call
+ * `loadAdapted` (a base of their own, which the adapter may change: LoRA merged, full weights
+ * loaded); the server calls `applyAdapter` on the base every request shares, which is never
+ * changed (LoRA runs through the forward context, a full fine-tune gets its own copy).
+ *
  *     const a = loadAdapted("runs/sentiment-lora", "runs/default");
  *     a.predict(["A wonderful film."]);   // [[0.08, 0.92]]
  */
@@ -11,9 +16,10 @@ import { toFloat32, type RawTensor } from "../io/safetensors.js";
 import { GPT } from "../models/gpt/model.js";
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { type AdapterManifest, AdapterError, loadAdapter, probeFromTensors } from "./artifact.js";
-import { loadBase } from "./base.js";
+import { type LoadedBase, loadBase } from "./base.js";
 import { SequenceClassifier } from "./classifier.js";
 import { applyLoRA } from "./lora.js";
+import { bindLoRA, loraWeights } from "./lora_factors.js";
 import { embedTexts, probeProbs, type Encoder } from "./probe.js";
 import { classifyCausal, classifyMasked } from "./zeroshot.js";
 
@@ -42,10 +48,20 @@ function headOf(clf: SequenceClassifier, tensors: Record<string, RawTensor>, dir
 
 const num = (v: unknown, fallback: number): number => (typeof v === "number" && Number.isFinite(v) ? v : fallback);
 
+/** Loads the adapter and a base of its own, and applies the one to the other (the base may be changed). */
 export function loadAdapted(adapterDir: string, baseDir: string): AdaptedModel {
-  const { manifest, tensors } = loadAdapter(adapterDir, baseDir);
-  const base = loadBase(baseDir);
-  const { model, tok } = base;
+  return applyAdapter(loadBase(baseDir), loadAdapter(adapterDir, baseDir), adapterDir, { owned: true });
+}
+
+/**
+ * Applies a loaded adapter (manifest and tensors, checked against this base by loadAdapter) to
+ * a loaded base. `owned`: the base is the caller's own and may be changed (LoRA merged into its
+ * weights, a full fine-tune's weights loaded into it); otherwise it is shared and left as it is.
+ */
+export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManifest; tensors: Record<string, RawTensor> }, adapterDir: string, { owned = false } = {}): AdaptedModel {
+  const { manifest, tensors } = adapter;
+  const { tok } = base;
+  let model = base.model;
   const labels = manifest.labels;
   const cfg = manifest.config;
   const maxTokens = num(cfg.maxTokens, 128);
@@ -72,19 +88,31 @@ export function loadAdapted(adapterDir: string, baseDir: string): AdaptedModel {
     case "head":
     case "lora":
     case "full": {
+      let shared: SequenceClassifier["encoder"] | null = null;
+      let adapterOnShared;
       if (manifest.method === "lora") {
         const l = (cfg.lora ?? {}) as { rank?: number; alpha?: number; dropout?: number; targets?: string[]; seed?: number };
         if (typeof l.rank !== "number") throw new AdapterError(`adapter ${adapterDir}: a LoRA adapter's config has no lora.rank`);
-        const handle = applyLoRA(model, { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets, seed: l.seed });
         const own = Object.fromEntries(Object.entries(tensors).filter(([k]) => k.endsWith(".lora_A") || k.endsWith(".lora_B")));
-        handle.loadStateDict(own);
-        handle.merge();
+        if (owned) {
+          const handle = applyLoRA(model, { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets, seed: l.seed });
+          handle.loadStateDict(own);
+          handle.merge();
+        } else {
+          try {
+            adapterOnShared = bindLoRA(model, loraWeights(adapterDir, own, l));
+          } catch (e) {
+            throw new AdapterError((e as Error).message);
+          }
+        }
       } else if (manifest.method === "full") {
+        // A full fine-tune carries every body weight: on a shared base it gets a copy of its own.
+        if (!owned) model = shared = loadBase(base.dir).model;
         const body = Object.fromEntries(Object.entries(tensors).filter(([k]) => !k.startsWith("score.")).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }]));
         model.loadStateDict(body);
       }
-      model.eval();
-      const clf = new SequenceClassifier(model, tok, labels.length, { maxTokens });
+      if (owned || shared !== null) model.eval();
+      const clf = new SequenceClassifier(model, tok, labels.length, { maxTokens, adapter: adapterOnShared });
       headOf(clf, tensors, adapterDir);
       return done((texts) => clf.predict(texts));
     }

@@ -26,12 +26,18 @@ import { crossEntropy } from "../tensor/ops/nn.js";
 import { mean } from "../tensor/ops/reduce.js";
 import { reshape } from "../tensor/ops/views.js";
 import type { Encoder } from "./probe.js";
+import type { ForwardContext, RowAdapter } from "../nn/context.js";
 
 export interface ClassifierOptions {
   /** Texts are cut to this many tokens (default and maximum: the model's context). */
   maxTokens?: number;
   /** Seeds the head's initialisation. */
   seed?: number;
+  /**
+   * A LoRA adapter bound to the encoder, applied through the forward context to every row
+   * (inference on a shared base: the encoder itself is never changed).
+   */
+  adapter?: RowAdapter;
 }
 
 export function hiddenSize(model: Encoder): number {
@@ -47,13 +53,15 @@ export class SequenceClassifier {
   readonly score: Linear;
   readonly maxTokens: number;
   private readonly pending: Tensor[] = [];
+  private readonly ctx: ForwardContext | undefined;
 
-  constructor(readonly encoder: Encoder, readonly tok: TextTokenizer, readonly numClasses: number, { maxTokens, seed = 0 }: ClassifierOptions = {}) {
+  constructor(readonly encoder: Encoder, readonly tok: TextTokenizer, readonly numClasses: number, { maxTokens, seed = 0, adapter }: ClassifierOptions = {}) {
     if (!Number.isInteger(numClasses) || numClasses < 2) throw new RangeError(`SequenceClassifier: numClasses must be an integer >= 2, got ${numClasses}`);
     const ctx = contextSize(encoder);
     this.maxTokens = Math.min(maxTokens ?? ctx, ctx);
     if (!(this.maxTokens >= 1)) throw new RangeError(`SequenceClassifier: maxTokens must be >= 1, got ${maxTokens}`);
     this.score = new Linear(hiddenSize(encoder), numClasses, { std: 0.02, rng: new Rng(seed + 0x5c0e) });
+    this.ctx = adapter === undefined ? undefined : { adapters: [{ start: 0, count: -1, adapter }] };
   }
 
   /**
@@ -83,7 +91,7 @@ export class SequenceClassifier {
       seqs.forEach((s, r) => weights.fill(1 / s.length, r * T, r * T + s.length));
       const ids = idsTensor(padded), w = tensor(weights, [seqs.length, 1, T]);
       inputs.push(ids, w);
-      const pooled = this.body(() => reshape(matmul(w, this.encoder.hidden(ids)), [seqs.length, hiddenSize(this.encoder)]));
+      const pooled = this.body(() => reshape(matmul(w, this.encoder.hidden(ids, this.ctx)), [seqs.length, hiddenSize(this.encoder)]));
       use(seqs.map((_, i) => i), this.score.forward(pooled));
       if (pooled.node === null) inputs.push(pooled);
       return;
@@ -91,7 +99,7 @@ export class SequenceClassifier {
     for (const rows of lengthBatches(seqs.map((s) => s.length))) {
       const ids = idsTensor(rows.map((i) => seqs[i]));
       inputs.push(ids);
-      const pooled = this.body(() => mean(this.encoder.hidden(ids), 1));
+      const pooled = this.body(() => mean(this.encoder.hidden(ids, this.ctx), 1));
       use(rows, this.score.forward(pooled));
       if (pooled.node === null) inputs.push(pooled);
     }

@@ -58,6 +58,8 @@ export interface ForwardContext {
   kv?: readonly KVSegment[];
   /** LoRA deltas by row group; a group with count -1 covers every row. */
   adapters?: readonly AdapterGroup[];
+  /** Segment (token type) ids [B, T] of an encoder with segment embeddings (BERT); default 0. */
+  tokenTypeIds?: Tensor;
 }
 
 /** Adds the LoRA deltas of `ctx.adapters` to a Linear's output y (rows of x and y flattened), in place. */

@@ -4,11 +4,12 @@
  * tensors, cached by adapter id. `resolve` turns a request's `model` ("base" or
  * "base:adapter") into a base and the caller's own adapter, never another tenant's.
  */
-import { loadAdapter, probeFromTensors } from "../adapt/artifact.js";
+import { type AdapterManifest, loadAdapter, probeFromTensors } from "../adapt/artifact.js";
+import { type AdaptedModel, applyAdapter } from "../adapt/apply.js";
+import { AdapterMismatchError, bindLoRA } from "../adapt/lora_factors.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
 import { GPT } from "../models/gpt/model.js";
-import type { Linear } from "../nn/layers.js";
 import { loadClipRun } from "../cli/clip.js";
 
 export type ClipRun = ReturnType<typeof loadClipRun>;
@@ -31,30 +32,13 @@ export interface Resolved {
 
 export interface LoadedAdapterData {
   entry: AdapterEntry;
+  manifest: AdapterManifest;
   config: Record<string, unknown>;
   tensors: Record<string, RawTensor>;
   lora: LoRAWeights | null;
   probe: LinearProbe | null;
-}
-
-/**
- * An adapter's LoRA factors must fit the base's layers before it joins a batch: a mismatch
- * found inside a shared step would fail every tenant's sequence in that step.
- */
-function checkAgainstBase(model: GPT, lora: LoRAWeights, id: string): void {
-  const layers = new Map<string, Linear>();
-  model.transformer.h.forEach((b, l) => {
-    for (const [name, lin] of [["attn.c_attn", b.attn.c_attn], ["attn.c_proj", b.attn.c_proj], ["mlp.c_fc", b.mlp.c_fc], ["mlp.c_proj", b.mlp.c_proj]] as const) {
-      layers.set(`transformer.h.${l}.${name}`, lin);
-    }
-  });
-  for (const [path, f] of lora.layers) {
-    const lin = layers.get(path);
-    if (lin === undefined) throw apiError("unsupported_model", `The adapter '${id}' adapts ${path}, a layer the base does not have for generation (layers are transformer.h.N.{attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj}).`, "model");
-    if (lin.inFeatures !== f.inFeatures || lin.outFeatures !== f.outFeatures) {
-      throw apiError("unsupported_model", `The adapter '${id}' has ${path} as [${f.inFeatures} -> ${f.outFeatures}], the base layer is [${lin.inFeatures} -> ${lin.outFeatures}].`, "model");
-    }
-  }
+  /** The adapter applied to the shared base (made on first use): what /v1/classifications calls. */
+  applied: AdaptedModel | null;
 }
 
 const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
@@ -110,11 +94,20 @@ export class ModelHost {
       const hasLoRA = Object.keys(tensors).some((k) => k.endsWith(".lora_A"));
       const loraConfig = (manifest.config.lora ?? manifest.config) as Record<string, unknown>;
       const lora = hasLoRA ? loraWeights(entry.id, tensors, loraConfig) : null;
-      if (lora !== null && base.model instanceof GPT) checkAgainstBase(base.model, lora, `${entry.base}:${entry.name}`);
+      // Factors that do not fit the base are refused here: inside a shared step they would fail every tenant's sequence.
+      if (lora !== null) {
+        try {
+          bindLoRA(base.model, lora);
+        } catch (e) {
+          if (e instanceof AdapterMismatchError) throw apiError("unsupported_model", `The adapter '${entry.base}:${entry.name}' does not fit its base: ${e.message}.`, "model");
+          throw e;
+        }
+      }
       a = {
-        entry, config: manifest.config, tensors,
+        entry, manifest, config: manifest.config, tensors,
         lora,
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
+        applied: null,
       };
       this.adapters.set(entry.id, a);
       this.adapterBytes += tensorBytes(a);
@@ -130,6 +123,16 @@ export class ModelHost {
       this.adapters.set(entry.id, a);  // most recently used last
     }
     return a;
+  }
+
+  /** The adapter applied to its (shared, unchanged) base, ready to predict; cached with the adapter. */
+  applied(entry: AdapterEntry): AdaptedModel {
+    const a = this.adapterData(entry);
+    if (a.applied === null) {
+      const base = this.base(entry.base);
+      a.applied = applyAdapter(base, a, entry.dir);
+    }
+    return a.applied;
   }
 
   /** Ids of the adapters held in memory, least recently used first, and their tensors' bytes. */

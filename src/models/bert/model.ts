@@ -9,6 +9,7 @@
  */
 import { Module, decayGroups, parameter } from "../../nn/module.js";
 import { Dropout, Embedding, LayerNorm, Linear } from "../../nn/layers.js";
+import type { ForwardContext } from "../../nn/context.js";
 import { noGrad } from "../../tensor/autograd.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
@@ -54,8 +55,8 @@ export class BertSelfAttention extends Module {
     this.key = dense(C, C, config, rng);
     this.value = dense(C, C, config, rng);
   }
-  forward(x: Tensor): Tensor {
-    return attention(this.query.forward(x), this.key.forward(x), this.value.forward(x), this.config.num_attention_heads);
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    return attention(this.query.forward(x, ctx), this.key.forward(x, ctx), this.value.forward(x, ctx), this.config.num_attention_heads);
   }
 }
 
@@ -70,8 +71,8 @@ export class BertResidualOutput extends Module {
     this.LayerNorm = new LayerNorm(config.hidden_size, config.layer_norm_eps);
     this.dropout = new Dropout(config.hidden_dropout_prob, rng);
   }
-  forward(h: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(add(this.dropout.forward(this.dense.forward(h)), residual));
+  forward(h: Tensor, residual: Tensor, ctx?: ForwardContext): Tensor {
+    return this.LayerNorm.forward(add(this.dropout.forward(this.dense.forward(h, ctx)), residual));
   }
 }
 
@@ -83,8 +84,8 @@ export class BertAttention extends Module {
     this.self = new BertSelfAttention(config, rng);
     this.output = new BertResidualOutput(config.hidden_size, config, rng);
   }
-  forward(x: Tensor): Tensor {
-    return this.output.forward(this.self.forward(x), x);
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    return this.output.forward(this.self.forward(x, ctx), x, ctx);
   }
 }
 
@@ -94,8 +95,8 @@ export class BertIntermediate extends Module {
     super();
     this.dense = dense(config.hidden_size, config.intermediate_size, config, rng);
   }
-  forward(x: Tensor): Tensor {
-    return gelu(this.dense.forward(x));
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    return gelu(this.dense.forward(x, ctx));
   }
 }
 
@@ -110,9 +111,10 @@ export class BertLayer extends Module {
     this.intermediate = new BertIntermediate(config, rng);
     this.output = new BertResidualOutput(config.intermediate_size, config, rng);
   }
-  forward(x: Tensor): Tensor {
-    const a = this.attention.forward(x);
-    return this.output.forward(this.intermediate.forward(a), a);
+  /** With a context, the adapter groups' LoRA deltas join every Linear (multi-adapter inference). */
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    const a = this.attention.forward(x, ctx);
+    return this.output.forward(this.intermediate.forward(a, ctx), a, ctx);
   }
 }
 
@@ -215,8 +217,9 @@ export class BertForMaskedLM extends Module {
     return t;
   }
 
-  /** Last hidden states: ids [B, T] (int32), optional token types [B, T] (default 0) -> [B, T, C]. */
-  hidden(ids: Tensor, tokenTypeIds?: Tensor): Tensor {
+  /** Last hidden states: ids [B, T] (int32), optional token types [B, T] in ctx (default 0) -> [B, T, C]. */
+  hidden(ids: Tensor, ctx?: ForwardContext): Tensor {
+    const tokenTypeIds = ctx?.tokenTypeIds;
     if (!(ids instanceof Tensor) || ids.dtype !== "int32" || ids.ndim !== 2) {
       throw new ShapeError(`BertForMaskedLM: ids must be int32 [B, T], got ${ids instanceof Tensor ? `${ids.dtype}${fmt(ids.shape)}` : typeof ids}`);
     }
@@ -230,7 +233,8 @@ export class BertForMaskedLM extends Module {
     const types = e.token_type_embeddings.forward(tokenTypeIds ?? this.constantIds("types", T));
     let x = add(add(e.word_embeddings.forward(ids), types), e.position_embeddings.forward(this.constantIds("positions", T)));
     x = e.dropout.forward(e.LayerNorm.forward(x));
-    for (const layer of this.bert.encoder.layer) x = layer.forward(x);
+    if (ctx?.kv !== undefined) throw new Error("BertForMaskedLM: a bidirectional encoder has no KV-cache decoding");
+    for (const layer of this.bert.encoder.layer) x = layer.forward(x, ctx);
     return x;
   }
 
@@ -241,7 +245,7 @@ export class BertForMaskedLM extends Module {
 
   /** ids [B, T] -> logits [B, T, V]; with labels [B, T] (< 0: not a target) also their mean cross-entropy. */
   forward(ids: Tensor, labels?: Tensor, tokenTypeIds?: Tensor): BertOutput {
-    const logits = this.head(this.hidden(ids, tokenTypeIds));
+    const logits = this.head(this.hidden(ids, { tokenTypeIds }));
     const loss = labels === undefined ? null : crossEntropy(logits, labels);
     return { logits, loss };
   }
@@ -272,7 +276,7 @@ export class BertForMaskedLM extends Module {
 
   /** Mean-pooled sentence embeddings: ids [B, T] -> [B, C]. Rows are unpadded (there is no attention mask). */
   embed(ids: Tensor, tokenTypeIds?: Tensor): Tensor {
-    return mean(this.hidden(ids, tokenTypeIds), 1);
+    return mean(this.hidden(ids, { tokenTypeIds }), 1);
   }
 
   /** Embeddings of token sequences of any lengths (batched by length, no padding), in input order. */

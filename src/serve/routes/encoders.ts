@@ -9,52 +9,25 @@
  *                             -> zero-shot image classification with an image-text (CLIP) base.
  */
 import type { FastifyInstance } from "fastify";
-import { embedTexts, probeProbs } from "../../adapt/probe.js";
-import { SequenceClassifier } from "../../adapt/classifier.js";
-import { loadBase } from "../../adapt/base.js";
-import type { Encoder } from "../../adapt/probe.js";
-import { applyLoRA } from "../../adapt/lora.js";
+import { embedTexts } from "../../adapt/probe.js";
 import { classifyCausal, classifyMasked } from "../../adapt/zeroshot.js";
 import { GPT } from "../../models/gpt/model.js";
-import { toFloat32 } from "../../io/safetensors.js";
 import type { Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
-import type { LoadedAdapterData, ModelHost } from "../host.js";
+import type { ModelHost } from "../host.js";
 import { type Body, bodyOf, str, strings } from "../params.js";
 import { zeroShotImage } from "../../cli/clip.js";
-import type { ApiKey } from "../../registry/index.js";
-import type { LoadedModel } from "../host.js";
+import type { AdapterEntry, ApiKey } from "../../registry/index.js";
 
 const MAX_INPUTS = 256;
 
-const fullModels = new WeakMap<LoadedAdapterData, Encoder>();
-function fullModel(base: LoadedModel, a: LoadedAdapterData): Encoder {
-  let m = fullModels.get(a);
-  if (m === undefined) {
-    m = loadBase(base.dir).model;
-    const dict = Object.fromEntries(Object.entries(a.tensors).filter(([k]) => !k.startsWith("score.")).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }]));
-    m.loadStateDict(dict);
-    fullModels.set(a, m);
+/** A trained classifier adapter (probe, head, LoRA or full with a score head) applied to its shared base. */
+function classify(host: ModelHost, entry: AdapterEntry, texts: string[]): number[][] {
+  const a = host.adapterData(entry);
+  if (a.probe === null && (a.tensors["score.weight"] === undefined || a.tensors["score.bias"] === undefined)) {
+    throw apiError("unsupported_model", `The adapter '${entry.base}:${entry.name}' (method ${entry.method}) is not a classifier.`, "model");
   }
-  return m;
-}
-
-function classify(base: LoadedModel, a: LoadedAdapterData, texts: string[]): number[][] {
-  if (a.probe !== null) return probeProbs(a.probe, embedTexts(base.model, base.tok, texts, { maxTokens: Number(a.config.maxTokens ?? 128) }));
-  const w = a.tensors["score.weight"], bias = a.tensors["score.bias"];
-  if (w === undefined || bias === undefined) throw apiError("unsupported_model", `The adapter '${a.entry.base}:${a.entry.name}' (method ${a.entry.method}) is not a classifier.`, "model");
-  // A full fine-tune carries every body weight: it gets its own copy of the base, loaded once.
-  const body = a.entry.method === "full" ? fullModel(base, a) : base.model;
-  const clf = new SequenceClassifier(body, base.tok, a.entry.labels.length, { maxTokens: Number(a.config.maxTokens ?? 128) });
-  clf.score.loadStateDict({ weight: { shape: w.shape, data: toFloat32(w) }, bias: { shape: bias.shape, data: toFloat32(bias) } });
-  // The shared base is adapted for the length of this synchronous call only.
-  const lora = a.lora === null ? null : applyLoRA(base.model, { ...(a.config.lora as { rank: number; alpha: number; targets: string[] }), dropout: 0 });
-  try {
-    if (lora !== null) lora.loadStateDict(Object.fromEntries(Object.entries(a.tensors).filter(([k]) => /\.lora_[AB]$/.test(k))));
-    return clf.predict(texts);
-  } finally {
-    lora?.remove();
-  }
+  return host.applied(entry).predict(texts);
 }
 
 export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
@@ -106,7 +79,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
       const r = host.resolve(req.apiKey.tenant, model);
       if (r.adapter === null) throw apiError("invalid_value", "Classification needs a classifier adapter ('base:adapter'); for a base model use /v1/zero-shot with labels.", "model");
       const t0 = performance.now();
-      const probs = classify(r.base, host.adapterData(r.adapter), input);
+      const probs = classify(host, r.adapter, input);
       const tokens = input.reduce((n, t) => n + r.base.tok.encode(t).length, 0);
       registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "classification", model, promptTokens: tokens, computeSeconds: (performance.now() - t0) / 1000 });
       return result(model, r.adapter.labels, probs, tokens);
