@@ -13,7 +13,7 @@
  *     a.predict(["A wonderful film."]);   // [[0.08, 0.92]]
  */
 import { toFloat32, type RawTensor } from "../io/safetensors.js";
-import { GPT } from "../models/gpt/model.js";
+import { can } from "../models/registry.js";
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { type AdapterManifest, AdapterError, loadAdapter, probeFromTensors } from "./artifact.js";
 import { type LoadedBase, loadBase } from "./base.js";
@@ -76,7 +76,7 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
       const calibrate = cfg.calibrate !== false;
       return done((texts) => {
         const examples = texts.map((text) => ({ text, label: labels[0] }));
-        return model instanceof GPT
+        return can(model, "generate")
           ? classifyCausal(model, tok, labels, examples, { template, verbalizers, demonstrations, calibrate }).probs
           : classifyMasked(model, tok, labels, examples, { template: cloze, verbalizers, calibrate }).probs;
       });

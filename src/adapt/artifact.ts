@@ -13,6 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync } fr
 import { join } from "node:path";
 import { writeJsonAtomic } from "../io/json.js";
 import { f32, loadSafetensors, saveSafetensors, toFloat32, type RawTensor } from "../io/safetensors.js";
+import { readModelType } from "../models/registry.js";
 import type { LinearProbe } from "./probe.js";
 
 export const ADAPTER_FORMAT = "plinth-adapter";
@@ -61,13 +62,12 @@ export function baseIdentity(baseDir: string): BaseIdentity {
   const weights = join(baseDir, "model.safetensors"), config = join(baseDir, "config.json");
   if (!existsSync(weights)) throw new AdapterError(`base ${baseDir}: ${weights} does not exist`);
   if (!existsSync(config)) throw new AdapterError(`base ${baseDir}: ${config} does not exist`);
-  let modelType: unknown;
+  let modelType: string;
   try {
-    modelType = (JSON.parse(readFileSync(config, "utf8")) as { model_type?: unknown }).model_type;
+    modelType = readModelType(baseDir, `base ${baseDir}`);
   } catch (e) {
-    throw new AdapterError(`base ${baseDir}: ${config} is not valid JSON: ${(e as Error).message}`);
+    throw new AdapterError((e as Error).message);
   }
-  if (typeof modelType !== "string") throw new AdapterError(`base ${baseDir}: ${config} has no model_type`);
   return { model_type: modelType, sha256: sha256File(weights) };
 }
 

@@ -14,8 +14,7 @@
  */
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { Linear } from "../nn/layers.js";
-import { BertForMaskedLM } from "../models/bert/model.js";
-import { GPT } from "../models/gpt/model.js";
+import { can, contextLength, createLike, hiddenSize as modelHiddenSize } from "../models/registry.js";
 import { lengthBatches } from "../models/batching.js";
 import { noGrad } from "../tensor/autograd.js";
 import { Rng } from "../tensor/rng.js";
@@ -41,11 +40,11 @@ export interface ClassifierOptions {
 }
 
 export function hiddenSize(model: Encoder): number {
-  return model instanceof GPT ? model.config.n_embd : model.config.hidden_size;
+  return modelHiddenSize(model);
 }
 
 export function contextSize(model: Encoder): number {
-  return model instanceof GPT ? model.config.n_positions : model.config.max_position_embeddings;
+  return contextLength(model);
 }
 
 export class SequenceClassifier {
@@ -84,7 +83,7 @@ export class SequenceClassifier {
    * into `inputs`: autograd does not own them, and backward still reads them.
    */
   private forwardGroups(seqs: number[][], inputs: Tensor[], use: (rows: number[], logits: Tensor) => void): void {
-    if (this.encoder instanceof GPT) {
+    if (can(this.encoder, "generate")) {
       const T = Math.max(...seqs.map((s) => s.length));
       const padded = seqs.map((s) => [...s, ...new Array<number>(T - s.length).fill(this.tok.eot)]);
       const weights = new Float32Array(seqs.length * T);
@@ -160,5 +159,5 @@ function softmaxRow(row: ArrayLike<number>): number[] {
 
 /** A fresh model of the same architecture and size (the from-scratch baseline). */
 export function freshLike(model: Encoder, seed: number): Encoder {
-  return model instanceof GPT ? new GPT({ ...model.config }, { seed }) : new BertForMaskedLM({ ...model.config }, { seed });
+  return createLike(model, seed);
 }

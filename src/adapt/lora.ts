@@ -20,6 +20,7 @@
  */
 import { Module } from "../nn/module.js";
 import { Linear } from "../nn/layers.js";
+import { architectureOf, loraTargets } from "../models/registry.js";
 import { Rng } from "../tensor/rng.js";
 import { fmt, sameShape } from "../tensor/shape.js";
 import { Tensor, empty, zeros } from "../tensor/tensor.js";
@@ -181,7 +182,8 @@ export interface ApplyLoRAOptions {
   /**
    * Which Linear fields to adapt. A target matches a field by its name (`c_proj`), or by the
    * end of its dotted path (`attn.c_proj`), or by the whole path. Every target must match
-   * at least one Linear. Default: ["c_attn", "c_proj", "c_fc"].
+   * at least one Linear. Default: the architecture's targets in the model registry
+   * (GPT: c_attn, c_proj, c_fc; BERT: query, key, value, output.dense, intermediate.dense).
    */
   targets?: string[];
   seed?: number;
@@ -294,9 +296,18 @@ function setSlot(slot: Slot, value: Linear): void {
 const human = (n: number): string =>
   n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : String(n);
 
+function defaultTargets(model: Module): string[] {
+  try {
+    return loraTargets(architectureOf(model).modelType);
+  } catch {
+    throw new LoRAError(`applyLoRA: a ${model.constructor.name} is not a registered architecture; give targets (Linear field names) explicitly`);
+  }
+}
+
 /** Freezes the model's parameters and wraps its targeted Linear fields with LoRA adapters. */
 export function applyLoRA(model: Module, options: ApplyLoRAOptions): LoRAHandle {
-  const { rank, alpha = rank, dropout: p = 0, targets = ["c_attn", "c_proj", "c_fc"], seed = 0 } = options;
+  const { rank, alpha = rank, dropout: p = 0, seed = 0 } = options;
+  const targets = options.targets ?? defaultTargets(model);
   checkOptions("applyLoRA", rank, alpha, p);
   if (!Array.isArray(targets) || targets.length === 0) throw new LoRAError("applyLoRA: targets must be a non-empty list of field names");
   const slots = findLinears(model);

@@ -9,22 +9,18 @@
  *     probeProbs(probe, embedTexts(bert, tok, texts));   // number[][]
  */
 import type { TextTokenizer } from "../data/tokenizer.js";
-import { BertForMaskedLM } from "../models/bert/model.js";
-import { GPT } from "../models/gpt/model.js";
-import { lengthBatches } from "../models/batching.js";
+import { type TextModel, contextLength, embedSequences } from "../models/registry.js";
 import { noGrad } from "../tensor/autograd.js";
 import { ids as idsTensor, tensor, zeros } from "../tensor/tensor.js";
 import { linear } from "../tensor/ops/matmul.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
-import { mean } from "../tensor/ops/reduce.js";
 import { AdamW } from "../optim/adamw.js";
-import { shuffled } from "../eval/tasks.js";
+import { shuffled } from "../tasks/task.js";
 
-export type Encoder = GPT | BertForMaskedLM;
+/** A text base (GPT or BERT): the registry's TextModel. */
+export type Encoder = TextModel;
 
-function maxPositions(model: Encoder): number {
-  return model instanceof GPT ? model.config.n_positions : model.config.max_position_embeddings;
-}
+const maxPositions = contextLength;
 
 /** Mean-pooled embeddings of texts under noGrad (each truncated to the model's context; batched by length). */
 export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = maxPositions(model) } = {}): Float32Array[] {
@@ -33,18 +29,7 @@ export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly s
     const ids = Array.from(tok.encode(t)).slice(0, limit);
     return ids.length > 0 ? ids : [tok.eot];  // an empty text still gets one token to pool
   });
-  if (model instanceof BertForMaskedLM) return model.embedSequences(seqs);
-  const out = new Array<Float32Array>(seqs.length);
-  // One noGrad scope per batch: a scope frees what it made when it ends, so a scope around the
-  // whole loop would hold every batch's activations until the last one.
-  for (const batch of lengthBatches(seqs.map((s) => s.length), 32)) {
-    noGrad(() => {
-      const e = mean(model.hidden(idsTensor(batch.map((i) => seqs[i]))), 1);
-      const C = e.shape[1];
-      batch.forEach((i, r) => (out[i] = e.data.slice(r * C, (r + 1) * C)));
-    });
-  }
-  return out;
+  return embedSequences(model, seqs);
 }
 
 export interface LinearProbe {

@@ -9,7 +9,8 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { GPT, generate } from "../models/gpt/index.js";
+import { generate } from "../models/gpt/index.js";
+import { can } from "../models/registry.js";
 import { backend } from "../native/index.js";
 import { parseDuration, parseIntArg } from "./args.js";
 import { pretrain, printReport } from "./pretrain.js";
@@ -55,7 +56,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   printReport(run);
   console.log("");
   const model = run.model;
-  if (!(model instanceof GPT)) throw new Error("demo: expected a GPT model");
+  if (!can(model, "generate")) throw new Error("demo: expected a causal LM (gpt2) model");
   PROMPTS.forEach((prompt, i) => {
     const ids = Array.from(run.tokenizer.encode(prompt));
     const { tokens } = generate(model, ids, { maxNewTokens: 60, temperature: 0.8, topK: 40, seed: seed + i, stopTokens: [run.tokenizer.eot] });

@@ -1,13 +1,7 @@
 /** `plinth fill-mask` and `plinth embed`: use a pretrained encoder (BERT) or GPT's hidden states. */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BPETextTokenizer, tokenizerFor } from "../data/tokenizer.js";
-import { loadBert } from "../models/bert/index.js";
-import { loadGPT } from "../models/gpt/index.js";
-import { mean } from "../tensor/ops/reduce.js";
-import { noGrad } from "../tensor/autograd.js";
-import { ids as idsTensor } from "../tensor/tensor.js";
+import { architectureOf, can, contextLength, embedSequences, loadModel, supportedTypes } from "../models/registry.js";
 import { UsageError, parseIntArg } from "./args.js";
 
 export const fillMaskHelp = `plinth fill-mask — predict the [MASK] tokens of a text with a masked-LM (BERT) model
@@ -29,11 +23,6 @@ Examples:
   plinth embed --model runs/bert --text "the whale" --text "the sea" --text "tax policy"
   plinth embed --model runs/default --text "interface Foo {}" --json`;
 
-function modelType(dir: string): string {
-  const raw = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { model_type?: string };
-  return String(raw.model_type);
-}
-
 export function runFillMask(argv: string[]): void {
   const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, text: { type: "string" }, "top-k": { type: "string" }, help: { type: "boolean", short: "h" } } });
   if (values.help) {
@@ -44,11 +33,12 @@ export function runFillMask(argv: string[]): void {
   const tok = tokenizerFor(values.model);
   if (!(tok instanceof BPETextTokenizer)) throw new Error(`fill-mask: ${values.model} has no tokenizer.json`);
   const mask = tok.special("[MASK]");
-  const model = loadBert(values.model);
+  const model = loadModel(values.model, { op: "fill-mask" });
+  if (!can(model, "fill-mask")) throw new Error(`fill-mask: ${values.model} holds a ${architectureOf(model).modelType} model; fill-mask needs a masked LM: ${supportedTypes("fill-mask")}`);
   const ids = tok.bpe.encode(values.text);
   const positions = ids.flatMap((id, i) => (id === mask ? [i] : []));
   if (positions.length === 0) throw new UsageError(`--text has no [MASK] token: ${JSON.stringify(values.text)}`);
-  if (ids.length > model.config.max_position_embeddings) throw new UsageError(`--text is ${ids.length} tokens; the model reads at most ${model.config.max_position_embeddings}`);
+  if (ids.length > contextLength(model)) throw new UsageError(`--text is ${ids.length} tokens; the model reads at most ${contextLength(model)}`);
   for (const p of model.fillMask(ids, positions, { topK: parseIntArg("top-k", values["top-k"], 5, 1) })) {
     console.log(`[MASK] at token ${p.position}:`);
     p.ids.forEach((id, i) => console.log(`  ${(p.probs[i] * 100).toFixed(1).padStart(5)}%  ${JSON.stringify(tok.decode([id]))}`));
@@ -63,16 +53,12 @@ export function runEmbed(argv: string[]): void {
   }
   if (values.model === undefined || values.text === undefined) throw new UsageError("--model and at least one --text are required");
   const tok = tokenizerFor(values.model);
-  const type = modelType(values.model);
   const seqs = values.text.map((t) => Array.from(tok.encode(t)));
   if (seqs.some((s) => s.length === 0)) throw new UsageError("--text must not be empty");
-  let vectors: Float32Array[];
-  if (type === "bert") {
-    vectors = loadBert(values.model).embedSequences(seqs);
-  } else if (type === "gpt2") {
-    const gpt = loadGPT(values.model);
-    vectors = seqs.map((s) => noGrad(() => mean(gpt.hidden(idsTensor([s.slice(-gpt.config.n_positions)])), 1).toArray() as Float32Array));
-  } else throw new Error(`embed: model_type ${type} is not supported (bert, gpt2)`);
+  const model = loadModel(values.model, { op: "embed" });
+  if (!can(model, "embed")) throw new Error(`embed: model_type ${architectureOf(model).modelType} is not supported (${supportedTypes("embed")})`);
+  // A text longer than the model's context is read by its last tokens.
+  const vectors = embedSequences(model, seqs.map((s) => s.slice(-contextLength(model))));
   if (values.json) {
     values.text.forEach((text, i) => console.log(JSON.stringify({ text, embedding: Array.from(vectors[i], (v) => Number(v.toPrecision(6))) })));
     return;

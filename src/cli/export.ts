@@ -4,13 +4,12 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSource } from "../data/sources.js";
-import { exportHF, importHF, SUPPORTED, vocabSize, type HFImport } from "../interop/hf.js";
+import { exportHF, importHF, SUPPORTED, type HFImport } from "../interop/hf.js";
 import { exportGGUF, gptFromGGUF, tokenizerFromGGUF } from "../interop/gguf_gpt2.js";
 import { decodeGGUF } from "../interop/gguf_read.js";
 import { exportONNX } from "../interop/onnx/export.js";
 import { LlamaGGUF, OnnxGPT, onnxMaskedAccuracy, plinthPerplexity } from "../interop/runtimes.js";
-import { BertForMaskedLM } from "../models/bert/index.js";
-import { GPT } from "../models/gpt/index.js";
+import { architectureOf, can, contextLength, vocabSize } from "../models/registry.js";
 import { UsageError, parseIntArg } from "./args.js";
 
 export const exportHelp = `plinth export — write a saved model as a Hugging Face folder, ONNX or GGUF
@@ -49,13 +48,8 @@ Examples:
 
 function describe(m: HFImport): string {
   const params = m.model.parameters().reduce((s, p) => s + p.size, 0);
-  const c = m.model.config as unknown as Record<string, unknown>;
-  const tower = (t: Record<string, unknown>): string => `${t.num_hidden_layers} layers, d=${t.hidden_size}, ${t.num_attention_heads} heads`;
-  const shape = m.kind === "gpt2" ? `${c.n_layer} layers, d=${c.n_embd}, ${c.n_head} heads, context ${c.n_positions}`
-    : m.kind === "bert" ? `${tower(c)}, ${c.max_position_embeddings} positions`
-    : `text ${tower(c.text_config as Record<string, unknown>)}; vision ${tower(c.vision_config as Record<string, unknown>)}, ${(c.vision_config as Record<string, unknown>).image_size}px images`;
-  const name = { gpt2: "GPT-2", bert: "BERT", clip: "CLIP" }[m.kind];
-  return `${name}: ${(params / 1e6).toFixed(2)}M parameters (${shape}), vocab ${vocabSize(m.model)}; tokenizer ${m.tokenizer ? `${m.tokenizer.vocabSize} tokens` : "none (no tokenizer.json)"}`;
+  const arch = architectureOf(m.model);
+  return `${arch.title}: ${(params / 1e6).toFixed(2)}M parameters (${arch.shape(m.model)}), vocab ${vocabSize(m.model)}; tokenizer ${m.tokenizer ? `${m.tokenizer.vocabSize} tokens` : "none (no tokenizer.json)"}`;
 }
 
 function evalTokens(m: HFImport, source: string): number[] {
@@ -81,7 +75,7 @@ export async function runExport(argv: string[]): Promise<void> {
   const threads = parseIntArg("threads", values.threads, 1, 1);
   const m = importHF(values.model);
   console.log(describe(m));
-  const ctx = m.model instanceof GPT ? Math.min(128, m.model.config.n_positions - 1) : 0;
+  const ctx = can(m.model, "generate") ? Math.min(128, contextLength(m.model) - 1) : 0;
 
   if (format === "hf") {
     const files = exportHF(values.out, m.model, m.tokenizer);
@@ -92,17 +86,17 @@ export async function runExport(argv: string[]): Promise<void> {
     const files = exportONNX(values.out, m.model, m.tokenizer, { int8: values.quantize === "int8" });
     for (const f of files) console.log(`wrote ${f} (${(statSync(f).size / 1e6).toFixed(2)} MB)`);
     if (values.quantize === "int8") {
-      if (m.model instanceof BertForMaskedLM) {
+      if (can(m.model, "fill-mask")) {
         const maskId = m.tokenizer?.tokenToId("[MASK]");
         if (maskId === undefined) return void console.log("(no [MASK] token in the tokenizer: the int8 file's accuracy is not measured)");
         const tokens = evalTokens(m, values.eval ?? "moby-dick");
-        const T = Math.min(128, m.model.config.max_position_embeddings);
+        const T = Math.min(128, contextLength(m.model));
         const f = await onnxMaskedAccuracy(files[0], tokens, { maskId, T, threads });
         const q = await onnxMaskedAccuracy(files[1], tokens, { maskId, T, threads });
         console.log(`onnxruntime masked-token top-1 accuracy on ${values.eval ?? "moby-dick"} (${f.masked} masks): float32 ${(100 * f.accuracy).toFixed(2)}%, int8 ${(100 * q.accuracy).toFixed(2)}% (${(100 * (q.accuracy - f.accuracy)).toFixed(2)} points)`);
         return;
       }
-      if (!(m.model instanceof GPT)) {
+      if (!can(m.model, "generate")) {
         console.log("(perplexity is measured for GPT exports and masked accuracy for BERT; CLIP's int8 towers are written without a measurement)");
         return;
       }
@@ -113,7 +107,7 @@ export async function runExport(argv: string[]): Promise<void> {
     }
     return;
   }
-  if (!(m.model instanceof GPT)) throw new Error(`export: --format gguf writes GPT-2 models (llama.cpp's gpt2 architecture); ${values.model} holds a ${m.kind} model`);
+  if (!can(m.model, "generate")) throw new Error(`export: --format gguf writes GPT-2 models (llama.cpp's gpt2 architecture); ${values.model} holds a ${m.kind} model`);
   if (m.tokenizer === null) throw new Error(`export: GGUF files carry their tokenizer; ${values.model} has no tokenizer.json`);
   const out = existsSync(values.out) && statSync(values.out).isDirectory() ? join(values.out, "model.gguf") : values.out;
   const q8 = values.quantize === "int8";
@@ -150,7 +144,8 @@ async function llamaPerplexity(path: string, tokens: number[], ctx: number, thre
 function importGGUF(path: string): HFImport {
   if (!existsSync(path)) throw new Error(`import: ${path} does not exist`);
   const g = decodeGGUF(readFileSync(path), path);
-  return { kind: "gpt2", model: gptFromGGUF(g, path), tokenizer: tokenizerFromGGUF(g, path), generation: null, notes: [`read from GGUF (file type ${String(g.metadata["general.file_type"])})`] };
+  const model = gptFromGGUF(g, path);
+  return { kind: architectureOf(model).modelType, model, tokenizer: tokenizerFromGGUF(g, path), generation: null, notes: [`read from GGUF (file type ${String(g.metadata["general.file_type"])})`] };
 }
 
 export async function runImport(argv: string[]): Promise<void> {

@@ -6,8 +6,8 @@
  *     perplexity(gpt, tok, task.test.map((e) => exampleText(e)));   // { loss, perplexity, bitsPerByte, tokens }
  */
 import type { TextTokenizer } from "../data/tokenizer.js";
-import { GPT } from "../models/gpt/model.js";
-import { evaluateLM } from "../train/lm.js";
+import { can, contextLength, typesWith } from "../models/registry.js";
+import { evaluateLM } from "../train/language.js";
 import type { Encoder } from "../adapt/probe.js";
 
 export interface Perplexity {
@@ -19,7 +19,7 @@ export interface Perplexity {
 }
 
 export function perplexity(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = 100_000, batch = 8 } = {}): Perplexity {
-  if (!(model instanceof GPT)) throw new TypeError("perplexity: needs a causal LM (gpt2) base; a masked LM has no left-to-right likelihood");
+  if (!can(model, "generate")) throw new TypeError(`perplexity: needs a causal LM (${typesWith("generate").join(", ")}) base; a masked LM has no left-to-right likelihood`);
   if (texts.length === 0) throw new RangeError("perplexity: no texts (the dataset is empty)");
   const ids: number[] = [];
   let bytes = 0;
@@ -29,7 +29,7 @@ export function perplexity(model: Encoder, tok: TextTokenizer, texts: readonly s
     bytes += Buffer.byteLength(t, "utf8");
   }
   const tokens = Int32Array.from(ids.slice(0, maxTokens));
-  const ctx = Math.min(model.config.n_positions, Math.max(1, tokens.length - 1));
+  const ctx = Math.min(contextLength(model), Math.max(1, tokens.length - 1));
   const loss = evaluateLM(model, tokens, ctx, batch, Math.ceil(tokens.length / (ctx * batch)) + 1);
   const bytesPerToken = bytes / Math.max(1, ids.length - texts.length);
   return { loss, perplexity: Math.exp(loss), bitsPerByte: loss / Math.LN2 / bytesPerToken, tokens: tokens.length };

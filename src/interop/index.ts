@@ -16,7 +16,7 @@
  */
 export { exportHF, importHF, vocabSize, SUPPORTED } from "./hf.js";
 export type { HFImport, HFModel } from "./hf.js";
-export { readWeights, type WeightDict } from "./hf_weights.js";
+export { readWeights, type WeightDict } from "../models/checkpoint.js";
 export { exportONNX, onnxBytes, clipOnnxBytes } from "./onnx/export.js";
 export type { OnnxExportOptions } from "./onnx/export.js";
 export { encodeModel } from "./onnx/model.js";

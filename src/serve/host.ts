@@ -9,8 +9,8 @@ import { type AdaptedModel, applyAdapter } from "../adapt/apply.js";
 import { AdapterMismatchError, bindLoRA } from "../adapt/lora_factors.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
-import { GPT } from "../models/gpt/model.js";
-import { loadClipRun } from "../cli/clip.js";
+import { can, supports } from "../models/registry.js";
+import { loadClipRun } from "../data/clip_run.js";
 
 export type ClipRun = ReturnType<typeof loadClipRun>;
 import type { AdapterEntry, ModelEntry, Registry } from "../registry/index.js";
@@ -63,12 +63,12 @@ export class ModelHost {
     if (b === undefined) {
       const entry = this.registry.catalog.model(name);
       if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
-      if (entry.modelType === "clip") throw apiError("unsupported_model", `The model '${name}' is an image-text (CLIP) model; use it with /v1/zero-shot and an image.`, "model");
+      if (supports(entry.modelType, "score-images")) throw apiError("unsupported_model", `The model '${name}' is an image-text (CLIP) model; use it with /v1/zero-shot and an image.`, "model");
       const loaded = loadBase(entry.dir);
       if (loaded.identity.sha256 !== entry.sha256) {
         throw apiError("internal_error", `The base '${name}' changed on disk: registered sha256 ${entry.sha256}, found ${loaded.identity.sha256}; re-register it.`);
       }
-      b = { ...loaded, entry, scheduler: loaded.model instanceof GPT ? new Scheduler(loaded.model, this.schedulerOptions) : null };
+      b = { ...loaded, entry, scheduler: can(loaded.model, "generate") ? new Scheduler(loaded.model, this.schedulerOptions) : null };
       this.bases.set(name, b);
     }
     return b;
@@ -146,7 +146,7 @@ export class ModelHost {
     if (run === undefined) {
       const entry = this.registry.catalog.model(name);
       if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
-      if (entry.modelType !== "clip") throw apiError("unsupported_model", `The model '${name}' is a ${entry.modelType} model; zero-shot image classification needs an image-text (CLIP) base.`, "model");
+      if (!supports(entry.modelType, "score-images")) throw apiError("unsupported_model", `The model '${name}' is a ${entry.modelType} model; zero-shot image classification needs an image-text (CLIP) base.`, "model");
       run = loadClipRun(entry.dir);
       this.clips.set(name, run);
     }

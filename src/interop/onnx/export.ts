@@ -8,9 +8,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../../io/atomic.js";
-import { BertForMaskedLM } from "../../models/bert/index.js";
-import { GPT } from "../../models/gpt/index.js";
-import { ClipModel } from "../../models/clip/index.js";
+import type { ClipModel } from "../../models/clip/index.js";
+import { type AnyModel, type TextModel, can } from "../../models/registry.js";
 import type { BPETokenizer } from "../../tokenizer/index.js";
 import { exportHF } from "../hf.js";
 import { bertGraph } from "./bert.js";
@@ -24,8 +23,8 @@ export interface OnnxExportOptions {
 }
 
 /** The serialized ModelProto of a GPT or BERT model. */
-export function onnxBytes(model: GPT | BertForMaskedLM, options: { int8?: boolean } = {}): Uint8Array {
-  const graph = model instanceof GPT ? gptGraph(model, options) : bertGraph(model, options);
+export function onnxBytes(model: TextModel, options: { int8?: boolean } = {}): Uint8Array {
+  const graph = can(model, "generate") ? gptGraph(model, options) : bertGraph(model, options);
   return encodeModel({ graph, metadata: { source: "plinth", weights: options.int8 ? "int8" : "float32" } });
 }
 
@@ -36,10 +35,10 @@ export function clipOnnxBytes(model: ClipModel, options: { int8?: boolean } = {}
   return { text: encodeModel({ graph: clipTextGraph(model, options), metadata }), vision: encodeModel({ graph: clipVisionGraph(model, options), metadata }) };
 }
 
-export function exportONNX(dir: string, model: GPT | BertForMaskedLM | ClipModel, tokenizer: BPETokenizer | null, options: OnnxExportOptions = {}): string[] {
+export function exportONNX(dir: string, model: AnyModel, tokenizer: BPETokenizer | null, options: OnnxExportOptions = {}): string[] {
   exportHF(dir, model, tokenizer);
   mkdirSync(join(dir, "onnx"), { recursive: true });
-  if (model instanceof ClipModel) {
+  if (can(model, "score-images")) {
     const files: string[] = [];
     for (const int8 of options.int8 ? [false, true] : [false]) {
       const { text, vision } = clipOnnxBytes(model, { int8 });

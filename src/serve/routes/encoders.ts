@@ -11,12 +11,12 @@
 import type { FastifyInstance } from "fastify";
 import { embedTexts } from "../../adapt/probe.js";
 import { classifyCausal, classifyMasked } from "../../adapt/zeroshot.js";
-import { GPT } from "../../models/gpt/model.js";
+import { can, contextLength } from "../../models/registry.js";
 import type { Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import type { ModelHost } from "../host.js";
 import { type Body, bodyOf, str, strings } from "../params.js";
-import { zeroShotImage } from "../../cli/clip.js";
+import { zeroShotImage } from "../../eval/clip_images.js";
 import type { AdapterEntry, ApiKey } from "../../registry/index.js";
 
 const MAX_INPUTS = 256;
@@ -63,7 +63,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
       if (r.adapter !== null) throw apiError("unsupported_model", "Embeddings come from a base model; name the base without an adapter.", "model");
       const t0 = performance.now();
       const vectors = embedTexts(r.base.model, r.base.tok, input);
-      const tokens = input.reduce((n, t) => n + Math.max(1, Math.min(r.base.tok.encode(t).length, r.base.model instanceof GPT ? r.base.model.config.n_positions : r.base.model.config.max_position_embeddings)), 0);
+      const tokens = input.reduce((n, t) => n + Math.max(1, Math.min(r.base.tok.encode(t).length, contextLength(r.base.model))), 0);
       registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "embedding", model, promptTokens: tokens, computeSeconds: (performance.now() - t0) / 1000 });
       return {
         object: "list", model,
@@ -100,7 +100,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry }) {
       const t0 = performance.now();
       let probs: number[][];
       try {
-        probs = r.base.model instanceof GPT
+        probs = can(r.base.model, "generate")
           ? classifyCausal(r.base.model, r.base.tok, labels, examples, { template: str(b, "template") ?? "{text}\nLabel:", verbalizers: v as Record<string, string>, calibrate: true }).probs
           : classifyMasked(r.base.model, r.base.tok, labels, examples, { template: str(b, "template") ?? "{text} It was [MASK].", verbalizers: v as Record<string, string>, calibrate: true }).probs;
       } catch (e) {

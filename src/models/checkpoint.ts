@@ -1,7 +1,12 @@
 /**
- * Reading a Hugging Face checkpoint's weights: `model.safetensors`, or shards listed in
+ * Reading a checkpoint folder's files, for Plinth runs and Hugging Face folders alike:
+ * a JSON object file, and the weights: `model.safetensors`, or shards listed in
  * `model.safetensors.index.json`; a pickle `pytorch_model.bin` is refused with a message
- * saying how to convert it. Every tensor comes back as float32 with its shape.
+ * saying how to convert it. Every float tensor comes back as float32 with its shape
+ * (integer and boolean tensors are buffers such as position_ids, never parameters).
+ *
+ *     const raw = readJson(join(dir, "config.json"), "loadGPT");
+ *     const weights = readWeights(dir, "loadGPT");   // { "transformer.wte.weight": { shape, data }, ... }
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -29,7 +34,6 @@ function readOne(path: string, op: string, into: WeightDict): void {
     throw new Error(`${op}: ${(e as Error).message}`);
   }
   for (const [key, t] of Object.entries(tensors)) {
-    // Integer and boolean tensors are buffers (position_ids, masks), never parameters.
     if (!["F32", "F16", "BF16", "F64"].includes(t.dtype)) continue;
     let data: Float32Array;
     try {
@@ -63,13 +67,29 @@ export function readWeights(dir: string, op: string): WeightDict {
   return dict;
 }
 
-/** Drops a decoder/lm_head weight that only repeats the tied embedding; refuses an untied one. */
-export function dropTied(dict: WeightDict, head: string, embedding: string, op: string): void {
+export const sameValues = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * Drops an output-layer weight that only repeats the tied embedding; refuses one that differs,
+ * which would compute other logits than the model Plinth builds (its output layer is the embedding).
+ */
+export function dropTied(dict: WeightDict, head: string, embedding: string, where: string): void {
   const h = dict[head];
   if (h === undefined) return;
   const e = dict[embedding];
-  if (e === undefined || h.data.length !== e.data.length || h.data.some((v, i) => v !== e.data[i])) {
-    throw new Error(`${op}: ${head} differs from ${embedding}; only checkpoints with tied input/output embeddings are supported`);
+  if (e === undefined || !sameValues(h.data, e.data)) {
+    throw new Error(`${where}: ${head} differs from ${embedding}; only checkpoints with tied input/output embeddings are supported ` +
+      `(the output layer is ${embedding} itself, so a ${head} that differs from ${embedding} would compute other logits)`);
   }
   delete dict[head];
+}
+
+/** A new dict with each key renamed by `name`, or left out where it returns null (buffers, unused heads). */
+export function mapKeys(dict: WeightDict, name: (key: string) => string | null): WeightDict {
+  const out = Object.create(null) as WeightDict;
+  for (const [key, t] of Object.entries(dict)) {
+    const to = name(key);
+    if (to !== null) out[to] = t;
+  }
+  return out;
 }
