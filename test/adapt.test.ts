@@ -12,7 +12,7 @@ import { BertForMaskedLM, bertConfig, saveBert } from "../src/models/bert/index.
 import { GPT, gptConfig, saveGPT } from "../src/models/gpt/index.js";
 import { ids, mean, noGrad, Rng } from "../src/tensor/index.js";
 import { trainBPE } from "../src/tokenizer/index.js";
-import { accuracy, argmax, type Example } from "../src/eval/index.js";
+import { accuracy, argmax, type Example } from "../src/tasks/index.js";
 import { applyCalibration, classifyCausal, classifyMasked, continuationLogProbs, renderPrompt } from "../src/adapt/zeroshot.js";
 import { embedTexts, probeProbs, trainProbe } from "../src/adapt/probe.js";
 import { baseIdentity, loadAdapter, probeFromTensors, probeTensors, readAdapterManifest, saveAdapter, sha256File } from "../src/adapt/artifact.js";

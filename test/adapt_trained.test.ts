@@ -8,7 +8,7 @@ import { GPT, gptConfig } from "../src/models/gpt/index.js";
 import { ids, Rng } from "../src/tensor/index.js";
 import { AdamW } from "../src/optim/index.js";
 import { trainBPE } from "../src/tokenizer/index.js";
-import { accuracy, argmax, expectedCalibrationError, labelIndex, makeTask, type Example } from "../src/eval/index.js";
+import { accuracy, argmax, expectedCalibrationError, labelIndex, makeTask, type Example } from "../src/tasks/index.js";
 import { classifyCausal } from "../src/adapt/zeroshot.js";
 
 const positive = ["good", "great", "fun", "lovely", "superb"];

@@ -2,7 +2,7 @@
 // the mean's confidence interval over seeds, and the percentile bootstrap.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { accuracy, argmax, bootstrapCI, expectedCalibrationError, logLoss, macroF1, meanCI, studentTCdf, studentTQuantile } from "../src/eval/metrics.js";
+import { accuracy, argmax, bootstrapCI, expectedCalibrationError, logLoss, macroF1, meanCI, studentTCdf, studentTQuantile } from "../src/tasks/metrics.js";
 
 const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b} (tol ${tol})`);
 

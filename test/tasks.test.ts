@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { builtinTask, exampleText, isPair, loadTaskFiles, makeTask, parseCSV, paragraphs, sampleKShot, splitExamples, type Example } from "../src/eval/index.js";
+import { builtinTask, exampleText, isPair, loadTaskFiles, makeTask, parseCSV, paragraphs, sampleKShot, splitExamples, type Example } from "../src/tasks/index.js";
 
 const withDir = (body: (dir: string) => void) => () => {
   const dir = mkdtempSync(join(tmpdir(), "plinth-tasks-"));

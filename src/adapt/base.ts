@@ -4,20 +4,19 @@
  * {text, label} or {text_a, text_b, label} rows), plus the prompt a zero-/few-shot method uses.
  *
  *     const base = loadBase("runs/default");          // { model, tok, kind: "gpt2", dir, identity }
- *     const task = resolveTask("sentiment");          // or resolveTask("data/reviews.jsonl")
+ *     const task = resolveTask("sentiment");          // tasks/resolve.ts; or resolveTask("data/reviews.jsonl")
  *     const prompt = promptFor(task, base.kind);      // template + verbalizers
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, extname, join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { type TextTokenizer, tokenizerFor } from "../data/tokenizer.js";
-import { loadBert } from "../models/bert/io.js";
-import { loadGPT } from "../models/gpt/io.js";
-import { BUILTIN_TASKS, builtinTask } from "../eval/builtin.js";
-import { type Task, TaskError, loadTaskFiles } from "../eval/tasks.js";
+import { type ModelType, can, loadModel, readModelType, supports, typesWith } from "../models/registry.js";
+import type { Task } from "../tasks/task.js";
 import { AdapterError, type BaseIdentity, baseIdentity } from "./artifact.js";
 import type { Encoder } from "./probe.js";
 
-export type BaseKind = "gpt2" | "bert";
+/** The base's model_type: one with the "classify" capability (gpt2, bert). */
+export type BaseKind = ModelType;
 
 export interface LoadedBase {
   dir: string;
@@ -32,32 +31,25 @@ export function baseKind(dir: string): BaseKind {
   const config = join(dir, "config.json");
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new AdapterError(`base ${dir}: not a folder (expected a model folder with config.json and model.safetensors, e.g. runs/default from npm start)`);
   if (!existsSync(config)) throw new AdapterError(`base ${dir}: ${config} does not exist (expected a model folder with config.json and model.safetensors)`);
-  let type: unknown;
+  let type: ModelType;
   try {
-    type = (JSON.parse(readFileSync(config, "utf8")) as { model_type?: unknown }).model_type;
+    type = readModelType(dir, `base ${dir}`);
   } catch (e) {
-    throw new AdapterError(`base ${dir}: ${config} is not valid JSON: ${(e as Error).message}`);
+    throw new AdapterError((e as Error).message);
   }
-  if (type === "gpt2" || type === "bert") return type;
-  throw new AdapterError(`base ${dir}: model_type ${JSON.stringify(type)} is not supported for adaptation (expected "gpt2" or "bert")`);
+  if (supports(type, "classify")) return type;
+  throw new AdapterError(`base ${dir}: model_type ${JSON.stringify(type)} is not supported for adaptation (expected ${typesWith("classify").map((t) => JSON.stringify(t)).join(" or ")})`);
 }
 
 export function loadBase(dir: string): LoadedBase {
   const kind = baseKind(dir);
   const identity = baseIdentity(dir);
-  const model = kind === "gpt2" ? loadGPT(dir) : loadBert(dir);
+  const model = loadModel(dir);
+  if (!can(model, "classify")) throw new AdapterError(`base ${dir}: a ${kind} model is not a text base for adaptation`);
   model.eval();
   return { dir, kind, model, tok: tokenizerFor(dir), identity };
 }
 
-/** A built-in task name, or a JSONL/CSV path (a stratified 20% is held out for testing unless `test` is given). */
-export function resolveTask(spec: string, { seed = 0, test, labels }: { seed?: number; test?: string; labels?: string[] } = {}): Task {
-  if (Object.hasOwn(BUILTIN_TASKS, spec)) return builtinTask(spec, { seed });
-  if (!existsSync(spec)) {
-    throw new TaskError(`unknown task ${JSON.stringify(spec)}: neither a built-in task (${Object.keys(BUILTIN_TASKS).join(", ")}) nor an existing JSONL/CSV file`);
-  }
-  return loadTaskFiles({ name: basename(spec, extname(spec)), train: spec, test, labels, seed });
-}
 
 export interface TaskPrompt {
   /** Causal-LM prompt with {text} (or {text_a}/{text_b}); the verbalizer follows it. */

@@ -16,12 +16,13 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { RawTensor } from "../io/safetensors.js";
 import { f32 } from "../io/safetensors.js";
-import { accuracy, argmax, expectedCalibrationError, logLoss, macroF1 } from "../eval/metrics.js";
-import { type Example, type Task, TaskError, exampleText, labelIndex, sampleKShot } from "../eval/tasks.js";
-import { GPT } from "../models/gpt/model.js";
+import { accuracy, argmax, expectedCalibrationError, logLoss, macroF1 } from "../tasks/metrics.js";
+import { type Example, type Task, TaskError, exampleText, labelIndex, sampleKShot } from "../tasks/task.js";
+import { can, loraTargets } from "../models/registry.js";
 import { memoryStats } from "../tensor/tensor.js";
 import { type AdapterManifest, saveAdapter, probeTensors } from "./artifact.js";
-import { type TaskPrompt, loadBase, promptFor, resolveTask } from "./base.js";
+import { type TaskPrompt, loadBase, promptFor } from "./base.js";
+import { resolveTask } from "../tasks/resolve.js";
 import { SequenceClassifier, freshLike } from "./classifier.js";
 import { fineTune, type FineTuneResult } from "./finetune.js";
 import { applyLoRA } from "./lora.js";
@@ -166,9 +167,9 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   if (spec.method === "zero-shot" || spec.method === "few-shot") {
     const prompt = promptFor(task, spec.prompt);
     const calibrate = spec.calibrate ?? true;
-    if (spec.method === "few-shot" && !(base.model instanceof GPT)) throw new TaskError("few-shot in-context prompting needs a causal LM (gpt2) base; use probe, head, lora or full with a BERT base");
+    if (spec.method === "few-shot" && !can(base.model, "generate")) throw new TaskError("few-shot in-context prompting needs a causal LM (gpt2) base; use probe, head, lora or full with a BERT base");
     const t0 = Date.now();
-    const result = base.model instanceof GPT
+    const result = can(base.model, "generate")
       ? classifyCausal(base.model, base.tok, task.labels, test, { template: prompt.template, verbalizers: prompt.verbalizers, demonstrations: train, calibrate })
       : classifyMasked(base.model, base.tok, task.labels, test, { template: prompt.cloze, verbalizers: prompt.verbalizers, calibrate });
     progress?.({ step: 1, total: 1, elapsedSeconds: (Date.now() - t0) / 1000 });
@@ -196,8 +197,7 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
     for (const p of encoder.parameters()) p.requiresGrad = false;
   } else if (spec.method === "lora") {
     const { rank = 3, alpha = 2 * rank, dropout = 0.05, targets } = spec.lora ?? {};
-    const defaults = base.kind === "gpt2" ? ["c_attn", "c_proj", "c_fc"] : ["query", "key", "value", "output.dense", "intermediate.dense"];
-    loraHandle = applyLoRA(encoder, { rank, alpha, dropout, targets: targets ?? defaults, seed });
+    loraHandle = applyLoRA(encoder, { rank, alpha, dropout, targets: targets ?? loraTargets(encoder), seed });
     trainable = [...loraHandle.trainableParameters(), ...head];
   } else {
     trainable = [...encoder.parameters(), ...head];

@@ -19,7 +19,7 @@ import { noGrad } from "../tensor/autograd.js";
 import { ids as idsTensor } from "../tensor/tensor.js";
 import { embedding, softmax } from "../tensor/ops/nn.js";
 import { reshape } from "../tensor/ops/views.js";
-import { type Example, isPair } from "../eval/tasks.js";
+import { type Example, isPair } from "../tasks/task.js";
 
 export class PromptError extends Error {
   constructor(message: string) {

@@ -4,16 +4,17 @@ import { parseArgs } from "node:util";
 import { ADAPT_METHODS, type AdaptMethod, type AdaptOutcome, type AdaptSpec, runAdaptation } from "../adapt/run.js";
 import { startAdaptationWorker } from "../adapt/worker.js";
 import { loadAdapted } from "../adapt/apply.js";
-import { loadBase, resolveTask } from "../adapt/base.js";
+import { loadBase } from "../adapt/base.js";
+import { resolveTask } from "../tasks/resolve.js";
 import { perplexity } from "../eval/perplexity.js";
 import { existsSync, readFileSync } from "node:fs";
 import { readAdapterManifest } from "../adapt/artifact.js";
 import { type Shots, kShotCurve } from "../eval/harness.js";
-import { accuracy, argmax, expectedCalibrationError, labelIndex, macroF1 } from "../eval/index.js";
-import { exampleText } from "../eval/tasks.js";
+import { accuracy, argmax, expectedCalibrationError, macroF1 } from "../tasks/metrics.js";
+import { exampleText, labelIndex } from "../tasks/task.js";
 import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
-import { UsageError, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, checkModelDir, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
 
 export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
 
@@ -110,6 +111,8 @@ export async function runAdapt(argv: string[]): Promise<void> {
   if (values.method === undefined) throw new UsageError("--method is required");
   const method = parseMethod(values.method);
   if (method === "scratch") throw new UsageError("scratch is the evaluation baseline, not an adaptation of a base; use it in plinth eval --methods");
+  checkModelDir("base", values.base);
+  if (values.out !== undefined) checkWritableDir("out", values.out);
   const spec: AdaptSpec = {
     ...common(values), base: values.base, task: values.task, method,
     labelsPerClass: values.k === undefined ? "all" : parseShots(values.k),
@@ -132,6 +135,7 @@ export async function runEval(argv: string[]): Promise<void> {
   });
   if (values.help) return void console.log(evalHelp);
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
+  checkModelDir("base", values.base);
   const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
   if (values.perplexity !== undefined) {
     const source = values.perplexity;

@@ -12,10 +12,11 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { meanCI, type Interval } from "../eval/metrics.js";
+import { meanCI, type Interval } from "../tasks/metrics.js";
 import { lineChartSvg } from "../train/plot.js";
 import { parseDuration, parseIntArg } from "./args.js";
-import { pretrainContrastive, printHeldOut, type HeldOutScores } from "./clip.js";
+import { pretrainContrastive, type HeldOutScores } from "../eval/clip_run.js";
+import { printHeldOut } from "./clip.js";
 
 interface SeedRow {
   seed: number;

@@ -1,9 +1,9 @@
 /** `plinth task`: list and inspect labeled tasks, and export the unlabeled text of a split (for pretraining a base on one's own data). */
 import { parseArgs } from "node:util";
 import { writeFileSync } from "node:fs";
-import { resolveTask } from "../adapt/base.js";
-import { BUILTIN_TASKS } from "../eval/builtin.js";
-import { exampleText, type Task } from "../eval/tasks.js";
+import { resolveTask } from "../tasks/resolve.js";
+import { BUILTIN_TASKS } from "../tasks/builtin.js";
+import { exampleText, type Task } from "../tasks/task.js";
 import { UsageError } from "./args.js";
 
 export const taskHelp = `plinth task — labeled tasks: list, show, export unlabeled text

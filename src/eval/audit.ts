@@ -11,12 +11,13 @@
  */
 import { loadAdapted } from "../adapt/apply.js";
 import { readAdapterManifest, baseIdentity } from "../adapt/artifact.js";
-import { loadBase, promptFor, resolveTask } from "../adapt/base.js";
+import { loadBase, promptFor } from "../adapt/base.js";
+import { resolveTask } from "../tasks/resolve.js";
 import type { Encoder } from "../adapt/probe.js";
 import { classifyCausal, continuationLogProbs } from "../adapt/zeroshot.js";
 import type { TextTokenizer } from "../data/tokenizer.js";
-import { GPT } from "../models/gpt/model.js";
-import { argmax } from "./metrics.js";
+import { can } from "../models/registry.js";
+import { argmax } from "../tasks/metrics.js";
 import type { Probe, ProbeSuite } from "./probes.js";
 
 export type Verdict = "ok" | "inherited" | "fixed" | "introduced" | "n/a";
@@ -54,7 +55,7 @@ interface Subject {
 
 function runProbe(p: Probe, s: Subject): ProbeOutcome {
   if (p.kind === "avoid") {
-    if (!(s.body instanceof GPT)) return { pass: null, detail: "avoid probes need a causal LM body" };
+    if (!can(s.body, "generate")) return { pass: null, detail: "avoid probes need a causal LM body" };
     const enc = (t: string): number[] => Array.from(s.tok.encode(t));
     const context = enc(p.prompt);
     const [avoid, prefer] = continuationLogProbs(s.body, [{ context, continuation: enc(p.avoid) }, { context, continuation: enc(p.prefer) }]);
@@ -89,7 +90,7 @@ export function runAudit({ base, adapters, suite }: { base: string; adapters: st
   if (suite.task !== undefined) {
     const task = resolveTask(suite.task);
     const prompt = promptFor(task);
-    if (loaded.model instanceof GPT) {
+    if (can(loaded.model, "generate")) {
       const gpt = loaded.model;
       baseSubject = {
         ...baseSubject, labels: task.labels,

@@ -15,7 +15,7 @@ import type { ClipModel } from "../models/clip/model.js";
 import { noGrad } from "../tensor/autograd.js";
 import { ids as idsTensor, tensor } from "../tensor/tensor.js";
 import { probeProbs, trainProbe, type ProbeOptions } from "../adapt/probe.js";
-import { accuracy, argmax, bootstrapCI, type Interval } from "./metrics.js";
+import { accuracy, argmax, bootstrapCI, type Interval } from "../tasks/metrics.js";
 
 const BATCH = 64;
 

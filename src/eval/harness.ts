@@ -11,10 +11,10 @@
  */
 import type { AdaptMethod, AdaptOutcome, AdaptProgress, AdaptSpec } from "../adapt/run.js";
 import { runAdaptation } from "../adapt/run.js";
-import { resolveTask } from "../adapt/base.js";
+import { resolveTask } from "../tasks/resolve.js";
 import { startAdaptationWorker } from "../adapt/worker.js";
 import { baseIdentity } from "../adapt/artifact.js";
-import { type Interval, meanCI } from "./metrics.js";
+import { type Interval, meanCI } from "../tasks/metrics.js";
 
 export type Shots = number | "all";
 

@@ -12,8 +12,9 @@
  * Any probe may be marked "blocking": true. A suite is a JSON object {"name", "task", "probes": [...]}
  * or a JSONL file of probes (one per line).
  */
-import { existsSync, readFileSync } from "node:fs";
-import { basename, extname } from "node:path";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export type Probe =
   | { id: string; kind: "label"; text: string; expect: string; blocking: boolean; description?: string }
@@ -110,3 +111,18 @@ export function readProbeSuite(path: string): ProbeSuite {
   if (buf.includes(0)) throw new ProbeFileError(`${path}: binary data (a NUL byte); a probe file is JSON or JSONL text`);
   return parseProbeSuite(buf.toString("utf8"), path);
 }
+
+/** The probe suites shipped in the package's probes/ folder (from dist/src/eval or src/eval). */
+export function probesDir(): string {
+  for (const up of ["../../../probes", "../../probes"]) {
+    const dir = fileURLToPath(new URL(up, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  return fileURLToPath(new URL("../../../probes", import.meta.url));
+}
+
+/** A shipped suite's file by name (letters, digits, _ and -); "" for a name that is not one. */
+export const suitePath = (name: string): string => /^[A-Za-z0-9_-]{1,64}$/.test(name) ? join(probesDir(), `${name}.json`) : "";
+
+/** The names of the shipped suites. */
+export const listSuites = (): string[] => existsSync(probesDir()) ? readdirSync(probesDir()).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)) : [];

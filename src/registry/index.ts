@@ -8,6 +8,7 @@
  *     reg.catalog.addModel("tiny", "runs/tiny-gpt");
  *     const { secret } = reg.keys.create("acme", { rpm: 600, tokenQuota: 1_000_000 });
  *     reg.keys.verify(secret)?.tenant;   // "acme"
+ *     importAdapter(reg.catalog, { tenant: "acme", dir: "runs/adapters/sentiment-lora", dataDir: "runs" });   // tiny:sentiment-lora
  */
 import { type Database, openDatabase } from "./db.js";
 import { Catalog } from "./catalog.js";
@@ -39,6 +40,7 @@ export class Registry {
 export { openDatabase, migrate, MIGRATIONS, now } from "./db.js";
 export type { Migration } from "./db.js";
 export * from "./catalog.js";
+export * from "./adapter_import.js";
 export * from "./jobs.js";
 export * from "./keys.js";
 export * from "./results.js";

@@ -67,7 +67,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
     const e = apiError("not_found", `Unknown request URL: ${req.method} ${req.url.split("?")[0]}. Please check the URL for typos.`);
     void reply.status(e.status).send(e.body());
   });
-  const adminRoutes = new Set(["/v1/plinth/keys", "/v1/plinth/models"]);
+  const adminRoutes = new Set(["/v1/plinth/keys", "/v1/plinth/models", "/v1/plinth/adapters"]);
   // Gate on the route the router matched, not the raw URL: the router decodes the path, so a
   // percent-encoded "/%761/..." reaches a /v1/ handler while failing a raw-URL prefix check.
   app.addHook("onRequest", async (req) => {
@@ -81,7 +81,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   await app.register(encoderRoutes({ host, registry }));
   await app.register(fileRoutes({ registry, dataDir, maxFileBytes: opts.maxFileBytes ?? 32 << 20 }));
   await app.register(jobRoutes({ registry, runner }));
-  await app.register(plinthRoutes({ registry, host, runner, gate }));
+  await app.register(plinthRoutes({ registry, host, runner, gate, dataDir }));
   await app.register(webRoutes());
   if (opts.runJobs ?? true) runner.recover();
 

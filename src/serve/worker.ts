@@ -85,9 +85,8 @@ interface AuditRecord { name: string; passed: boolean; result: Record<string, un
  */
 async function audit(suiteName: string, adapterDir: string): Promise<AuditRecord[]> {
   try {
-    const { readProbeSuite } = await import("../eval/probes.js");
+    const { readProbeSuite, suitePath } = await import("../eval/probes.js");
     const { runAudit } = await import("../eval/audit.js");
-    const { suitePath } = await import("./routes/jobs.js");
     const suite = { ...readProbeSuite(suitePath(suiteName)), task: file.path };
     const report = runAudit({ base: model.dir, adapters: [adapterDir], suite });
     const rows = report.rows.map((r) => {

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { parseJsonlRows, rowsToExamples } from "../../eval/tasks.js";
+import { parseJsonlRows, rowsToExamples } from "../../tasks/task.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import type { FileEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";

@@ -8,26 +8,15 @@
  * alpha, labels_per_class and max_test; OpenAI's `supervised` runs as lora. Plinth's `audit`
  * names a probe suite (probes/<name>.json) the trained adapter is audited with against its base.
  */
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
+import { listSuites, suitePath } from "../../eval/probes.js";
 import { lineChartSvg } from "../../train/plot.js";
 import type { JobEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import type { JobRunner } from "../jobs.js";
 import { type Body, bodyOf, num, str } from "../params.js";
 
-/** Probe suites shipped in the package's probes/ folder, by name. */
-export function probesDir(): string {
-  for (const up of ["../../../../probes", "../../../probes"]) {
-    const dir = fileURLToPath(new URL(up, import.meta.url));
-    if (existsSync(dir)) return dir;
-  }
-  return fileURLToPath(new URL("../../../../probes", import.meta.url));
-}
-export const suitePath = (name: string): string => /^[A-Za-z0-9_-]{1,64}$/.test(name) ? join(probesDir(), `${name}.json`) : "";
-const listSuites = (): string[] => existsSync(probesDir()) ? readdirSync(probesDir()).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5)) : [];
 
 export const JOB_METHODS = ["lora", "full", "head", "probe"] as const;
 const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {

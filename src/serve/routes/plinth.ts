@@ -1,19 +1,25 @@
 /**
  * Plinth's own API beside OpenAI's: usage meters (GET /v1/usage), evaluations and audits
  * (GET, and POST to record an audit of one's own model), server stats, and admin routes
- * (create keys, register base models) that need the server's admin key.
+ * (create keys, register base models, register a tenant's adapter made by `plinth adapt`)
+ * that need the server's admin key.
  */
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "../../registry/index.js";
-import { NAME_PATTERN } from "../../registry/index.js";
+import { AdapterImportError, NAME_PATTERN, importAdapter } from "../../registry/index.js";
 import type { Gate } from "../auth.js";
 import { apiError } from "../errors.js";
 import type { ModelHost } from "../host.js";
 import type { JobRunner } from "../jobs.js";
 import { bodyOf, bool, num, str } from "../params.js";
 
-export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner: JobRunner; gate: Gate }) {
-  const { registry, host, runner, gate } = deps;
+/** How a refused adapter folder reads as an API error: a missing base is "not found", the rest are bad values. */
+function adapterImportError(e: AdapterImportError) {
+  return apiError(e.code === "base_not_found" ? "model_not_found" : "invalid_value", e.message, e.param);
+}
+
+export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner: JobRunner; gate: Gate; dataDir: string }) {
+  const { registry, host, runner, gate, dataDir } = deps;
   return async (app: FastifyInstance): Promise<void> => {
     app.get<{ Querystring: { since?: string; until?: string; key?: string } }>("/v1/usage", async (req) => {
       const since = req.query.since === undefined ? 0 : Number(req.query.since);
@@ -62,6 +68,23 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
         return { object: "model", id: m.name, sha256: m.sha256, model_type: m.modelType };
       } catch (e) {
         throw apiError("invalid_value", (e as Error).message, "dir");
+      }
+    });
+    // An adapter folder on the server's disk (from `plinth adapt`), for one tenant: checked against
+    // its base by the hash of the base's weights, then copied into the server's data folder.
+    app.post("/v1/plinth/adapters", async (req) => {
+      gate.admin(req);
+      const b = bodyOf(req.body);
+      const tenant = str(b, "tenant", { required: true }), dir = str(b, "dir", { required: true });
+      try {
+        const { entry, created } = importAdapter(registry.catalog, { tenant, dir, name: str(b, "name"), base: str(b, "base"), dataDir });
+        return {
+          object: "adapter", id: `${entry.base}:${entry.name}`, tenant: entry.tenant, name: entry.name, base: entry.base, base_sha256: entry.baseSha256,
+          sha256: entry.sha256, method: entry.method, task: entry.task, labels: entry.labels, created_at: entry.created, created,
+        };
+      } catch (e) {
+        if (e instanceof AdapterImportError) throw adapterImportError(e);
+        throw e;
       }
     });
   };

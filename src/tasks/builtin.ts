@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { type Example, type Task, TaskError, makeTask, shuffled, splitExamples } from "./tasks.js";
+import { type Example, type Task, TaskError, makeTask, shuffled, splitExamples } from "./task.js";
 
 const require = createRequire(import.meta.url);
 

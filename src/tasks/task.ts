@@ -279,7 +279,3 @@ export function sampleKShot(task: Task, k: number, seed: number): Example[] {
   }
   return shuffled(out, seed + 7919);
 }
-
-// ---------------------------------------------------------------- built-in tasks
-
-export { builtinTask, BUILTIN_TASKS } from "./builtin.js";
