@@ -37,7 +37,7 @@ import { prepareCorpus } from "../src/data/prepare.js";
 import { BPETextTokenizer } from "../src/data/tokenizer.js";
 import { MemoryTokens } from "../src/data/tokens.js";
 import { trainBPE } from "../src/tokenizer/index.js";
-import { clm } from "../src/train/objectives.js";
+import { clm, languageModeling } from "../src/train/language.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
@@ -281,7 +281,7 @@ if (only.has("data")) {
     const c = CONFIGS.S;
     const measure = async (train: typeof synthetic | typeof corpus.train, val: typeof synthetic | typeof corpus.val, name: string) => {
       const model = new GPT(gptConfig({ vocab_size: 4096, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
-      const t = new Trainer({ model, objective: clm, train, val, outDir: join(dir, name), batch: c.batch, ctx: c.ctx, steps: 22, evalEvery: 1e9, evalWindows: 1, checkpointEvery: 1e9, quiet: true, handleSignals: false });
+      const t = new Trainer({ model, objective: languageModeling(model, clm, { train, val, batch: c.batch, ctx: c.ctx, evalWindows: 1 }), outDir: join(dir, name), steps: 22, evalEvery: 1e9, checkpointEvery: 1e9, quiet: true, handleSignals: false });
       const r = await t.run();
       const steady = r.history.slice(2);
       const tps = ((steady.length * c.batch * c.ctx) / (steady[steady.length - 1].seconds - r.history[1].seconds));

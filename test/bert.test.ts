@@ -15,7 +15,7 @@ import { decodeSafetensors, saveSafetensors, type RawTensor } from "../src/io/sa
 import { BertForMaskedLM, bertConfig, loadBert, saveBert } from "../src/models/bert/index.js";
 import { ids, memoryStats, noGrad, Rng } from "../src/tensor/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
-import { mlm } from "../src/train/objectives.js";
+import { languageModeling, mlm } from "../src/train/language.js";
 import { Trainer } from "../src/train/trainer.js";
 
 const config = bertConfig({ vocab_size: 50, hidden_size: 24, num_hidden_layers: 2, num_attention_heads: 3, intermediate_size: 40, max_position_embeddings: 16 });
@@ -201,9 +201,8 @@ test("a small byte-level BERT learns Moby Dick: masked-token validation loss end
     vocab_size: tok.vocabSize + 1, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, max_position_embeddings: ctx,
   }), { seed: 1 });
   const trainer = new Trainer({
-    model, objective: mlm({ maskToken: MASK, vocabSize: tok.vocabSize, specialIds: [tok.eot] }),
-    train: new MemoryTokens(tr), val: new MemoryTokens(va), outDir: dir,
-    batch: 32, ctx, steps: 1200, lr: 3e-3, warmup: 20, evalEvery: 400, evalWindows, checkpointEvery: 1200, quiet: true, handleSignals: false,
+    model, objective: languageModeling(model, mlm({ maskToken: MASK, vocabSize: tok.vocabSize, specialIds: [tok.eot] }), { train: new MemoryTokens(tr), val: new MemoryTokens(va), batch: 32, ctx, evalWindows }),
+    outDir: dir, steps: 1200, lr: 3e-3, warmup: 20, evalEvery: 400, checkpointEvery: 1200, quiet: true, handleSignals: false,
   });
   const result = await trainer.run();
   assert.equal(result.steps, 1200);

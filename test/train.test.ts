@@ -9,7 +9,9 @@ import { ByteTokenizer, concatDocuments, unigramCrossEntropy } from "../src/data
 import { mobyDick, splitDocuments } from "../src/data/corpus.js";
 import { GPT, gptConfig } from "../src/models/gpt/index.js";
 import { cosineSchedule } from "../src/optim/index.js";
-import { trainLM } from "../src/train/lm.js";
+import { MemoryTokens } from "../src/data/tokens.js";
+import { clm, languageModeling } from "../src/train/language.js";
+import { Trainer } from "../src/train/trainer.js";
 import { lineChartSvg } from "../src/train/plot.js";
 
 test("byte tokenizer round-trips any input, including invalid UTF-8", () => {
@@ -35,7 +37,7 @@ test("Moby Dick splits by chapter and the unigram baseline is about 4.4 bits per
   assert.ok(bits > 4 && bits < 5, `unigram ${bits} bits/byte`);
 });
 
-test("a small GPT learns Moby Dick: validation loss falls well below the unigram entropy", () => {
+test("a small GPT learns Moby Dick: validation loss falls well below the unigram entropy", async () => {
   const tok = new ByteTokenizer();
   const { train, val } = splitDocuments(mobyDick(), 10);
   const tr = concatDocuments(train.map((d) => tok.encode(d.text)), tok.eot);
@@ -44,7 +46,8 @@ test("a small GPT learns Moby Dick: validation loss falls well below the unigram
   const model = new GPT(gptConfig({ vocab_size: 257, n_positions: 64, n_embd: 96, n_layer: 2, n_head: 4 }), { seed: 1 });
   const dir = mkdtempSync(join(tmpdir(), "plinth-train-"));
   try {
-    const result = trainLM({ model, train: tr, val: va, batch: 16, ctx: 64, steps: 300, lr: 3e-3, warmup: 20, evalEvery: 100, evalWindows: 16, outDir: dir, quiet: true });
+    const objective = languageModeling(model, clm, { train: new MemoryTokens(tr), val: new MemoryTokens(va), batch: 16, ctx: 64, evalWindows: 16 });
+    const result = await new Trainer({ model, objective, steps: 300, lr: 3e-3, warmup: 20, evalEvery: 100, checkpointEvery: 1000, outDir: dir, quiet: true }).run();
     assert.equal(result.steps, 300);
     assert.ok(result.valLoss < unigram - 0.5, `validation ${result.valLoss.toFixed(3)} vs unigram ${unigram.toFixed(3)} nats/byte`);
     const lines = readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n");

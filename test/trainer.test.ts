@@ -8,8 +8,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MemoryTokens } from "../src/data/tokens.js";
 import { GPT, gptConfig } from "../src/models/gpt/index.js";
-import { clm } from "../src/train/objectives.js";
-import { Trainer, type StepRecord } from "../src/train/trainer.js";
+import { clm, languageModeling } from "../src/train/language.js";
+import { Trainer, type StepRecord, type TrainerOptions } from "../src/train/trainer.js";
 import { listCheckpoints, loadCheckpoint } from "../src/train/checkpoint.js";
 import { Rng } from "../src/tensor/index.js";
 
@@ -20,10 +20,11 @@ const data = { train: new MemoryTokens(tokens.subarray(0, 10000)), val: new Memo
 const tmp = () => mkdtempSync(join(tmpdir(), "plinth-trainer-"));
 const child = join(dirname(fileURLToPath(import.meta.url)), "helpers", "train_child.js");
 
-function trainer(outDir: string, extra: Partial<ConstructorParameters<typeof Trainer>[0]> = {}) {
+function trainer(outDir: string, extra: Partial<TrainerOptions<unknown>> = {}) {
+  const model = new GPT(config, { seed: 5 });
   return new Trainer({
-    model: new GPT(config, { seed: 5 }), objective: clm, ...data, outDir, batch: 4, ctx: 32, steps: 30, lr: 3e-3, warmup: 5,
-    evalEvery: 10, evalWindows: 4, checkpointEvery: 10, keepLast: 2, gradAccum: 2, quiet: true, handleSignals: false, ...extra,
+    model, objective: languageModeling(model, clm, { ...data, batch: 4, ctx: 32, evalWindows: 4 }), outDir, steps: 30, lr: 3e-3, warmup: 5,
+    evalEvery: 10, checkpointEvery: 10, keepLast: 2, gradAccum: 2, quiet: true, handleSignals: false, ...extra,
   });
 }
 
@@ -123,14 +124,13 @@ test("resuming with another model config or a damaged checkpoint fails with a cl
   const dir = tmp();
   try {
     await trainer(dir, { steps: 10 }).run();
-    const other = new Trainer({
-      model: new GPT(gptConfig({ ...config, n_embd: 48, n_head: 2 })), objective: clm, ...data, outDir: dir, batch: 4, ctx: 32, steps: 10, quiet: true, handleSignals: false,
-    });
+    const model = new GPT(gptConfig({ ...config, n_embd: 48, n_head: 2 }));
+    const other = new Trainer({ model, objective: languageModeling(model, clm, { ...data, batch: 4, ctx: 32 }), outDir: dir, steps: 10, quiet: true, handleSignals: false });
     assert.throws(() => other.resume(), /another model config/);
     const latest = listCheckpoints(dir).at(-1)!;
     writeFileSync(join(latest.path, "state.json"), "{ torn");
     assert.throws(() => trainer(dir).resume(), /state\.json is not valid JSON/);
-    assert.throws(() => trainer(dir, { train: new MemoryTokens(new Int32Array(10)) }), /fewer than one window/);
+    assert.throws(() => languageModeling(new GPT(config), clm, { ...data, train: new MemoryTokens(new Int32Array(10)), batch: 4, ctx: 32 }), /fewer than one window/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

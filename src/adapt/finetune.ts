@@ -1,17 +1,20 @@
 /**
  * Supervised fine-tuning of a SequenceClassifier on labeled texts: head only (body frozen),
  * full (every body tensor and the head), or LoRA (the body frozen and wrapped by applyLoRA; the
- * adapter factors and the head train). AdamW with linear warm-up and cosine decay, gradient
- * clipping, seeded shuffling; progress after every step; an AbortSignal stops between steps.
+ * adapter factors and the head train). The classification objective below plugs into the one
+ * Trainer (src/train/trainer.ts), which brings AdamW with linear warm-up and cosine decay,
+ * gradient clipping, progress after every step, and an AbortSignal that stops between steps.
  *
  *     const clf = new SequenceClassifier(gpt, tok, 2);
  *     const lora = applyLoRA(gpt, { rank: 4 });
- *     const r = fineTune(clf, texts, labels, { trainable: [...lora.trainableParameters(), ...clf.score.parameters()] });
+ *     const r = await fineTune(clf, texts, labels, { trainable: [...lora.trainableParameters(), ...clf.score.parameters()] });
  */
-import { AdamW, clipGradNorm, cosineSchedule } from "../optim/adamw.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { shuffled } from "../eval/tasks.js";
+import { shuffled } from "../tasks/task.js";
+import { AbortedError, Trainer, type Objective } from "../train/trainer.js";
 import type { SequenceClassifier } from "./classifier.js";
+
+export { AbortedError } from "../train/trainer.js";
 
 export interface FineTuneProgress {
   step: number;
@@ -47,48 +50,23 @@ export interface FineTuneResult {
   seconds: number;
 }
 
-export class AbortedError extends Error {
-  constructor(message = "the adaptation was cancelled") {
-    super(message);
-    this.name = "AbortError";
-  }
-}
-
 /** The default number of optimizer steps for n examples. */
 export function defaultSteps(n: number, { epochs = 8, batchSize = 16, minSteps = 40, maxSteps = 400 } = {}): number {
   return Math.max(minSteps, Math.min(maxSteps, Math.ceil((epochs * n) / batchSize)));
 }
 
 /**
- * Trains and resolves when done. It yields to the event loop about every 50 ms, so that a
- * worker reads a cancel message and a server in the same process keeps answering.
+ * Cross-entropy of the classifier on batches of labeled texts, in seeded epochs: each epoch is
+ * a fresh shuffle of the examples, seeded by (seed, epoch). Counts the tokens the body reads.
  */
-export async function fineTune(clf: SequenceClassifier, texts: readonly string[], labels: readonly number[], o: FineTuneOptions): Promise<FineTuneResult> {
+export function classification(clf: SequenceClassifier, texts: readonly string[], labels: readonly number[], { batchSize, seed }: { batchSize: number; seed: number }): Objective<number[]> {
   const n = texts.length;
-  if (n === 0) throw new RangeError("fineTune: no training examples (the dataset is empty)");
-  if (labels.length !== n) throw new RangeError(`fineTune: ${n} texts for ${labels.length} labels`);
-  if (o.trainable.length === 0) throw new RangeError("fineTune: nothing to train (no trainable tensors)");
-  const batchSize = Math.min(o.batchSize ?? 16, n);
-  const steps = o.steps ?? defaultSteps(n, { epochs: o.epochs, batchSize, minSteps: o.minSteps, maxSteps: o.maxSteps });
-  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`fineTune: steps must be a positive integer, got ${steps}`);
-  const lr = o.lr ?? 1e-3, clip = o.clip ?? 1.0, seed = o.seed ?? 0;
-  const warmup = Math.max(1, Math.round(steps * (o.warmupFraction ?? 0.1)));
-
-  const decay = o.trainable.filter((t) => t.ndim >= 2), noDecay = o.trainable.filter((t) => t.ndim < 2);
-  const opt = new AdamW([{ params: decay, weightDecay: o.weightDecay ?? 0.01 }, { params: noDecay, weightDecay: 0 }], { lr });
-  const wasTraining = clf.encoder.training;
-  clf.encoder.train(true);
-  const start = Date.now();
-  const losses: number[] = [];
   const lengths = texts.map((t) => clf.encode(t).length);  // tokens each example feeds the body, counted once
-  let tokens = 0, epoch = 0, order: number[] = [], cursor = 0, lastYield = Date.now();
-  try {
-    for (let step = 1; step <= steps; step++) {
-      if (Date.now() - lastYield > 50) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        lastYield = Date.now();
-      }
-      if (o.signal?.aborted) throw new AbortedError();
+  let epoch = 0, order: number[] = [], cursor = 0;
+  return {
+    name: "classification",
+    unit: "tokens",
+    next() {
       const batch: number[] = [];
       while (batch.length < batchSize) {
         if (cursor >= order.length) {
@@ -97,27 +75,50 @@ export async function fineTune(clf: SequenceClassifier, texts: readonly string[]
         }
         batch.push(order[cursor++]);
       }
-      tokens += batch.reduce((s, i) => s + lengths[i], 0);
-      const loss = clf.loss(batch.map((i) => texts[i]), batch.map((i) => labels[i]));
-      const value = loss.item();
-      if (!Number.isFinite(value)) throw new Error(`fineTune: the loss became ${value} at step ${step} (lr ${lr} too high?)`);
-      loss.backward();
-      clf.releaseInputs();
-      clipGradNorm(o.trainable, clip);
-      opt.lr = cosineSchedule(step - 1, { lr, warmup, totalSteps: steps });
-      opt.step();
-      opt.zeroGrad();
-      losses.push(value);
-      o.onProgress?.({ step, total: steps, loss: value, tokens, elapsedSeconds: (Date.now() - start) / 1000 });
-    }
+      return batch;
+    },
+    loss: (batch) => clf.loss(batch.map((i) => texts[i]), batch.map((i) => labels[i])),
+    count: (batch) => batch.reduce((s, i) => s + lengths[i], 0),
+    release: () => clf.releaseInputs(),
+    state: () => ({ epoch, order, cursor }),
+    restore(extra) {
+      ({ epoch, order, cursor } = extra as { epoch: number; order: number[]; cursor: number });
+    },
+  };
+}
+
+/** Trains and resolves when done; yields to the event loop after every step, so a worker reads a cancel message. */
+export async function fineTune(clf: SequenceClassifier, texts: readonly string[], labels: readonly number[], o: FineTuneOptions): Promise<FineTuneResult> {
+  const n = texts.length;
+  if (n === 0) throw new RangeError("fineTune: no training examples (the dataset is empty)");
+  if (labels.length !== n) throw new RangeError(`fineTune: ${n} texts for ${labels.length} labels`);
+  if (o.trainable.length === 0) throw new RangeError("fineTune: nothing to train (no trainable tensors)");
+  const batchSize = Math.min(o.batchSize ?? 16, n);
+  const steps = o.steps ?? defaultSteps(n, { epochs: o.epochs, batchSize, minSteps: o.minSteps, maxSteps: o.maxSteps });
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`fineTune: steps must be a positive integer, got ${steps}`);
+  const lr = o.lr ?? 1e-3;
+  const decay = o.trainable.filter((t) => t.ndim >= 2), noDecay = o.trainable.filter((t) => t.ndim < 2);
+  const trainer = new Trainer({
+    objective: classification(clf, texts, labels, { batchSize, seed: o.seed ?? 0 }),
+    paramGroups: [{ params: decay, weightDecay: o.weightDecay ?? 0.01 }, { params: noDecay, weightDecay: 0 }], parameters: o.trainable,
+    lr, minLr: lr * 0.1, warmup: Math.max(1, Math.round(steps * (o.warmupFraction ?? 0.1))), betas: [0.9, 0.999], eps: 1e-8, clip: o.clip ?? 1.0,
+    steps, quiet: true, handleSignals: false, signal: o.signal,
+    onStep: (r) => o.onProgress?.({ step: r.step, total: steps, loss: r.loss, tokens: r.seen, elapsedSeconds: r.seconds }),
+  });
+  const wasTraining = clf.encoder.training;
+  clf.encoder.train(true);
+  try {
+    const r = await trainer.run();
+    return { steps: r.steps, losses: r.history.map((h) => h.loss), tokens: r.seen, seconds: r.seconds };
+  } catch (e) {
+    throw e instanceof AbortedError ? new AbortedError("the adaptation was cancelled") : e;
   } finally {
     clf.releaseInputs();
-    opt.release();
+    trainer.opt.release();
     for (const t of o.trainable) {
       t.grad?.release();
       t.grad = null;
     }
     clf.encoder.train(wasTraining);
   }
-  return { steps, losses, tokens, seconds: (Date.now() - start) / 1000 };
 }

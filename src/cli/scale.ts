@@ -11,7 +11,7 @@ import { BPETextTokenizer } from "../data/tokenizer.js";
 import { GPT, gptConfig } from "../models/gpt/index.js";
 import { BPETokenizer } from "../tokenizer/index.js";
 import { existsSync } from "node:fs";
-import { clm } from "../train/objectives.js";
+import { clm, languageModeling } from "../train/language.js";
 import { formatSeconds } from "../train/progress.js";
 import { fitPowerLaw, scalingChartSvg } from "../train/scaling.js";
 import { Trainer } from "../train/trainer.js";
@@ -63,14 +63,12 @@ export async function runScale(argv: string[]): Promise<void> {
     const embedding = (config.vocab_size + config.n_positions) * d;
     const n = model.numParameters() - embedding;
     console.log(`\n${name}: ${n.toLocaleString("en-US")} non-embedding parameters`);
-    const trainer = new Trainer({
-      model, objective: clm, train: corpus.train, val: corpus.val, outDir: join(outDir, name), batch: 16, ctx, tokens, lr: Math.min(3e-3, 0.2 / d),
-      warmup: 50, evalEvery: 1e9, evalWindows: 128, checkpointEvery: 1e9, bytesPerToken: corpus.bytesPerToken,
-    });
+    const objective = languageModeling(model, clm, { train: corpus.train, val: corpus.val, batch: 16, ctx, evalWindows: 128, bytesPerToken: corpus.bytesPerToken });
+    const trainer = new Trainer({ model, objective, outDir: join(outDir, name), tokens, lr: Math.min(3e-3, 0.2 / d), warmup: 50, evalEvery: 1e9, checkpointEvery: 1e9, label: "pretrain" });
     trainer.resume();
     const r = await trainer.run();
     points.push({ name, n, params: model.numParameters(), loss: r.valLoss, seconds: Math.round(r.seconds) });
-    console.log(`${name}: validation loss ${r.valLoss.toFixed(4)} after ${r.tokens.toLocaleString("en-US")} tokens in ${formatSeconds(r.seconds)}`);
+    console.log(`${name}: validation loss ${r.valLoss.toFixed(4)} after ${r.seen.toLocaleString("en-US")} tokens in ${formatSeconds(r.seconds)}`);
   }
   const fit = fitPowerLaw(points.map((p) => ({ n: p.n, loss: p.loss })));
   writeFileSync(join(outDir, "scaling.json"), JSON.stringify({ data, tokens, ctx, points, fit }, null, 2) + "\n");

@@ -1,304 +1,341 @@
 /**
- * The pretraining loop shared by every objective: AdamW with warm-up + cosine decay,
- * gradient accumulation, clipping, periodic validation (loss, perplexity, bits per byte),
- * atomic checkpoints keeping the last K, exact resume, SIGINT/SIGTERM handling, metrics
- * JSONL, a progress line and a loss-curve SVG beside the checkpoints.
+ * The one training loop. An objective says what a batch is and what it costs; the loop owns
+ * everything else: AdamW with clipping and gradient accumulation, the budget and its learning-rate
+ * schedule (schedule.ts), loss smoothing, the progress line, metrics JSONL and the loss curve
+ * (history.ts), atomic checkpoints with exact resume, SIGINT/SIGTERM, an onStep callback and an
+ * AbortSignal.
  *
- * Exact resume: batch sampling and dropout draw from RNGs whose states go into every
- * checkpoint with the step, token count and schedule, and kernels are deterministic for a
- * given thread count, so a resumed run repeats the uninterrupted run's losses exactly.
+ *     const trainer = new Trainer({ model: gpt, objective: languageModeling(gpt, clm, { train, val, batch: 16, ctx: 128 }),
+ *       outDir: "runs/gpt", seconds: 600 });
+ *     trainer.resume();                      // the newest checkpoint in outDir, if any
+ *     const r = await trainer.run();         // r.steps, r.seen (tokens), r.valLoss, r.history
+ *
+ * Objectives here: languageModeling with clm or mlm (language.ts), contrastive image–text pairs
+ * (contrastive.ts), and classification of labeled texts (adapt/finetune.ts). Generative
+ * fine-tuning fits the same contract: packed examples as inputs, targets −1 outside the tokens
+ * to learn, count() the tokens read.
+ *
+ * Exact resume: the objective draws every batch from the trainer's data RNG (and from state()
+ * it can save, such as an epoch's order), dropout draws from the model's RNG, both states go into
+ * each checkpoint with the step, the units seen and the training time, and kernels are
+ * deterministic for a given thread count; so a resumed step/token-budget run repeats the
+ * uninterrupted run's losses exactly. A time budget resumes its schedule from the saved time.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TokenSource } from "../data/tokens.js";
 import type { Module } from "../nn/module.js";
-import { AdamW, clipGradNorm, cosineSchedule, type ParamGroup } from "../optim/adamw.js";
-import { noGrad } from "../tensor/autograd.js";
+import { AdamW, clipGradNorm, type ParamGroup } from "../optim/adamw.js";
 import { Rng } from "../tensor/rng.js";
+import { Tensor, empty } from "../tensor/tensor.js";
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointState } from "./checkpoint.js";
-import type { LossModel, Objective } from "./objectives.js";
-import { lineChartSvg } from "./plot.js";
+import { MetricsLog, smoothLoss, type StepRecord, type Unit } from "./history.js";
 import { Progress } from "./progress.js";
+import { BudgetSchedule, type ScheduleKind } from "./schedule.js";
 
-export interface TrainableModel extends Module, LossModel {
+export type { StepRecord, Unit } from "./history.js";
+
+/** What an objective's validation measured. */
+export interface Validation {
+  /** Mean held-out loss; null when the objective has no held-out data but still scores something. */
+  loss: number | null;
+  /** More held-out numbers, stored in the step's record (valPerplexity, zero-shot accuracy...). */
+  scores?: Record<string, number>;
+}
+
+/** A training objective: how to draw a batch, what it costs, and (optionally) how to validate. */
+export interface Objective<B> {
+  /** "clm", "mlm", "contrastive", "classification": names checkpoints and, by default, the progress line. */
+  readonly name: string;
+  /** What count() counts. */
+  readonly unit: Unit;
+  /** Units in every batch, when that is fixed (a `tokens` budget needs it to size its schedule). */
+  readonly unitsPerBatch?: number;
+  /** The loss chart's title and y axis. */
+  readonly chart?: { title: string; yLabel: string };
+  /**
+   * The next training batch. All its randomness comes from `rng` (the trainer's data RNG, saved in
+   * checkpoints) or from what state() saves, so a resumed run draws the same batches.
+   */
+  next(rng: Rng): B;
+  /** The batch's scalar loss, on the autograd tape (the trainer calls backward). */
+  loss(batch: B): Tensor;
+  /** Units (tokens, images, examples) the batch consumed. */
+  count(batch: B): number;
+  /** Frees what the batch holds; called after backward. */
+  release?(batch: B): void;
+  /** Called after each optimizer step; the numbers returned go into the step's record (CLIP: logitScale). */
+  afterStep?(): Record<string, number> | void;
+  /**
+   * Held-out evaluation, every evalEvery steps and at the end, with the model in eval mode.
+   * `rng` is seeded the same at every call, so that evaluations with random masks compare.
+   */
+  validate?(rng: Rng): Validation;
+  /** Data-order state beyond the RNG (merged into the checkpoint's `extra`), and its restore. */
+  state?(): Record<string, unknown>;
+  restore?(extra: Record<string, unknown>): void;
+}
+
+/** A model the trainer can checkpoint: named parameters, decay groups, a dropout RNG and a config. */
+export interface TrainableModel extends Module {
   readonly rng: Rng;
   readonly config: object;
   paramGroups(weightDecay: number): ParamGroup[];
 }
 
-export interface TrainerOptions {
-  model: TrainableModel;
-  objective: Objective;
-  train: TokenSource;
-  val: TokenSource;
-  outDir: string;
-  batch: number;
-  ctx: number;
+export interface TrainerOptions<B> {
+  objective: Objective<B>;
+  /** The model trained; needed for checkpoints (outDir). Without it give paramGroups. */
+  model?: TrainableModel;
+  /** Optimizer groups (default: model.paramGroups(weightDecay)). */
+  paramGroups?: ParamGroup[];
+  /** The trained tensors in the order their gradients are clipped together (default: model.parameters()). */
+  parameters?: Tensor[];
+  /** Checkpoints, metrics.jsonl and loss.svg go here; nothing is written without it. */
+  outDir?: string;
   gradAccum?: number;
   lr?: number;
+  /** Default lr / 10. */
   minLr?: number;
   warmup?: number;
+  /** A time budget's share spent decaying to minLr (default 0.2). */
+  decayFraction?: number;
   weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
   clip?: number;
-  /** Budget: whichever comes first. A time budget fixes the schedule length after 5 steps. */
+  /** Budget: whichever comes first (schedule.ts: steps or tokens get a cosine schedule, seconds alone warm-up–stable–decay). */
   steps?: number;
   tokens?: number;
   seconds?: number;
   evalEvery?: number;
-  evalWindows?: number;
   checkpointEvery?: number;
   keepLast?: number;
+  /** Seeds the data RNG (and the validation RNG, with seed + 1). */
   seed?: number;
-  /** Bytes per token of the validation text, for bits per byte. */
-  bytesPerToken?: number;
   quiet?: boolean;
-  /** Install SIGINT/SIGTERM handlers that checkpoint and stop (default true). */
+  /** Progress line label (default the objective's name). */
+  label?: string;
+  /** Install SIGINT/SIGTERM handlers that checkpoint and stop (default: when there is an outDir). */
   handleSignals?: boolean;
   /** Called after every optimizer step. */
   onStep?: (record: StepRecord) => void;
-}
-
-export interface StepRecord {
-  step: number;
-  tokens: number;
-  loss: number;
-  lr: number;
-  seconds: number;
-  tokensPerSecond: number;
-  valLoss?: number;
-  valPerplexity?: number;
-  valBitsPerByte?: number;
+  /** Aborting it stops the run before the next step with an AbortedError (nothing is saved). */
+  signal?: AbortSignal;
+  /** Milliseconds, for every time the trainer measures (default performance.now); tests inject a fake clock. */
+  now?: () => number;
 }
 
 export interface TrainResult {
   steps: number;
-  tokens: number;
+  /** Units seen (the objective's unit). */
+  seen: number;
+  /** Training time, across resumes. */
   seconds: number;
+  /** The last validation loss (NaN when the objective does not validate). */
   valLoss: number;
   stoppedBy: "budget" | "signal";
   resumedFrom: number | null;
+  schedule: ScheduleKind;
   history: StepRecord[];
 }
 
-export class Trainer {
-  readonly opt: AdamW;
-  private readonly o: Required<Omit<TrainerOptions, "steps" | "tokens" | "seconds" | "bytesPerToken" | "onStep">> & Pick<TrainerOptions, "steps" | "tokens" | "seconds" | "bytesPerToken" | "onStep">;
-  private readonly dataRng: Rng;
-  private step = 0;
-  private tokens = 0;
-  private elapsedBefore = 0;
-  private totalSteps: number;
-  private stopSignal: string | null = null;
-  private scheduleFitted = false;
-  private fitMark = 0;
+/** Thrown by run() when its AbortSignal fires (the name is what the job workers report). */
+export class AbortedError extends Error {
+  constructor(message = "training was cancelled") {
+    super(message);
+    this.name = "AbortError";
+  }
+}
 
-  constructor(options: TrainerOptions) {
+const RATE_LABEL: Record<Unit, string> = { tokens: "tok/s", images: "img/s", examples: "ex/s" };
+
+export class Trainer<B> {
+  readonly opt: AdamW;
+  readonly schedule: BudgetSchedule;
+  private readonly o: TrainerOptions<B> & Required<Pick<TrainerOptions<B>, "gradAccum" | "lr" | "clip" | "evalEvery" | "checkpointEvery" | "keepLast" | "seed" | "quiet" | "handleSignals" | "now" | "label">>;
+  private readonly parameters: Tensor[];
+  private readonly dataRng: Rng;
+  private readonly log: MetricsLog | null;
+  private step = 0;
+  private seen = 0;
+  private elapsedBefore = 0;
+  private runStart: number;
+  private stopReason: string | null = null;
+
+  constructor(options: TrainerOptions<B>) {
+    const now = options.now ?? (() => performance.now());
     this.o = {
-      gradAccum: 1, lr: 1e-3, minLr: (options.lr ?? 1e-3) / 10, warmup: 100, weightDecay: 0.1, clip: 1,
-      evalEvery: 200, evalWindows: 32, checkpointEvery: 200, keepLast: 3, seed: 1234, quiet: false, handleSignals: true,
-      ...options,
+      gradAccum: 1, lr: 1e-3, clip: 1, evalEvery: 200, checkpointEvery: 200, keepLast: 3, seed: 1234, quiet: false,
+      handleSignals: options.outDir !== undefined, label: options.objective.name, ...defined(options), now,
     };
-    const { batch, ctx, train, val } = this.o;
-    if (!(Number.isInteger(batch) && batch > 0 && Number.isInteger(ctx) && ctx > 0)) throw new RangeError(`Trainer: batch and ctx must be positive integers, got ${batch} and ${ctx}`);
-    if (this.o.steps === undefined && this.o.tokens === undefined && this.o.seconds === undefined) throw new Error("Trainer: give a budget: steps, tokens or seconds");
-    if (train.length < ctx + 1) throw new RangeError(`Trainer: the training data has ${train.length} tokens, fewer than one window of ctx + 1 = ${ctx + 1}`);
-    if (val.length < ctx + 1) throw new RangeError(`Trainer: the validation data has ${val.length} tokens, fewer than one window of ctx + 1 = ${ctx + 1}`);
+    const { model, objective, outDir, gradAccum, lr } = this.o;
+    if (!(Number.isInteger(gradAccum) && gradAccum >= 1)) throw new RangeError(`Trainer: gradAccum must be a positive integer, got ${gradAccum}`);
+    if (outDir !== undefined && model === undefined) throw new Error("Trainer: checkpoints (outDir) need the model");
+    const groups = this.o.paramGroups ?? model?.paramGroups(this.o.weightDecay ?? 0.1);
+    if (groups === undefined) throw new Error("Trainer: give the model or paramGroups");
+    this.parameters = this.o.parameters ?? model?.parameters() ?? groups.flatMap((g) => g.params);
+    this.opt = new AdamW(groups, { lr, betas: this.o.betas ?? [0.9, 0.95], eps: this.o.eps });
+    const budget = { steps: this.o.steps, tokens: this.o.tokens, seconds: this.o.seconds };
+    const unitsPerStep = objective.unitsPerBatch === undefined ? undefined : objective.unitsPerBatch * gradAccum;
+    this.schedule = new BudgetSchedule(budget, unitsPerStep, { lr, minLr: this.o.minLr ?? lr / 10, warmup: this.o.warmup ?? 100, decayFraction: this.o.decayFraction });
     this.dataRng = new Rng(this.o.seed);
-    this.opt = new AdamW(this.o.model.paramGroups(this.o.weightDecay), { lr: this.o.lr, betas: [0.9, 0.95] });
-    const perStep = batch * ctx * this.o.gradAccum;
-    this.totalSteps = Math.min(this.o.steps ?? Infinity, this.o.tokens !== undefined ? Math.ceil(this.o.tokens / perStep) : Infinity);
-    mkdirSync(this.o.outDir, { recursive: true });
+    this.runStart = now();
+    if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
+    this.log = outDir === undefined ? null : new MetricsLog(join(outDir, "metrics.jsonl"), objective.unit);
   }
 
   /** Asks the loop to checkpoint and stop after the current step (what SIGINT/SIGTERM do). */
   requestStop(reason = "stop requested"): void {
-    this.stopSignal = reason;
+    this.stopReason = reason;
+  }
+
+  private elapsed(): number {
+    return this.elapsedBefore + (this.o.now() - this.runStart) / 1000;
   }
 
   /** Loads the newest complete checkpoint in outDir, if any; returns its step. */
   resume(): number | null {
-    const all = listCheckpoints(this.o.outDir);
-    if (all.length === 0) return null;
-    const latest = all[all.length - 1];
-    const state = loadCheckpoint(latest.path, this.o.model, this.opt);
-    if (JSON.stringify(state.config) !== JSON.stringify(this.o.model.config)) {
-      throw new Error(`resume: ${latest.path} was written for another model config:\n  checkpoint ${JSON.stringify(state.config)}\n  this run   ${JSON.stringify(this.o.model.config)}`);
+    const { outDir, model, objective } = this.o;
+    if (outDir === undefined || model === undefined) return null;
+    const latest = listCheckpoints(outDir).at(-1);
+    if (latest === undefined) return null;
+    const state = loadCheckpoint(latest.path, model, this.opt);
+    if (JSON.stringify(state.config) !== JSON.stringify(model.config)) {
+      throw new Error(`resume: ${latest.path} was written for another model config:\n  checkpoint ${JSON.stringify(state.config)}\n  this run   ${JSON.stringify(model.config)}`);
     }
+    const extra = state.extra ?? {};
     this.step = state.step;
-    this.tokens = state.tokens;
+    this.seen = state.tokens;
     this.elapsedBefore = state.elapsedSeconds;
-    this.totalSteps = state.totalSteps < 0 ? Infinity : state.totalSteps;
-    this.scheduleFitted = Number.isFinite(this.totalSteps);
+    // A step/token budget keeps the schedule length it started with.
+    if (this.schedule.kind === "cosine" && state.totalSteps >= 0 && extra.schedule !== "wsd") this.schedule.totalSteps = state.totalSteps;
     this.dataRng.setState(state.dataRng);
-    this.o.model.rng.setState(state.modelRng);
-    this.truncateMetrics(state.step);
+    model.rng.setState(state.modelRng);
+    objective.restore?.(extra);
+    this.log?.truncate(state.step);
     return state.step;
   }
 
-  private get metricsPath(): string {
-    return join(this.o.outDir, "metrics.jsonl");
-  }
-
-  private truncateMetrics(step: number): void {
-    if (!existsSync(this.metricsPath)) return;
-    const kept = readFileSync(this.metricsPath, "utf8").split("\n").filter((l) => l.trim() !== "" && (JSON.parse(l) as StepRecord).step <= step);
-    writeFileSync(this.metricsPath, kept.map((l) => l + "\n").join(""));
-  }
-
   checkpoint(): string {
+    const { outDir, model, objective } = this.o;
+    if (outDir === undefined || model === undefined) throw new Error("Trainer.checkpoint: no outDir");
+    const total = this.schedule.totalSteps;
     const state: CheckpointState = {
-      version: 1, step: this.step, tokens: this.tokens, elapsedSeconds: this.elapsedBefore + this.runSeconds(),
-      totalSteps: Number.isFinite(this.totalSteps) ? this.totalSteps : -1, dataRng: this.dataRng.getState(),
-      modelRng: this.o.model.rng.getState(), optimizer: { step: this.opt.steps, lr: this.opt.lr }, config: this.o.model.config,
-      extra: { objective: this.o.objective.name },
+      version: 1, step: this.step, tokens: this.seen, elapsedSeconds: this.elapsed(), totalSteps: Number.isFinite(total) ? total : -1,
+      dataRng: this.dataRng.getState(), modelRng: model.rng.getState(), optimizer: { step: this.opt.steps, lr: this.opt.lr }, config: model.config,
+      extra: { objective: objective.name, schedule: this.schedule.kind, ...objective.state?.() },
     };
-    return saveCheckpoint(this.o.outDir, this.o.model, this.opt, state, this.o.keepLast);
+    return saveCheckpoint(outDir, model, this.opt, state, this.o.keepLast);
   }
 
-  private runStart = performance.now();
-  private runSeconds(): number {
-    return (performance.now() - this.runStart) / 1000;
-  }
-
-  /** Mean validation loss over evalWindows windows spread evenly over the validation stream. */
-  evaluate(): number {
-    const { ctx, batch, val, evalWindows, model, objective } = this.o;
-    const windows = Math.min(evalWindows, Math.floor((val.length - 1) / ctx));
-    const span = val.length - ctx - 1;
-    const startOf = (w: number) => (windows === 1 ? 0 : Math.floor((w * span) / (windows - 1)));
-    const evalRng = new Rng(this.o.seed + 1);  // fixed masks for MLM, so evaluations compare
-    const buf = new Int32Array(batch * (ctx + 1));
-    let total = 0, count = 0;
-    const wasTraining = model.training;
-    model.eval();
-    for (let w0 = 0; w0 < windows; w0 += batch) {
-      const n = Math.min(batch, windows - w0);
-      for (let b = 0; b < n; b++) val.read(startOf(w0 + b), buf.subarray(b * (ctx + 1), (b + 1) * (ctx + 1)));
-      const { x, y } = objective.batch(buf, n, ctx, evalRng);
-      const loss = noGrad(() => model.loss(x, y).item());
-      let targets = 0;
-      for (const t of y.ids.subarray(0, y.size)) if (t >= 0) targets++;
-      total += loss * targets;
-      count += targets;
-      x.release();
-      y.release();
+  /** The objective's validation with the model in eval mode (null when it has none). */
+  validate(): Validation | null {
+    const { objective, model, seed } = this.o;
+    if (objective.validate === undefined) return null;
+    const wasTraining = model?.training ?? false;
+    model?.eval();
+    try {
+      return objective.validate(new Rng(seed + 1));
+    } finally {
+      model?.train(wasTraining);
     }
-    model.train(wasTraining);
-    return total / count;
   }
 
   async run(): Promise<TrainResult> {
     const o = this.o;
+    const { objective, gradAccum } = o;
     const resumedFrom = this.step > 0 ? this.step : null;
-    if (resumedFrom === null) writeFileSync(this.metricsPath, "");
-    const onSignal = (sig: string) => () => {
-      this.stopSignal = sig;
-    };
+    if (resumedFrom === null) this.log?.reset();
+    const onSignal = (sig: string) => () => void (this.stopReason = sig);
     const handlers = o.handleSignals ? (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const) : [];
     for (const [s, h] of handlers) process.on(s, h);
-    const progress = new Progress(resumedFrom === null ? "pretrain" : `resume@${resumedFrom}`);
+    const progress = o.quiet ? null : new Progress(resumedFrom === null ? o.label : `resume@${resumedFrom}`);
     const history: StepRecord[] = [];
-    const windows = new Int32Array(o.batch * (o.ctx + 1));
-    this.runStart = performance.now();
-    const tokensAtStart = this.tokens;
-    let smooth = NaN, valLoss = NaN;
+    this.runStart = o.now();
+    const seenAtStart = this.seen;
+    let smooth = NaN, valLoss = NaN, validatedAt = -1;
     let stoppedBy: TrainResult["stoppedBy"] = "budget";
-    o.model.train();
+    o.model?.train();
     try {
       for (;;) {
-        if (this.stopSignal !== null) {
+        if (o.signal?.aborted) throw new AbortedError();
+        if (this.stopReason !== null) {
           stoppedBy = "signal";
           break;
         }
-        const seconds = this.elapsedBefore + this.runSeconds();
-        if (this.step >= this.totalSteps) break;
-        if (o.seconds !== undefined && seconds >= o.seconds) break;
-        // A time budget fixes the schedule length from the measured step time: first after 5
-        // steps, then again after 50, when warm-up effects (first allocations, cold caches) are gone.
-        const ran = this.step - (resumedFrom ?? 0);
-        if (o.seconds !== undefined && o.steps === undefined && o.tokens === undefined && !this.scheduleFitted && (ran === 5 || ran === 50)) {
-          if (ran === 5) this.fitMark = this.runSeconds();
-          const perStep = ran === 5 ? this.runSeconds() / 5 : (this.runSeconds() - this.fitMark) / 45;
-          this.totalSteps = this.step + Math.max(5, Math.floor((o.seconds - seconds) / perStep));
-          if (ran === 50) this.scheduleFitted = true;
-        }
-        const lr = cosineSchedule(this.step, { lr: o.lr, warmup: o.warmup, totalSteps: Number.isFinite(this.totalSteps) ? this.totalSteps : 1e9, minLr: o.minLr });
-        this.opt.lr = lr;
+        if (this.schedule.finished(this.step, this.elapsed())) break;
         let lossSum = 0;
-        for (let micro = 0; micro < o.gradAccum; micro++) {
-          for (let b = 0; b < o.batch; b++) {
-            const start = this.dataRng.int(o.train.length - o.ctx);
-            o.train.read(start, windows.subarray(b * (o.ctx + 1), (b + 1) * (o.ctx + 1)));
+        for (let micro = 0; micro < gradAccum; micro++) {
+          const batch = objective.next(this.dataRng);
+          const loss = objective.loss(batch);
+          const value = loss.item();
+          if (!Number.isFinite(value)) {
+            objective.release?.(batch);
+            throw new Error(`${objective.name}: the loss became ${value} at step ${this.step + 1} (lower the learning rate?)`);
           }
-          const { x, y } = o.objective.batch(windows, o.batch, o.ctx, this.dataRng);
-          const loss = o.model.loss(x, y);
-          lossSum += loss.item();
-          loss.backward(o.gradAccum === 1 ? undefined : scalar(1 / o.gradAccum));
+          lossSum += value;
+          loss.backward(gradAccum === 1 ? undefined : scalar(1 / gradAccum));
           loss.release();
-          x.release();
-          y.release();
+          this.seen += objective.count(batch);
+          objective.release?.(batch);
         }
-        clipGradNorm(o.model.parameters(), o.clip);
+        // The LR is set once the gradients are ready: a time budget's schedule then reads the time at
+        // the end of the step (less the update), so the step that crosses the budget runs at minLr.
+        const lr = this.schedule.lr(this.step, this.elapsed());
+        this.opt.lr = lr;
+        clipGradNorm(this.parameters, o.clip);
         this.opt.step();
         this.opt.zeroGrad();
+        const stats = objective.afterStep?.() ?? undefined;
         this.step++;
-        this.tokens += o.batch * o.ctx * o.gradAccum;
-        const value = lossSum / o.gradAccum;
-        if (!Number.isFinite(value)) throw new Error(`training diverged at step ${this.step}: loss is ${value} (lower the learning rate?)`);
-        smooth = Number.isNaN(smooth) ? value : 0.95 * smooth + 0.05 * value;
-        const runSec = this.runSeconds();
-        const rec: StepRecord = { step: this.step, tokens: this.tokens, loss: value, lr, seconds: this.elapsedBefore + runSec, tokensPerSecond: Math.round((this.tokens - tokensAtStart) / runSec) };
-        const last = this.step >= this.totalSteps;
-        if (this.step % o.evalEvery === 0 || last) {
-          valLoss = this.evaluate();
-          rec.valLoss = valLoss;
-          rec.valPerplexity = Math.exp(valLoss);
-          if (o.bytesPerToken !== undefined) rec.valBitsPerByte = valLoss / Math.LN2 / o.bytesPerToken;
+        const value = lossSum / gradAccum;
+        smooth = smoothLoss(smooth, value);
+        const seconds = this.elapsed();
+        const runSeconds = (o.now() - this.runStart) / 1000;
+        const rec: StepRecord = { step: this.step, seen: this.seen, loss: value, lr, seconds, rate: Math.round((this.seen - seenAtStart) / runSeconds), schedule: this.schedule.kind };
+        if (stats !== undefined) rec.stats = stats;
+        if (this.step % o.evalEvery === 0 || this.schedule.finished(this.step, seconds)) {
+          const v = this.validate();
+          validatedAt = this.step;
+          if (v !== null && v.loss !== null) valLoss = rec.valLoss = v.loss;
+          if (v?.scores !== undefined) rec.scores = v.scores;
         }
         history.push(rec);
-        appendFileSync(this.metricsPath, JSON.stringify(rec) + "\n");
-        if (this.step % o.checkpointEvery === 0) this.checkpoint();
+        this.log?.append(rec);
+        if (this.log !== null && this.step % o.checkpointEvery === 0) this.checkpoint();
         o.onStep?.(rec);
-        if (!o.quiet) {
-          const frac = o.seconds !== undefined ? rec.seconds / o.seconds : this.step / this.totalSteps;
-          progress.update(frac, { step: String(this.step), loss: smooth.toFixed(3), val: Number.isNaN(valLoss) ? "--" : valLoss.toFixed(3), "tok/s": rec.tokensPerSecond.toLocaleString("en-US") });
-        }
-        // Yield to the event loop so SIGINT/SIGTERM handlers can run.
+        progress?.update(this.schedule.fraction(this.step, rec.seconds), {
+          step: String(this.step), loss: smooth.toFixed(3), val: Number.isNaN(valLoss) ? "--" : valLoss.toFixed(3), [RATE_LABEL[objective.unit]]: rec.rate.toLocaleString("en-US"),
+        });
+        // Yield to the event loop so that signal handlers, an abort or a server in this process can run.
         await new Promise((resolve) => setImmediate(resolve));
       }
-      if (history.length === 0 || history[history.length - 1].valLoss === undefined) valLoss = this.evaluate();
-      if (history.length > 0 || listCheckpoints(o.outDir).length === 0) this.checkpoint();
-      this.writeCurve();
-      if (!o.quiet) {
-        progress.update(1, { step: String(this.step), loss: Number.isNaN(smooth) ? "--" : smooth.toFixed(3), val: valLoss.toFixed(3) }, true);
+      if (validatedAt !== this.step) {
+        const v = this.validate();
+        if (v !== null && v.loss !== null) valLoss = v.loss;
+      }
+      if (o.outDir !== undefined) {
+        if (history.length > 0 || listCheckpoints(o.outDir).length === 0) this.checkpoint();
+        writeFileSync(join(o.outDir, "loss.svg"), this.log!.curveSvg(objective.chart ?? { title: `${objective.name} training`, yLabel: "loss" }));
+      }
+      if (progress !== null) {
+        progress.update(1, { step: String(this.step), loss: Number.isNaN(smooth) ? "--" : smooth.toFixed(3), val: Number.isNaN(valLoss) ? "--" : valLoss.toFixed(3) }, true);
         progress.done();
-        if (stoppedBy === "signal") process.stderr.write(`${this.stopSignal}: saved a checkpoint at step ${this.step} in ${o.outDir}; run again to resume\n`);
+        if (stoppedBy === "signal" && o.outDir !== undefined) process.stderr.write(`${this.stopReason}: saved a checkpoint at step ${this.step} in ${o.outDir}; run again to resume\n`);
       }
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
     }
-    return { steps: this.step, tokens: this.tokens, seconds: this.elapsedBefore + this.runSeconds(), valLoss, stoppedBy, resumedFrom, history };
-  }
-
-  private writeCurve(): void {
-    const records = existsSync(this.metricsPath)
-      ? readFileSync(this.metricsPath, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as StepRecord)
-      : [];
-    let s = NaN;
-    const train = records.map((r) => {
-      s = Number.isNaN(s) ? r.loss : 0.95 * s + 0.05 * r.loss;
-      return [r.tokens, s] as [number, number];
-    });
-    const val = records.filter((r) => r.valLoss !== undefined).map((r) => [r.tokens, r.valLoss!] as [number, number]);
-    writeFileSync(join(this.o.outDir, "loss.svg"), lineChartSvg(
-      [{ name: "train loss (EMA)", color: "#1f77b4", points: train }, { name: "validation loss", color: "#d62728", points: val }],
-      { title: `${this.o.objective.name} pretraining`, xLabel: "tokens seen", yLabel: "cross-entropy (nats/token)" },
-    ));
+    return { steps: this.step, seen: this.seen, seconds: this.elapsed(), valLoss, stoppedBy, resumedFrom, schedule: this.schedule.kind, history };
   }
 }
 
-import { empty } from "../tensor/tensor.js";
-function scalar(v: number) {
+/** The options given a value (an explicit `undefined` keeps the default). */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function scalar(v: number): Tensor {
   const t = empty([]);
   t.data[0] = v;
   return t;
