@@ -6,9 +6,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ByteTokenizer } from "../src/data/bytes.js";
-import { globToRegExp, loadSource, loadSources, splitByHash, wordnetDocs } from "../src/data/sources.js";
+import { blockSizeFor, checkSource, globToRegExp, loadSource, loadSources, splitByHash, textBlocks, wordnetDocs } from "../src/data/sources.js";
 import { prepareCorpus } from "../src/data/prepare.js";
-import { MemoryTokens } from "../src/data/tokens.js";
+import { MemoryTokens, ShardedTokens } from "../src/data/tokens.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "plinth-corpus-"));
 
@@ -112,6 +112,63 @@ test("prepare writes shards and a manifest, splits by document, and reuses a mat
     const docs = loadSource("sotu").docs;
     const a = splitByHash(docs, 0.1), b = splitByHash([...docs].reverse(), 0.1);
     assert.deepEqual(new Set(a.val.map((d) => d.id)), new Set(b.val.map((d) => d.id)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("one long document is split by paragraph blocks, deterministically; too little text says how much to give", () => {
+  const paragraphs = Array.from({ length: 400 }, (_, i) => `Paragraph ${i}: ${"call me Ishmael. ".repeat(20 + (i % 7))}`);
+  const doc = { id: "corpus.txt", text: paragraphs.join("\n\n") + "\n" };
+  const a = splitByHash([doc], 0.02), b = splitByHash([doc], 0.02);
+  assert.equal(a.unit, "block");
+  assert.deepEqual(a, b);
+  assert.ok(a.train.length > 0 && a.val.length > 0);
+  const valChars = a.val.reduce((n, d) => n + d.text.length, 0);
+  assert.ok(valChars > 0 && valChars < 0.1 * doc.text.length, `${valChars} of ${doc.text.length} characters held out`);
+  // Every character lands in exactly one split, and cuts fall on paragraph breaks.
+  assert.equal([...a.train, ...a.val].reduce((n, d) => n + d.text.length, 0), doc.text.length);
+  for (const d of a.val) assert.match(d.text, /^Paragraph \d+:/);
+  const blocks = textBlocks(doc.text, blockSizeFor(doc.text.length));
+  assert.equal(blocks.join(""), doc.text);
+  assert.ok(blocks.slice(0, -1).every((t) => t.endsWith("\n\n")));
+  // Text without blank lines is cut at line breaks, else at the size, never inside a surrogate pair.
+  assert.ok(textBlocks("line of text\n".repeat(500), 300).slice(0, -1).every((t) => t.endsWith("\n")));
+  const emoji = "😀".repeat(1000);
+  const cut = textBlocks(emoji, 256);
+  assert.equal(cut.join(""), emoji);
+  assert.ok(cut.every((t) => !/[\uD800-\uDBFF]$/.test(t)));
+  // A few documents whose hashes all fall on one side are split by blocks too; many documents by document.
+  const few = [doc, { id: "b.txt", text: paragraphs.slice(0, 50).reverse().join("\n\n") }];
+  assert.equal(splitByHash(few, 0.02).unit, "block");
+  assert.equal(splitByHash(loadSource("sotu").docs, 0.02).unit, "document");
+  assert.throws(() => splitByHash([{ id: "tiny.txt", text: "too short" }], 0.02), /9 characters of text in 1 document\(s\) are too little.*give more text with --data/);
+});
+
+test("corpus errors say what to do: empty file, empty folder, too little text for a window, a stale empty split", () => {
+  const dir = tmp();
+  try {
+    writeFileSync(join(dir, "empty.txt"), "");
+    mkdirSync(join(dir, "nothing"));
+    assert.throws(() => checkSource(join(dir, "empty.txt")), /the file is empty; give a file with text in it/);
+    assert.throws(() => checkSource(join(dir, "nothing")), /the folder has no files; give a folder with text files in it/);
+    assert.throws(() => checkSource(join(dir, "missing.txt")), /no such file or folder \(built-in sources: moby-dick/);
+    assert.doesNotThrow(() => checkSource("moby-dick"));
+    assert.throws(() => loadSources([join(dir, "empty.txt")]), /no text found in .*empty\.txt \(the file is empty\); give --data a text file, a folder/);
+    assert.throws(() => loadSources([join(dir, "nothing")]), /no text found in .*nothing \(the folder has no files\)/);
+    writeFileSync(join(dir, "short.txt"), Array.from({ length: 40 }, (_, i) => `Line ${i} of a short text.`).join("\n\n"));
+    const tok = new ByteTokenizer();
+    assert.throws(
+      () => prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data"), minTokens: 513 }),
+      /validation split holds \d+ tokens, fewer than one training window of 513 \(--ctx \+ 1\).*give more text with --data \(about [\d,]+ KB or more at this --ctx\) or a smaller --ctx/,
+    );
+    // A manifest left by an older version with an empty validation split is prepared again, not reused.
+    const ok = prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data2") });
+    assert.equal(ok.manifest.split?.unit, "block");
+    const manifest = JSON.parse(readFileSync(join(dir, "data2", "manifest.json"), "utf8"));
+    writeFileSync(join(dir, "data2", "manifest.json"), JSON.stringify({ ...manifest, val: { ...manifest.val, shards: [] } }));
+    assert.equal(prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data2") }).reused, false);
+    assert.throws(() => new ShardedTokens([], "uint16"), /no shard files, so this split of the corpus is empty; prepare the corpus again from more text/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,9 +2,11 @@
 // key; the lineage graph links the base to the tenant's adapters (and not another tenant's);
 // a fine-tuning job's loss curve grows while it trains; evaluation and audit tables; the
 // playground streams the same text the API gives; usage meters count the tokens.
+// Without Chromium the test is skipped with one line saying what to install, unless
+// PLINTH_REQUIRE_BROWSER=1 (CI), where that is a failure (test/helpers/browser.ts).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
@@ -12,11 +14,25 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { Registry } from "../src/registry/index.js";
 import { createServer, type PlinthServer } from "../src/serve/index.js";
 import { makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
+import { CHROMIUM_PATHS, findChromium, INSTALL_HINT } from "./helpers/browser.js";
 
-const CHROMIUM = "/usr/bin/chromium";
+const browser = findChromium();
 let fx: ServeFixture, server: PlinthServer, url: string, profile: string, context: BrowserContext, page: Page;
 
-before(async () => {
+test("the browser decision: present runs, absent skips with what to install, absent and required fails", () => {
+  const at = (path: string | null) => (p: string) => p === path;
+  assert.deepEqual(findChromium({ env: {}, exists: at("/usr/bin/chromium") }), { action: "run", executablePath: "/usr/bin/chromium" });
+  assert.deepEqual(findChromium({ env: {}, exists: at("/usr/bin/chromium-browser") }), { action: "run", executablePath: "/usr/bin/chromium-browser" });
+  assert.deepEqual(findChromium({ env: { PLINTH_CHROMIUM: "/opt/c/chrome" }, exists: at("/opt/c/chrome") }), { action: "run", executablePath: "/opt/c/chrome" });
+  const skip = findChromium({ env: {}, exists: at(null) });
+  assert.equal(skip.action, "skip");
+  assert.ok(skip.action === "skip" && skip.message.includes(INSTALL_HINT) && CHROMIUM_PATHS.every((p) => skip.message.includes(p)) && !skip.message.includes("\n"));
+  const fail = findChromium({ env: { PLINTH_REQUIRE_BROWSER: "1" }, exists: at(null) });
+  assert.ok(fail.action === "fail" && fail.message.includes(INSTALL_HINT) && fail.message.includes("PLINTH_REQUIRE_BROWSER=1"));
+  assert.equal(findChromium({ env: { PLINTH_REQUIRE_BROWSER: "1" }, exists: at("/usr/bin/chromium") }).action, "run");
+});
+
+if (browser.action === "run") before(async () => {
   fx = await makeFixture();
   writeDataset(join(fx.root, "train.jsonl"), 40);
   const reg = Registry.open(fx.dbPath);
@@ -28,7 +44,7 @@ before(async () => {
   url = await server.listen({ port: 0 });
   profile = mkdtempSync(join(tmpdir(), "plinth-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true,
+    executablePath: browser.executablePath, headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
   });
   page = await context.newPage();
@@ -40,9 +56,8 @@ after(async () => {
   fx?.cleanup();
 });
 
-test("chromium is installed", () => assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (apt-get install chromium)`));
-
-test("the dashboard shows lineage, live loss curves, evaluations, audits, a playground and usage", async () => {
+test("the dashboard shows lineage, live loss curves, evaluations, audits, a playground and usage", { skip: browser.action === "skip" ? browser.message : false }, async () => {
+  if (browser.action === "fail") assert.fail(browser.message);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   await page.goto(`${url}/dashboard/`);
   await page.fill("#key", fx.keyA);

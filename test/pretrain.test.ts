@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unigramCrossEntropy } from "../src/data/bytes.js";
 import { MemoryTokens } from "../src/data/tokens.js";
-import { pretrain, unigramBaseline } from "../src/cli/pretrain.js";
+import { PRETRAIN_DEFAULTS, pretrain, resolvePretrainOptions, unigramBaseline } from "../src/cli/pretrain.js";
+import { UsageError } from "../src/cli/args.js";
 import { loadGPT } from "../src/models/gpt/index.js";
 import { BPETokenizer } from "../src/tokenizer/index.js";
 import { fitPowerLaw } from "../src/train/scaling.js";
@@ -34,6 +35,32 @@ test("pretrain: tokenizer, shards, model and checkpoints in Hugging Face layout;
     assert.equal(second.corpus.reused, true);
     assert.equal(second.result.resumedFrom, 200);
     assert.equal(second.result.steps, 200);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("pretrain as a library: left-out options take the CLI defaults; bad ones are rejected before any work", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-pretrain-"));
+  try {
+    const o = resolvePretrainOptions({ outDir: join(dir, "run") });
+    assert.deepEqual({ ...o, seconds: undefined, outDir: undefined }, { ...PRETRAIN_DEFAULTS, data: ["default"], seconds: undefined, outDir: undefined });
+    assert.equal(o.seconds, 600, "no budget given means the CLI's 10 minutes");
+    assert.equal(resolvePretrainOptions({ outDir: dir, steps: 5 }).seconds, undefined);
+    const out = join(dir, "never");
+    for (const [bad, message] of [
+      [{ size: "huge" }, /unknown --size "huge" for clm \(expected tiny, small, S, M\)/],
+      [{ objective: "mlm", size: "huge" }, /unknown --size "huge" for mlm \(expected tiny, small, S, M, base\)/],
+      [{ lr: 0 }, /--lr must be a number > 0/],
+      [{ lr: Number.NaN }, /--lr must be a number > 0/],
+      [{ batch: 2.5 }, /--batch must be an integer >= 1/],
+      [{ steps: 0 }, /--steps must be an integer >= 1/],
+      [{ data: [] }, /--data: no data sources given/],
+      [{ data: ["moby-dick", join(dir, "missing.txt")] }, /--data source .*missing\.txt: no such file or folder/],
+    ] as [Record<string, unknown>, RegExp][]) {
+      await assert.rejects(pretrain({ outDir: out, steps: 1, ...bad }), (e: Error) => e instanceof UsageError && message.test(e.message));
+    }
+    assert.ok(!existsSync(out), "nothing is written before the options are checked");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

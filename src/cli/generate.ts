@@ -36,6 +36,16 @@ export function runGenerate(argv: string[]): void {
   }
   if (values.model === undefined) throw new UsageError("--model is required");
   if (values.prompt === undefined) throw new UsageError("--prompt is required");
+  // Every flag is checked before the model is read.
+  const sampling = {
+    maxNewTokens: parseIntArg("max-tokens", values["max-tokens"], 200, 1),
+    temperature: parseFloatArg("temperature", values.temperature, 0.8),
+    topK: parseIntArg("top-k", values["top-k"], 40),
+    topP: parseFloatArg("top-p", values["top-p"], 1),
+    seed: parseIntArg("seed", values.seed, 0),
+  };
+  if (sampling.temperature < 0) throw new UsageError(`--temperature must be >= 0 (0 = greedy), got "${values.temperature}"`);
+  if (!(sampling.topP > 0 && sampling.topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got "${values["top-p"]}"`);
   const model = loadGPT(values.model);
   const meta = join(values.model, "model.safetensors");
   if (!existsSync(meta)) throw new Error(`${meta} is missing`);
@@ -43,14 +53,7 @@ export function runGenerate(argv: string[]): void {
   if (model.config.vocab_size !== tok.vocabSize) {
     throw new Error(`generate: the model has ${model.config.vocab_size} token ids but its tokenizer has ${tok.vocabSize}: mismatched tokenizer.json?`);
   }
-  const { tokens, finishReason } = generate(model, Array.from(tok.encode(values.prompt)), {
-    maxNewTokens: parseIntArg("max-tokens", values["max-tokens"], 200),
-    temperature: parseFloatArg("temperature", values.temperature, 0.8),
-    topK: parseIntArg("top-k", values["top-k"], 40),
-    topP: parseFloatArg("top-p", values["top-p"], 1),
-    seed: parseIntArg("seed", values.seed, 0),
-    stopTokens: [tok.eot],
-  });
+  const { tokens, finishReason } = generate(model, Array.from(tok.encode(values.prompt)), { ...sampling, stopTokens: [tok.eot] });
   process.stdout.write(values.prompt + tok.decode(tokens) + "\n");
   if (finishReason === "stop") process.stderr.write("(stopped at end of text)\n");
 }

@@ -3,20 +3,21 @@
  * the trainer; resumes from the newest checkpoint in --out when there is one.
  * `plinth tokenizer train`: just the tokenizer.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { prepareCorpus, type PreparedCorpus } from "../data/prepare.js";
-import { loadSources } from "../data/sources.js";
+import { BUILTIN_SOURCES, checkSource, loadSources } from "../data/sources.js";
 import { BPETextTokenizer, type TextTokenizer } from "../data/tokenizer.js";
 import type { TokenSource } from "../data/tokens.js";
-import { GPT, GPT_PRESETS, gptConfig, saveGPT } from "../models/gpt/index.js";
+import { GPT, GPT_PRESETS, gptConfig } from "../models/gpt/index.js";
 import { BPETokenizer, trainBPE } from "../tokenizer/index.js";
-import { clm, mlm } from "../train/objectives.js";
-import { BertForMaskedLM, BERT_PRESETS, bertConfig, saveBert } from "../models/bert/index.js";
+import { clm, languageModeling, mlm } from "../train/language.js";
+import { BertForMaskedLM, BERT_PRESETS, bertConfig } from "../models/bert/index.js";
+import { can, saveModel } from "../models/registry.js";
 import { formatSeconds } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
-import { UsageError, parseDuration, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, checkFile, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
 import { runPretrainContrastive } from "./clip.js";
 
 export const tokenizerHelp = `plinth tokenizer train — train a byte-level BPE tokenizer (Hugging Face tokenizer.json)
@@ -40,7 +41,8 @@ Usage: plinth pretrain [--objective clm|mlm] [--size tiny|small|S|M] [--data <so
   --objective   clm: causal LM (GPT, default); mlm: masked LM (BERT);
                 contrastive: CLIP image–text (see plinth pretrain --objective contrastive --help)
   --size        model preset (default small)
-  --data        sources as for 'plinth tokenizer train' (default: default)
+  --data        sources as for 'plinth tokenizer train' (default: default); one long file is fine:
+                with too few documents the validation text is held out by paragraph blocks
   --time/--tokens/--steps   budget (default --time 10m)
   --out         run folder: tokenizer.json, data/ shards + manifest.json, checkpoints/,
                 metrics.jsonl, loss.svg, and the final config.json + model.safetensors
@@ -74,8 +76,18 @@ export function runTokenizer(argv: string[]): void {
     return;
   }
   if (values.out === undefined) throw new UsageError("--out is required");
+  const data = values.data ?? ["default"];
+  const vocab = parseIntArg("vocab", values.vocab, 4096, 261), sampleMb = parsePositiveArg("sample-mb", values["sample-mb"], 16);
+  for (const spec of data) {
+    try {
+      checkSource(spec);
+    } catch (e) {
+      throw new UsageError(`--data ${(e as Error).message}`);
+    }
+  }
+  checkWritableDir("out", dirname(resolve(values.out)));
   const t0 = performance.now();
-  const tok = trainTokenizer(values.data ?? ["default"], parseIntArg("vocab", values.vocab, 4096, 1), parseFloatArg("sample-mb", values["sample-mb"], 16));
+  const tok = trainTokenizer(data, vocab, sampleMb);
   const path = tok.save(values.out);
   console.log(`trained a ${tok.vocabSize}-token BPE vocabulary in ${formatSeconds((performance.now() - t0) / 1000)}; saved ${path}`);
 }
@@ -113,28 +125,96 @@ export interface PretrainRun {
   unigram: number;
 }
 
+/** Options of `pretrain`; what is left out takes the `plinth pretrain` defaults (PRETRAIN_DEFAULTS). */
 export interface PretrainOptions {
-  objective: "clm" | "mlm";
-  size: string;
-  data: string[];
+  objective?: "clm" | "mlm";
+  /** A preset of the objective's model: GPT_PRESETS or BERT_PRESETS. */
+  size?: string;
+  /** Source specs (see src/data/sources.ts). */
+  data?: string[];
   outDir: string;
+  /** Budget: whichever comes first; none given means 600 seconds. */
   seconds?: number;
   tokens?: number;
   steps?: number;
+  /** An existing tokenizer.json; else one is trained on `data` into outDir. */
   tokenizerPath?: string;
-  vocab: number;
-  batch: number;
+  vocab?: number;
+  batch?: number;
+  /** Training window; default the preset's context length. */
   ctx?: number;
-  lr: number;
-  warmup: number;
-  gradAccum: number;
-  evalEvery: number;
-  checkpointEvery: number;
-  seed: number;
+  lr?: number;
+  warmup?: number;
+  gradAccum?: number;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  seed?: number;
   quiet?: boolean;
 }
 
-export async function pretrain(o: PretrainOptions): Promise<PretrainRun> {
+/** The options `pretrain` fills in when they are left out (the `plinth pretrain` defaults). */
+export const PRETRAIN_DEFAULTS = {
+  objective: "clm", size: "small", data: ["default"], vocab: 4096, batch: 16, lr: 1e-3, warmup: 100, gradAccum: 1, evalEvery: 200, checkpointEvery: 200, seed: 1234,
+} satisfies Partial<PretrainOptions>;
+
+export type ResolvedPretrainOptions = PretrainOptions & Required<Pick<PretrainOptions, keyof typeof PRETRAIN_DEFAULTS>>;
+
+const presetsOf = (objective: "clm" | "mlm"): Record<string, { n_positions?: number; max_position_embeddings?: number }> => objective === "clm" ? GPT_PRESETS : BERT_PRESETS;
+
+/** The training window: --ctx, else the preset's context length. */
+function contextOf(o: ResolvedPretrainOptions): number {
+  const preset = presetsOf(o.objective)[o.size];
+  return o.ctx ?? preset.n_positions ?? preset.max_position_embeddings!;
+}
+
+/**
+ * Fills in defaults and checks every option before any work (tokenizer training, sharding):
+ * the preset, the objective, budgets, sizes, the learning rate, that every data source exists,
+ * that a given tokenizer exists (with [MASK] for mlm), and that the run folder can be written.
+ * Errors are UsageErrors naming the flag and what it accepts.
+ */
+export function resolvePretrainOptions(options: PretrainOptions): ResolvedPretrainOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as PretrainOptions;
+  const o: ResolvedPretrainOptions = { ...PRETRAIN_DEFAULTS, data: [...PRETRAIN_DEFAULTS.data], ...given } as ResolvedPretrainOptions;
+  if (o.objective !== "clm" && o.objective !== "mlm") throw new UsageError(`--objective must be clm, mlm or contrastive, got "${o.objective}"`);
+  const presets = presetsOf(o.objective);
+  if (!Object.hasOwn(presets, o.size)) throw new UsageError(`unknown --size "${o.size}" for ${o.objective} (expected ${Object.keys(presets).join(", ")})`);
+  const int = (name: string, v: number | undefined, min: number) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new UsageError(`--${name} must be an integer >= ${min}, got ${v}`);
+  };
+  int("tokens", o.tokens, 1);
+  int("steps", o.steps, 1);
+  if (o.seconds !== undefined && !(o.seconds > 0)) throw new UsageError(`--time must be a duration > 0, e.g. 90s, 5m or 1h, got ${o.seconds} seconds`);
+  if (o.seconds === undefined && o.tokens === undefined && o.steps === undefined) o.seconds = 600;
+  int("vocab", o.vocab, 261);
+  int("batch", o.batch, 1);
+  int("ctx", o.ctx, 1);
+  int("warmup", o.warmup, 0);
+  int("grad-accum", o.gradAccum, 1);
+  int("eval-every", o.evalEvery, 1);
+  int("checkpoint-every", o.checkpointEvery, 1);
+  int("seed", o.seed, 0);
+  if (!(Number.isFinite(o.lr) && o.lr > 0)) throw new UsageError(`--lr must be a number > 0, e.g. 1e-3, got ${o.lr}`);
+  if (o.data.length === 0) throw new UsageError(`--data: no data sources given (built-in sources: ${BUILTIN_SOURCES.join(", ")})`);
+  for (const spec of o.data) {
+    try {
+      checkSource(spec);
+    } catch (e) {
+      throw new UsageError(`--data ${(e as Error).message}`);
+    }
+  }
+  if (o.tokenizerPath !== undefined) {
+    checkFile("tokenizer", o.tokenizerPath);
+    if (o.objective === "mlm" && !readFileSync(o.tokenizerPath, "utf8").includes('"[MASK]"')) {
+      throw new UsageError(`--tokenizer ${o.tokenizerPath} has no [MASK] token, which --objective mlm needs; leave --tokenizer out to train one`);
+    }
+  }
+  checkWritableDir("out", o.outDir);
+  return o;
+}
+
+export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
+  const o = resolvePretrainOptions(options);
   const outDir = resolve(o.outDir);
   mkdirSync(outDir, { recursive: true });
   const tokPath = o.tokenizerPath ?? join(outDir, "tokenizer.json");
@@ -151,13 +231,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainRun> {
   if (o.tokenizerPath !== undefined && resolve(o.tokenizerPath) !== join(outDir, "tokenizer.json")) bpe.save(join(outDir, "tokenizer.json"));
   const tokenizer = new BPETextTokenizer(bpe);
   const t1 = performance.now();
-  const corpus = prepareCorpus({ specs: o.data, tokenizer, outDir: join(outDir, "data") });
+  const corpus = prepareCorpus({ specs: o.data, tokenizer, outDir: join(outDir, "data"), minTokens: contextOf(o) + 1 });
   const m = corpus.manifest;
   if (!o.quiet) {
-    console.log(`corpus: ${m.documents.toLocaleString("en-US")} documents (${m.duplicatesDropped} duplicates dropped) -> ${m.train.tokens.toLocaleString("en-US")} train / ${m.val.tokens.toLocaleString("en-US")} validation tokens, ${corpus.bytesPerToken.toFixed(2)} bytes/token${corpus.reused ? " (reused)" : ` in ${formatSeconds((performance.now() - t1) / 1000)}`}`);
+    console.log(`corpus: ${m.documents.toLocaleString("en-US")} documents (${m.duplicatesDropped} duplicates dropped) -> ${m.train.tokens.toLocaleString("en-US")} train / ${m.val.tokens.toLocaleString("en-US")} validation tokens${m.split?.unit === "block" ? ` (too few documents to split whole: split by blocks of ~${m.split.blockChars!.toLocaleString("en-US")} characters)` : ""}, ${corpus.bytesPerToken.toFixed(2)} bytes/token${corpus.reused ? " (reused)" : ` in ${formatSeconds((performance.now() - t1) / 1000)}`}`);
   }
-  const presets: Record<string, unknown> = o.objective === "clm" ? GPT_PRESETS : BERT_PRESETS;
-  if (presets[o.size] === undefined) throw new UsageError(`unknown --size "${o.size}" for ${o.objective} (expected ${Object.keys(presets).join(", ")})`);
   let model: GPT | BertForMaskedLM;
   let ctx: number;
   let describe: string;
@@ -178,11 +256,13 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainRun> {
   }
   const maskToken = tokenizer.special("[MASK]");
   if (o.objective === "mlm" && maskToken === undefined) throw new Error("--objective mlm: the tokenizer has no [MASK] token");
-  const objective = o.objective === "clm" ? clm : mlm({ maskToken: maskToken!, vocabSize: tokenizer.vocabSize, specialIds: specials });
+  const task = o.objective === "clm" ? clm : mlm({ maskToken: maskToken!, vocabSize: tokenizer.vocabSize, specialIds: specials });
+  const objective = languageModeling(model, task, {
+    train: corpus.train, val: corpus.val, batch: o.batch, ctx, evalWindows: 64, bytesPerToken: o.objective === "clm" ? corpus.bytesPerToken : undefined,
+  });
   const trainer = new Trainer({
-    model, objective, train: corpus.train, val: corpus.val, outDir, batch: o.batch, ctx, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup,
-    seconds: o.seconds, tokens: o.tokens, steps: o.steps, evalEvery: o.evalEvery, checkpointEvery: o.checkpointEvery, seed: o.seed,
-    bytesPerToken: o.objective === "clm" ? corpus.bytesPerToken : undefined, quiet: o.quiet, evalWindows: 64,
+    model, objective, outDir, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup, seconds: o.seconds, tokens: o.tokens, steps: o.steps,
+    evalEvery: o.evalEvery, checkpointEvery: o.checkpointEvery, seed: o.seed, quiet: o.quiet, label: "pretrain",
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
@@ -190,11 +270,10 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainRun> {
     if (resumed !== null) console.log(`resuming from the checkpoint at step ${resumed}`);
   }
   const result = await trainer.run();
-  if (model instanceof GPT) saveGPT(outDir, model, { objective: "clm", tokenizer: m.tokenizer.fingerprint });
-  else saveBert(outDir, model, { objective: "mlm", tokenizer: m.tokenizer.fingerprint });
+  saveModel(outDir, model, { objective: can(model, "generate") ? "clm" : "mlm", tokenizer: m.tokenizer.fingerprint });
   const unigram = unigramBaseline(corpus.train, corpus.val, tokenizer.vocabSize);
   writeFileSync(join(outDir, "summary.json"), JSON.stringify({
-    objective: o.objective, size: o.size, params: model.numParameters(), steps: result.steps, tokens: result.tokens, seconds: Math.round(result.seconds),
+    objective: o.objective, size: o.size, params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
     valLoss: result.valLoss, valPerplexity: Math.exp(result.valLoss), valBitsPerByte: result.valLoss / Math.LN2 / corpus.bytesPerToken,
     unigramLoss: unigram, unigramPerplexity: Math.exp(unigram), unigramBitsPerByte: unigram / Math.LN2 / corpus.bytesPerToken, data: o.data,
   }, null, 2) + "\n");
@@ -205,8 +284,8 @@ export function printReport(run: PretrainRun): void {
   const { result, unigram, corpus } = run;
   const bpt = corpus.bytesPerToken;
   console.log("");
-  console.log(`trained on ${result.tokens.toLocaleString("en-US")} tokens in ${formatSeconds(result.seconds)} (${result.steps} steps${result.stoppedBy === "signal" ? ", interrupted" : ""})`);
-  if (run.model instanceof BertForMaskedLM) {
+  console.log(`trained on ${result.seen.toLocaleString("en-US")} tokens in ${formatSeconds(result.seconds)} (${result.steps} steps${result.stoppedBy === "signal" ? ", interrupted" : ""})`);
+  if (can(run.model, "fill-mask")) {
     console.log(`validation  masked-token loss ${result.valLoss.toFixed(3)} nats · perplexity ${Math.exp(result.valLoss).toFixed(1)}`);
     console.log(`unigram     loss ${unigram.toFixed(3)} nats/token · perplexity ${Math.exp(unigram).toFixed(1)}`);
     return;
@@ -232,17 +311,18 @@ export async function runPretrain(argv: string[]): Promise<void> {
     console.log(pretrainHelp);
     return;
   }
-  const objective = values.objective ?? "clm";
-  if (objective !== "clm" && objective !== "mlm") throw new UsageError(`--objective must be clm, mlm or contrastive, got "${objective}"`);
-  const budget = { seconds: values.time ? parseDuration(values.time) : undefined, tokens: values.tokens ? parseIntArg("tokens", values.tokens, 0, 1) : undefined, steps: values.steps ? parseIntArg("steps", values.steps, 0, 1) : undefined };
-  if (budget.seconds === undefined && budget.tokens === undefined && budget.steps === undefined) budget.seconds = 600;
-  const run = await pretrain({
-    objective, size: values.size ?? "small", data: values.data ?? ["default"], outDir: values.out ?? `runs/${objective}`, ...budget,
-    tokenizerPath: values.tokenizer, vocab: parseIntArg("vocab", values.vocab, 4096, 261), batch: parseIntArg("batch", values.batch, 16, 1),
-    ctx: values.ctx ? parseIntArg("ctx", values.ctx, 0, 1) : undefined, lr: parseFloatArg("lr", values.lr, 1e-3), warmup: parseIntArg("warmup", values.warmup, 100),
-    gradAccum: parseIntArg("grad-accum", values["grad-accum"], 1, 1), evalEvery: parseIntArg("eval-every", values["eval-every"], 200, 1),
-    checkpointEvery: parseIntArg("checkpoint-every", values["checkpoint-every"], 200, 1), seed: parseIntArg("seed", values.seed, 1234),
+  const objective = oneOf("objective", values.objective ?? "clm", ["clm", "mlm", "contrastive"]);
+  if (objective === "contrastive") return runPretrainContrastive(argv);
+  // Every flag is parsed and checked here (and again by pretrain) before any tokenizer training or sharding.
+  const options = resolvePretrainOptions({
+    objective, size: values.size, data: values.data, outDir: values.out ?? `runs/${objective}`,
+    seconds: values.time === undefined ? undefined : parseDuration(values.time), tokens: optionalInt("tokens", values.tokens, 1), steps: optionalInt("steps", values.steps, 1),
+    tokenizerPath: values.tokenizer, vocab: optionalInt("vocab", values.vocab, 261), batch: optionalInt("batch", values.batch, 1), ctx: optionalInt("ctx", values.ctx, 1),
+    lr: values.lr === undefined ? undefined : parsePositiveArg("lr", values.lr, 0), warmup: optionalInt("warmup", values.warmup, 0),
+    gradAccum: optionalInt("grad-accum", values["grad-accum"], 1), evalEvery: optionalInt("eval-every", values["eval-every"], 1),
+    checkpointEvery: optionalInt("checkpoint-every", values["checkpoint-every"], 1), seed: optionalInt("seed", values.seed, 0),
   });
+  const run = await pretrain(options);
   printReport(run);
   console.log(`saved ${run.outDir}: config.json, model.safetensors, tokenizer.json, checkpoints/, metrics.jsonl, loss.svg`);
 }

@@ -1,5 +1,6 @@
 /**
- * Corpus preparation: sources -> exact dedup -> train/validation split by document ->
+ * Corpus preparation: sources -> exact dedup -> train/validation split by document (by
+ * paragraph blocks when there are too few documents, e.g. one long file) ->
  * tokenized shards on disk (uint16 when the vocabulary fits, else int32) -> manifest.json
  * with the SHA-256 of every source file and of the tokenizer (lineage starts here).
  * A prepared folder whose manifest matches the same sources and tokenizer is reused.
@@ -24,6 +25,8 @@ export interface CorpusManifest {
   documents: number;
   duplicatesDropped: number;
   valFraction: number;
+  /** What the split assigned by hash: whole documents, or blocks of about blockChars characters. */
+  split?: { unit: "document" | "block"; blockChars?: number };
   tokenizer: { fingerprint: string; vocabSize: number };
   dtype: ShardDType;
   train: { documents: number; bytes: number; tokens: number; shards: string[] };
@@ -86,6 +89,11 @@ export interface PrepareOptions {
   outDir: string;
   valFraction?: number;
   shardTokens?: number;
+  /**
+   * Each split must hold at least this many tokens (a training window, ctx + 1); a corpus
+   * too small for that is an error saying how much text is needed.
+   */
+  minTokens?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -100,10 +108,10 @@ export function prepareCorpus(o: PrepareOptions): PreparedCorpus {
     const old = JSON.parse(readFileSync(manifestPath, "utf8")) as CorpusManifest;
     const same = JSON.stringify(old.sources.map((s) => s.files)) === JSON.stringify(sourceInfo.map((s) => s.files)) &&
       old.tokenizer.fingerprint === tokInfo.fingerprint && old.valFraction === valFraction &&
-      [...old.train.shards, ...old.val.shards].every((p) => existsSync(p));
-    if (same) return open(o.outDir, old, true);
+      old.train.shards.length > 0 && old.val.shards.length > 0 && [...old.train.shards, ...old.val.shards].every((p) => existsSync(p));
+    if (same) return checkSize(open(o.outDir, old, true), o.minTokens);
   }
-  const { train, val } = splitByHash(docs, valFraction);
+  const { train, val, unit, blockChars } = splitByHash(docs, valFraction);
   const tmp = join(o.outDir, `.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -120,7 +128,8 @@ export function prepareCorpus(o: PrepareOptions): PreparedCorpus {
     return { documents: split.length, bytes, tokens: w.tokens, shards: w.shards.map((p) => join(o.outDir, p.slice(tmp.length + 1))) };
   };
   const manifest: CorpusManifest = {
-    version: 1, sources: sourceInfo, documents: docs.length, duplicatesDropped: duplicates, valFraction, tokenizer: tokInfo, dtype,
+    version: 1, sources: sourceInfo, documents: docs.length, duplicatesDropped: duplicates, valFraction,
+    split: unit === "block" ? { unit, blockChars } : { unit }, tokenizer: tokInfo, dtype,
     train: write(train, "train"), val: write(val, "val"),
   };
   for (const p of [...manifest.train.shards, ...manifest.val.shards]) renameSync(join(tmp, p.slice(o.outDir.length + 1)), p);
@@ -131,7 +140,27 @@ export function prepareCorpus(o: PrepareOptions): PreparedCorpus {
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmpManifest, manifestPath);
-  return open(o.outDir, manifest, false);
+  return checkSize(open(o.outDir, manifest, false), o.minTokens);
+}
+
+/** Throws, saying how much more text is needed, when a split is shorter than one window. */
+function checkSize(c: PreparedCorpus, minTokens: number | undefined): PreparedCorpus {
+  if (minTokens === undefined) return c;
+  const m = c.manifest;
+  for (const [name, part] of [["training", m.train], ["validation", m.val]] as const) {
+    if (part.tokens >= minTokens) continue;
+    const share = name === "validation" ? m.valFraction : 1 - m.valFraction;
+    const bytesPerToken = (m.train.bytes + m.val.bytes) / Math.max(1, m.train.tokens + m.val.tokens);
+    const needKB = Math.ceil((minTokens * bytesPerToken) / share / 1024);
+    c.train.close();
+    c.val.close();
+    throw new Error(
+      `corpus: the ${name} split holds ${part.tokens.toLocaleString("en-US")} tokens, fewer than one training window of ` +
+      `${minTokens} (--ctx + 1), from ${(m.train.bytes + m.val.bytes).toLocaleString("en-US")} bytes of text; give more text with --data ` +
+      `(about ${needKB.toLocaleString("en-US")} KB or more at this --ctx) or a smaller --ctx`,
+    );
+  }
+  return c;
 }
 
 function open(dir: string, manifest: CorpusManifest, reused: boolean): PreparedCorpus {

@@ -217,6 +217,34 @@ function jsonl(path: string, field: string, spec: string): LoadedSource {
   return out;
 }
 
+/**
+ * Checks that a source spec names something that exists, without reading it: a built-in
+ * name, an existing file or folder, file.jsonl[:field], or a glob whose fixed folder exists.
+ */
+export function checkSource(spec: string): void {
+  if (BUILTIN_SOURCES.includes(spec)) return;
+  const m = /^(.*\.jsonl)(?::([A-Za-z0-9_.-]+))?$/.exec(spec);
+  if (m !== null && existsSync(m[1])) return;
+  if (/[*?]/.test(spec)) {
+    const parts = spec.split("/");
+    const base = resolve(parts.slice(0, parts.findIndex((p) => /[*?]/.test(p))).join("/") || ".");
+    if (!existsSync(base)) throw new Error(`source ${spec}: folder ${base} does not exist`);
+    return;
+  }
+  if (!existsSync(spec)) throw new Error(`source ${spec}: no such file or folder (built-in sources: ${BUILTIN_SOURCES.join(", ")})`);
+  const st = statSync(spec);
+  if (st.isFile() && st.size === 0) throw new Error(`source ${spec}: the file is empty; give a file with text in it`);
+  if (st.isDirectory() && !hasFile(spec)) throw new Error(`source ${spec}: the folder has no files; give a folder with text files in it`);
+}
+
+function hasFile(dir: string): boolean {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isFile()) return true;
+    if (entry.isDirectory() && !SKIP_DIRS.has(entry.name) && hasFile(join(dir, entry.name))) return true;
+  }
+  return false;
+}
+
 /** Loads one source spec (see the module comment). */
 export function loadSource(spec: string): LoadedSource {
   const b = builtin(spec);
@@ -260,21 +288,107 @@ export function loadSources(specs: string[]): { sources: LoadedSource[]; docs: D
   }
   if (docs.every((d) => d.text.trim() === "")) {
     const skipped = sources.flatMap((s) => s.skippedBinary);
-    throw new Error(`no text found in ${specs.join(", ")}${skipped.length > 0 ? ` (${skipped.length} binary files skipped)` : ""}`);
+    throw new Error(
+      `no text found in ${sources.map((s) => `${s.spec} (${whyEmpty(s)})`).join(", ")}${skipped.length > 0 ? ` (${skipped.length} binary files skipped)` : ""}; ` +
+      `give --data a text file, a folder or glob of text files, file.jsonl[:field], or a built-in source (${BUILTIN_SOURCES.join(", ")})`,
+    );
   }
   return { sources, docs, duplicates };
 }
 
-/** Deterministic split by document content hash: about `valFraction` of documents go to validation. */
-export function splitByHash(docs: Doc[], valFraction: number): { train: Doc[]; val: Doc[] } {
+function whyEmpty(s: LoadedSource): string {
+  if (s.files.length === 0) return /[*?]/.test(s.spec) ? "the glob matches no files" : "the folder has no files";
+  if (s.skippedBinary.length === s.files.length) return s.files.length === 1 ? "a binary file" : "only binary files";
+  const bytes = s.files.reduce((n, f) => n + f.bytes, 0);
+  if (bytes === 0) return s.files.length === 1 ? "the file is empty" : "every file is empty";
+  return "only whitespace";
+}
+
+const hashFraction = (text: string): number => parseInt(sha256(text).slice(0, 8), 16) / 2 ** 32;
+
+/** How a corpus was split: whole documents, or (too few documents) paragraph blocks of them. */
+export interface CorpusSplit {
+  train: Doc[];
+  val: Doc[];
+  unit: "document" | "block";
+  /** With unit "block": the block size aimed at, in characters. */
+  blockChars?: number;
+}
+
+/**
+ * Deterministic split by content hash: about `valFraction` of documents go to validation.
+ * A corpus of too few documents for that (one long file, a handful of files: no document's
+ * hash falls under `valFraction`, or every one does) is split by blocks instead: each document
+ * is cut into runs of blank-line paragraphs of about `blockChars` characters, and the blocks
+ * are assigned by their own hash the same way. Consecutive blocks on the same side are joined
+ * again, so documents are cut only where a validation block was taken out.
+ */
+export function splitByHash(docs: Doc[], valFraction: number): CorpusSplit {
   const train: Doc[] = [], val: Doc[] = [];
-  for (const d of docs) {
-    const h = parseInt(sha256(d.id + "\0" + d.text).slice(0, 8), 16) / 2 ** 32;
-    (h < valFraction ? val : train).push(d);
+  for (const d of docs) (hashFraction(d.id + "\0" + d.text) < valFraction ? val : train).push(d);
+  if (val.length > 0 && train.length > 0) return { train, val, unit: "document" };
+  return splitByBlocks(docs, valFraction);
+}
+
+/** Block size for a corpus of `totalChars`: about 200 blocks, between 256 characters and 64K. */
+export function blockSizeFor(totalChars: number): number {
+  return Math.max(256, Math.min(65536, Math.round(totalChars / 200)));
+}
+
+/**
+ * Cuts text into blocks of at least `blockChars` characters ending at a paragraph break (a blank
+ * line); where no paragraph break comes within 2 × blockChars, at a line break, else at that
+ * length. The blocks concatenate back to the text.
+ */
+export function textBlocks(text: string, blockChars: number): string[] {
+  const out: string[] = [];
+  const paragraphEnd = /\n[ \t\r]*\n/g;
+  let start = 0;
+  while (start < text.length) {
+    let end = text.length;
+    if (text.length - start > blockChars) {
+      paragraphEnd.lastIndex = start + blockChars;
+      const m = paragraphEnd.exec(text);
+      const limit = start + 2 * blockChars;
+      if (m !== null && m.index < limit) end = m.index + m[0].length;
+      else if (limit < text.length) {
+        const nl = text.lastIndexOf("\n", limit);
+        end = nl >= start + blockChars ? nl + 1 : limit;
+        const c = text.charCodeAt(end - 1);
+        if (c >= 0xd800 && c <= 0xdbff) end++;  // never between the halves of a surrogate pair
+      }
+    }
+    out.push(text.slice(start, end));
+    start = end;
   }
-  if (val.length === 0 && train.length > 1) val.push(train.pop()!);
-  if (train.length === 0) throw new Error(`split: ${docs.length} document(s) are too few for a train/validation split`);
-  return { train, val };
+  return out;
+}
+
+function splitByBlocks(docs: Doc[], valFraction: number): CorpusSplit {
+  const totalChars = docs.reduce((s, d) => s + d.text.length, 0);
+  const blockChars = blockSizeFor(totalChars);
+  const blocks = docs.flatMap((d) => textBlocks(d.text, blockChars).map((text, i) => ({ doc: d, i, text, h: hashFraction(text) })));
+  if (blocks.length < 2) {
+    throw new Error(
+      `split: ${totalChars.toLocaleString("en-US")} characters of text in ${docs.length} document(s) are too little to hold out a validation split; ` +
+      `give more text with --data (a few hundred KB at least: a larger file, a folder of files, or a built-in source such as moby-dick)`,
+    );
+  }
+  const inVal = blocks.map((b) => b.h < valFraction);
+  const byHash = blocks.map((_, i) => i).sort((a, b) => blocks[a].h - blocks[b].h);
+  if (!inVal.includes(true)) inVal[byHash[0]] = true;
+  if (!inVal.includes(false)) inVal[byHash[byHash.length - 1]] = false;
+  const train: Doc[] = [], val: Doc[] = [];
+  let k = 0;
+  while (k < blocks.length) {
+    const { doc, i } = blocks[k];
+    let text = "";
+    let j = k;
+    while (j < blocks.length && blocks[j].doc === doc && inVal[j] === inVal[k]) text += blocks[j++].text;
+    (inVal[k] ? val : train).push({ id: `${doc.id}#blocks${i}-${blocks[j - 1].i}`, text });
+    k = j;
+  }
+  return { train, val, unit: "block", blockChars };
 }
 
 export { sha256 };

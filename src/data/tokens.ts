@@ -35,7 +35,7 @@ export class ShardedTokens implements TokenSource {
   private buf = Buffer.alloc(0);
 
   constructor(readonly paths: string[], readonly dtype: ShardDType) {
-    if (paths.length === 0) throw new Error("ShardedTokens: no shard files");
+    if (paths.length === 0) throw new Error("ShardedTokens: no shard files, so this split of the corpus is empty; prepare the corpus again from more text (more --data)");
     this.width = dtype === "uint16" ? 2 : 4;
     this.starts = [];
     let total = 0;
