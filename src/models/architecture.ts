@@ -89,3 +89,27 @@ export interface Architecture<M extends Module = Module, C extends object = obje
 export function namedToken(tokenizer: TokenNames, token: string): string | null {
   return tokenizer.tokenToId(token) !== undefined ? token : null;
 }
+
+/**
+ * A text model's config from config.json: the fields the model reads (HF configs carry many
+ * more: transformers_version, use_cache, ...), dropout kept for a Plinth run and set to 0 (with
+ * a note) for a Hugging Face import, then the architecture's own validation, whose errors
+ * become refusals.
+ */
+export function buildConfig<C>(c: Record<string, unknown>, fields: readonly string[], dropout: readonly string[],
+  { huggingFace, notes }: Pick<ConfigContext, "huggingFace" | "notes">, refuse: (why: string) => never,
+  build: (picked: Record<string, unknown>) => C): C {
+  const picked: Record<string, unknown> = {};
+  for (const k of fields) if (c[k] !== undefined) picked[k] = c[k];
+  if (!huggingFace) {
+    for (const k of dropout) if (c[k] !== undefined) picked[k] = c[k];
+  } else if (dropout.some((k) => typeof c[k] === "number" && c[k] !== 0)) {
+    notes.push("dropout probabilities set to 0 (inference)");
+  }
+  if (typeof picked.vocab_size !== "number") refuse(`vocab_size is missing or not a number`);
+  try {
+    return build(picked);
+  } catch (e) {
+    return refuse((e as Error).message);
+  }
+}

@@ -4,7 +4,7 @@
  * next-sentence head of BertForPreTraining, TF-era LayerNorm `gamma`/`beta`, a tied decoder
  * weight and bias), LoRA targets, and what a masked LM can do.
  */
-import { type Architecture, namedToken } from "../architecture.js";
+import { type Architecture, buildConfig, namedToken } from "../architecture.js";
 import { dropTied, mapKeys, sameValues } from "../checkpoint.js";
 import { type BertConfig, bertConfig } from "./config.js";
 import { BertForMaskedLM } from "./model.js";
@@ -40,19 +40,7 @@ export const bertArchitecture: Architecture<BertForMaskedLM, BertConfig> = {
       refuse(`hidden_act is missing, which Hugging Face reads as the erf "gelu"; Plinth's BERT uses the tanh GELU ("gelu_new"), and an erf-trained checkpoint would compute slightly different values`);
     }
     // HF configs carry many more fields (transformers_version, use_cache, ...); keep the ones the model reads.
-    const pick: Record<string, unknown> = {};
-    for (const k of FIELDS) if (c[k] !== undefined) pick[k] = c[k];
-    if (!huggingFace) {
-      for (const k of DROPOUT) if (c[k] !== undefined) pick[k] = c[k];
-    } else if (DROPOUT.some((k) => typeof c[k] === "number" && c[k] !== 0)) {
-      notes.push("dropout probabilities set to 0 (inference)");
-    }
-    if (typeof pick.vocab_size !== "number") refuse(`vocab_size is missing or not a number`);
-    try {
-      return bertConfig(pick as Partial<BertConfig> & { vocab_size: number });
-    } catch (e) {
-      return refuse((e as Error).message);
-    }
+    return buildConfig(c, FIELDS, DROPOUT, { huggingFace, notes }, refuse, (picked) => bertConfig(picked as Partial<BertConfig> & { vocab_size: number }));
   },
 
   mapWeights(raw, where) {

@@ -8,7 +8,7 @@ import type { Linear } from "../../nn/layers.js";
 import { noGrad } from "../../tensor/autograd.js";
 import { mean } from "../../tensor/ops/reduce.js";
 import { ids as idsTensor } from "../../tensor/tensor.js";
-import { type Architecture, namedToken } from "../architecture.js";
+import { type Architecture, buildConfig, namedToken } from "../architecture.js";
 import { lengthBatches } from "../batching.js";
 import { dropTied, mapKeys } from "../checkpoint.js";
 import { type GPTConfig, gptConfig } from "./config.js";
@@ -38,19 +38,7 @@ export const gptArchitecture: Architecture<GPT, GPTConfig> = {
     if (c.scale_attn_weights === false) refuse(`scale_attn_weights false is not supported (attention is scaled by 1/sqrt(head size))`);
     if (c.scale_attn_by_inverse_layer_idx === true || c.reorder_and_upcast_attn === true) refuse(`scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported`);
     if (c.add_cross_attention === true) refuse(`add_cross_attention true (an encoder-decoder GPT-2) is not supported`);
-    const pick: Record<string, unknown> = {};
-    for (const k of FIELDS) if (c[k] !== undefined) pick[k] = c[k];
-    if (!huggingFace) {
-      for (const k of DROPOUT) if (c[k] !== undefined) pick[k] = c[k];
-    } else if (DROPOUT.some((k) => typeof c[k] === "number" && c[k] !== 0)) {
-      notes.push("dropout probabilities set to 0 (inference)");
-    }
-    if (typeof pick.vocab_size !== "number") refuse(`vocab_size is missing or not a number`);
-    try {
-      return gptConfig(pick as Partial<GPTConfig> & { vocab_size: number });
-    } catch (e) {
-      return refuse((e as Error).message);
-    }
+    return buildConfig(c, FIELDS, DROPOUT, { huggingFace, notes }, refuse, (picked) => gptConfig(picked as Partial<GPTConfig> & { vocab_size: number }));
   },
 
   mapWeights(raw, where) {
