@@ -17,7 +17,7 @@ const plinth = (...args: string[]) => spawnSync(process.execPath, [main, ...args
 test("plinth lists its commands and each has --help with examples", () => {
   const top = plinth();
   assert.equal(top.status, 0);
-  for (const cmd of ["demo", "generate", "info", "pretrain", "tokenizer", "scale", "fill-mask", "embed", "adapt", "eval", "audit", "task", "serve", "export", "import", "zero-shot", "search"]) {
+  for (const cmd of ["demo", "generate", "info", "pretrain", "tokenizer", "scale", "fill-mask", "embed", "adapt", "eval", "audit", "task", "serve", "keys", "export", "import", "zero-shot", "search"]) {
     assert.match(top.stdout, new RegExp(`\\b${cmd}\\b`));
     const r = plinth(cmd, "--help");
     assert.equal(r.status, 0, r.stderr);

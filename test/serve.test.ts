@@ -80,9 +80,11 @@ test("chat: non-streamed and streamed give the same greedy text; n and stop", as
   assert.deepEqual(many.choices.map((c) => c.index).sort(), [0, 1, 2]);
   // A stop sequence taken from the greedy text ends the text just before it.
   const greedy = (await clientA.chat.completions.create({ model: "tiny", messages, max_tokens: 10, temperature: 0 })).choices[0].message.content!;
-  const words = greedy.trim().split(/\s+/);
-  assert.ok(words.length >= 2, JSON.stringify(greedy));
-  const cut = words[1];
+  // The base's chat template decides the greedy text: cut at its second word, or inside its only one.
+  const trimmed = greedy.trim();
+  assert.ok(trimmed.length >= 2, JSON.stringify(greedy));
+  const words = trimmed.split(/\s+/);
+  const cut = words.length >= 2 ? words[1] : trimmed.slice(1);
   const stopped = await clientA.chat.completions.create({ model: "tiny", messages, max_tokens: 10, temperature: 0, stop: [cut] });
   assert.equal(stopped.choices[0].message.content, greedy.slice(0, greedy.indexOf(cut)));
   assert.equal(stopped.choices[0].finish_reason, "stop");

@@ -4,6 +4,7 @@
 // mid-stream cancels its sequences.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import OpenAI, { toFile } from "openai";
 import { Registry } from "../src/registry/index.js";
 import { createServer, type PlinthServer } from "../src/serve/index.js";
@@ -133,7 +134,7 @@ test("keys: missing and wrong keys get 401; rate limits and token quotas get 429
 
   const quota = (await post("/v1/plinth/keys", JSON.stringify({ tenant: "acme", token_quota: 5 }), { key: "admin-secret" }) as unknown as { body: { key: string } }).body.key;
   const q = new OpenAI({ baseURL: `${url}/v1`, apiKey: quota, maxRetries: 0 });
-  await q.completions.create({ model: "tiny", prompt: "the movie was", max_tokens: 4, temperature: 0 });  // uses > 5 tokens
+  await q.completions.create({ model: "tiny", prompt: "the movie was", max_tokens: 4, temperature: 0 });  // cut to the 5 tokens the quota holds
   await rejects(q.completions.create({ model: "tiny", prompt: "the movie", max_tokens: 4 }), 429, "insufficient_quota");
 });
 
@@ -167,4 +168,60 @@ test("a percent-encoded path cannot skip the key check; stats list only the call
   assert.ok(Array.isArray(((await res.json()) as { running_jobs: unknown[] }).running_jobs));
   const admin = await fetch(`${url}/v1/plinth/keys`, { method: "POST", headers: { authorization: "Bearer admin-secreT", "content-type": "application/json" }, body: JSON.stringify({ tenant: "x" }) });
   assert.equal(admin.status, 403);
+});
+
+/** Sends raw bytes and returns the whole response (the connection ends it). */
+function raw(text: string, { end = true } = {}): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve) => {
+    const c = net.connect(Number(port), "127.0.0.1", () => (end ? c.end(text) : c.write(text)));
+    let got = "";
+    c.on("data", (d) => (got += d.toString()));
+    c.on("error", () => {});
+    c.on("close", () => resolve(got));
+  });
+}
+function rawError(response: string, status: number, code: string): void {
+  assert.match(response, new RegExp(`^HTTP/1.1 ${status} `), response);
+  const body = JSON.parse(response.slice(response.indexOf("\r\n\r\n") + 4)) as ErrorBody;
+  assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+  assert.equal(body.error.code, code);
+}
+
+test("protocol errors, odd JSON, uploads with a BOM or a bad name, and the dashboard's headers", async () => {
+  const auth = `Authorization: Bearer ${fx.keyA}\r\n`;
+  // Protocol errors get OpenAI's error body too: an oversized header, a body shorter or longer than its Content-Length, a malformed URL.
+  rawError(await raw(`GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`), 431, "headers_too_large");
+  rawError(await raw(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model":"tiny"}`), 400, "invalid_request");
+  const extra = await raw(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}garbage-after-the-body`);
+  rawError(extra.slice(extra.lastIndexOf("HTTP/1.1 ")), 400, "invalid_request");
+  const badUrl = await fetch(`${url}/v1/models/%E0%A4%A`, { headers: { authorization: `Bearer ${fx.keyA}` } });
+  isOpenAIError({ status: badUrl.status, body: await badUrl.json() as ErrorBody }, 400, "invalid_request");
+  // JSON that parses to something odd says what it was.
+  const nul = await post("/v1/completions", "null");
+  isOpenAIError(nul, 400, "invalid_value");
+  assert.match(nul.body.error.message, /got null/);
+  const huge = await post("/v1/completions", '{"model": "tiny", "prompt": "hi", "max_tokens": 1e999}');
+  isOpenAIError(huge, 400, "invalid_value", "max_tokens");
+  assert.match(huge.body.error.message, /too large to represent/);
+  const proto = await post("/v1/completions", '{"model": "tiny", "prompt": "hi", "stream_options": {"__proto__": {"include_usage": true}}}');
+  isOpenAIError(proto, 400, "invalid_value", "stream_options.__proto__");
+  assert.match(proto.body.error.message, /__proto__/);
+  assert.doesNotMatch(proto.body.error.message, /not valid JSON/);
+  isOpenAIError(await post("/v1/completions", ""), 400, "invalid_json");
+  // An upload that starts with a UTF-8 byte-order mark is read without it.
+  const lines = Array.from({ length: 6 }, (_, i) => JSON.stringify({ text: `row ${i}`, label: i % 2 ? "x" : "y" })).join("\n");
+  const bom = await A.files.create({ file: await toFile(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(lines)]), "bom.jsonl"), purpose: "fine-tune" });
+  assert.equal(bom.bytes, Buffer.byteLength(lines));
+  assert.equal(await (await A.files.content(bom.id)).text(), lines);
+  // File names: no control characters, at most 255 bytes.
+  await rejects(A.files.create({ file: await toFile(Buffer.from(lines), "a\u0000b.jsonl"), purpose: "fine-tune" }), 400, "invalid_file");
+  await rejects(A.files.create({ file: await toFile(Buffer.from(lines), `${"n".repeat(300)}.jsonl`), purpose: "fine-tune" }), 400, "invalid_file");
+  // The dashboard: a content security policy and no framing.
+  for (const path of ["/dashboard/", "/dashboard/app.js", "/dashboard/nope.html"]) {
+    const res = await fetch(`${url}${path}`);
+    assert.match(res.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/, path);
+    assert.match(res.headers.get("content-security-policy") ?? "", /script-src 'self'/, path);
+    assert.equal(res.headers.get("x-frame-options"), "DENY", path);
+  }
 });

@@ -20,8 +20,9 @@ import { type LoadedBase, loadBase } from "./base.js";
 import { SequenceClassifier } from "./classifier.js";
 import { applyLoRA } from "./lora.js";
 import { bindLoRA, loraWeights } from "./lora_factors.js";
-import { embedTexts, probeProbs, type Encoder } from "./probe.js";
-import { classifyCausal, classifyMasked } from "./zeroshot.js";
+import { embedTexts, embedTextsSteps, probeProbs, type Encoder } from "./probe.js";
+import type { PieceOptions, Steps } from "./steps.js";
+import { classifyCausal, classifyCausalSteps, classifyMasked, classifyMaskedSteps } from "./zeroshot.js";
 
 export interface AdaptedModel {
   manifest: AdapterManifest;
@@ -30,6 +31,8 @@ export interface AdaptedModel {
   body: Encoder;
   tok: TextTokenizer;
   predict(texts: readonly string[]): number[][];
+  /** predict in bounded pieces (steps.ts), for a server that interleaves other work between them. */
+  predictSteps(texts: readonly string[], pieces?: PieceOptions): Steps<number[][]>;
 }
 
 function tensor(tensors: Record<string, RawTensor>, name: string, dir: string): RawTensor {
@@ -65,7 +68,30 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
   const labels = manifest.labels;
   const cfg = manifest.config;
   const maxTokens = num(cfg.maxTokens, 128);
-  const done = (predict: (texts: readonly string[]) => number[][]): AdaptedModel => ({ manifest, labels, body: model, tok, predict });
+  const done = (predict: (texts: readonly string[]) => number[][], predictSteps?: AdaptedModel["predictSteps"]): AdaptedModel =>
+    ({ manifest, labels, body: model, tok, predict, predictSteps: predictSteps ?? function* (texts) { return predict(texts); } });
+
+  if (cfg.objective === "lm") {
+    // A generative adapter changes the body only: LoRA merged (own base) or full weights loaded; it has no classifier.
+    const noClassifier = (): number[][] => {
+      throw new AdapterError(`adapter ${adapterDir} is a generative (objective lm) adapter; it generates text and has no classifier`);
+    };
+    if (manifest.method === "lora") {
+      const l = (cfg.lora ?? {}) as { rank?: number; alpha?: number; dropout?: number; targets?: string[]; seed?: number };
+      if (typeof l.rank !== "number") throw new AdapterError(`adapter ${adapterDir}: a LoRA adapter's config has no lora.rank`);
+      if (!owned) throw new AdapterError(`adapter ${adapterDir}: a generative LoRA adapter on a shared base is served through the scheduler (bindLoRA), not applied`);
+      const handle = applyLoRA(model, { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets, seed: l.seed });
+      handle.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k.endsWith(".lora_A") || k.endsWith(".lora_B"))));
+      handle.merge();
+    } else if (manifest.method === "full") {
+      if (!owned) model = loadBase(base.dir).model;
+      model.loadStateDict(Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
+    } else {
+      throw new AdapterError(`adapter ${adapterDir}: a generative adapter's method is lora or full, got ${JSON.stringify(manifest.method)}`);
+    }
+    model.eval();
+    return done(noClassifier);
+  }
 
   switch (manifest.method) {
     case "zero-shot":
@@ -79,11 +105,18 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
         return can(model, "generate")
           ? classifyCausal(model, tok, labels, examples, { template, verbalizers, demonstrations, calibrate }).probs
           : classifyMasked(model, tok, labels, examples, { template: cloze, verbalizers, calibrate }).probs;
+      }, function* (texts, pieces) {
+        const examples = texts.map((text) => ({ text, label: labels[0] }));
+        const result = can(model, "generate")
+          ? yield* classifyCausalSteps(model, tok, labels, examples, { template, verbalizers, demonstrations, calibrate }, pieces)
+          : yield* classifyMaskedSteps(model, tok, labels, examples, { template: cloze, verbalizers, calibrate }, pieces);
+        return result.probs;
       });
     }
     case "probe": {
       const probe = probeFromTensors(tensors, adapterDir);
-      return done((texts) => probeProbs(probe, embedTexts(model, tok, texts, { maxTokens })));
+      return done((texts) => probeProbs(probe, embedTexts(model, tok, texts, { maxTokens })),
+        function* (texts, pieces) { return probeProbs(probe, yield* embedTextsSteps(model, tok, texts, { maxTokens }, pieces)); });
     }
     case "head":
     case "lora":
@@ -114,7 +147,7 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
       if (owned || shared !== null) model.eval();
       const clf = new SequenceClassifier(model, tok, labels.length, { maxTokens, adapter: adapterOnShared });
       headOf(clf, tensors, adapterDir);
-      return done((texts) => clf.predict(texts));
+      return done((texts) => clf.predict(texts), (texts, pieces) => clf.predictSteps(texts, pieces));
     }
     default:
       throw new AdapterError(`adapter ${adapterDir}: method ${JSON.stringify(manifest.method)} is not one this version can apply (zero-shot, few-shot, probe, head, lora, full)`);

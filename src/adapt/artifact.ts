@@ -81,7 +81,8 @@ export interface AdapterSpec {
 
 export function saveAdapter(dir: string, spec: AdapterSpec, tensors: Record<string, RawTensor> = {}): AdapterManifest {
   if (!/^[0-9a-f]{64}$/.test(spec.base.sha256)) throw new AdapterError(`saveAdapter: base sha256 ${JSON.stringify(spec.base.sha256)} is not 64 hex digits`);
-  if (spec.labels.length < 2) throw new AdapterError(`saveAdapter: an adapter needs at least 2 labels, got ${JSON.stringify(spec.labels)}`);
+  // A generative adapter (config.objective "lm") has no labels; a classifier needs two.
+  if (spec.config.objective !== "lm" && spec.labels.length < 2) throw new AdapterError(`saveAdapter: an adapter needs at least 2 labels, got ${JSON.stringify(spec.labels)}`);
   mkdirSync(dir, { recursive: true });
   const manifest: AdapterManifest = {
     format: ADAPTER_FORMAT,

@@ -9,9 +9,14 @@
  *     const lora = applyLoRA(gpt, { rank: 4 });
  *     const r = await fineTune(clf, texts, labels, { trainable: [...lora.trainableParameters(), ...clf.score.parameters()] });
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Module } from "../nn/module.js";
+import type { ParamGroup } from "../optim/adamw.js";
+import { Rng } from "../tensor/rng.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { shuffled } from "../tasks/task.js";
-import { AbortedError, Trainer, type Objective } from "../train/trainer.js";
+import { AbortedError, Trainer, type Objective, type TrainableModel } from "../train/trainer.js";
 import type { SequenceClassifier } from "./classifier.js";
 
 export { AbortedError } from "../train/trainer.js";
@@ -41,6 +46,59 @@ export interface FineTuneOptions {
   seed?: number;
   onProgress?: (p: FineTuneProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Checkpoints of the trained tensors, the optimizer and the data order in `dir`, every `every`
+   * steps (default 100) and when preempted; a later call with the same dir and the same setup
+   * resumes from the newest, exactly when `rngs` holds the dropout generators in use.
+   */
+  checkpoint?: { dir: string; every?: number; rngs?: Rng[] };
+  /**
+   * Aborting it makes the run checkpoint and stop after the current step; fineTune then throws
+   * PreemptedError (a job runner re-queues the job and resumes it later). Needs `checkpoint`.
+   */
+  preempt?: AbortSignal;
+}
+
+/** Thrown by fineTune when `preempt` stopped it: the checkpoint at `step` resumes it. */
+export class PreemptedError extends Error {
+  constructor(readonly step: number, readonly total: number) {
+    super(`training was preempted at step ${step} of ${total}; a checkpoint was saved to resume from`);
+    this.name = "PreemptedError";
+  }
+}
+
+function loggedLosses(path: string): number[] {
+  return readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => (JSON.parse(l) as { loss: number }).loss);
+}
+
+/** Several generators saved and restored as one state (the trainer checkpoints one model RNG). */
+class RngSet extends Rng {
+  constructor(private readonly members: Rng[]) {
+    super(0);
+  }
+  override getState(): number[] {
+    return this.members.flatMap((r) => r.getState());
+  }
+  override setState(state: number[]): void {
+    if (state.length !== 5 * this.members.length) throw new Error(`fineTune resume: the checkpoint holds ${state.length / 5} dropout RNG states, this run has ${this.members.length}`);
+    this.members.forEach((r, i) => r.setState(state.slice(5 * i, 5 * i + 5)));
+  }
+}
+
+/** The trained tensors as the model the trainer checkpoints: `trained.0`, `trained.1`, ... in the order given. */
+class TrainedTensors extends Module implements TrainableModel {
+  readonly trained: Tensor[];
+  readonly rng: Rng;
+  readonly config: { trained: number[][] };
+  constructor(tensors: Tensor[], rngs: Rng[]) {
+    super();
+    this.trained = tensors;
+    this.rng = new RngSet(rngs);
+    this.config = { trained: tensors.map((t) => [...t.shape]) };
+  }
+  paramGroups(): ParamGroup[] {
+    return [{ params: this.trained }];
+  }
 }
 
 export interface FineTuneResult {
@@ -104,15 +162,27 @@ export async function fineTune(clf: SequenceClassifier, texts: readonly string[]
     lr, minLr: lr * 0.1, warmup: Math.max(1, Math.round(steps * (o.warmupFraction ?? 0.1))), betas: [0.9, 0.999], eps: 1e-8, clip: o.clip ?? 1.0,
     steps, quiet: true, handleSignals: false, signal: o.signal,
     onStep: (r) => o.onProgress?.({ step: r.step, total: steps, loss: r.loss, tokens: r.seen, elapsedSeconds: r.seconds }),
+    ...(o.checkpoint === undefined ? {} : {
+      model: new TrainedTensors(o.trainable, o.checkpoint.rngs ?? []), outDir: o.checkpoint.dir, checkpointEvery: o.checkpoint.every ?? 100, keepLast: 2,
+    }),
   });
+  if (o.preempt !== undefined && o.checkpoint === undefined) throw new RangeError("fineTune: preempt needs checkpoint (a preempted run resumes from its checkpoint)");
+  const preempt = () => trainer.requestStop("preempted");
+  o.preempt?.addEventListener("abort", preempt, { once: true });
+  if (o.preempt?.aborted) preempt();
   const wasTraining = clf.encoder.training;
   clf.encoder.train(true);
   try {
+    trainer.resume();
     const r = await trainer.run();
-    return { steps: r.steps, losses: r.history.map((h) => h.loss), tokens: r.seen, seconds: r.seconds };
+    if (r.stoppedBy === "signal") throw new PreemptedError(r.steps, steps);
+    // A resumed run's history starts at the checkpoint; the log in its folder holds every step.
+    const losses = r.resumedFrom !== null && o.checkpoint !== undefined ? loggedLosses(join(o.checkpoint.dir, "metrics.jsonl")) : r.history.map((h) => h.loss);
+    return { steps: r.steps, losses, tokens: r.seen, seconds: r.seconds };
   } catch (e) {
     throw e instanceof AbortedError ? new AbortedError("the adaptation was cancelled") : e;
   } finally {
+    o.preempt?.removeEventListener("abort", preempt);
     clf.releaseInputs();
     trainer.opt.release();
     for (const t of o.trainable) {

@@ -18,4 +18,6 @@ export * from "./finetune.js";
 export * from "./base.js";
 export * from "./run.js";
 export * from "./apply.js";
+export { runSteps, DEFAULT_PIECE_TOKENS, DEFAULT_PIECE_CHARS } from "./steps.js";
+export type { PieceOptions, PiecePlan, PieceDone, Steps } from "./steps.js";
 export * from "./worker.js";

@@ -16,6 +16,7 @@ import { linear } from "../tensor/ops/matmul.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
 import { AdamW } from "../optim/adamw.js";
 import { shuffled } from "../tasks/task.js";
+import { type PieceOptions, type Steps, lengthPieces, paddedTokens, sum, tokenizeSteps } from "./steps.js";
 
 /** A text base (GPT or BERT): the registry's TextModel. */
 export type Encoder = TextModel;
@@ -30,6 +31,25 @@ export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly s
     return ids.length > 0 ? ids : [tok.eot];  // an empty text still gets one token to pool
   });
   return embedSequences(model, seqs);
+}
+
+/**
+ * embedTexts in pieces (steps.ts): tokenized in slices, then embedded in forwards of bounded
+ * size, shortest first; the vectors equal embedTexts'.
+ */
+export function* embedTextsSteps(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = maxPositions(model) } = {}, p: PieceOptions = {}): Steps<Float32Array[]> {
+  const limit = Math.min(maxTokens, maxPositions(model));
+  const full = yield* tokenizeSteps(texts, (t) => Array.from(tok.encode(t)), p);
+  const seqs = full.map((ids) => (ids.length > 0 ? ids.slice(0, limit) : [tok.eot]));
+  const lengths = seqs.map((s) => s.length);
+  yield { kind: "plan", sequences: seqs.length, tokens: sum(lengths), inputTokens: sum(full.map((ids) => ids.length)) };
+  const out = new Array<Float32Array>(seqs.length);
+  for (const piece of lengthPieces(lengths, p)) {
+    const vectors = embedSequences(model, piece.map((i) => seqs[i]));
+    piece.forEach((i, k) => (out[i] = vectors[k]));
+    yield { kind: "forward", tokens: paddedTokens(piece, lengths) };
+  }
+  return out;
 }
 
 export interface LinearProbe {

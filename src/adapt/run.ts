@@ -19,6 +19,7 @@ import { f32 } from "../io/safetensors.js";
 import { accuracy, argmax, expectedCalibrationError, logLoss, macroF1 } from "../tasks/metrics.js";
 import { type Example, type Task, TaskError, exampleText, labelIndex, sampleKShot } from "../tasks/task.js";
 import { can, loraTargets } from "../models/registry.js";
+import { Rng } from "../tensor/rng.js";
 import { memoryStats } from "../tensor/tensor.js";
 import { type AdapterManifest, saveAdapter, probeTensors } from "./artifact.js";
 import { type TaskPrompt, loadBase, promptFor } from "./base.js";
@@ -60,6 +61,11 @@ export interface AdaptSpec {
   prompt?: Partial<TaskPrompt>;
   /** Contextual calibration for zero-/few-shot (default true). */
   calibrate?: boolean;
+  /**
+   * Training checkpoints go here (head, lora, full): a run with the same spec and folder resumes
+   * from the newest, so a preempted or interrupted job continues where it stopped.
+   */
+  checkpointDir?: string;
 }
 
 export interface AdaptProgress {
@@ -104,6 +110,8 @@ export interface AdaptOutcome {
 export interface AdaptOptions {
   onProgress?: (p: AdaptProgress) => void;
   signal?: AbortSignal;
+  /** Aborting it checkpoints and stops the training (needs spec.checkpointDir): runAdaptation then rejects with PreemptedError. */
+  preempt?: AbortSignal;
   /** A task already loaded (the harness reuses one across runs). */
   task?: Task;
 }
@@ -128,6 +136,10 @@ function scoreMetrics(probs: number[][], gold: number[]): AdaptMetrics {
 }
 
 const countOf = (ts: { size: number }[]): number => ts.reduce((s, t) => s + t.size, 0);
+
+/** The dropout generators of a body and its LoRA layers (each once), saved with checkpoints so a resumed run draws the same masks. */
+const dropoutRngs = (...holders: object[]): Rng[] =>
+  [...new Set(holders.map((h) => (h as { rng?: unknown }).rng).filter((r): r is Rng => r instanceof Rng))];
 
 export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): Promise<AdaptOutcome> {
   const start = Date.now();
@@ -204,7 +216,8 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   }
   const ft = await fineTune(clf, train.map((e) => exampleText(e)), y, {
     trainable, steps: spec.steps, epochs: spec.epochs, lr: spec.lr ?? DEFAULT_LR[spec.method], batchSize: spec.batchSize, seed,
-    signal: opts.signal, onProgress: progress,
+    signal: opts.signal, onProgress: progress, preempt: spec.checkpointDir === undefined ? undefined : opts.preempt,
+    checkpoint: spec.checkpointDir === undefined ? undefined : { dir: spec.checkpointDir, rngs: dropoutRngs(encoder, ...(loraHandle?.layers.map(([, l]) => l) ?? [])) },
   });
   if (loraHandle !== null) loraHandle.merge();
   const probs = clf.predict(test.map((e) => exampleText(e)));

@@ -20,6 +20,7 @@ import { ids as idsTensor } from "../tensor/tensor.js";
 import { embedding, softmax } from "../tensor/ops/nn.js";
 import { reshape } from "../tensor/ops/views.js";
 import { type Example, isPair } from "../tasks/task.js";
+import { type PieceOptions, type Steps, lengthPieces, paddedTokens, sum, tokenizeSteps } from "./steps.js";
 
 export class PromptError extends Error {
   constructor(message: string) {
@@ -94,6 +95,14 @@ function meanRows(rows: number[][]): number[] {
 
 // ---------------------------------------------------------------- causal LM
 
+/** How many context tokens a pair keeps in `maxT` positions (the newest); refuses pairs that cannot be scored. */
+function contextKept(context: readonly number[], continuation: readonly number[], maxT: number): number {
+  if (continuation.length === 0) throw new PromptError("continuationLogProbs: an empty continuation");
+  if (continuation.length >= maxT) throw new PromptError(`continuationLogProbs: a continuation of ${continuation.length} tokens leaves no room for context in ${maxT} positions`);
+  if (context.length === 0) throw new PromptError("continuationLogProbs: an empty context (the first continuation token needs a token before it)");
+  return Math.min(context.length, maxT - continuation.length);
+}
+
 /**
  * Log-probabilities of each continuation after its context, one forward per sequence,
  * batched by total length: returns the summed log p of the continuation tokens.
@@ -102,10 +111,7 @@ export function continuationLogProbs(model: GPT, pairs: { context: number[]; con
   const maxT = model.config.n_positions;
   const V = model.config.vocab_size;
   const seqs = pairs.map(({ context, continuation }) => {
-    if (continuation.length === 0) throw new PromptError("continuationLogProbs: an empty continuation");
-    if (continuation.length >= maxT) throw new PromptError(`continuationLogProbs: a continuation of ${continuation.length} tokens leaves no room for context in ${maxT} positions`);
-    if (context.length === 0) throw new PromptError("continuationLogProbs: an empty context (the first continuation token needs a token before it)");
-    const keep = Math.min(context.length, maxT - continuation.length);  // drop the oldest context tokens
+    const keep = contextKept(context, continuation, maxT);  // drop the oldest context tokens
     return { ids: [...context.slice(context.length - keep), ...continuation], start: keep };
   });
   const out = new Array<number>(pairs.length);
@@ -143,6 +149,36 @@ function scoreCausal(model: GPT, tok: TextTokenizer, labels: string[], inputs: (
   });
   const lp = continuationLogProbs(model, pairs);
   return inputs.map((_, i) => softmaxRow(lp.slice(i * labels.length, (i + 1) * labels.length)));
+}
+
+/**
+ * classifyCausal in pieces (steps.ts): the prompts are tokenized in slices, then the
+ * (input, label) sequences and the content-free ones run in forwards of bounded size, shortest
+ * first. The probabilities equal classifyCausal's.
+ */
+export function* classifyCausalSteps(model: GPT, tok: TextTokenizer, labels: string[], examples: readonly (Example | string)[], o: PromptOptions, p: PieceOptions = {}): Steps<ZeroShotResult> {
+  checkOptions("classifyCausal", labels, o);
+  const prefix = fewShotPrefix(o);
+  const verbIds = labels.map((l) => encode(tok, o.verbalizers[l]));
+  const contentFree = o.calibrate ? (o.contentFree ?? DEFAULT_CONTENT_FREE) : [];
+  const inputs = [...examples, ...contentFree];
+  const contexts = yield* tokenizeSteps(inputs.map((e) => prefix + renderPrompt(o.template, e)), (text) => encode(tok, text), p);
+  const pairs = contexts.flatMap((context) => verbIds.map((continuation) => ({ context, continuation })));
+  const maxT = model.config.n_positions;
+  const lengths = pairs.map(({ context, continuation }) => contextKept(context, continuation, maxT) + continuation.length);
+  yield { kind: "plan", sequences: pairs.length, tokens: sum(lengths), inputTokens: sum(contexts.slice(0, examples.length).map((c) => c.length)) };
+  const lp = new Array<number>(pairs.length);
+  for (const piece of lengthPieces(lengths, p)) {
+    const scores = continuationLogProbs(model, piece.map((i) => pairs[i]));
+    piece.forEach((i, k) => (lp[i] = scores[k]));
+    yield { kind: "forward", tokens: paddedTokens(piece, lengths) };
+  }
+  const K = labels.length;
+  const rows = inputs.map((_, i) => softmaxRow(lp.slice(i * K, (i + 1) * K)));
+  const probs = rows.slice(0, examples.length);
+  if (!o.calibrate) return { probs, calibration: null };
+  const calibration = meanRows(rows.slice(examples.length));
+  return { probs: applyCalibration(probs, calibration), calibration };
 }
 
 /** Label probabilities for each example from a causal LM (zero-shot, or few-shot with demonstrations). */
@@ -184,22 +220,49 @@ function scoreMasked(model: BertForMaskedLM, tok: TextTokenizer, labels: string[
   const verb = singleTokens(tok, labels, o.verbalizers);
   const seqs = inputs.map((e) => clozeIds(tok, o.template, e, mask, model.config.max_position_embeddings));
   const out = new Array<number[]>(inputs.length);
-  const V = model.config.vocab_size;
-  for (const members of lengthBatches(seqs.map((s) => s.ids.length), 32)) {
-    const T = seqs[members[0]].ids.length;
-    const probs = noGrad(() => {
-      const h = model.hidden(idsTensor(members.map((i) => seqs[i].ids)));
-      const C = h.shape[2];
-      const rows = idsTensor(members.map((i, r) => r * T + seqs[i].at), [members.length]);
-      return softmax(model.head(embedding(rows, reshape(h, [members.length * T, C])))).toArray();
-    });
-    members.forEach((i, r) => {
-      const p = verb.map((v) => probs[r * V + v]);
-      const z = p.reduce((a, b) => a + b, 0);
-      out[i] = z > 0 ? p.map((x) => x / z) : p.map(() => 1 / p.length);
-    });
-  }
+  for (const members of lengthBatches(seqs.map((s) => s.ids.length), 32)) scoreCloze(model, seqs, members, verb, out);
   return out;
+}
+
+/** The verbalizers' renormalised probabilities at the mask, for `members` (all of one length), into out. */
+function scoreCloze(model: BertForMaskedLM, seqs: { ids: number[]; at: number }[], members: number[], verb: number[], out: number[][]): void {
+  const V = model.config.vocab_size;
+  const T = seqs[members[0]].ids.length;
+  const probs = noGrad(() => {
+    const h = model.hidden(idsTensor(members.map((i) => seqs[i].ids)));
+    const C = h.shape[2];
+    const rows = idsTensor(members.map((i, r) => r * T + seqs[i].at), [members.length]);
+    return softmax(model.head(embedding(rows, reshape(h, [members.length * T, C])))).toArray();
+  });
+  members.forEach((i, r) => {
+    const p = verb.map((v) => probs[r * V + v]);
+    const z = p.reduce((a, b) => a + b, 0);
+    out[i] = z > 0 ? p.map((x) => x / z) : p.map(() => 1 / p.length);
+  });
+}
+
+/** classifyMasked in pieces (steps.ts); the probabilities equal classifyMasked's. */
+export function* classifyMaskedSteps(model: BertForMaskedLM, tok: TextTokenizer, labels: string[], examples: readonly (Example | string)[], o: ClozeOptions, p: PieceOptions = {}): Steps<ZeroShotResult> {
+  checkOptions("classifyMasked", labels, o);
+  if (!o.template.includes("[MASK]")) throw new PromptError(`classifyMasked: the template ${JSON.stringify(o.template)} has no [MASK]`);
+  const mask = tok.special("[MASK]");
+  if (mask === undefined) throw new PromptError("classifyMasked: the tokenizer has no [MASK] token");
+  const verb = singleTokens(tok, labels, o.verbalizers);
+  const contentFree = o.calibrate ? (o.contentFree ?? DEFAULT_CONTENT_FREE).filter((s) => s !== "[MASK]") : [];
+  const inputs = [...examples, ...contentFree];
+  const maxT = model.config.max_position_embeddings;
+  const seqs = yield* tokenizeSteps(inputs, (e) => clozeIds(tok, o.template, e, mask, maxT), p);
+  const lengths = seqs.map((s) => s.ids.length);
+  yield { kind: "plan", sequences: seqs.length, tokens: sum(lengths), inputTokens: sum(lengths.slice(0, examples.length)) };
+  const rows = new Array<number[]>(seqs.length);
+  for (const piece of lengthPieces(lengths, p)) {
+    for (const members of lengthBatches(piece.map((i) => lengths[i]))) scoreCloze(model, seqs, members.map((k) => piece[k]), verb, rows);
+    yield { kind: "forward", tokens: paddedTokens(piece, lengths) };
+  }
+  const probs = rows.slice(0, examples.length);
+  if (!o.calibrate) return { probs, calibration: null };
+  const calibration = meanRows(rows.slice(examples.length));
+  return { probs: applyCalibration(probs, calibration), calibration };
 }
 
 /** Label probabilities from a masked LM's prediction at the cloze's [MASK]. */

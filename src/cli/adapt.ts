@@ -6,6 +6,7 @@ import { startAdaptationWorker } from "../adapt/worker.js";
 import { loadAdapted } from "../adapt/apply.js";
 import { loadBase } from "../adapt/base.js";
 import { resolveTask } from "../tasks/resolve.js";
+import { isGenerativeJsonl } from "../tasks/chat.js";
 import { perplexity } from "../eval/perplexity.js";
 import { existsSync, readFileSync } from "node:fs";
 import { readAdapterManifest } from "../adapt/artifact.js";
@@ -14,11 +15,13 @@ import { accuracy, argmax, expectedCalibrationError, macroF1 } from "../tasks/me
 import { exampleText, labelIndex } from "../tasks/task.js";
 import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
+import { runGenerativeAdapt, runGenerativeEval } from "./generative.js";
 import { UsageError, checkModelDir, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
 
 export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
 
 Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.filter((m) => m !== "scratch").join("|")}> [options]
+       plinth adapt --base <dir> --objective lm --method <lora|full> --data <chats.jsonl|text files, folder or glob> [options]
 
   --base        base model folder (config.json, model.safetensors, tokenizer.json), e.g. runs/default
   --task        built-in task (sentiment, spam, sotu-party) or a JSONL/CSV file of {text,label} or {text_a,text_b,label}
@@ -32,10 +35,16 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
                 targets c_attn,c_proj,c_fc on GPT; query,key,value,output.dense,intermediate.dense on BERT)
   --max-test    score at most this many test examples
   --worker      run in a worker process (progress still shows here)
+  --objective lm   generative fine-tuning: causal-LM loss on assistant (or completion) tokens only, short
+                examples packed into rows of the base's context; --data is a chat {"messages": [...]} or
+                {"prompt","completion"} .jsonl, or plain text for continued pretraining ("src/**/*.ts");
+                --epochs (default 3), --val-fraction (default 0.1), --validation <file>, --ctx <tokens>;
+                default lr 2e-3 (lora, rank 8) or 3e-4 (full); prints held-out loss before and after
 
 Examples:
   plinth adapt --base runs/default --task sentiment --method lora --k 32
-  plinth adapt --base runs/default --task reviews.jsonl --method probe`;
+  plinth adapt --base runs/default --task reviews.jsonl --method probe
+  plinth adapt --base runs/small --method lora --objective lm --data chats.jsonl --out runs/chat-lora`;
 
 export const evalHelp = `plinth eval — k-shot curves with confidence intervals, or the scores of one adapter
 
@@ -49,7 +58,9 @@ Usage: plinth eval --base <dir> --task <name|file> [--methods probe,lora,full,sc
   --max-test  score at most this many test examples (default 400)
   --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
   --workers   run every adaptation in its own worker process (clean memory figures)
-  --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file
+  --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file;
+              on a chat or prompt/completion .jsonl: held-out loss and perplexity on the assistant tokens, and
+              exact match and string similarity of greedy replies against the references (--json: one JSON object)
 
 Examples:
   plinth eval --base runs/default --task sentiment --methods zero-shot,probe,lora,scratch --k 0,4,32 --seeds 3
@@ -79,6 +90,8 @@ const OPTIONS = {
   out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, lr: { type: "string" }, "batch-size": { type: "string" },
   "max-tokens": { type: "string" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" }, targets: { type: "string" },
   "max-test": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  objective: { type: "string" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
+  json: { type: "boolean" },
 } as const;
 
 function parseShots(text: string): Shots {
@@ -107,6 +120,7 @@ export async function runAdapt(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: OPTIONS });
   if (values.help) return void console.log(adaptHelp);
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
+  if (values.objective !== undefined) return runGenerativeAdapt(values);
   if (values.task === undefined) throw new UsageError("--task is required (sentiment, spam, sotu-party, or a JSONL/CSV file)");
   if (values.method === undefined) throw new UsageError("--method is required");
   const method = parseMethod(values.method);
@@ -137,6 +151,9 @@ export async function runEval(argv: string[]): Promise<void> {
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
   checkModelDir("base", values.base);
   const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
+  if (values.perplexity !== undefined && /\.jsonl$/i.test(values.perplexity) && existsSync(values.perplexity) && isGenerativeJsonl(readFileSync(values.perplexity, "utf8"))) {
+    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false });
+  }
   if (values.perplexity !== undefined) {
     const source = values.perplexity;
     const texts = existsSync(source) && !/\.(jsonl|csv)$/.test(source) ? [readFileSync(source, "utf8")] : resolveTask(source).test.map((e) => exampleText(e));

@@ -13,7 +13,7 @@ import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretra
 import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
 import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
-import { runServe, serveHelp } from "./serve.js";
+import { keysHelp, runKeys, runServe, serveHelp } from "./serve.js";
 import { runSearch, runZeroShotImage, searchHelp, zeroShotHelp } from "./clip.js";
 import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
 import { auditHelp, runAuditCommand } from "./audit.js";
@@ -35,6 +35,7 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   audit: { run: runAuditCommand, help: auditHelp },
   task: { run: runTask, help: taskHelp },
   serve: { run: runServe, help: serveHelp },
+  keys: { run: runKeys, help: keysHelp },
   export: { run: runExport, help: exportHelp },
   import: { run: runImport, help: importHelp },
   info: { run: runInfo, help: infoHelp },

@@ -1,38 +1,142 @@
-/** `plinth serve`: the OpenAI-compatible server over a registry (127.0.0.1 by default). */
-import { existsSync, statSync } from "node:fs";
+/** `plinth serve`: the OpenAI-compatible server over a registry (127.0.0.1 by default); `plinth keys`: its API keys. */
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { AdapterImportError, NAME_PATTERN, Registry, adapterFolders, importAdapter } from "../registry/index.js";
+import { AdapterImportError, Registry, adapterFolders, importAdapter, tenantProblem } from "../registry/index.js";
 import { createServer } from "../serve/index.js";
 import { UsageError, checkWritableDir, parseIntArg } from "./args.js";
 
 export const serveHelp = `plinth serve — OpenAI-compatible multi-adapter server with keys, metering, fine-tuning jobs and a dashboard
 
 Usage: plinth serve [--registry runs/registry.db] [--model name=dir ...] [--adapters <dir> [--tenant default]]
-                    [--port 8080] [--host 127.0.0.1] [--admin-key SECRET] [--max-batch 32] [--workers 1]
+                    [--port 8080] [--host 127.0.0.1] [--admin-key-file FILE] [--max-batch 32] [--workers 1]
        plinth serve --create-key <tenant> [--rpm N] [--token-quota N] [--registry ...]
+       (plinth keys list|create|rotate|revoke manages keys without a running server)
 
-  --registry     the SQLite registry (created if missing; default runs/registry.db)
-  --model        register a base model folder under a name (repeatable), e.g. --model tiny=runs/default
-  --adapters     register the adapters plinth adapt wrote: every folder under <dir> with an adapter.json
-                 (or <dir> itself), named after its folder and served as <base>:<folder>; each must match
-                 a registered base by the sha256 of its weights. The files are copied beside the registry,
-                 and a folder already registered with the same weights is skipped, so this can run at
-                 every start.
-  --tenant       the tenant that owns the --adapters (default "default"; give that tenant a key with
-                 --create-key default, or name the tenant whose keys should see them)
-  --port, --host where to listen (default 127.0.0.1:8080; 0 picks a free port)
-  --admin-key    secret for admin routes (POST /v1/plinth/keys, /v1/plinth/models, /v1/plinth/adapters)
-  --max-batch    sequences decoded together per base (1 = one request at a time)
-  --workers      fine-tuning worker processes at once (default 1)
-  --create-key   create an API key for a tenant, print it once, and exit
-  --rpm          with --create-key: requests per minute allowed
-  --token-quota  with --create-key: tokens allowed in all
+  --registry       the SQLite registry (created if missing; default runs/registry.db)
+  --model          register a base model folder under a name (repeatable), e.g. --model tiny=runs/default
+  --adapters       register the adapters plinth adapt wrote: every folder under <dir> with an adapter.json
+                   (or <dir> itself), named after its folder and served as <base>:<folder>; each must match
+                   a registered base by the sha256 of its weights. The files are copied beside the registry,
+                   and a folder already registered with the same weights is skipped, so this can run at
+                   every start.
+  --tenant         the tenant that owns the --adapters (default "default"; give that tenant a key with
+                   plinth keys create default, or name the tenant whose keys should see them)
+  --port, --host   where to listen (default 127.0.0.1:8080; 0 picks a free port)
+  --admin-key-file a file holding the secret for the admin routes (/v1/plinth/keys: list, create, rotate,
+                   revoke; /v1/plinth/models; /v1/plinth/adapters); or set PLINTH_ADMIN_KEY. Without either,
+                   admin routes are off. (--admin-key SECRET still works but is deprecated: a secret on the
+                   command line is visible to every user of the machine in ps and /proc.)
+  --max-batch      sequences decoded together per base (1 = one request at a time)
+  --workers        fine-tuning worker processes at once (default 1)
+  --create-key     create an API key for a tenant, print it once, and exit (as plinth keys create)
+  --rpm            with --create-key: requests per minute allowed
+  --token-quota    with --create-key: tokens allowed in all (a hard limit: work reserves its worst case)
 
 Examples:
-  plinth serve --model tiny=runs/default --create-key acme
-  plinth serve --model tiny=runs/default --port 8080      # dashboard at http://127.0.0.1:8080/dashboard/
+  plinth keys create acme --registry runs/registry.db
+  PLINTH_ADMIN_KEY=$(cat admin.secret) plinth serve --model tiny=runs/default --port 8080   # dashboard at http://127.0.0.1:8080/dashboard/
   plinth serve --model tiny=runs/default --adapters runs/adapters --tenant acme   # acme calls tiny:sentiment-lora`;
+
+export const keysHelp = `plinth keys — list, create, rotate and revoke API keys in a registry (the server need not run)
+
+Usage: plinth keys list [--tenant T] [--registry runs/registry.db] [--json]
+       plinth keys create <tenant> [--name N] [--rpm N] [--token-quota N] [--registry ...]
+       plinth keys rotate <key id> [--registry ...]
+       plinth keys revoke <key id> [--registry ...]
+
+  list      every key (or a tenant's): id, tenant, name, prefix, limits, tokens used and reserved, revoked
+  create    a new key for a tenant; the secret is printed once (stdout), the registry keeps its hash.
+            Tenant names: 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit.
+  rotate    a new secret for a live key: same id, limits and usage; the old secret stops working at once
+  revoke    the key stops working at once, for good; its usage stays on record
+
+A running server sees the change at its next request. The same operations are admin routes of the
+server: GET /v1/plinth/keys, POST /v1/plinth/keys, POST /v1/plinth/keys/<id>/rotate, DELETE /v1/plinth/keys/<id>.
+
+Examples:
+  plinth keys create acme --token-quota 1000000 --rpm 600
+  plinth keys list --tenant acme
+  plinth keys rotate key_0123456789abcdef
+  plinth keys revoke key_0123456789abcdef`;
+
+export async function runKeys(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: {
+      registry: { type: "string" }, tenant: { type: "string" }, name: { type: "string" }, rpm: { type: "string" }, "token-quota": { type: "string" },
+      json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(keysHelp);
+    return;
+  }
+  const [action, arg, ...extra] = positionals;
+  if (action === undefined || !["list", "create", "rotate", "revoke"].includes(action)) throw new UsageError(`expected list, create, rotate or revoke, got ${action === undefined ? "nothing" : JSON.stringify(action)}`);
+  if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(" ")}`);
+  if (action === "list" ? arg !== undefined : arg === undefined) throw new UsageError(action === "list" ? `list takes no argument (use --tenant), got ${arg}` : `${action} needs a ${action === "create" ? "tenant" : "key id"}`);
+  const rpm = values.rpm === undefined ? null : parseIntArg("rpm", values.rpm, 0, 1);
+  const quota = values["token-quota"] === undefined ? null : parseIntArg("token-quota", values["token-quota"], 0, 1);
+  if (action !== "create" && (values.rpm !== undefined || values["token-quota"] !== undefined || values.name !== undefined)) throw new UsageError("--name, --rpm and --token-quota go with create");
+  if (action === "create") checkTenant("tenant", arg!);
+  const path = values.registry ?? "runs/registry.db";
+  if (action !== "create" && !existsSync(path)) throw new UsageError(`--registry ${path} does not exist`);
+  checkWritableDir("registry", dirname(resolve(path)));
+  const reg = Registry.open(path);
+  try {
+    if (action === "list") {
+      const keys = reg.keys.list(values.tenant).map((k) => ({ ...k, ...reg.keys.quota(k.id) }));
+      if (values.json) return console.log(JSON.stringify(keys, null, 2));
+      if (keys.length === 0) return console.error(`no keys${values.tenant === undefined ? "" : ` for tenant ${values.tenant}`} in ${path}`);
+      console.log(["id", "tenant", "name", "prefix", "rpm", "quota", "used", "reserved", "status"].join("\t"));
+      for (const k of keys) console.log([k.id, k.tenant, k.name, `${k.prefix}…`, k.rpm ?? "-", k.tokenQuota ?? "-", k.used, k.reserved, k.revoked ? "revoked" : "live"].join("\t"));
+    } else if (action === "create") {
+      const { key, secret } = reg.keys.create(arg!, { name: values.name, rpm, tokenQuota: quota });
+      console.error(`key ${key.id} for tenant ${key.tenant} (shown once; the registry keeps only its hash):`);
+      console.log(secret);
+    } else if (action === "rotate") {
+      const rotated = reg.keys.rotate(arg!);
+      if (rotated === undefined) throw new UsageError(`no live key ${arg} in ${path} (unknown or revoked); see plinth keys list`);
+      console.error(`key ${rotated.key.id} of tenant ${rotated.key.tenant} rotated: the old secret no longer works; the new one (shown once):`);
+      console.log(rotated.secret);
+    } else {
+      if (!reg.keys.revoke(arg!)) throw new UsageError(`no key ${arg} in ${path}; see plinth keys list`);
+      console.error(`key ${arg} revoked`);
+    }
+  } finally {
+    reg.close();
+  }
+}
+
+function checkTenant(flag: string, tenant: string): void {
+  const problem = tenantProblem(tenant);
+  if (problem !== null) throw new UsageError(`--${flag}: ${problem}`);
+}
+
+/**
+ * The admin secret, kept off the command line: PLINTH_ADMIN_KEY, or the first line of
+ * --admin-key-file. The old --admin-key flag still works, with a warning that says why not.
+ */
+export function adminKeyFrom(values: { "admin-key"?: string; "admin-key-file"?: string }, env: NodeJS.ProcessEnv = process.env, warn: (m: string) => void = console.error): string | null {
+  const sources = [values["admin-key"] !== undefined, values["admin-key-file"] !== undefined, env.PLINTH_ADMIN_KEY !== undefined && env.PLINTH_ADMIN_KEY !== ""].filter(Boolean).length;
+  if (sources > 1) throw new UsageError("give the admin key one way: PLINTH_ADMIN_KEY, --admin-key-file or (deprecated) --admin-key");
+  let secret: string | null = null;
+  if (values["admin-key-file"] !== undefined) {
+    const file = values["admin-key-file"];
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`--admin-key-file ${file} is not a file`);
+    secret = readFileSync(file, "utf8").split(/\r?\n/)[0].trim();
+    if (secret === "") throw new UsageError(`--admin-key-file ${file}: the first line is empty`);
+    if ((statSync(file).mode & 0o077) !== 0) warn(`plinth serve: warning: ${file} can be read by other users (chmod 600 it)`);
+  } else if (env.PLINTH_ADMIN_KEY !== undefined && env.PLINTH_ADMIN_KEY !== "") {
+    secret = env.PLINTH_ADMIN_KEY.trim();
+  } else if (values["admin-key"] !== undefined) {
+    warn("plinth serve: warning: --admin-key is deprecated: a secret on the command line can be read by every user of this machine (ps, /proc/<pid>/cmdline). Use PLINTH_ADMIN_KEY=... or --admin-key-file <file>.");
+    secret = values["admin-key"];
+  }
+  if (secret !== null && secret.length < 16) warn("plinth serve: warning: the admin key is shorter than 16 characters; it can create keys for any tenant, so make it long and random");
+  return secret;
+}
 
 export async function runServe(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -40,7 +144,7 @@ export async function runServe(argv: string[]): Promise<void> {
     options: {
       registry: { type: "string" }, model: { type: "string", multiple: true }, adapters: { type: "string" }, tenant: { type: "string" },
       port: { type: "string" }, host: { type: "string" },
-      "admin-key": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" },
+      "admin-key": { type: "string" }, "admin-key-file": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" },
       "create-key": { type: "string" }, rpm: { type: "string" }, "token-quota": { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
@@ -63,7 +167,9 @@ export async function runServe(argv: string[]): Promise<void> {
   });
   if (values.tenant !== undefined && values.adapters === undefined) throw new UsageError("--tenant names the owner of --adapters; give --adapters <dir> too");
   const tenant = values.tenant ?? "default";
-  if (!NAME_PATTERN.test(tenant)) throw new UsageError(`--tenant ${JSON.stringify(tenant)} must be 1-64 characters of letters, digits, _ . -`);
+  checkTenant("tenant", tenant);
+  if (values["create-key"] !== undefined) checkTenant("create-key", values["create-key"]);
+  const adminKey = adminKeyFrom(values);
   if (values.adapters !== undefined && !statSync(values.adapters, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--adapters ${values.adapters} is not a folder`);
   checkWritableDir("registry", dirname(resolve(path)));
   const reg = Registry.open(path);
@@ -84,7 +190,7 @@ export async function runServe(argv: string[]): Promise<void> {
     reg.close();
   }
   const server = await createServer({
-    registry: path, adminKey: values["admin-key"] ?? null,
+    registry: path, adminKey,
     maxBatch, maxWorkers,
   });
   const url = await server.listen({ port, host: values.host ?? "127.0.0.1" });

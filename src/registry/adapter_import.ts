@@ -14,6 +14,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, s
 import { basename, join, resolve } from "node:path";
 import { type AdapterManifest, readAdapterManifest, sha256File } from "../adapt/artifact.js";
 import { type AdapterEntry, type Catalog, type ModelEntry, NAME_PATTERN } from "./catalog.js";
+import { tenantProblem } from "./keys.js";
 
 /** The files an adapter folder holds (src/adapt/artifact.ts); nothing else is copied. */
 const ADAPTER_FILES = ["adapter.json", "adapter.safetensors"] as const;
@@ -98,7 +99,8 @@ function baseOf(catalog: Catalog, dir: string, manifest: AdapterManifest, name: 
 
 /** Validates an adapter folder against its base, copies it under dataDir and registers the copy for the tenant. */
 export function importAdapter(catalog: Catalog, o: AdapterImport): ImportedAdapter {
-  if (!NAME_PATTERN.test(o.tenant)) throw new AdapterImportError("invalid_tenant", `Tenant ${JSON.stringify(o.tenant)} must be 1-64 characters of letters, digits, _ . -`, "tenant");
+  const tenantError = tenantProblem(o.tenant);
+  if (tenantError !== null) throw new AdapterImportError("invalid_tenant", `Invalid tenant: ${tenantError}`, "tenant");
   const manifest = manifestOf(o.dir);
   const base = baseOf(catalog, o.dir, manifest, o.base);
   const name = o.name ?? defaultAdapterName(o.dir);

@@ -66,6 +66,16 @@ export const MIGRATIONS: Migration[] = [
     name: "jobs: probe suite to audit the trained adapter with",
     sql: "ALTER TABLE jobs ADD COLUMN audit_suite TEXT;",
   },
+  {
+    version: 3,
+    name: "keys: token reservations (quotas are reserved at admission and settled as tokens are delivered)",
+    sql: `
+      CREATE TABLE reservations (
+        id TEXT PRIMARY KEY, key_id TEXT NOT NULL, usage_id INTEGER, job_id TEXT, holder INTEGER,
+        held INTEGER NOT NULL, created INTEGER NOT NULL);
+      CREATE INDEX reservations_by_key ON reservations(key_id);
+    `,
+  },
 ];
 
 /** Opens (creating if needed) a registry file and brings its schema up to date. */

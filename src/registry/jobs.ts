@@ -147,6 +147,35 @@ export class JobStore {
     })();
   }
 
+  /**
+   * A running job that gave its worker back (time-sliced: checkpointed so other tenants' jobs can
+   * run) goes back to the queue. Being preempted is not a failed attempt, so it does not count
+   * against the job's attempts.
+   */
+  requeuePreempted(id: string, message: string): boolean {
+    return this.db.transaction(() => {
+      const r = this.db.prepare("UPDATE jobs SET status = 'queued', worker_pid = NULL, attempts = MAX(0, attempts - 1) WHERE id = ? AND status = 'running'").run(id);
+      if (r.changes === 1) this.addEvent(id, "info", message);
+      return r.changes === 1;
+    })();
+  }
+
+  /** The id of the job's newest event (0 when it has none): a mark to ask hasTrainedSince about. */
+  lastEventId(jobId: string): number {
+    return this.db.prepare<{ id: number | null }>("SELECT MAX(id) AS id FROM job_events WHERE job_id = ?").get(jobId)?.id ?? 0;
+  }
+
+  /** Whether the job has reported a training step (a metrics event) after the event `afterId`. */
+  hasTrainedSince(jobId: string, afterId: number): boolean {
+    return this.db.prepare("SELECT 1 FROM job_events WHERE job_id = ? AND id > ? AND type = 'metrics' LIMIT 1").get(jobId, afterId) !== undefined;
+  }
+
+  /** The data of the job's newest metrics event (step, total_steps, elapsed_seconds, ...), if any. */
+  lastMetrics(jobId: string): Record<string, number> | null {
+    const r = this.db.prepare<{ data: string }>("SELECT data FROM job_events WHERE job_id = ? AND type = 'metrics' ORDER BY id DESC LIMIT 1").get(jobId);
+    return r === undefined ? null : (JSON.parse(r.data) as Record<string, number>);
+  }
+
   heartbeat(id: string): void {
     this.db.prepare("UPDATE jobs SET heartbeat = ? WHERE id = ? AND status = 'running'").run(Date.now(), id);
   }

@@ -1,10 +1,20 @@
 /**
- * API keys and usage. A key is shown once when created ("pk-" + 32 random bytes, base64url);
- * the registry keeps only its sha256. Each key belongs to a tenant and may carry a request
- * rate limit (per minute) and a token quota (prompt + completion + training tokens).
+ * API keys, usage and token quotas. A key is shown once when created or rotated ("pk-" + 32
+ * random bytes, base64url); the registry keeps only its sha256. Each key belongs to a tenant
+ * (a name like `acme` or `team-7`: it becomes a folder name) and may carry a request rate limit
+ * (per minute) and a token quota (prompt + completion + training tokens).
+ *
+ * A quota is a hard limit: work reserves its worst case before it starts (`reserve`), in the
+ * same transaction that checks used + reserved against the quota, and is granted at most what
+ * is left; as tokens are delivered they move from the reservation to the usage row (`meter`),
+ * and the end settles the difference (`settle`). used + reserved never exceeds the quota.
+ *
+ *     const r = keys.reserve(key, { kind: "chat", model: "tiny", min: 12, max: 12 + 4 * 50 });   // null: over quota
+ *     keys.meter(r.id, { completionTokens: 16 });  ...  keys.settle(r.id, { promptTokens: 12, completionTokens: 3 });
  */
 import { createHash, randomBytes } from "node:crypto";
 import { type Database, now } from "./db.js";
+import { TERMINAL } from "./jobs.js";
 
 export interface ApiKey {
   id: string;
@@ -17,16 +27,20 @@ export interface ApiKey {
   revoked: boolean;
 }
 
+export type UsageKind = "completion" | "chat" | "embedding" | "classification" | "fine_tuning";
+
 export interface UsageRecord {
   keyId: string;
   tenant: string;
-  kind: "completion" | "chat" | "embedding" | "classification" | "fine_tuning";
+  kind: UsageKind;
   model: string;
   promptTokens?: number;
   completionTokens?: number;
   trainingTokens?: number;
   computeSeconds?: number;
 }
+
+export type UsageDelta = Partial<Pick<UsageRecord, "promptTokens" | "completionTokens" | "trainingTokens" | "computeSeconds">>;
 
 export interface UsageTotals {
   key_id: string;
@@ -38,25 +52,59 @@ export interface UsageTotals {
   compute_seconds: number;
 }
 
+/** Where a key stands against its quota (available is Infinity without one). */
+export interface QuotaState {
+  quota: number | null;
+  used: number;
+  reserved: number;
+  available: number;
+}
+
+/** Tokens held for one request (with its usage row) or one fine-tuning job. */
+export interface Reservation {
+  id: string;
+  keyId: string;
+  usageId: number | null;
+  jobId: string | null;
+  granted: number;
+}
+
+/** Tenant names: lower-case letters, digits, `_` and `-`, starting with a letter or digit (they name folders). */
+export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const TENANT_RULE = "1-64 characters of lower-case letters, digits, _ and -, starting with a letter or digit";
+
+/** Why a tenant name is refused, or null if it is a valid one. */
+export function tenantProblem(tenant: unknown): string | null {
+  if (typeof tenant !== "string") return `tenant must be a string, got ${typeof tenant}`;
+  if (TENANT_PATTERN.test(tenant)) return null;
+  return `tenant ${JSON.stringify(tenant.length > 80 ? `${tenant.slice(0, 80)}…` : tenant)} must be ${TENANT_RULE}`;
+}
+
 interface KeyRow {
   id: string; tenant: string; name: string; prefix: string; rpm: number | null; token_quota: number | null; created: number; revoked: number;
 }
+interface ReservationRow { id: string; key_id: string; usage_id: number | null; job_id: string | null; holder: number | null; held: number; created: number }
 
 const hashKey = (key: string): string => createHash("sha256").update(key).digest("hex");
+const newSecret = (): string => `pk-${randomBytes(32).toString("base64url")}`;
 const toKey = (r: KeyRow): ApiKey => ({
   id: r.id, tenant: r.tenant, name: r.name, prefix: r.prefix, rpm: r.rpm, tokenQuota: r.token_quota, created: r.created, revoked: r.revoked !== 0,
 });
+const tokensOf = (d: UsageDelta): number => (d.promptTokens ?? 0) + (d.completionTokens ?? 0) + (d.trainingTokens ?? 0);
+const TERMINAL_SQL = [...TERMINAL].map((s) => `'${s}'`).join(", ");
 
 export class KeyStore {
   constructor(private readonly db: Database) {}
 
   /** Creates a key; the returned `secret` is the only copy of it. */
   create(tenant: string, { name = "default", rpm = null, tokenQuota = null }: { name?: string; rpm?: number | null; tokenQuota?: number | null } = {}): { key: ApiKey; secret: string } {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) throw new Error(`keys.create: tenant ${JSON.stringify(tenant)} must be 1-64 characters of letters, digits, _ . -`);
+    const problem = tenantProblem(tenant);
+    if (problem !== null) throw new Error(`keys.create: ${problem}`);
+    if (typeof name !== "string" || name.length === 0 || name.length > 64 || /[\x00-\x1f\x7f]/.test(name)) throw new Error(`keys.create: name must be 1-64 printable characters, got ${JSON.stringify(name)}`);
     for (const [k, v] of [["rpm", rpm], ["tokenQuota", tokenQuota]] as const) {
       if (v !== null && !(Number.isInteger(v) && v > 0)) throw new Error(`keys.create: ${k} must be a positive integer or null, got ${v}`);
     }
-    const secret = `pk-${randomBytes(32).toString("base64url")}`;
+    const secret = newSecret();
     const id = `key_${randomBytes(8).toString("hex")}`;
     this.db.prepare("INSERT INTO api_keys (id, tenant, name, hash, prefix, rpm, token_quota, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
       .run(id, tenant, name, hashKey(secret), secret.slice(0, 7), rpm, tokenQuota, now());
@@ -74,14 +122,28 @@ export class KeyStore {
     return r === undefined ? undefined : toKey(r);
   }
 
-  list(tenant: string): ApiKey[] {
+  /** A tenant's keys (revoked ones included), or every key when no tenant is given. */
+  list(tenant?: string): ApiKey[] {
+    if (tenant === undefined) return this.db.prepare<KeyRow>("SELECT * FROM api_keys ORDER BY tenant, created, id").all().map(toKey);
     return this.db.prepare<KeyRow>("SELECT * FROM api_keys WHERE tenant = ? ORDER BY created, id").all(tenant).map(toKey);
   }
 
-  revoke(id: string): void {
-    this.db.prepare("UPDATE api_keys SET revoked = 1 WHERE id = ?").run(id);
+  /**
+   * A new secret for a live key: the same id, tenant, limits and usage (so rotating never
+   * resets a quota); the old secret stops working at once. Undefined for an unknown or revoked key.
+   */
+  rotate(id: string): { key: ApiKey; secret: string } | undefined {
+    const secret = newSecret();
+    const r = this.db.prepare("UPDATE api_keys SET hash = ?, prefix = ? WHERE id = ? AND revoked = 0").run(hashKey(secret), secret.slice(0, 7), id);
+    return r.changes === 1 ? { key: this.get(id)!, secret } : undefined;
   }
 
+  /** Revokes a key for good (its usage stays); false if there is no such key. */
+  revoke(id: string): boolean {
+    return this.db.prepare("UPDATE api_keys SET revoked = 1 WHERE id = ?").run(id).changes === 1;
+  }
+
+  /** One usage row, written whole (work metered at its end, like a fine-tuning job's training). */
   record(u: UsageRecord): void {
     this.db.prepare(`INSERT INTO usage (key_id, tenant, kind, model, prompt_tokens, completion_tokens, training_tokens, compute_seconds, created)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -92,6 +154,94 @@ export class KeyStore {
   tokensUsed(keyId: string): number {
     const r = this.db.prepare<{ n: number | null }>("SELECT SUM(prompt_tokens + completion_tokens + training_tokens) AS n FROM usage WHERE key_id = ?").get(keyId);
     return r?.n ?? 0;
+  }
+
+  /** Tokens held by a key's work in flight: requests, and fine-tuning jobs not yet finished. */
+  tokensReserved(keyId: string): number {
+    const r = this.db.prepare<{ n: number | null }>(`SELECT SUM(r.held) AS n FROM reservations r LEFT JOIN jobs j ON j.id = r.job_id
+      WHERE r.key_id = ? AND (r.job_id IS NULL OR (j.status IS NOT NULL AND j.status NOT IN (${TERMINAL_SQL})))`).get(keyId);
+    return r?.n ?? 0;
+  }
+
+  quota(keyId: string): QuotaState {
+    const key = this.get(keyId);
+    const used = this.tokensUsed(keyId), reserved = this.tokensReserved(keyId);
+    const quota = key?.tokenQuota ?? null;
+    return { quota, used, reserved, available: quota === null ? Infinity : Math.max(0, quota - used - reserved) };
+  }
+
+  /**
+   * Reserves between `min` and `max` tokens for a key's work, atomically against its quota:
+   * granted = min(max, quota - used - reserved), or null (nothing reserved) when that is below
+   * `min`. A request's reservation comes with its usage row (zero so far); a job's (`jobId`) is
+   * released when the job finishes, whatever way it ends. `holder`: the process that meters it.
+   */
+  reserve(key: Pick<ApiKey, "id" | "tenant">, r: { kind: UsageKind; model: string; min: number; max: number; jobId?: string; holder?: number }): Reservation | null {
+    if (!(Number.isInteger(r.min) && Number.isInteger(r.max) && r.min >= 0 && r.max >= r.min)) throw new RangeError(`keys.reserve: need integers 0 <= min <= max, got min ${r.min}, max ${r.max}`);
+    return this.db.transaction((): Reservation | null => {
+      // Reservations of finished jobs hold nothing: drop them while the write lock is held anyway.
+      this.db.prepare(`DELETE FROM reservations WHERE key_id = ? AND job_id IN (SELECT id FROM jobs WHERE status IN (${TERMINAL_SQL}))`).run(key.id);
+      const { available } = this.quota(key.id);
+      if (available < r.min) return null;
+      const granted = Math.min(r.max, available);
+      const id = `res_${randomBytes(8).toString("hex")}`;
+      let usageId: number | null = null;
+      if (r.jobId === undefined) {
+        usageId = Number(this.db.prepare("INSERT INTO usage (key_id, tenant, kind, model, created) VALUES (?, ?, ?, ?, ?)").run(key.id, key.tenant, r.kind, r.model, now()).lastInsertRowid);
+      }
+      this.db.prepare("INSERT INTO reservations (id, key_id, usage_id, job_id, holder, held, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .run(id, key.id, usageId, r.jobId ?? null, r.holder ?? process.pid, granted, now());
+      return { id, keyId: key.id, usageId, jobId: r.jobId ?? null, granted };
+    }).immediate();
+  }
+
+  /** Moves delivered tokens from a request's reservation to its usage row (one transaction). */
+  meter(reservationId: string, d: UsageDelta): void {
+    this.db.transaction(() => this.apply(reservationId, d)).immediate();
+  }
+
+  /** Meters the last tokens and releases what is left of the reservation; a request that used nothing leaves no usage row. */
+  settle(reservationId: string, d: UsageDelta = {}): void {
+    this.db.transaction(() => {
+      const row = this.apply(reservationId, d);
+      if (row === undefined) return;
+      this.db.prepare("DELETE FROM reservations WHERE id = ?").run(reservationId);
+      if (row.usage_id !== null) {
+        this.db.prepare("DELETE FROM usage WHERE id = ? AND prompt_tokens = 0 AND completion_tokens = 0 AND training_tokens = 0 AND compute_seconds = 0").run(row.usage_id);
+      }
+    }).immediate();
+  }
+
+  private apply(reservationId: string, d: UsageDelta): ReservationRow | undefined {
+    const row = this.db.prepare<ReservationRow>("SELECT * FROM reservations WHERE id = ?").get(reservationId);
+    if (row === undefined) return undefined;
+    const tokens = tokensOf(d);
+    if (tokens === 0 && (d.computeSeconds ?? 0) === 0) return row;
+    if (row.usage_id !== null) {
+      this.db.prepare(`UPDATE usage SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, training_tokens = training_tokens + ?,
+        compute_seconds = compute_seconds + ? WHERE id = ?`).run(d.promptTokens ?? 0, d.completionTokens ?? 0, d.trainingTokens ?? 0, d.computeSeconds ?? 0, row.usage_id);
+    }
+    this.db.prepare("UPDATE reservations SET held = MAX(0, held - ?) WHERE id = ?").run(tokens, reservationId);
+    return row;
+  }
+
+  /**
+   * Releases request reservations whose metering process is gone (a server killed mid-request,
+   * or this process before a restart): their usage rows keep what was metered before the crash.
+   * Jobs' reservations stay with their jobs. Returns how many were released.
+   */
+  releaseOrphans(alive: (pid: number) => boolean): number {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare<ReservationRow>("SELECT * FROM reservations WHERE job_id IS NULL").all();
+      let n = 0;
+      for (const r of rows) {
+        if (r.holder !== null && r.holder !== process.pid && alive(r.holder)) continue;
+        this.db.prepare("DELETE FROM reservations WHERE id = ?").run(r.id);
+        if (r.usage_id !== null) this.db.prepare("DELETE FROM usage WHERE id = ? AND prompt_tokens = 0 AND completion_tokens = 0 AND training_tokens = 0 AND compute_seconds = 0").run(r.usage_id);
+        n++;
+      }
+      return n;
+    }).immediate();
   }
 
   /** Usage of a tenant's keys, summed per key and kind, between two unix times. */

@@ -14,7 +14,8 @@ declare module "better-sqlite3" {
     prepare<Row = unknown>(sql: string): Statement<Row>;
     exec(sql: string): this;
     pragma(source: string, options?: { simple?: boolean }): unknown;
-    transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
+    /** Calling the result runs fn in BEGIN (DEFERRED); `.immediate(...)` takes the write lock at BEGIN. Nested calls are savepoints. */
+    transaction<A extends unknown[], R>(fn: (...args: A) => R): ((...args: A) => R) & { immediate(...args: A): R; deferred(...args: A): R; exclusive(...args: A): R };
     close(): this;
     readonly open: boolean;
     readonly name: string;

@@ -3,14 +3,16 @@
  * on /v1, the routes, the one error funnel, and the job runner — ready for `inject()` in
  * tests or `listen()` (127.0.0.1 by default) for real clients.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { dirname } from "node:path";
 import { Registry } from "../registry/index.js";
 import { Gate } from "./auth.js";
-import { ApiError, apiError, toApiError } from "./errors.js";
+import { ApiError, apiError, protocolErrorResponse, toApiError } from "./errors.js";
 import { ModelHost } from "./host.js";
-import { JobRunner } from "./jobs.js";
-import { encoderRoutes } from "./routes/encoders.js";
+import { type JobPolicy, JobRunner } from "./jobs.js";
+import { type QuerySpec, parseJsonBody, query } from "./params.js";
+import { EncoderQueue, type EncoderQueueOptions } from "./encoder_queue.js";
+import { type EncoderLimits, encoderRoutes } from "./routes/encoders.js";
 import { fileRoutes } from "./routes/files.js";
 import { generationRoutes } from "./routes/generation.js";
 import { jobRoutes } from "./routes/jobs.js";
@@ -35,6 +37,10 @@ export interface ServerOptions {
   /** Start the job runner (default true). */
   runJobs?: boolean;
   logger?: boolean;
+  /** The encoder queue (piece time, share while generating, requests per tenant) and per-request limits (encoder_queue.ts, routes/encoders.ts). */
+  encoder?: Omit<EncoderQueueOptions, "generating"> & EncoderLimits;
+  /** Fair sharing of the fine-tuning workers between tenants: per-tenant cap, job size limit, time slice (jobs.ts). */
+  jobs?: JobPolicy;
 }
 
 export interface PlinthServer {
@@ -42,6 +48,7 @@ export interface PlinthServer {
   registry: Registry;
   host: ModelHost;
   runner: JobRunner;
+  encoders: EncoderQueue;
   /** Listens (127.0.0.1 by default) and returns the base URL. */
   listen(options?: { port?: number; host?: string }): Promise<string>;
   /** Stops listening; with killWorkers (default) running jobs are re-queued for the next start. */
@@ -52,10 +59,40 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   const registry = Registry.open(opts.registry);
   const dataDir = opts.dataDir ?? dirname(opts.registry);
   const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 });
-  const runner = new JobRunner(registry, { dbPath: opts.registry, dataDir, maxWorkers: opts.maxWorkers });
+  // Encoder pieces yield to generation: a scheduler with sequences running or waiting comes first.
+  const encoders = new EncoderQueue({
+    ...opts.encoder,
+    generating: () => host.loaded().some((name) => {
+      const s = host.base(name).scheduler?.stats();
+      return s !== undefined && s.active + s.waiting > 0;
+    }),
+  });
+  const runner = new JobRunner(registry, { dbPath: opts.registry, dataDir, maxWorkers: opts.maxWorkers, ...opts.jobs });
   const gate = new Gate(registry, opts.adminKey ?? null);
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1 << 20 });
-  app.removeContentTypeParser("text/plain");  // JSON (and multipart for /v1/files) only: anything else is a 415
+  // Work metered by a server killed mid-request: its usage rows keep what was metered, its reservations go back to the quota.
+  registry.keys.releaseOrphans(alive);
+  const app = Fastify({
+    logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1 << 20,
+    // Errors Node's HTTP parser raises before routing (oversized headers, a body that disagrees
+    // with Content-Length) and Fastify's own routing errors (a malformed URL) get the same body as the rest.
+    clientErrorHandler(err, socket) {
+      if ((err as { code?: string }).code === "ECONNRESET" || socket.destroyed) return;
+      if (socket.writable) socket.write(protocolErrorResponse(err as { code?: string; message?: string }));
+      socket.destroy(err);
+    },
+    frameworkErrors(err, _req, reply) {
+      const e = toApiError(err);
+      void (reply as unknown as FastifyReply).status(e.status).send(e.body());
+    },
+  });
+  app.removeContentTypeParser(["text/plain", "application/json"]);  // JSON (and multipart for /v1/files) only: anything else is a 415
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   app.decorateRequest("apiKey", null as unknown as never);  // set by the hook below before any /v1 handler runs
 
   app.setErrorHandler((err, req, reply) => {
@@ -67,31 +104,35 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
     const e = apiError("not_found", `Unknown request URL: ${req.method} ${req.url.split("?")[0]}. Please check the URL for typos.`);
     void reply.status(e.status).send(e.body());
   });
-  const adminRoutes = new Set(["/v1/plinth/keys", "/v1/plinth/models", "/v1/plinth/adapters"]);
   // Gate on the route the router matched, not the raw URL: the router decodes the path, so a
   // percent-encoded "/%761/..." reaches a /v1/ handler while failing a raw-URL prefix check.
   app.addHook("onRequest", async (req) => {
     const route = req.routeOptions.url;
-    if (route === undefined || !route.startsWith("/v1/") || adminRoutes.has(route)) return;
-    req.apiKey = gate.admit(req);
+    if (route === undefined || !route.startsWith("/v1/")) return;
+    if (!ADMIN_ROUTES.some((prefix) => route === prefix || route.startsWith(`${prefix}/`))) {
+      req.apiKey = gate.admit(req, { work: req.method === "POST" && !NOT_WORK.has(route) });
+    }
+    // Every query parameter of every /v1 route is checked against what the route declares (config.query).
+    req.query = query(req.query, (req.routeOptions.config as { query?: QuerySpec }).query ?? {});
   });
 
   await app.register(modelRoutes(registry));
   await app.register(generationRoutes({ host, registry }));
-  await app.register(encoderRoutes({ host, registry }));
+  await app.register(encoderRoutes({ host, registry, queue: encoders, limits: opts.encoder }));
   await app.register(fileRoutes({ registry, dataDir, maxFileBytes: opts.maxFileBytes ?? 32 << 20 }));
   await app.register(jobRoutes({ registry, runner }));
-  await app.register(plinthRoutes({ registry, host, runner, gate, dataDir }));
+  await app.register(plinthRoutes({ registry, host, runner, gate, dataDir, encoders }));
   await app.register(webRoutes());
   if (opts.runJobs ?? true) runner.recover();
 
   return {
-    app, registry, host, runner,
+    app, registry, host, runner, encoders,
     async listen({ port = 8080, host: address = "127.0.0.1" } = {}) {
       return await app.listen({ port, host: address });
     },
     async close({ killWorkers = true } = {}) {
       runner.close({ killWorkers });
+      encoders.close();
       host.close();
       await app.close();
       registry.close();
@@ -100,3 +141,18 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
 }
 
 export { ApiError };
+
+/** Admin routes (the server's admin key, no tenant key), by path prefix. */
+const ADMIN_ROUTES = ["/v1/plinth/keys", "/v1/plinth/models", "/v1/plinth/adapters"];
+/** POST routes that spend no tokens: the token quota does not gate them (it gates work, not reads or bookkeeping). */
+const NOT_WORK = new Set(["/v1/fine_tuning/jobs/:id/cancel", "/v1/plinth/audits", "/v1/files"]);
+
+/** Whether a process runs (a metering server that may still hold its reservations). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM";
+  }
+}

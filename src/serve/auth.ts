@@ -1,13 +1,15 @@
 /**
  * Keys, rate limits and quotas. Every /v1 request carries `Authorization: Bearer <key>`; the
  * key (looked up by hash) names the tenant. A key may limit requests per minute (a sliding
- * window kept in memory) and tokens in all (prompt + completion + training, from the usage
- * table); over either limit the request gets a 429 in OpenAI's shape.
+ * window kept in memory) and tokens in all (prompt + completion + training). Over the rate
+ * limit any request gets a 429; the token quota gates work only (quota.ts reserves each
+ * request's worst case), never reads, so an owner can always see what used the quota up.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import type { ApiKey, Registry } from "../registry/index.js";
 import { ApiError, apiError } from "./errors.js";
+import { checkQuotaLeft } from "./quota.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -27,11 +29,11 @@ export class Gate {
     this.lastPrune = now;
   }
 
-  /** The key a request carries, checked against rate limit and quota. */
-  admit(req: FastifyRequest): ApiKey {
+  /** The key a request carries, checked against its rate limit, and for work (`work`) against its token quota. */
+  admit(req: FastifyRequest, { work = false }: { work?: boolean } = {}): ApiKey {
     const secret = bearer(req);
     const key = this.registry.keys.verify(secret);
-    if (key === undefined) throw apiError("invalid_api_key", `Incorrect API key provided: ${secret.slice(0, 7)}${secret.length > 7 ? "…" : ""}. Create one with \`plinth serve --create-key <tenant>\`.`);
+    if (key === undefined) throw apiError("invalid_api_key", `Incorrect API key provided: ${secret.slice(0, 7)}${secret.length > 7 ? "…" : ""}. Create one with \`plinth keys create <tenant>\`.`);
     if (key.rpm !== null) {
       const now = Date.now();
       const w = (this.windows.get(key.id) ?? []).filter((t) => t > now - 60_000);
@@ -43,16 +45,13 @@ export class Gate {
       this.windows.set(key.id, w);
       if (now - this.lastPrune >= 60_000) this.prune(now);
     }
-    if (key.tokenQuota !== null) {
-      const used = this.registry.keys.tokensUsed(key.id);
-      if (used >= key.tokenQuota) throw apiError("insufficient_quota", `You exceeded your token quota: ${used} of ${key.tokenQuota} tokens used by key ${key.prefix}….`);
-    }
+    if (work) checkQuotaLeft(this.registry, key);
     return key;
   }
 
   /** Admin routes (key creation, model registration) take the server's admin secret. */
   admin(req: FastifyRequest): void {
-    if (this.adminSecret === null) throw apiError("admin_only", "This server has no admin key (start it with --admin-key) so admin routes are off.");
+    if (this.adminSecret === null) throw apiError("admin_only", "This server has no admin key (start it with PLINTH_ADMIN_KEY=... or --admin-key-file <file>) so admin routes are off.");
     // Compared as SHA-256 digests in constant time: the admin key can create keys for any tenant.
     const digest = (v: string): Buffer => createHash("sha256").update(v).digest();
     if (!timingSafeEqual(digest(bearer(req)), digest(this.adminSecret))) throw apiError("admin_only", "This route needs the server's admin key.");

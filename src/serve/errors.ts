@@ -13,6 +13,7 @@ export interface ErrorKind {
 
 export const ERRORS = {
   invalid_json: { status: 400, type: "invalid_request_error" },
+  invalid_request: { status: 400, type: "invalid_request_error" },
   invalid_value: { status: 400, type: "invalid_request_error" },
   missing_required_parameter: { status: 400, type: "invalid_request_error" },
   unknown_parameter: { status: 400, type: "invalid_request_error" },
@@ -25,9 +26,11 @@ export const ERRORS = {
   admin_only: { status: 403, type: "permission_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
   not_found: { status: 404, type: "not_found_error" },
+  request_timeout: { status: 408, type: "invalid_request_error" },
   body_too_large: { status: 413, type: "invalid_request_error" },
   unsupported_media_type: { status: 415, type: "invalid_request_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
+  headers_too_large: { status: 431, type: "invalid_request_error" },
   insufficient_quota: { status: 429, type: "insufficient_quota" },
   internal_error: { status: 500, type: "server_error" },
   unavailable: { status: 503, type: "server_error" },
@@ -64,10 +67,45 @@ export function toApiError(e: unknown): ApiError {
       return apiError("body_too_large", `The request body is too large: ${err.message ?? ""}`.trim());
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return apiError("unsupported_media_type", `Unsupported Content-Type: ${err.message ?? ""}. Send application/json (or multipart/form-data to /v1/files).`);
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return apiError("invalid_request", "The request body's length does not match its Content-Length header.");
+    case "FST_ERR_BAD_URL":
+      return apiError("invalid_request", `The request URL is malformed: ${err.message ?? "it is not a valid URL"}. Percent-encode it correctly.`);
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return apiError("invalid_request", "A path parameter of the request URL is too long.");
   }
   if (err.statusCode === 400 && e instanceof SyntaxError) return apiError("invalid_json", `We could not parse the JSON body of your request: ${e.message}`);
   if (err.statusCode === 413) return apiError("body_too_large", err.message ?? "The request body is too large");
   if (err.statusCode === 415) return apiError("unsupported_media_type", err.message ?? "Unsupported Content-Type");
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return apiError("invalid_value", err.message ?? "Bad request");
   return apiError("internal_error", `Internal error: ${err.message ?? String(e)}`);
+}
+
+/** What Node's HTTP parser errors mean for the client that caused them. */
+const PARSE_ERRORS: Record<string, string> = {
+  HPE_INVALID_EOF_STATE: "the connection ended before the body was complete (fewer bytes than its Content-Length)",
+  HPE_CLOSED_CONNECTION: "bytes followed the body of a request that closes the connection (more bytes than its Content-Length)",
+  HPE_INVALID_METHOD: "bytes after a request's body do not start a request (more bytes than its Content-Length?)",
+  HPE_INVALID_CONTENT_LENGTH: "its Content-Length header is not a single non-negative integer",
+  HPE_UNEXPECTED_CONTENT_LENGTH: "it has both Content-Length and Transfer-Encoding headers",
+  HPE_INVALID_TRANSFER_ENCODING: "its Transfer-Encoding header is not one this server reads (chunked)",
+  HPE_INVALID_CHUNK_SIZE: "a chunk of its chunked body has an invalid size",
+  HPE_INVALID_HEADER_TOKEN: "a header name or value has characters HTTP does not allow",
+};
+
+/**
+ * The raw HTTP response for an error Node's HTTP parser raises before any route runs (a header
+ * over the size limit, a body that disagrees with its Content-Length, a request line that is
+ * not HTTP, a request that never finishes): the same OpenAI error body as every other error.
+ */
+export function protocolErrorResponse(e: { code?: string; message?: string }): string {
+  const err = e.code === "HPE_HEADER_OVERFLOW"
+    ? apiError("headers_too_large", "The request's headers are larger than this server accepts (16 KiB in all).")
+    : e.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? apiError("request_timeout", "The request was not received in time (its body may be shorter than its Content-Length).")
+      : apiError("invalid_request", `The request is not valid HTTP: ${PARSE_ERRORS[e.code ?? ""] ?? "it could not be parsed"} (${e.code ?? "parse error"}${e.message ? `: ${e.message}` : ""}).`);
+  const body = JSON.stringify(err.body());
+  const reasons: Record<number, string> = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" };
+  const reason = reasons[err.status] ?? "Bad Request";
+  return `HTTP/1.1 ${err.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }

@@ -43,6 +43,20 @@ export interface LoadedAdapterData {
 
 const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
 
+/** The id a client calls an adapter by: OpenAI's ft:<base>:<tenant>:<suffix>:<id> for a generative job's (named ft-<id>), else base:name. */
+export function modelIdOf(registry: Registry, a: AdapterEntry): string {
+  if (a.jobId !== null && a.name.startsWith("ft-")) return `ft:${a.base}:${a.tenant}:${registry.jobs.job(a.jobId)?.suffix ?? ""}:${a.name.slice(3)}`;
+  return `${a.base}:${a.name}`;
+}
+
+/** The tenant's adapter an ft: model id names (another tenant's is never found). */
+export function fineTunedAdapter(registry: Registry, tenant: string, model: string): AdapterEntry | undefined {
+  const parts = model.split(":");
+  if (parts.length !== 5 || parts[0] !== "ft" || parts[2] !== tenant) return undefined;
+  const adapter = registry.catalog.adapter(tenant, parts[1], `ft-${parts[4]}`);
+  return adapter !== undefined && modelIdOf(registry, adapter) === model ? adapter : undefined;
+}
+
 export class ModelHost {
   private readonly bases = new Map<string, LoadedModel>();
   private readonly adapters = new Map<string, LoadedAdapterData>();
@@ -74,11 +88,16 @@ export class ModelHost {
     return b;
   }
 
-  /** "base" or "base:adapter" for this tenant; unknown and foreign names are both "not found". */
+  /** "base", "base:adapter" or "ft:<base>:<tenant>:<suffix>:<id>" for this tenant; unknown and foreign names are both "not found". */
   resolve(tenant: string, model: string): Resolved {
     const i = model.indexOf(":");
     const baseName = i < 0 ? model : model.slice(0, i);
     const missing = () => apiError("model_not_found", `The model '${model}' does not exist or you do not have access to it.`, "model");
+    if (model.startsWith("ft:")) {
+      const adapter = fineTunedAdapter(this.registry, tenant, model);
+      if (adapter === undefined) throw missing();
+      return { id: model, base: this.base(adapter.base), adapter };
+    }
     if (this.registry.catalog.model(baseName) === undefined) throw missing();
     if (i < 0) return { id: model, base: this.base(baseName), adapter: null };
     const adapter = this.registry.catalog.adapter(tenant, baseName, model.slice(i + 1));

@@ -9,10 +9,21 @@
  * (registered for the job's tenant), a checkpoint, an evaluation and the training usage. The
  * worker writes the registry itself, so it finishes and commits even if the server dies; a
  * job cancelled in the registry stops at the next step.
+ *
+ * Time-slicing: training checkpoints into <data dir>/checkpoints/<job id> (every 100 steps, and
+ * when preempted). SIGUSR2 from the job runner (its slice is over and another tenant's job
+ * waits) makes the worker checkpoint after the current step, put the job back in the queue and
+ * exit; whichever worker claims the job next resumes from that checkpoint, exactly.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Registry } from "../registry/index.js";
 import type { AdaptOutcome, AdaptProgress, AdaptSpec } from "../adapt/run.js";
+import { listCheckpoints } from "../train/checkpoint.js";
+
+// Installed first: a preemption request that arrives while the worker starts is kept, not fatal.
+const preempt = new AbortController();
+process.on("SIGUSR2", () => preempt.abort());
 
 const [dbPath, jobId, dataDir] = process.argv.slice(2);
 if (dbPath === undefined || jobId === undefined || dataDir === undefined) {
@@ -32,7 +43,7 @@ process.on("disconnect", () => registry.jobs.addEvent(jobId, "warn", "The server
 const ac = new AbortController();
 let lastEvent = 0, lastCheck = 0;
 
-function onProgress(p: AdaptProgress): void {
+function onProgress(p: AdaptProgress & { valLoss?: number }): void {
   const t = Date.now();
   if (t - lastCheck > 300) {
     lastCheck = t;
@@ -44,28 +55,63 @@ function onProgress(p: AdaptProgress): void {
   const data: Record<string, number> = { step: p.step, total_steps: p.total, elapsed_seconds: p.elapsedSeconds };
   if (p.loss !== undefined) data.train_loss = p.loss;
   if (p.tokens !== undefined) data.tokens = p.tokens;
+  if (p.valLoss !== undefined) data.valid_loss = p.valLoss;
   const eta = p.step > 0 ? (p.elapsedSeconds * (p.total - p.step)) / p.step : NaN;
   registry.jobs.addEvent(jobId, "info",
-    `Step ${p.step}/${p.total}${p.loss !== undefined ? `: training loss=${p.loss.toFixed(4)}` : ""}${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ""}`, data);
+    `Step ${p.step}/${p.total}${p.loss !== undefined ? `: training loss=${p.loss.toFixed(4)}` : ""}${p.valLoss !== undefined ? `, validation loss=${p.valLoss.toFixed(4)}` : ""}${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ""}`, data);
 }
 
 const model = registry.catalog.model(job.model)!;
 const file = registry.jobs.file(job.trainingFile)!;
 const out = join(dataDir, "adapters", job.tenant, jobId);
+const checkpointDir = join(dataDir, "checkpoints", jobId);
+const resumeAt = listCheckpoints(checkpointDir).at(-1)?.step;
+if (resumeAt !== undefined) registry.jobs.addEvent(jobId, "info", `Resuming from the checkpoint at step ${resumeAt}`);
 const hp = job.hyperparameters;
 const spec: AdaptSpec = {
-  base: model.dir, method: job.method as AdaptSpec["method"], task: file.path, out, seed: job.seed,
+  base: model.dir, method: job.method as AdaptSpec["method"], task: file.path, out, seed: job.seed, checkpointDir,
   steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, batchSize: hp.batch_size, maxTest: hp.max_test,
   labelsPerClass: hp.labels_per_class,
   lora: job.method === "lora" ? { rank: hp.rank, alpha: hp.alpha } : undefined,
 };
 
+// A training file without labels is a chat or prompt/completion file: generative fine-tuning (adapt/generative.ts).
+if (file.labels.length === 0) {
+  try {
+    const { runGenerative } = await import("../adapt/generative.js");
+    const o = await runGenerative({
+      base: model.dir, method: job.method === "full" ? "full" : "lora", data: file.path, out, seed: job.seed,
+      steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, lrMultiplier: hp.learning_rate_multiplier, batchSize: hp.batch_size, maxTest: hp.max_test ?? 16,
+      lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha },
+    }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal });
+    commitGenerative(o);
+  } catch (e) {
+    const current = registry.jobs.job(jobId)?.status;
+    if (current === "running") {
+      const message = (e as Error).message ?? String(e);
+      registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
+    }
+    registry.close();
+    process.exit(current === "running" ? 1 : 0);
+  }
+  registry.close();
+  process.exit(0);
+}
+
 try {
   const { runAdaptation } = await import("../adapt/run.js");
-  const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal });
+  const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal, preempt: preempt.signal });
   commit(outcome, job.auditSuite === null ? [] : await audit(job.auditSuite, outcome.out ?? out));
+  rmSync(checkpointDir, { recursive: true, force: true });
 } catch (e) {
+  if ((e as Error).name === "PreemptedError") {
+    const { step, total } = e as Error & { step: number; total: number };
+    registry.jobs.requeuePreempted(jobId, `Preempted at step ${step}/${total} so that other tenants' jobs can run; checkpointed, back in the queue, and resumes from step ${step}`);
+    registry.close();
+    process.exit(0);
+  }
   const current = registry.jobs.job(jobId)?.status;
+  rmSync(checkpointDir, { recursive: true, force: true });  // failed or cancelled: nothing will resume
   if (current === "running") {
     const message = (e as Error).message ?? String(e);
     registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
@@ -116,6 +162,23 @@ function commit(o: AdaptOutcome, audits: AuditRecord[]): void {
     for (const a of audits) registry.results.addAudit(job!.tenant, id, a.name, a.passed, a.result);
     registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
     registry.jobs.addEvent(jobId, "info", `Held-out accuracy ${(o.metrics.accuracy * 100).toFixed(1)}%, macro-F1 ${o.metrics.macroF1.toFixed(3)} on ${o.testExamples} examples`, metrics);
+    registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
+  })();
+}
+
+/** A generative adapter: registered as ft-<id> for the tenant, served as ft:<base>:<tenant>:<suffix>:<id>. */
+function commitGenerative(o: import("../adapt/generative.js").GenerativeOutcome): void {
+  registry.db.transaction(() => {
+    if (registry.jobs.job(jobId)?.status !== "running") return;
+    const short = jobId.replace(/^ftjob-/, "").slice(0, 12);
+    const adapter = registry.catalog.addAdapter(job!.tenant, registry.catalog.freshName(job!.tenant, job!.model, `ft-${short}`), job!.model, o.out ?? out, { jobId });
+    const id = `ft:${adapter.base}:${job!.tenant}:${job!.suffix ?? ""}:${adapter.name.slice(3)}`;
+    const metrics = { valid_loss: o.after.loss, valid_loss_before: o.before.loss, valid_exact_match: o.after.exactMatch, valid_similarity: o.after.similarity };
+    const finite = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
+    registry.jobs.addCheckpoint(jobId, o.steps, { ...finite, train_loss: o.losses.at(-1) ?? NaN }, id);
+    registry.results.addEvaluation(job!.tenant, id, "lm", { ...finite, valid_examples: o.valExamples, train_examples: o.trainExamples });
+    registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
+    registry.jobs.addEvent(jobId, "info", `Held-out assistant-token loss ${o.before.loss.toFixed(4)} before, ${o.after.loss.toFixed(4)} after; exact match ${(o.after.exactMatch * 100).toFixed(1)}% on ${o.valExamples} examples`, finite);
     registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
   })();
 }

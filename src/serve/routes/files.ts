@@ -8,10 +8,12 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { parseJsonlRows, rowsToExamples } from "../../tasks/task.js";
+import { isGenerativeJsonl, parseGenerativeJsonl } from "../../tasks/chat.js";
 import { writeFileAtomic } from "../../io/atomic.js";
 import type { FileEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import { type Part, MultipartError, boundaryOf, parseMultipart } from "../multipart.js";
+import { q } from "../params.js";
 
 export const fileObject = (f: FileEntry) => ({
   id: f.id, object: "file", bytes: f.bytes, created_at: f.created, filename: f.filename, purpose: f.purpose,
@@ -20,6 +22,14 @@ export const fileObject = (f: FileEntry) => ({
 
 /** The examples of a JSONL upload, or an invalid_file error naming the line. */
 export function validateJsonl(text: string, filename: string): { rows: number; labels: string[] } {
+  // A chat or prompt/completion file (generative fine-tuning) has no labels.
+  if (isGenerativeJsonl(text)) {
+    try {
+      return { rows: parseGenerativeJsonl(text, filename).records.length, labels: [] };
+    } catch (e) {
+      throw apiError("invalid_file", (e as Error).message, "file");
+    }
+  }
   let examples;
   try {
     examples = rowsToExamples(parseJsonlRows(text, filename), filename);
@@ -31,6 +41,15 @@ export function validateJsonl(text: string, filename: string): { rows: number; l
   if (counts.size < 2) throw apiError("invalid_file", `${filename}: a fine-tuning file needs at least 2 labels, found ${JSON.stringify([...counts.keys()])}`, "file");
   for (const [label, n] of counts) if (n < 2) throw apiError("invalid_file", `${filename}: label ${JSON.stringify(label)} has ${n} example; each label needs at least 2`, "file");
   return { rows: examples.length, labels: [...counts.keys()].sort() };
+}
+
+const FILES_QUERY = { purpose: q.str(64), limit: q.int(1, 10_000), after: q.str(64), order: q.oneOf("asc", "desc") };
+
+/** An upload's name is shown back and listed, never used as a path: printable, at most 255 bytes. */
+function checkFilename(name: string): void {
+  if (name.length === 0) throw apiError("invalid_file", "The uploaded file has an empty filename; name it, e.g. train.jsonl.", "file");
+  if (Buffer.byteLength(name) > 255) throw apiError("invalid_file", `The uploaded file's name is ${Buffer.byteLength(name)} bytes long; at most 255 are allowed.`, "file");
+  if (/[\x00-\x1f\x7f]/.test(name)) throw apiError("invalid_file", `The uploaded file's name ${JSON.stringify(name)} contains a control character (NUL, newline, ...); rename the file.`, "file");
 }
 
 export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileBytes: number }) {
@@ -53,7 +72,10 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
       if (purpose !== "fine-tune") throw apiError("invalid_value", `Invalid value for 'purpose': ${JSON.stringify(purpose)}; this server accepts 'fine-tune'.`, "purpose");
       if (file === undefined) throw apiError("missing_required_parameter", "Missing required parameter: 'file'.", "file");
       const filename = file.filename ?? "upload.jsonl";
+      checkFilename(filename);
       if (!/\.jsonl$/i.test(filename)) throw apiError("invalid_file", `Invalid file format for fine-tuning: ${JSON.stringify(filename)}; expected a .jsonl file.`, "file");
+      // A UTF-8 byte-order mark (editors on Windows write one) is not part of the first line.
+      if (file.data[0] === 0xef && file.data[1] === 0xbb && file.data[2] === 0xbf) file.data = file.data.subarray(3);
       const { rows, labels } = validateJsonl(file.data.toString("utf8"), filename);
       const dir = join(deps.dataDir, "files", req.apiKey.tenant);
       mkdirSync(dir, { recursive: true });
@@ -71,7 +93,17 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
       if (f === undefined || f.tenant !== tenant) throw apiError("not_found", `No such File object: ${id}`, "id");
       return f;
     };
-    app.get("/v1/files", async (req) => ({ object: "list", data: registry.jobs.files(req.apiKey.tenant).map(fileObject), has_more: false }));
+    app.get<{ Querystring: { purpose?: string; limit?: number; after?: string; order?: "asc" | "desc" } }>("/v1/files", { config: { query: FILES_QUERY } }, async (req) => {
+      const { purpose, limit = 10_000, after, order = "desc" } = req.query;
+      let files = registry.jobs.files(req.apiKey.tenant).filter((f) => purpose === undefined || f.purpose === purpose);  // newest first
+      if (order === "asc") files = files.reverse();
+      if (after !== undefined) {
+        const at = files.findIndex((f) => f.id === after);
+        if (at < 0) throw apiError("invalid_value", `Unknown cursor after=${JSON.stringify(after)}: expected a file id of yours from an earlier page.`, "after");
+        files = files.slice(at + 1);
+      }
+      return { object: "list", data: files.slice(0, limit).map(fileObject), has_more: files.length > limit };
+    });
     app.get<{ Params: { id: string } }>("/v1/files/:id", async (req) => fileObject(own(req.apiKey.tenant, req.params.id)));
     app.delete<{ Params: { id: string } }>("/v1/files/:id", async (req) => {
       const f = own(req.apiKey.tenant, req.params.id);

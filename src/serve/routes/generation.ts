@@ -8,10 +8,14 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { now } from "../../registry/index.js";
 import { apiError } from "../errors.js";
-import type { ModelHost } from "../host.js";
+import type { LoadedModel, ModelHost } from "../host.js";
+import { type ChatTemplate, chatTemplateFor } from "../../tokenizer/chat_template.js";
+import { chatPromptIds } from "../../tasks/chat.js";
 import { type Body, bodyOf, bool, num, str, strings } from "../params.js";
 import type { TokenEvent } from "../scheduler.js";
 import { type TextDelta, type TextParams, type TextUsage, textDeltas } from "../textgen.js";
+import type { LoRAWeights } from "../packed.js";
+import { type RequestMeter, admitGeneration } from "../quota.js";
 import type { Registry } from "../../registry/index.js";
 
 export interface GenerationDeps { host: ModelHost; registry: Registry }
@@ -37,8 +41,13 @@ function messagesOf(b: Body): ChatMessage[] {
   });
 }
 
-/** The prompt a chat becomes: one "role: content" line per message, then "assistant:". */
-export const renderChat = (messages: ChatMessage[]): string => messages.map((m) => `${m.role}: ${m.content}\n`).join("") + "assistant:";
+/** The prompt a chat becomes: the base's chat template (tokenizer_config.json, else the default, written on first use). */
+const templates = new WeakMap<object, ChatTemplate>();
+function chatPrompt(base: LoadedModel, messages: ChatMessage[]): number[] {
+  let t = templates.get(base);
+  if (t === undefined) templates.set(base, (t = chatTemplateFor(base.dir, { write: true })));
+  return chatPromptIds(t, base.tok, messages);
+}
 
 function commonParams(b: Body, prompt: number[]): Omit<TextParams, "topLogprobs"> {
   const stop = strings(b, "stop", { max: 4 }) ?? [];
@@ -77,14 +86,26 @@ async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyRe
   if (resolved.adapter !== null && lora === null) {
     throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no LoRA weights for generation; use /v1/classifications with it.`, "model");
   }
+  // The token quota is a hard limit: the worst case (prompt + n × max_tokens, no more than the
+  // context holds: the scheduler samples up to ctx - prompt + 1 tokens) is reserved before any
+  // work, max_tokens cut to what the key has left.
+  const ctx = resolved.base.scheduler?.model.config.n_positions ?? Infinity;
+  const admitted = admitGeneration(deps.registry, req.apiKey, {
+    kind, model: modelId, prompt: params.prompt.length, n: params.n, maxTokens: Math.max(1, Math.min(params.maxTokens, ctx - params.prompt.length + 1)),
+  });
+  try {
+    return await generate(req, reply, kind, modelId, resolved.base, lora, { ...params, maxTokens: admitted.maxTokens }, render, includeUsage, stream, admitted.meter);
+  } finally {
+    admitted.meter.settle();  // after a failure: bills what was delivered and releases the reservation (a no-op once settled)
+  }
+}
+
+async function generate(req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", modelId: string, base: LoadedModel, lora: LoRAWeights | null, params: TextParams, render: Render, includeUsage: boolean, stream: boolean, metering: RequestMeter): Promise<unknown> {
   const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
   const created = now();
   const ac = watchDisconnect(req, reply);
-  const gen = textDeltas(resolved.base, lora, params, ac.signal);
-  const meter = (u: TextUsage) => deps.registry.keys.record({
-    keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind, model: modelId,
-    promptTokens: u.promptTokens, completionTokens: u.completionTokens, computeSeconds: u.computeSeconds,
-  });
+  const gen = textDeltas(base, lora, params, ac.signal);
+  const meter = (u: TextUsage) => metering.settle({ promptTokens: u.promptTokens, completionTokens: u.completionTokens, computeSeconds: u.computeSeconds });
   const usageBody = (u: TextUsage) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
   if (stream) {
     // The first chunk is computed before the headers go out, so errors before any token are plain JSON errors.
@@ -94,7 +115,10 @@ async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyRe
     const send = (payload: unknown) => reply.raw.write(`data: ${JSON.stringify({ id, object: render.chunkObject, created, model: modelId, ...(payload as object) })}\n\n`);
     if (render.first) for (let i = 0; i < params.n; i++) send({ choices: [render.first(i)] });
     try {
-      for (; !r.done; r = await gen.next()) send({ choices: [render.delta(r.value)] });
+      for (; !r.done; r = await gen.next()) {
+        metering.deliver(r.value.tokens.length);  // metered before it is written: a crash loses at most the last batch (quota.ts)
+        send({ choices: [render.delta(r.value)] });
+      }
       meter(r.value);
       if (includeUsage) send({ choices: [], usage: usageBody(r.value) });
       reply.raw.write("data: [DONE]\n\n");
@@ -157,7 +181,7 @@ export function generationRoutes(deps: GenerationDeps) {
       const wantLogprobs = bool(b, "logprobs", false);
       const top = num(b, "top_logprobs", { min: 0, max: 20, integer: true, fallback: 0 });
       if (top > 0 && !wantLogprobs) throw apiError("invalid_value", "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", "top_logprobs");
-      const params: TextParams = { ...commonParams(b, Array.from(base.tok.encode(renderChat(messages)))), topLogprobs: wantLogprobs ? top : null };
+      const params: TextParams = { ...commonParams(b, chatPrompt(base, messages)), topLogprobs: wantLogprobs ? top : null };
       const entry = (token: number, logprob: number) => {
         const text = base.tok.decode([token]);
         return { token: text, logprob, bytes: Array.from(Buffer.from(text, "utf8")) };

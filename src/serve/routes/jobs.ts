@@ -12,10 +12,12 @@ import { existsSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { listSuites, suitePath } from "../../eval/probes.js";
 import { lineChartSvg } from "../../train/plot.js";
+import { supports } from "../../models/registry.js";
 import type { JobEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import type { JobRunner } from "../jobs.js";
-import { type Body, bodyOf, num, str } from "../params.js";
+import { type Body, bodyOf, num, q, str } from "../params.js";
+import { reserveJobTokens } from "../quota.js";
 
 
 export const JOB_METHODS = ["lora", "full", "head", "probe"] as const;
@@ -23,6 +25,7 @@ const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {
   steps: { min: 1, max: 100_000, integer: true }, n_epochs: { min: 1, max: 100, integer: true }, batch_size: { min: 1, max: 512, integer: true },
   learning_rate: { min: 1e-7, max: 1, integer: false }, rank: { min: 1, max: 256, integer: true }, alpha: { min: 1e-3, max: 1e4, integer: false },
   labels_per_class: { min: 1, max: 1e6, integer: true }, max_test: { min: 1, max: 1e6, integer: true },
+  learning_rate_multiplier: { min: 1e-3, max: 100, integer: false },
 };
 
 export function jobObject(j: JobEntry) {
@@ -71,22 +74,34 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       }
       const file = registry.jobs.file(fileId);
       if (file === undefined || file.tenant !== req.apiKey.tenant) throw apiError("invalid_value", `invalid training_file: ${fileId}`, "training_file");
+      // A chat or prompt/completion file (no labels) is generative fine-tuning: LoRA (OpenAI's supervised) or full, on a causal LM.
+      if (file.labels.length === 0) {
+        if (method !== "lora" && method !== "full") throw apiError("invalid_value", `Invalid value for 'method.type': ${method} trains a classifier; a chat or prompt/completion file is fine-tuned with supervised (LoRA) or full.`, "method.type");
+        const entry = registry.catalog.model(model)!;
+        if (!supports(entry.modelType, "generate")) throw apiError("invalid_value", `The model '${model}' is a ${entry.modelType} model; generative fine-tuning needs a causal LM (gpt2) base.`, "model");
+      }
       const audit = str(b, "audit");
       if (audit !== undefined && !existsSync(suitePath(audit))) {
         throw apiError("invalid_value", `Invalid value for 'audit': no probe suite ${JSON.stringify(audit)}; suites are ${listSuites().join(", ") || "(none)"}.`, "audit");
       }
       const suffix = str(b, "suffix");
       if (suffix !== undefined && !/^[A-Za-z0-9_.-]{1,40}$/.test(suffix)) throw apiError("invalid_value", "Invalid value for 'suffix': 1-40 characters of letters, digits, _ . -", "suffix");
-      const job = registry.jobs.createJob({
-        tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hyperparameters(b, m.type === "supervised" ? "supervised" : method),
-        suffix: suffix ?? null, seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 }), auditSuite: audit ?? null,
-      });
+      const hp = hyperparameters(b, m.type === "supervised" ? "supervised" : method), seed = num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 });
+      runner.checkJobSize(req.apiKey.tenant, method, hp, file);
+      // The token quota is a hard limit: the job's planned training tokens are reserved with it (429, and no job, if they do not fit).
+      const job = registry.db.transaction(() => {
+        const created = registry.jobs.createJob({
+          tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hp, suffix: suffix ?? null, seed, auditSuite: audit ?? null,
+        });
+        reserveJobTokens(registry, req.apiKey, created, file);
+        return created;
+      })();
       runner.pump();
       return jobObject(registry.jobs.job(job.id)!);
     });
 
-    app.get<{ Querystring: { after?: string; limit?: string } }>("/v1/fine_tuning/jobs", async (req) => {
-      const { data, hasMore } = registry.jobs.jobs(req.apiKey.tenant, { after: req.query.after, limit: Math.min(100, Number(req.query.limit ?? 20) || 20) });
+    app.get<{ Querystring: { after?: string; limit?: number } }>("/v1/fine_tuning/jobs", { config: { query: { after: q.str(64), limit: q.int(1, 100) } } }, async (req) => {
+      const { data, hasMore } = registry.jobs.jobs(req.apiKey.tenant, { after: req.query.after, limit: req.query.limit ?? 20 });
       return { object: "list", data: data.map(jobObject), has_more: hasMore };
     });
     app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id", async (req) => jobObject(own(req.apiKey.tenant, req.params.id)));
@@ -95,9 +110,9 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       if (!runner.cancel(j.id)) throw apiError("job_not_cancellable", `Job ${j.id} has already ${j.status === "succeeded" ? "completed" : j.status}; only queued or running jobs can be cancelled.`, "fine_tuning_job_id");
       return jobObject(registry.jobs.job(j.id)!);
     });
-    app.get<{ Params: { id: string }; Querystring: { after?: string; limit?: string } }>("/v1/fine_tuning/jobs/:id/events", async (req) => {
+    app.get<{ Params: { id: string }; Querystring: { after?: string; limit?: number } }>("/v1/fine_tuning/jobs/:id/events", { config: { query: { after: q.str(64), limit: q.int(1, 100_000) } } }, async (req) => {
       const j = own(req.apiKey.tenant, req.params.id);
-      const limit = Math.min(10_000, Number(req.query.limit ?? 20) || 20);
+      const limit = req.query.limit ?? 20;
       const events = registry.jobs.events(j.id, { after: req.query.after, limit: limit + 1 });
       return {
         object: "list", has_more: events.length > limit,
@@ -118,7 +133,10 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       const j = own(req.apiKey.tenant, req.params.id);
       const points = registry.jobs.events(j.id, { order: "asc", limit: 100_000 })
         .filter((e) => e.data?.train_loss !== undefined).map((e): [number, number] => [e.data!.step, e.data!.train_loss]);
-      const svg = lineChartSvg([{ name: "training loss", points, color: "#1f77b4" }], { title: `${j.id} (${j.method} on ${j.model}, ${j.status})`, xLabel: "step", yLabel: "loss", width: 560, height: 300 });
+      const valid = registry.jobs.events(j.id, { order: "asc", limit: 100_000 })
+        .filter((e) => e.data?.valid_loss !== undefined).map((e): [number, number] => [e.data!.step, e.data!.valid_loss]);
+      const series = [{ name: "training loss", points, color: "#1f77b4" }, ...(valid.length > 0 ? [{ name: "validation loss", points: valid, color: "#d62728" }] : [])];
+      const svg = lineChartSvg(series, { title: `${j.id} (${j.method} on ${j.model}, ${j.status})`, xLabel: "step", yLabel: "loss", width: 560, height: 300 });
       return reply.type("image/svg+xml").send(svg);
     });
   };

@@ -2,10 +2,11 @@
 import type { FastifyInstance } from "fastify";
 import type { AdapterEntry, ModelEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
+import { fineTunedAdapter, modelIdOf } from "../host.js";
 
 const baseObject = (m: ModelEntry) => ({ id: m.name, object: "model", created: m.created, owned_by: "plinth", parent: null, root: m.name, model_type: m.modelType, sha256: m.sha256 });
-const adapterObject = (a: AdapterEntry, chain: string[]) => ({
-  id: `${a.base}:${a.name}`, object: "model", created: a.created, owned_by: a.tenant, parent: a.parent, root: chain[chain.length - 1],
+const adapterObject = (a: AdapterEntry, chain: string[], id = `${a.base}:${a.name}`) => ({
+  id, object: "model", created: a.created, owned_by: a.tenant, parent: a.parent, root: chain[chain.length - 1],
   method: a.method, task: a.task, labels: a.labels, sha256: a.sha256, base_sha256: a.baseSha256, lineage: chain,
 });
 
@@ -15,12 +16,14 @@ export function modelRoutes(registry: Registry) {
       object: "list",
       data: [
         ...registry.catalog.models().map(baseObject),
-        ...registry.catalog.adapters(req.apiKey.tenant).map((a) => adapterObject(a, registry.catalog.lineage(a))),
+        ...registry.catalog.adapters(req.apiKey.tenant).map((a) => adapterObject(a, registry.catalog.lineage(a), modelIdOf(registry, a))),
       ],
     }));
     app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
       const id = req.params.id;
       const i = id.indexOf(":");
+      const ft = id.startsWith("ft:") ? fineTunedAdapter(registry, req.apiKey.tenant, id) : undefined;
+      if (ft !== undefined) return adapterObject(ft, registry.catalog.lineage(ft), id);
       if (i < 0) {
         const m = registry.catalog.model(id);
         if (m !== undefined) return baseObject(m);

@@ -1,32 +1,46 @@
 /**
  * Plinth's own API beside OpenAI's: usage meters (GET /v1/usage), evaluations and audits
  * (GET, and POST to record an audit of one's own model), server stats, and admin routes
- * (create keys, register base models, register a tenant's adapter made by `plinth adapt`)
- * that need the server's admin key.
+ * (list, create, rotate and revoke keys; register base models; register a tenant's adapter
+ * made by `plinth adapt`) that need the server's admin key.
  */
 import type { FastifyInstance } from "fastify";
-import type { Registry } from "../../registry/index.js";
-import { AdapterImportError, NAME_PATTERN, importAdapter } from "../../registry/index.js";
+import type { ApiKey, Registry } from "../../registry/index.js";
+import { AdapterImportError, NAME_PATTERN, importAdapter, tenantProblem } from "../../registry/index.js";
 import type { Gate } from "../auth.js";
 import { apiError } from "../errors.js";
 import type { ModelHost } from "../host.js";
+import type { EncoderQueue } from "../encoder_queue.js";
 import type { JobRunner } from "../jobs.js";
-import { bodyOf, bool, num, str } from "../params.js";
+import { bodyOf, bool, num, q, str } from "../params.js";
+
+const USAGE_QUERY = { since: q.int(0, Number.MAX_SAFE_INTEGER), until: q.int(0, Number.MAX_SAFE_INTEGER), key: q.str(64) };
+
+/** A key as the admin API shows it: never its secret or hash. */
+function keyObject(registry: Registry, k: ApiKey) {
+  const s = registry.keys.quota(k.id);
+  return {
+    object: "api_key", id: k.id, tenant: k.tenant, name: k.name, prefix: k.prefix, rpm: k.rpm, token_quota: k.tokenQuota,
+    created_at: k.created, revoked: k.revoked, tokens_used: s.used, tokens_reserved: s.reserved,
+  };
+}
 
 /** How a refused adapter folder reads as an API error: a missing base is "not found", the rest are bad values. */
 function adapterImportError(e: AdapterImportError) {
   return apiError(e.code === "base_not_found" ? "model_not_found" : "invalid_value", e.message, e.param);
 }
 
-export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner: JobRunner; gate: Gate; dataDir: string }) {
+export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner: JobRunner; gate: Gate; dataDir: string; encoders?: EncoderQueue }) {
   const { registry, host, runner, gate, dataDir } = deps;
   return async (app: FastifyInstance): Promise<void> => {
-    app.get<{ Querystring: { since?: string; until?: string; key?: string } }>("/v1/usage", async (req) => {
-      const since = req.query.since === undefined ? 0 : Number(req.query.since);
-      const until = req.query.until === undefined ? Number.MAX_SAFE_INTEGER : Number(req.query.until);
-      if (!Number.isFinite(since) || !Number.isFinite(until)) throw apiError("invalid_value", "'since' and 'until' are unix seconds.", "since");
-      const rows = registry.keys.usage(req.apiKey.tenant, { since, until, keyId: req.query.key });
-      const keys = registry.keys.list(req.apiKey.tenant).map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, rpm: k.rpm, token_quota: k.tokenQuota, tokens_used: registry.keys.tokensUsed(k.id) }));
+    app.get<{ Querystring: { since?: number; until?: number; key?: string } }>("/v1/usage", { config: { query: USAGE_QUERY } }, async (req) => {
+      const { since, until, key } = req.query;
+      if (since !== undefined && until !== undefined && since > until) throw apiError("invalid_value", `Invalid value for query parameter 'until': ${until} is before 'since' (${since}).`, "until");
+      const rows = registry.keys.usage(req.apiKey.tenant, { since, until, keyId: key });
+      const keys = registry.keys.list(req.apiKey.tenant).filter((k) => !k.revoked).map((k) => {
+        const s = registry.keys.quota(k.id);
+        return { id: k.id, name: k.name, prefix: k.prefix, rpm: k.rpm, token_quota: k.tokenQuota, tokens_used: s.used, tokens_reserved: s.reserved, tokens_available: k.tokenQuota === null ? null : s.available };
+      });
       return { object: "list", tenant: req.apiKey.tenant, keys, data: rows };
     });
     app.get("/v1/plinth/evaluations", async (req) => ({ object: "list", data: registry.results.evaluations(req.apiKey.tenant) }));
@@ -43,20 +57,39 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       loaded: host.loaded().map((name) => ({ name, scheduler: host.base(name).scheduler?.stats() ?? null })),
       // Only the caller's own jobs: other tenants' job ids are theirs.
       running_jobs: runner.running().filter((id) => registry.jobs.job(id)?.tenant === req.apiKey.tenant),
+      // The encoder queue's totals (pieces, their times, requests dropped); no tenant's requests by name.
+      encoders: deps.encoders?.stats() ?? null,
     }));
 
+    // Key management (admin): list, create, rotate (a new secret for the same key: its limits and
+    // usage stay), revoke. Secrets are shown once, when created or rotated.
+    app.get<{ Querystring: { tenant?: string } }>("/v1/plinth/keys", { config: { query: { tenant: q.str(64) } } }, async (req) => {
+      gate.admin(req);
+      return { object: "list", data: registry.keys.list(req.query.tenant).map((k) => keyObject(registry, k)) };
+    });
     app.post("/v1/plinth/keys", async (req) => {
       gate.admin(req);
       const b = bodyOf(req.body);
       const tenant = str(b, "tenant", { required: true });
-      const rpm = b.rpm === undefined ? null : num(b, "rpm", { min: 1, max: 1e7, integer: true, fallback: 0 });
-      const tokenQuota = b.token_quota === undefined ? null : num(b, "token_quota", { min: 1, max: 1e15, integer: true, fallback: 0 });
-      try {
-        const { key, secret } = registry.keys.create(tenant, { name: str(b, "name") ?? "default", rpm, tokenQuota });
-        return { object: "api_key", id: key.id, tenant: key.tenant, key: secret, rpm: key.rpm, token_quota: key.tokenQuota };
-      } catch (e) {
-        throw apiError("invalid_value", (e as Error).message, "tenant");
-      }
+      const problem = tenantProblem(tenant);
+      if (problem !== null) throw apiError("invalid_value", `Invalid value for 'tenant': ${problem}.`, "tenant");
+      const rpm = b.rpm === undefined || b.rpm === null ? null : num(b, "rpm", { min: 1, max: 1e7, integer: true, fallback: 0 });
+      const tokenQuota = b.token_quota === undefined || b.token_quota === null ? null : num(b, "token_quota", { min: 1, max: 1e15, integer: true, fallback: 0 });
+      const name = str(b, "name") ?? "default";
+      if (name.length === 0 || name.length > 64 || /[\x00-\x1f\x7f]/.test(name)) throw apiError("invalid_value", "Invalid value for 'name': 1-64 printable characters.", "name");
+      const { key, secret } = registry.keys.create(tenant, { name, rpm, tokenQuota });
+      return { ...keyObject(registry, key), key: secret };
+    });
+    app.post<{ Params: { id: string } }>("/v1/plinth/keys/:id/rotate", async (req) => {
+      gate.admin(req);
+      const rotated = registry.keys.rotate(req.params.id);
+      if (rotated === undefined) throw apiError("not_found", `No live key ${req.params.id} (unknown or revoked); list keys with GET /v1/plinth/keys.`, "id");
+      return { ...keyObject(registry, rotated.key), key: rotated.secret };
+    });
+    app.delete<{ Params: { id: string } }>("/v1/plinth/keys/:id", async (req) => {
+      gate.admin(req);
+      if (!registry.keys.revoke(req.params.id)) throw apiError("not_found", `No key ${req.params.id}; list keys with GET /v1/plinth/keys.`, "id");
+      return { ...keyObject(registry, registry.keys.get(req.params.id)!), deleted: true };
     });
     app.post("/v1/plinth/models", async (req) => {
       gate.admin(req);
@@ -76,6 +109,8 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       gate.admin(req);
       const b = bodyOf(req.body);
       const tenant = str(b, "tenant", { required: true }), dir = str(b, "dir", { required: true });
+      const problem = tenantProblem(tenant);
+      if (problem !== null) throw apiError("invalid_value", `Invalid value for 'tenant': ${problem}.`, "tenant");
       try {
         const { entry, created } = importAdapter(registry.catalog, { tenant, dir, name: str(b, "name"), base: str(b, "base"), dataDir });
         return {

@@ -16,8 +16,25 @@ export function webRoot(): string {
   throw new Error("dashboard: web/index.html not found beside the package");
 }
 
+/**
+ * The dashboard's pages hold a tenant's key in memory: they load only their own scripts and
+ * styles, talk only to this server, and cannot be framed by another site (clickjacking). Style
+ * attributes stay allowed (the usage meters set their bar widths with one).
+ */
+export const DASHBOARD_HEADERS = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
 export function webRoutes(root = webRoot()) {
   return async (app: FastifyInstance): Promise<void> => {
+    // Registered as its own plugin, this hook covers the web routes only (the API's JSON needs none of it).
+    app.addHook("onSend", async (_req, reply, payload) => {
+      void reply.headers(DASHBOARD_HEADERS);
+      return payload;
+    });
     app.get("/", async (_req, reply) => reply.redirect("/dashboard/"));
     app.get<{ Params: { "*": string } }>("/dashboard/*", async (req, reply) => {
       const rel = normalize(req.params["*"] || "index.html");

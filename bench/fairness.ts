@@ -1,0 +1,279 @@
+/**
+ * `npm run bench -- --only fairness`: a load test of serving under a hostile tenant (issue 15).
+ *
+ * A GPT base of config S (d_model 256, 4 layers, 4 heads, context 128; a 2,048-token BPE) and a
+ * head classifier adapter are registered in a temporary registry; the server runs in its own
+ * process (this file with --serve) with one fine-tuning worker, a 10 s job time slice, and the
+ * zero-shot limits raised so that the issue's 256 × 64 request is admitted and computed (by
+ * default it is refused with a 400).
+ *
+ *   unloaded  tenant B alone: `connections` clients send 4-token chats back to back, and one
+ *             client a one-input zero-shot request every 250 ms (half the time before the
+ *             load, half after it);
+ *   loaded    the same, while tenant A floods the encoder endpoints (three clients repeating the
+ *             256 × 64 zero-shot request of ~3,900-character inputs, one repeating 256-input
+ *             classifications, one 256-input embeddings), asks for a {steps: 100000,
+ *             batch_size: 512} job (refused: 400) and runs the largest job it may; once A's job
+ *             trains, B submits a 20-step job.
+ *
+ * Reported: B's chat p50/p99 unloaded and loaded and their ratio (the goal: p99 within 2×), B's
+ * small encoder requests the same way, B's errors (the goal: 0), how long B's job waited behind
+ * A's (bounded by the time slice plus a worker start), what A got (completed, refused, dropped),
+ * and the encoder queue's pieces (count, mean and longest).
+ *
+ *     node dist/bench/fairness.js [--seconds 20] [--connections 4] [--slice 10] [--no-flood] [--no-jobs]
+ *
+ * (--no-flood and --no-jobs leave out one half of A's load, to see which costs B what.)
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { baseIdentity, saveAdapter } from "../src/adapt/artifact.js";
+import { SequenceClassifier } from "../src/adapt/classifier.js";
+import { BPETextTokenizer } from "../src/data/tokenizer.js";
+import { f32 } from "../src/io/safetensors.js";
+import { GPT, GPT_PRESETS, gptConfig, saveGPT } from "../src/models/gpt/index.js";
+import { Registry } from "../src/registry/index.js";
+import { createServer, type ServerOptions } from "../src/serve/index.js";
+import { trainBPE } from "../src/tokenizer/index.js";
+
+type Row = Record<string, string | number | boolean>;
+
+interface World { db: string; keyA: string; keyB: string; train: string; texts: string[] }
+
+function sentences(): { text: string; label: string }[] {
+  const root = dirname(createRequire(import.meta.url).resolve("sentiment/package.json"));
+  return ["imdb", "yelp", "amazon"].flatMap((source) => (JSON.parse(readFileSync(join(root, "test", "fixtures", `${source}.json`), "utf8")) as { text: string; class: number | null }[])
+    .filter((r) => r.class !== null && r.text.trim().length > 10).map((r) => ({ text: r.text.trim(), label: r.class === 1 ? "positive" : "negative" })));
+}
+
+function setup(dir: string): World {
+  const rows = sentences();
+  const texts = rows.map((r) => r.text);
+  const tok = new BPETextTokenizer(trainBPE(texts, { vocabSize: 2048 }));
+  const base = join(dir, "base");
+  const gpt = new GPT(gptConfig({ vocab_size: tok.vocabSize, ...GPT_PRESETS.S }), { seed: 1 });
+  saveGPT(base, gpt);
+  tok.bpe.save(join(base, "tokenizer.json"));
+  // A head classifier (a random head on the frozen base): what /v1/classifications serves.
+  const clf = new SequenceClassifier(gpt, tok, 2, { seed: 3 });
+  const head = join(dir, "head");
+  saveAdapter(head, { method: "head", task: "bench", labels: ["negative", "positive"], config: { maxTokens: 128, pooling: "mean" }, base: baseIdentity(base) }, {
+    "score.weight": f32([...clf.score.weight.shape], clf.score.weight.toArray() as Float32Array),
+    "score.bias": f32([...clf.score.bias!.shape], clf.score.bias!.toArray() as Float32Array),
+  });
+  const db = join(dir, "registry.db");
+  const reg = Registry.open(db);
+  reg.catalog.addModel("S", base);
+  reg.catalog.addAdapter("flood", "clf", "S", head);
+  const keyA = reg.keys.create("flood").secret, keyB = reg.keys.create("victim").secret;
+  reg.close();
+  const train = join(dir, "train.jsonl");
+  writeFileSync(train, rows.slice(0, 400).map((r) => JSON.stringify(r)).join("\n") + "\n");
+  return { db, keyA, keyB, train, texts };
+}
+
+/** The server in its own process (this file with --serve), so that the load's clients do not share its event loop. */
+function spawnServer(opts: ServerOptions): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--serve", JSON.stringify(opts)], { stdio: ["ignore", "ignore", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /fairness server: (http:\/\/\S+)/.exec(err);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.on("exit", (code) => reject(new Error(`the fairness server exited with ${code} before listening:\n${err}`)));
+  });
+}
+
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Latencies { ms: number[]; errors: number; firstError: string | null }
+const latencies = (): Latencies => ({ ms: [], errors: 0, firstError: null });
+
+export async function fairnessBench({ seconds = 20, connections = 4, slice = 10, flood: floodOn = true, jobs: jobsOn = true } = {}): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-bench-fairness-"));
+  const rows: Row[] = [];
+  let server: { child: ChildProcess; url: string } | null = null;
+  try {
+    const w = setup(dir);
+    server = await spawnServer({
+      registry: w.db, maxWorkers: 1, bodyLimit: 4 << 20,
+      encoder: { maxPairs: 256 * 64, maxTokens: 4_000_000 },
+      jobs: { sliceSeconds: slice },
+    });
+    const { url } = server;
+    const call = async (key: string, path: string, body?: unknown, signal?: AbortSignal): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const res = await fetch(`${url}${path}`, {
+        method: body === undefined ? "GET" : "POST", signal,
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, json: await res.json() as Record<string, unknown> };
+    };
+    const timed = async (into: Latencies, f: () => Promise<{ status: number; json: Record<string, unknown> }>) => {
+      const t0 = performance.now();
+      try {
+        const r = await f();
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${JSON.stringify(r.json).slice(0, 200)}`);
+        into.ms.push(performance.now() - t0);
+      } catch (e) {
+        into.errors++;
+        into.firstError ??= (e as Error).message;
+      }
+    };
+    const chat = () => call(w.keyB, "/v1/chat/completions", { model: "S", messages: [{ role: "user", content: "hello there" }], max_tokens: 4, temperature: 0 });
+    const tinyZeroShot = () => call(w.keyB, "/v1/zero-shot", { model: "S", input: ["a wonderful film"], labels: ["good", "bad"] });
+    /** Tenant B's load for `ms`: chats back to back on `connections` clients, and a small encoder request every 250 ms. */
+    const victim = async (ms: number, chats: Latencies, encoders: Latencies) => {
+      const end = performance.now() + ms;
+      await Promise.all([
+        ...Array.from({ length: connections }, async () => {
+          while (performance.now() < end) await timed(chats, chat);
+        }),
+        (async () => {
+          while (performance.now() < end) {
+            await timed(encoders, tinyZeroShot);
+            await sleep(250);
+          }
+        })(),
+      ]);
+    };
+    const encoderStats = async () => ((await call(w.keyB, "/v1/plinth/stats")).json.encoders ?? {}) as Record<string, number>;
+
+    // Warm-up: the base loads, the queue measures its cost per token.
+    await victim(2000, latencies(), latencies());
+    // Unloaded: half before the load and half after it, so that a change in the machine's own
+    // background load (a shared machine) falls on both sides alike.
+    const unloadedChats = latencies(), unloadedEncoders = latencies();
+    await victim((seconds * 1000) / 2, unloadedChats, unloadedEncoders);
+
+    // Tenant A: the flood.
+    const long = (i: number) => `${w.texts[i % w.texts.length]} `.repeat(40).slice(0, 3900);
+    const bigInputs = Array.from({ length: 256 }, (_, i) => long(i));
+    const labels = Array.from({ length: 64 }, (_, i) => `label ${i}`);
+    const flood = new AbortController();
+    const got = { ok: 0, refused: 0, dropped: 0, failed: 0 };
+    const floodLoop = async (path: string, body: unknown) => {
+      while (!flood.signal.aborted) {
+        try {
+          const r = await call(w.keyA, path, body, flood.signal);
+          if (r.status === 200) got.ok++;
+          else if (r.status === 400 || r.status === 429) got.refused++;
+          else got.failed++;
+        } catch {
+          if (flood.signal.aborted) got.dropped++;
+          else got.failed++;
+        }
+      }
+    };
+    const floods = !floodOn ? [] : [
+      ...Array.from({ length: 3 }, () => floodLoop("/v1/zero-shot", { model: "S", input: bigInputs, labels })),
+      floodLoop("/v1/classifications", { model: "S:clf", input: bigInputs }),
+      floodLoop("/v1/embeddings", { model: "S", input: bigInputs }),
+    ];
+    const form = (key: string) => {
+      const f = new FormData();
+      f.append("purpose", "fine-tune");
+      f.append("file", new Blob([readFileSync(w.train)]), "train.jsonl");
+      return fetch(`${url}/v1/files`, { method: "POST", headers: { authorization: `Bearer ${key}` }, body: f }).then(async (r) => (await r.json() as { id: string }).id);
+    };
+    const [fileA, fileB] = [await form(w.keyA), await form(w.keyB)];
+    const lora = (file: string, steps: number, batch: number) => ({ model: "S", training_file: file, method: { type: "lora", lora: { hyperparameters: { steps, batch_size: batch, rank: 4, max_test: 16 } } } });
+    const huge = await call(w.keyA, "/v1/fine_tuning/jobs", lora(fileA, 100_000, 512));
+    const status = async (key: string, id: string) => String((await call(key, `/v1/fine_tuning/jobs/${id}`)).json.status);
+    const jobA = jobsOn ? await call(w.keyA, "/v1/fine_tuning/jobs", lora(fileA, 60_000, 16)) : { status: 0, json: {} };  // 960,000 examples: near the most one job may plan (1,000,000)
+    const jobAId = String(jobA.json.id);
+    if (jobsOn) {
+      while (await status(w.keyA, jobAId) !== "running") await sleep(100);
+      await sleep(1000);
+    } else {
+      await sleep(3000);  // the flood settles in
+    }
+    const submitted = performance.now();
+    const jobBId = jobsOn ? String((await call(w.keyB, "/v1/fine_tuning/jobs", lora(fileB, 20, 8))).json.id) : "";
+    let waitedB = NaN, doneB = NaN, finalB = "";
+    const watchB = (async () => {
+      for (;;) {
+        if (!jobsOn) return;
+        const s = await status(w.keyB, jobBId);
+        if (s !== "queued" && Number.isNaN(waitedB)) waitedB = (performance.now() - submitted) / 1000;
+        if (["succeeded", "failed", "cancelled"].includes(s)) {
+          doneB = (performance.now() - submitted) / 1000;
+          finalB = s;
+          return;
+        }
+        if (performance.now() - submitted > (slice + 120) * 1000) return;
+        await sleep(100);
+      }
+    })();
+    const loadedChats = latencies(), loadedEncoders = latencies();
+    await victim(seconds * 1000, loadedChats, loadedEncoders);
+    await watchB;
+    const queue = await encoderStats();
+    const eventsA = jobsOn ? (await call(w.keyA, `/v1/fine_tuning/jobs/${jobAId}/events?limit=1000`)).json.data as { message: string }[] : [];
+    flood.abort();
+    await Promise.all(floods);
+    if (jobsOn) await call(w.keyA, `/v1/fine_tuning/jobs/${jobAId}/cancel`, {});
+    while (((await call(w.keyA, "/v1/plinth/stats")).json.running_jobs as string[]).length > 0) await sleep(100);
+    await victim((seconds * 1000) / 2, unloadedChats, unloadedEncoders);
+
+    const p = (l: Latencies, q: number) => round(quantile(l.ms, q), 0);
+    rows.push({ impl: "plinth", bench: "fairness", what: "B chat (4 tokens)", connections, unloaded_p50_ms: p(unloadedChats, 0.5), unloaded_p99_ms: p(unloadedChats, 0.99),
+      loaded_p50_ms: p(loadedChats, 0.5), loaded_p99_ms: p(loadedChats, 0.99), p99_ratio: `${round(quantile(loadedChats.ms, 0.99) / quantile(unloadedChats.ms, 0.99), 2)}x`,
+      requests: loadedChats.ms.length, errors: unloadedChats.errors + loadedChats.errors, ...(loadedChats.firstError ? { first_error: loadedChats.firstError } : {}) });
+    rows.push({ impl: "plinth", bench: "fairness", what: "B zero-shot (1 input x 2 labels)", unloaded_p50_ms: p(unloadedEncoders, 0.5), unloaded_p99_ms: p(unloadedEncoders, 0.99),
+      loaded_p50_ms: p(loadedEncoders, 0.5), loaded_p99_ms: p(loadedEncoders, 0.99), p99_ratio: `${round(quantile(loadedEncoders.ms, 0.99) / quantile(unloadedEncoders.ms, 0.99), 2)}x`,
+      requests: loadedEncoders.ms.length, errors: unloadedEncoders.errors + loadedEncoders.errors, ...(loadedEncoders.firstError ? { first_error: loadedEncoders.firstError } : {}) });
+    rows.push({ impl: "plinth", bench: "fairness", what: "B job (20 steps) behind A's", slice_s: slice, waited_s: round(waitedB, 1), finished_s: round(doneB, 1), status: finalB,
+      a_preempted: eventsA.filter((e) => /^Preempted/.test(e.message)).length, a_resumed: eventsA.filter((e) => /^Resuming from the checkpoint/.test(e.message)).length });
+    rows.push({ impl: "plinth", bench: "fairness", what: "A (flood)", huge_job_status: huge.status, huge_job_param: String((huge.json.error as { param?: string } | undefined)?.param ?? ""),
+      job_status: jobA.status, encoder_ok: got.ok, encoder_refused: got.refused, encoder_dropped_at_end: got.dropped, encoder_failed: got.failed });
+    rows.push({ impl: "plinth", bench: "fairness", what: "encoder queue", pieces: queue.pieces ?? NaN, turns: queue.turns ?? NaN, mean_turn_ms: round(queue.meanTurnMs ?? NaN, 1), p99_turn_ms: round(queue.p99TurnMs ?? NaN, 1), max_turn_ms: round(queue.maxTurnMs ?? NaN, 1),
+      dropped: queue.dropped ?? NaN, piece_tokens: JSON.stringify(queue.pieceTokens ?? {}) });
+  } finally {
+    if (server !== null) {
+      server.child.kill("SIGTERM");
+      await new Promise((res) => server!.child.once("exit", res));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** The rows as a table: B's latencies unloaded and loaded, and the rest. */
+export function fairnessTable(rows: Row[]): string {
+  const [chat, enc, job, a, q] = rows;
+  const line = (r: Row) => `${String(r.what).padEnd(34)} ${String(r.unloaded_p50_ms).padStart(8)} ${String(r.unloaded_p99_ms).padStart(8)} ${String(r.loaded_p50_ms).padStart(8)} ${String(r.loaded_p99_ms).padStart(8)} ${String(r.p99_ratio).padStart(7)} ${String(r.errors).padStart(7)}`;
+  return [
+    `${"tenant B".padEnd(34)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"p99".padStart(7)} ${"errors".padStart(7)}`,
+    `${"".padEnd(34)} ${"unloaded".padStart(17)} ${"loaded".padStart(17)} ${"ratio".padStart(7)}`,
+    line(chat), line(enc),
+    `B's 20-step job: started ${job.waited_s} s after submission, ${job.status} after ${job.finished_s} s (time slice ${job.slice_s} s; A's job preempted ${job.a_preempted}x, resumed ${job.a_resumed}x)`,
+    `A: {steps: 100000, batch_size: 512} -> ${a.huge_job_status} (${a.huge_job_param}); largest allowed job -> ${a.job_status}; encoder requests ok ${a.encoder_ok}, refused ${a.encoder_refused}, dropped at the end ${a.encoder_dropped_at_end}, failed ${a.encoder_failed}`,
+    `encoder queue: ${q.pieces} pieces in ${q.turns} turns holding the event loop ${q.mean_turn_ms} ms on average, p99 ${q.p99_turn_ms} ms, longest ${q.max_turn_ms} ms; requests dropped (client gone) ${q.dropped}; forward budget ${q.piece_tokens} tokens`,
+  ].join("\n");
+}
+
+if (process.argv[2] === "--serve") {
+  const opts = JSON.parse(process.argv[3]) as ServerOptions;
+  const s = await createServer(opts);
+  const url = await s.listen({ port: 0 });
+  process.stderr.write(`fairness server: ${url}\n`);
+  process.on("SIGTERM", () => void s.close().then(() => process.exit(0)));
+} else if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values } = parseArgs({ options: { seconds: { type: "string" }, connections: { type: "string" }, slice: { type: "string" }, "no-flood": { type: "boolean" }, "no-jobs": { type: "boolean" } } });
+  const rows = await fairnessBench({ seconds: Number(values.seconds ?? 20), connections: Number(values.connections ?? 4), slice: Number(values.slice ?? 10), flood: !values["no-flood"], jobs: !values["no-jobs"] });
+  for (const row of rows) console.log(JSON.stringify(row));
+  console.log(`\n${fairnessTable(rows)}`);
+}
