@@ -38,7 +38,7 @@ test("unknown commands, bad flags and missing models fail with a clear message",
   assert.match(missing.stderr, /config\.json does not exist/);
   const noPrompt = plinth("generate", "--model", "x");
   assert.equal(noPrompt.status, 2);
-  assert.match(noPrompt.stderr, /--prompt is required/);
+  assert.match(noPrompt.stderr, /--prompt \(or --chat\) is required/);
 });
 
 test("plinth generate continues a prompt with a saved byte-level model", () => {
