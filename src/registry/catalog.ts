@@ -105,6 +105,11 @@ export class Catalog {
     return this.db.prepare<AdapterRow>("SELECT * FROM adapters WHERE tenant = ? ORDER BY created, name").all(tenant).map(toAdapter);
   }
 
+  /** Removes an adapter from the catalog (its folder stays on disk); false if there was none. */
+  removeAdapter(id: string): boolean {
+    return this.db.prepare("DELETE FROM adapters WHERE id = ?").run(id).changes > 0;
+  }
+
   /** The chain of model ids from an adapter back to its root base. */
   lineage(a: AdapterEntry): string[] {
     const chain = [`${a.base}:${a.name}`];

@@ -76,6 +76,11 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX reservations_by_key ON reservations(key_id);
     `,
   },
+  {
+    version: 4,
+    name: "jobs: a validation file (held-out data of the caller's, for generative jobs)",
+    sql: "ALTER TABLE jobs ADD COLUMN validation_file TEXT REFERENCES files(id);",
+  },
 ];
 
 /** Opens (creating if needed) a registry file and brings its schema up to date. */

@@ -19,6 +19,8 @@ export interface JobEntry {
   keyId: string;
   model: string;
   trainingFile: string;
+  /** A second uploaded file of the tenant's, held out for validation (generative jobs), or null. */
+  validationFile: string | null;
   method: string;
   hyperparameters: Record<string, number>;
   suffix: string | null;
@@ -44,7 +46,7 @@ export interface JobEvent {
 export interface Checkpoint { id: string; jobId: string; step: number; metrics: Record<string, number>; model: string; created: number }
 
 interface JobRow {
-  id: string; tenant: string; key_id: string; model: string; training_file: string; method: string; hyperparameters: string; suffix: string | null;
+  id: string; tenant: string; key_id: string; model: string; training_file: string; validation_file: string | null; method: string; hyperparameters: string; suffix: string | null;
   seed: number; audit_suite: string | null; status: JobStatus; attempts: number; worker_pid: number | null; heartbeat: number | null; fine_tuned_model: string | null;
   error: string | null; trained_tokens: number | null; created: number; started: number | null; finished: number | null;
 }
@@ -53,7 +55,7 @@ interface EventRow { id: number; job_id: string; created: number; level: JobEven
 interface CheckpointRow { id: string; job_id: string; step: number; metrics: string; model: string; created: number }
 
 const toJob = (r: JobRow): JobEntry => ({
-  id: r.id, tenant: r.tenant, keyId: r.key_id, model: r.model, trainingFile: r.training_file, method: r.method,
+  id: r.id, tenant: r.tenant, keyId: r.key_id, model: r.model, trainingFile: r.training_file, validationFile: r.validation_file ?? null, method: r.method,
   hyperparameters: JSON.parse(r.hyperparameters) as Record<string, number>, suffix: r.suffix, seed: r.seed, auditSuite: r.audit_suite, status: r.status,
   attempts: r.attempts, workerPid: r.worker_pid, heartbeat: r.heartbeat, fineTunedModel: r.fine_tuned_model,
   error: r.error === null ? null : (JSON.parse(r.error) as JobEntry["error"]), trainedTokens: r.trained_tokens,
@@ -98,18 +100,18 @@ export class JobStore {
 
   /** Deletes a file the tenant no longer needs; refuses one that a job trained (or will train) on. */
   deleteFile(id: string): { usedBy: string | null } {
-    const used = this.db.prepare<{ id: string }>("SELECT id FROM jobs WHERE training_file = ? LIMIT 1").get(id);
+    const used = this.db.prepare<{ id: string }>("SELECT id FROM jobs WHERE training_file = ? OR validation_file = ? LIMIT 1").get(id, id);
     if (used !== undefined) return { usedBy: used.id };
     this.db.prepare("DELETE FROM files WHERE id = ?").run(id);
     return { usedBy: null };
   }
 
-  createJob(j: Pick<JobEntry, "tenant" | "keyId" | "model" | "trainingFile" | "method" | "hyperparameters" | "suffix" | "seed"> & { auditSuite?: string | null }): JobEntry {
+  createJob(j: Pick<JobEntry, "tenant" | "keyId" | "model" | "trainingFile" | "method" | "hyperparameters" | "suffix" | "seed"> & { auditSuite?: string | null; validationFile?: string | null }): JobEntry {
     const id = `ftjob-${randomBytes(12).toString("hex")}`;
     this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO jobs (id, tenant, key_id, model, training_file, method, hyperparameters, suffix, seed, audit_suite, status, created)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`)
-        .run(id, j.tenant, j.keyId, j.model, j.trainingFile, j.method, JSON.stringify(j.hyperparameters), j.suffix, j.seed, j.auditSuite ?? null, now());
+      this.db.prepare(`INSERT INTO jobs (id, tenant, key_id, model, training_file, validation_file, method, hyperparameters, suffix, seed, audit_suite, status, created)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`)
+        .run(id, j.tenant, j.keyId, j.model, j.trainingFile, j.validationFile ?? null, j.method, JSON.stringify(j.hyperparameters), j.suffix, j.seed, j.auditSuite ?? null, now());
       this.addEvent(id, "info", `Created fine-tuning job (${j.method} on ${j.model})`);
     })();
     return this.job(id)!;

@@ -116,7 +116,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
     req.query = query(req.query, (req.routeOptions.config as { query?: QuerySpec }).query ?? {});
   });
 
-  await app.register(modelRoutes(registry));
+  await app.register(modelRoutes(registry, host));
   await app.register(generationRoutes({ host, registry }));
   await app.register(encoderRoutes({ host, registry, queue: encoders, limits: opts.encoder }));
   await app.register(fileRoutes({ registry, dataDir, maxFileBytes: opts.maxFileBytes ?? 32 << 20 }));

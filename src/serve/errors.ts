@@ -24,6 +24,7 @@ export const ERRORS = {
   invalid_api_key: { status: 401, type: "authentication_error" },
   missing_api_key: { status: 401, type: "authentication_error" },
   admin_only: { status: 403, type: "permission_error" },
+  permission_denied: { status: 403, type: "permission_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
   not_found: { status: 404, type: "not_found_error" },
   request_timeout: { status: 408, type: "invalid_request_error" },

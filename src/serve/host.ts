@@ -154,6 +154,14 @@ export class ModelHost {
     return a.applied;
   }
 
+  /** Drops an adapter from the cache (a deleted model); sequences already running keep their own reference. */
+  forget(adapterId: string): void {
+    const a = this.adapters.get(adapterId);
+    if (a === undefined) return;
+    this.adapters.delete(adapterId);
+    this.adapterBytes -= tensorBytes(a);
+  }
+
   /** Ids of the adapters held in memory, least recently used first, and their tensors' bytes. */
   cachedAdapters(): { ids: string[]; bytes: number } {
     return { ids: [...this.adapters.keys()], bytes: this.adapterBytes };

@@ -27,6 +27,20 @@ export interface SequenceRequest {
   logprobs?: boolean;
   topLogprobs?: number;
   signal?: AbortSignal;
+  /** Restricts which tokens may come next (response_format): applied to this sequence's logits only. */
+  constraint?: TokenConstraint;
+}
+
+/**
+ * A per-sequence filter over the vocabulary: `mask` sets the logits of tokens that may not
+ * come next to -Infinity and returns how many remain (0 ends the sequence: "length");
+ * `remaining` is how many tokens the sequence may still produce, this one included. `accept`
+ * is told the sampled token; once `done()`, the sequence ends with "stop".
+ */
+export interface TokenConstraint {
+  mask(logits: Float32Array, remaining: number): number;
+  accept(token: number): void;
+  done(): boolean;
 }
 
 export interface TokenEvent {
@@ -217,6 +231,10 @@ export class Scheduler {
     batch.forEach((s, i) => {
       s.computeSeconds += (seconds * s.next.length) / rows;
       const r = s.req;
+      if (r.constraint !== undefined) {
+        const remaining = Math.min(r.maxTokens - s.generated, s.cache!.capacity - s.cache!.length + 1);
+        if (r.constraint.mask(logits[i], remaining) === 0) return s.finish("length");
+      }
       const token = pick(logits[i], r.temperature ?? 0, r.topP ?? 1, s.rng);
       if ((r.stopTokens ?? []).includes(token)) return s.finish("stop");
       if (r.logprobs) {
@@ -231,7 +249,9 @@ export class Scheduler {
       this.tokens++;
       s.next = [token];
       s.notify();
-      if (s.generated >= r.maxTokens) s.finish("length");
+      r.constraint?.accept(token);
+      if (r.constraint?.done()) s.finish("stop");
+      else if (s.generated >= r.maxTokens) s.finish("length");
       else if (s.cache!.length + 1 > s.cache!.capacity) s.finish("length");
     });
   }

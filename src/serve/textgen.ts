@@ -9,7 +9,7 @@
  */
 import type { LoRAWeights } from "./packed.js";
 import type { LoadedModel } from "./host.js";
-import type { TokenEvent } from "./scheduler.js";
+import type { TokenConstraint, TokenEvent } from "./scheduler.js";
 import { apiError } from "./errors.js";
 
 export interface TextParams {
@@ -22,6 +22,8 @@ export interface TextParams {
   stop: string[];
   /** null: no logprobs; k >= 0: the sampled token's and the top k alternatives'. */
   topLogprobs: number | null;
+  /** A fresh token constraint for each choice (response_format), or none. */
+  constraint?: () => TokenConstraint;
 }
 
 export interface TextDelta {
@@ -87,6 +89,7 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
     const it = scheduler.submit({
       prompt: p.prompt, adapter, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP,
       seed: p.seed + index, stopTokens: [tok.eot], logprobs: p.topLogprobs !== null, topLogprobs: p.topLogprobs ?? 0, signal: own.signal,
+      ...(p.constraint !== undefined ? { constraint: p.constraint() } : {}),
     });
     let r = await it.next();
     for (; !r.done; r = await it.next()) {

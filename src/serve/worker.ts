@@ -81,6 +81,7 @@ if (file.labels.length === 0) {
     const { runGenerative } = await import("../adapt/generative.js");
     const o = await runGenerative({
       base: model.dir, method: job.method === "full" ? "full" : "lora", data: file.path, out, seed: job.seed,
+      ...(job.validationFile !== null ? { validation: registry.jobs.file(job.validationFile)!.path } : {}),
       steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, lrMultiplier: hp.learning_rate_multiplier, batchSize: hp.batch_size, maxTest: hp.max_test ?? 16,
       lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha },
     }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal });

@@ -23,7 +23,8 @@ import type { Registry } from "../../registry/index.js";
 import { EncoderAbortError, type EncoderOutcome, type EncoderQueue } from "../encoder_queue.js";
 import { apiError } from "../errors.js";
 import type { ModelHost } from "../host.js";
-import { type Body, bodyOf, str, strings } from "../params.js";
+import { type Body, bodyOf, num, str, strings } from "../params.js";
+import { acceptOnly } from "../openai_params.js";
 import { zeroShotImage } from "../../eval/clip_images.js";
 import type { AdapterEntry, ApiKey } from "../../registry/index.js";
 
@@ -104,12 +105,15 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
 
     app.post("/v1/embeddings", async (req, reply) => {
       const b = bodyOf(req.body);
+      acceptOnly(b, "embeddings");
       const model = str(b, "model", { required: true });
       const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
       const format = str(b, "encoding_format") ?? "float";
       if (format !== "float" && format !== "base64") throw apiError("invalid_value", `Invalid value for 'encoding_format': ${JSON.stringify(format)}; expected float or base64.`, "encoding_format");
       const r = host.resolve(req.apiKey.tenant, model);
       if (r.adapter !== null) throw apiError("unsupported_model", "Embeddings come from a base model; name the base without an adapter.", "model");
+      const width = (r.base.model.config as { n_embd?: number; hidden_size?: number }).n_embd ?? (r.base.model.config as { hidden_size?: number }).hidden_size ?? Infinity;
+      const dimensions = b.dimensions === undefined || b.dimensions === null ? null : num(b, "dimensions", { min: 1, max: width, integer: true, fallback: width });
       let out: EncoderOutcome<Float32Array[]>;
       try {
         out = await enqueue(req, reply, r.base.entry.name, (p) => embedTextsSteps(r.base.model, r.base.tok, input, {}, p));
@@ -119,6 +123,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       }
       const tokens = out.plan?.tokens ?? 0;
       registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "embedding", model, promptTokens: tokens, computeSeconds: out.computeSeconds });
+      if (dimensions !== null) out = { ...out, value: out.value.map((v) => shorten(v, dimensions)) };
       return {
         object: "list", model,
         data: out.value.map((v, index) => ({ object: "embedding", index, embedding: format === "base64" ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v) })),
@@ -178,6 +183,19 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       return result(model, labels, out.value.probs, tokens);
     });
   };
+}
+
+/**
+ * `dimensions`: the first d dimensions of the mean-pooled embedding, L2-normalised again (as
+ * OpenAI's shortened v3 embeddings are unit vectors); a zero vector stays zero.
+ */
+export function shorten(v: Float32Array, d: number): Float32Array {
+  const out = v.slice(0, d);
+  let ss = 0;
+  for (const x of out) ss += x * x;
+  const norm = Math.sqrt(ss);
+  if (norm > 0) for (let i = 0; i < out.length; i++) out[i] /= norm;
+  return out;
 }
 
 function result(model: string, labels: string[], probs: number[][], tokens: number) {

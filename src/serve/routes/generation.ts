@@ -13,6 +13,9 @@ import { type ChatTemplate, chatTemplateFor } from "../../tokenizer/chat_templat
 import { chatPromptIds } from "../../tasks/chat.js";
 import { type Body, bodyOf, bool, num, str, strings } from "../params.js";
 import type { TokenEvent } from "../scheduler.js";
+import { acceptOnly } from "../openai_params.js";
+import { ANY_OBJECT, type Schema, compileSchema, jsonConstraint } from "../json_constraint.js";
+import type { BPETokenizer } from "../../tokenizer/bpe.js";
 import { type TextDelta, type TextParams, type TextUsage, textDeltas } from "../textgen.js";
 import type { LoRAWeights } from "../packed.js";
 import { type RequestMeter, admitGeneration } from "../quota.js";
@@ -78,7 +81,40 @@ type Render = {
   first?: (index: number) => unknown;
   delta: (d: TextDelta) => unknown;
   final: (index: number, text: string, tokens: TokenEvent[], finish: string) => unknown;
+  /** best_of: of the n generated choices, keep this many, those with the highest mean log-probability per token. */
+  keep?: number;
 };
+
+/** Indices of the `keep` choices with the highest mean token log-probability, best first (ties: lower index). */
+export function bestChoices(tokens: TokenEvent[][], keep: number): number[] {
+  const mean = tokens.map((t) => t.length === 0 ? -Infinity : t.reduce((s, e) => s + e.logprob, 0) / t.length);
+  return mean.map((_, i) => i).sort((a, b) => mean[b] - mean[a] || a - b).slice(0, keep);
+}
+
+/**
+ * response_format: text (the default), json_object or json_schema (a subset of JSON Schema:
+ * json_constraint.ts), both by constrained decoding; other types and schema keywords are refused.
+ */
+function responseFormat(b: Body, base: LoadedModel): TextParams["constraint"] {
+  if (b.response_format === undefined || b.response_format === null) return undefined;
+  const f = bodyOf(b.response_format, "response_format");
+  if (f.type === "text") return undefined;
+  if (f.type !== "json_object" && f.type !== "json_schema") throw apiError("invalid_value", `Invalid value for 'response_format.type': ${JSON.stringify(f.type)}; expected text, json_object or json_schema.`, "response_format.type");
+  let schema: Schema = ANY_OBJECT;
+  if (f.type === "json_schema") {
+    const js = bodyOf(f.json_schema, "response_format.json_schema");
+    for (const k of Object.keys(js)) {
+      if (!["name", "description", "schema", "strict"].includes(k)) throw apiError("unknown_parameter", `Unrecognized parameter 'response_format.json_schema.${k}'.`, `response_format.json_schema.${k}`);
+    }
+    str(js, "name", { required: true });
+    schema = compileSchema(js.schema ?? { type: "object" });
+    if (schema.t !== "object") throw apiError("invalid_value", "Invalid value for 'response_format.json_schema.schema': the top-level schema must be of type object.", "response_format.json_schema.schema");
+  }
+  const bpe = (base.tok as { bpe?: BPETokenizer }).bpe;
+  if (bpe === undefined) throw apiError("invalid_value", `'response_format' is not supported for the model '${base.entry.name}': constrained decoding needs a byte-level BPE tokenizer.`, "response_format");
+  const eot = base.tok.eot;
+  return () => jsonConstraint(bpe, schema, [eot]);
+}
 
 async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", b: Body, modelId: string, params: TextParams, render: Render, includeUsage: boolean, stream: boolean): Promise<unknown> {
   const resolved = deps.host.resolve(req.apiKey.tenant, modelId);
@@ -140,18 +176,32 @@ async function generate(req: FastifyRequest, reply: FastifyReply, kind: "complet
     if (r.value.finishReason !== null) finish[r.value.index] = r.value.finishReason;
   }
   meter(r.value);
-  return { id, object: render.object, created, model: modelId, choices: texts.map((t, i) => render.final(i, t, tokens[i], finish[i])), usage: usageBody(r.value) };
+  const chosen = render.keep !== undefined && render.keep < params.n ? bestChoices(tokens, render.keep) : texts.map((_, i) => i);
+  return { id, object: render.object, created, model: modelId, choices: chosen.map((c, i) => render.final(i, texts[c], tokens[c], finish[c])), usage: usageBody(r.value) };
 }
 
 export function generationRoutes(deps: GenerationDeps) {
   return async (app: FastifyInstance): Promise<void> => {
     app.post("/v1/completions", async (req, reply) => {
       const b = bodyOf(req.body);
+      acceptOnly(b, "completions");
       const model = str(b, "model", { required: true });
       const prompts = strings(b, "prompt", { required: true, max: 1 })!;
+      const suffix = str(b, "suffix");
+      if (suffix !== undefined && suffix !== "") {
+        throw apiError("invalid_value", "'suffix' is not supported by this server: fill-in-the-middle needs a model trained for it, and these GPT-2 models are not.", "suffix");
+      }
       const base = deps.host.resolve(req.apiKey.tenant, model).base;
       const lp = b.logprobs === null || b.logprobs === undefined ? null : num(b, "logprobs", { min: 0, max: 5, integer: true, fallback: 0 });
-      const params: TextParams = { ...commonParams(b, Array.from(base.tok.encode(prompts[0]))), topLogprobs: lp };
+      const echo = bool(b, "echo", false);
+      if (echo && lp !== null) throw apiError("invalid_value", "'echo' together with 'logprobs' is not supported by this server: the prompt tokens' log-probabilities are not computed. Use echo or logprobs, not both.", "echo");
+      const stream = bool(b, "stream", false);
+      const common = commonParams(b, Array.from(base.tok.encode(prompts[0])));
+      const bestOf = num(b, "best_of", { min: 1, max: 8, integer: true, fallback: common.n });
+      if (bestOf < common.n) throw apiError("invalid_value", `Invalid value for 'best_of': ${bestOf} is less than n (${common.n}); best_of must be at least n.`, "best_of");
+      if (stream && b.best_of !== undefined && b.best_of !== null && bestOf > 1) throw apiError("invalid_value", "'best_of' greater than 1 cannot be streamed: the best choices are known only when all are done. Set stream to false.", "best_of");
+      // best_of runs best_of choices (each billed) and keeps the n of highest mean token log-probability.
+      const params: TextParams = { ...common, n: bestOf, topLogprobs: lp ?? (bestOf > common.n ? 0 : null) };
       if (params.prompt.length === 0) params.prompt = [base.tok.eot];
       const tokenText = (t: number) => base.tok.decode([t]);
       // text_offset: where each token's text starts in prompt + completion (per choice, across stream chunks).
@@ -166,22 +216,27 @@ export function generationRoutes(deps: GenerationDeps) {
           top_logprobs: toks.map((t) => Object.fromEntries(t.top.map((a) => [tokenText(a.token), a.logprob]))), text_offset,
         };
       };
+      const shown = echo ? prompts[0] : "";
       return serve(deps, req, reply, "completion", b, model, params, {
         object: "text_completion", chunkObject: "text_completion",
+        ...(echo ? { first: (index: number) => ({ index, text: shown, logprobs: null, finish_reason: null }) } : {}),
         delta: (d) => ({ index: d.index, text: d.text, logprobs: logprobs(d.tokens, d.index), finish_reason: d.finishReason }),
-        final: (index, text, toks, finish) => ({ index, text, logprobs: logprobs(toks, index), finish_reason: finish }),
-      }, bodyOf(b.stream_options ?? {}).include_usage === true, bool(b, "stream", false));
+        final: (index, text, toks, finish) => ({ index, text: shown + text, logprobs: logprobs(toks, index), finish_reason: finish }),
+        keep: common.n,
+      }, bodyOf(b.stream_options ?? {}).include_usage === true, stream);
     });
 
     app.post("/v1/chat/completions", async (req, reply) => {
       const b = bodyOf(req.body);
+      acceptOnly(b, "chat");
       const model = str(b, "model", { required: true });
       const messages = messagesOf(b);
       const base = deps.host.resolve(req.apiKey.tenant, model).base;
       const wantLogprobs = bool(b, "logprobs", false);
       const top = num(b, "top_logprobs", { min: 0, max: 20, integer: true, fallback: 0 });
       if (top > 0 && !wantLogprobs) throw apiError("invalid_value", "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", "top_logprobs");
-      const params: TextParams = { ...commonParams(b, chatPrompt(base, messages)), topLogprobs: wantLogprobs ? top : null };
+      const constraint = responseFormat(b, base);
+      const params: TextParams = { ...commonParams(b, chatPrompt(base, messages)), topLogprobs: wantLogprobs ? top : null, ...(constraint !== undefined ? { constraint } : {}) };
       const entry = (token: number, logprob: number) => {
         const text = base.tok.decode([token]);
         return { token: text, logprob, bytes: Array.from(Buffer.from(text, "utf8")) };

@@ -18,6 +18,7 @@ import { apiError } from "../errors.js";
 import type { JobRunner } from "../jobs.js";
 import { type Body, bodyOf, num, q, str } from "../params.js";
 import { reserveJobTokens } from "../quota.js";
+import { acceptOnly } from "../openai_params.js";
 
 
 export const JOB_METHODS = ["lora", "full", "head", "probe"] as const;
@@ -31,7 +32,7 @@ const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {
 export function jobObject(j: JobEntry) {
   return {
     id: j.id, object: "fine_tuning.job", model: j.model, created_at: j.created, finished_at: j.finished, fine_tuned_model: j.fineTunedModel,
-    organization_id: j.tenant, result_files: [], status: j.status, validation_file: null, training_file: j.trainingFile,
+    organization_id: j.tenant, result_files: [], status: j.status, validation_file: j.validationFile, training_file: j.trainingFile,
     hyperparameters: j.hyperparameters, trained_tokens: j.trainedTokens, error: j.error, seed: j.seed, estimated_finish: null, integrations: [],
     method: { type: j.method, [j.method]: { hyperparameters: j.hyperparameters } }, suffix: j.suffix, attempts: j.attempts, audit: j.auditSuite,
   };
@@ -61,6 +62,7 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
   return async (app: FastifyInstance): Promise<void> => {
     app.post("/v1/fine_tuning/jobs", async (req) => {
       const b = bodyOf(req.body);
+      acceptOnly(b, "fine_tuning");
       const model = str(b, "model", { required: true });
       const fileId = str(b, "training_file", { required: true });
       const m = b.method === undefined ? {} : bodyOf(b.method);
@@ -80,6 +82,16 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
         const entry = registry.catalog.model(model)!;
         if (!supports(entry.modelType, "generate")) throw apiError("invalid_value", `The model '${model}' is a ${entry.modelType} model; generative fine-tuning needs a causal LM (gpt2) base.`, "model");
       }
+      // validation_file: another of the caller's files, held out for the job's validation loss
+      // (generative jobs: adapt/generative.ts's `validation`); classifier jobs split their own.
+      const validationId = str(b, "validation_file");
+      if (validationId !== undefined) {
+        const v = registry.jobs.file(validationId);
+        if (v === undefined || v.tenant !== req.apiKey.tenant) throw apiError("invalid_value", `invalid validation_file: ${validationId}`, "validation_file");
+        if (file.labels.length > 0) throw apiError("invalid_value", "'validation_file' is not supported by this server for classifier jobs (a labeled training file): they hold out a split of the training file. It is used with chat or prompt/completion files.", "validation_file");
+        if (v.labels.length > 0) throw apiError("invalid_value", `Invalid value for 'validation_file': ${validationId} is a labeled file; a generative job's validation file is a chat or prompt/completion file like its training file.`, "validation_file");
+        if (v.rows === 0) throw apiError("invalid_value", `Invalid value for 'validation_file': ${validationId} has no rows.`, "validation_file");
+      }
       const audit = str(b, "audit");
       if (audit !== undefined && !existsSync(suitePath(audit))) {
         throw apiError("invalid_value", `Invalid value for 'audit': no probe suite ${JSON.stringify(audit)}; suites are ${listSuites().join(", ") || "(none)"}.`, "audit");
@@ -91,7 +103,7 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       // The token quota is a hard limit: the job's planned training tokens are reserved with it (429, and no job, if they do not fit).
       const job = registry.db.transaction(() => {
         const created = registry.jobs.createJob({
-          tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, method, hyperparameters: hp, suffix: suffix ?? null, seed, auditSuite: audit ?? null,
+          tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, validationFile: validationId ?? null, method, hyperparameters: hp, suffix: suffix ?? null, seed, auditSuite: audit ?? null,
         });
         reserveJobTokens(registry, req.apiKey, created, file);
         return created;

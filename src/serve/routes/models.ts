@@ -1,8 +1,12 @@
-/** GET /v1/models and /v1/models/:id: the bases and the caller's own adapters, with parent and root. */
+/**
+ * GET /v1/models and /v1/models/:id: the bases and the caller's own adapters, with parent and
+ * root. DELETE /v1/models/:id deletes one of the caller's own adapters (from the catalog and the
+ * host's cache): a base is 403, another tenant's adapter 404 (as if it did not exist).
+ */
 import type { FastifyInstance } from "fastify";
 import type { AdapterEntry, ModelEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
-import { fineTunedAdapter, modelIdOf } from "../host.js";
+import { fineTunedAdapter, type ModelHost, modelIdOf } from "../host.js";
 
 const baseObject = (m: ModelEntry) => ({ id: m.name, object: "model", created: m.created, owned_by: "plinth", parent: null, root: m.name, model_type: m.modelType, sha256: m.sha256 });
 const adapterObject = (a: AdapterEntry, chain: string[], id = `${a.base}:${a.name}`) => ({
@@ -10,7 +14,7 @@ const adapterObject = (a: AdapterEntry, chain: string[], id = `${a.base}:${a.nam
   method: a.method, task: a.task, labels: a.labels, sha256: a.sha256, base_sha256: a.baseSha256, lineage: chain,
 });
 
-export function modelRoutes(registry: Registry) {
+export function modelRoutes(registry: Registry, host?: ModelHost) {
   return async (app: FastifyInstance): Promise<void> => {
     app.get("/v1/models", async (req) => ({
       object: "list",
@@ -32,6 +36,19 @@ export function modelRoutes(registry: Registry) {
         if (a !== undefined) return adapterObject(a, registry.catalog.lineage(a));
       }
       throw apiError("model_not_found", `The model '${id}' does not exist or you do not have access to it.`, "model");
+    });
+    app.delete<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
+      const id = req.params.id;
+      const tenant = req.apiKey.tenant;
+      const i = id.indexOf(":");
+      const adapter = id.startsWith("ft:") ? fineTunedAdapter(registry, tenant, id) : i < 0 ? undefined : registry.catalog.adapter(tenant, id.slice(0, i), id.slice(i + 1));
+      if (adapter === undefined) {
+        if (i < 0 && registry.catalog.model(id) !== undefined) throw apiError("permission_denied", `The model '${id}' is a base model; only your own fine-tuned models can be deleted.`, "model");
+        throw apiError("model_not_found", `The model '${id}' does not exist or you do not have access to it.`, "model");
+      }
+      registry.catalog.removeAdapter(adapter.id);
+      host?.forget(adapter.id);
+      return { id, object: "model", deleted: true };
     });
   };
 }
