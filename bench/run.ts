@@ -6,9 +6,13 @@
  *   gpt     GPT-2 training step on configs S and M: tokens/s, GFLOPS, model FLOPs utilisation
  *   memory  RSS and native memory over 300 training steps of config S (leak check), peak memory
  *   tokenizer  BPE encode throughput beside @huggingface/tokenizers on the same text (not in the default set)
- *   data    trainer throughput on real token shards vs synthetic batches (not in the default set)
+ *   data    trainer throughput on real token shards vs synthetic batches; corpus preparation: peak RSS
+ *           by corpus size, MB/s on 1 and 2 threads beside @huggingface/tokenizers (bench/prep.ts;
+ *           not in the default set)
  *   clip    CLIP training images/s beside scripts/torch_clip_bench.py, same run (not in the default set)
  *   interop GPT generation tokens/s: Plinth beside onnxruntime-node and llama.cpp on its exports (--configs small,S,M; not in the default set)
+ *   serve   load test of plinth serve: continuous batching vs one request at a time (not in the default set)
+ *   fairness  a tenant's chat latency, small encoder requests and small job while another floods the encoders and trains (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
@@ -41,7 +45,9 @@ import { clm, languageModeling } from "../src/train/language.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
+import { fairnessBench, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
+import { prepBench } from "./prep.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -275,7 +281,7 @@ if (only.has("data")) {
   const dir = mkdtempSync(join(tmpdir(), "plinth-bench-data-"));
   try {
     const bpe = trainBPE(loadSource("moby-dick").docs.map((d) => d.text), { vocabSize: 4096 });
-    const corpus = prepareCorpus({ specs: ["moby-dick"], tokenizer: new BPETextTokenizer(bpe), outDir: join(dir, "data") });
+    const corpus = await prepareCorpus({ specs: ["moby-dick"], tokenizer: new BPETextTokenizer(bpe), outDir: join(dir, "data") });
     const rng = new Rng(3);
     const synthetic = new MemoryTokens(Int32Array.from({ length: 1 << 20 }, () => rng.int(4096)));
     const c = CONFIGS.S;
@@ -294,6 +300,8 @@ if (only.has("data")) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  section("data: corpus preparation, peak RSS by corpus size and MB/s on 1 and 2 threads beside @huggingface/tokenizers (bench/prep.ts)");
+  for (const row of prepBench()) emit(row);
 }
 
 if (only.has("clip")) {
@@ -304,6 +312,13 @@ if (only.has("clip")) {
 if (only.has("serve")) {
   section("serve: load test of plinth serve on loopback, continuous batching vs one request at a time (bench/serve.ts)");
   for (const row of await serveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32) })) emit(row);
+}
+
+if (only.has("fairness")) {
+  section("fairness: tenant B's chats, small encoder requests and small job while tenant A floods the encoders and trains a huge job (bench/fairness.ts)");
+  const rows = await fairnessBench({ seconds: Number(process.env.PLINTH_FAIR_SECONDS ?? 20), connections: Number(process.env.PLINTH_FAIR_CONNECTIONS ?? 4), slice: Number(process.env.PLINTH_FAIR_SLICE ?? 10) });
+  for (const row of rows) emit(row);
+  if (!values.json) console.log(`\n${fairnessTable(rows)}`);
 }
 
 if (only.has("interop")) {

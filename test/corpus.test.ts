@@ -89,11 +89,11 @@ test("bad input: empty corpus, binary files, folders without text, bad JSONL, in
   }
 });
 
-test("prepare writes shards and a manifest, splits by document, and reuses a matching folder", () => {
+test("prepare writes shards and a manifest, splits by document, and reuses a matching folder", async () => {
   const dir = tmp();
   try {
     const tok = new ByteTokenizer();
-    const first = prepareCorpus({ specs: ["moby-dick"], tokenizer: tok, outDir: dir, valFraction: 0.1, shardTokens: 200_000 });
+    const first = await prepareCorpus({ specs: ["moby-dick"], tokenizer: tok, outDir: dir, valFraction: 0.1, shardTokens: 200_000 });
     assert.equal(first.reused, false);
     const m = first.manifest;
     assert.ok(m.train.shards.length > 1, "expected several shards");
@@ -106,7 +106,7 @@ test("prepare writes shards and a manifest, splits by document, and reuses a mat
     assert.ok(window.every((t) => t >= 0 && t <= 256));
     const saved = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
     assert.equal(saved.sources[0].files[0].sha256, m.sources[0].files[0].sha256);
-    const again = prepareCorpus({ specs: ["moby-dick"], tokenizer: tok, outDir: dir, valFraction: 0.1, shardTokens: 200_000 });
+    const again = await prepareCorpus({ specs: ["moby-dick"], tokenizer: tok, outDir: dir, valFraction: 0.1, shardTokens: 200_000 });
     assert.equal(again.reused, true);
     assert.throws(() => new MemoryTokens(new Int32Array(3)).read(2, new Int32Array(2)), /outside the 3 tokens/);
     const docs = loadSource("sotu").docs;
@@ -145,7 +145,7 @@ test("one long document is split by paragraph blocks, deterministically; too lit
   assert.throws(() => splitByHash([{ id: "tiny.txt", text: "too short" }], 0.02), /9 characters of text in 1 document\(s\) are too little.*give more text with --data/);
 });
 
-test("corpus errors say what to do: empty file, empty folder, too little text for a window, a stale empty split", () => {
+test("corpus errors say what to do: empty file, empty folder, too little text for a window, a stale empty split", async () => {
   const dir = tmp();
   try {
     writeFileSync(join(dir, "empty.txt"), "");
@@ -158,16 +158,16 @@ test("corpus errors say what to do: empty file, empty folder, too little text fo
     assert.throws(() => loadSources([join(dir, "nothing")]), /no text found in .*nothing \(the folder has no files\)/);
     writeFileSync(join(dir, "short.txt"), Array.from({ length: 40 }, (_, i) => `Line ${i} of a short text.`).join("\n\n"));
     const tok = new ByteTokenizer();
-    assert.throws(
-      () => prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data"), minTokens: 513 }),
+    await assert.rejects(
+      prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data"), minTokens: 513 }),
       /validation split holds \d+ tokens, fewer than one training window of 513 \(--ctx \+ 1\).*give more text with --data \(about [\d,]+ KB or more at this --ctx\) or a smaller --ctx/,
     );
     // A manifest left by an older version with an empty validation split is prepared again, not reused.
-    const ok = prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data2") });
+    const ok = await prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data2") });
     assert.equal(ok.manifest.split?.unit, "block");
     const manifest = JSON.parse(readFileSync(join(dir, "data2", "manifest.json"), "utf8"));
     writeFileSync(join(dir, "data2", "manifest.json"), JSON.stringify({ ...manifest, val: { ...manifest.val, shards: [] } }));
-    assert.equal(prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data2") }).reused, false);
+    assert.equal((await prepareCorpus({ specs: [join(dir, "short.txt")], tokenizer: tok, outDir: join(dir, "data2") })).reused, false);
     assert.throws(() => new ShardedTokens([], "uint16"), /no shard files, so this split of the corpus is empty; prepare the corpus again from more text/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

