@@ -285,6 +285,16 @@ function hasFile(dir: string): boolean {
   return false;
 }
 
+/** The files a file, folder or glob source names, in a fixed order (folders walked and sorted). */
+export function sourcePaths(spec: string): string[] {
+  if (/[*?]/.test(spec)) return expandGlob(spec);
+  if (!existsSync(spec)) throw new Error(`source ${spec}: no such file or folder (built-in sources: ${BUILTIN_SOURCES.join(", ")})`);
+  if (!statSync(spec).isDirectory()) return [spec];
+  const paths: string[] = [];
+  walk(spec, paths);
+  return paths.sort();
+}
+
 /** Loads one source spec (see the module comment). */
 export function loadSource(spec: string): LoadedSource {
   const b = builtin(spec);
@@ -292,15 +302,7 @@ export function loadSource(spec: string): LoadedSource {
   const jsonlSpec = parseJsonlSpec(spec);
   if (jsonlSpec !== null && existsSync(jsonlSpec.path)) return jsonl(jsonlSpec.path, jsonlSpec.field, spec);
   const out: LoadedSource = { spec, docs: [], files: [], skippedBinary: [], invalidUtf8Files: [] };
-  let paths: string[];
-  if (/[*?]/.test(spec)) paths = expandGlob(spec);
-  else if (!existsSync(spec)) {
-    throw new Error(`source ${spec}: no such file or folder (built-in sources: ${BUILTIN_SOURCES.join(", ")})`);
-  } else if (statSync(spec).isDirectory()) {
-    paths = [];
-    walk(spec, paths);
-    paths.sort();
-  } else paths = [spec];
+  const paths = sourcePaths(spec);
   for (const p of paths) {
     const text = readText(p, out);
     if (text !== null && text.length > 0) out.docs.push({ id: p, text });

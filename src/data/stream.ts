@@ -10,7 +10,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { fileText, lines, Prefetcher, type FileReport, type Prefetched, type ReadOptions } from "./read.js";
-import { BUILTIN_SOURCES, builtinDocs, builtinParts, builtinRecords, expandGlob, parseJsonlSpec, walk, type SourceFile } from "./sources.js";
+import { builtinDocs, builtinParts, builtinRecords, parseJsonlSpec, sourcePaths, type SourceFile } from "./sources.js";
 
 export type SourceItem =
   | { kind: "file"; path: string; size: number }
@@ -49,15 +49,7 @@ export function listSource(spec: string): SourceListing {
   }
   const jsonl = parseJsonlSpec(spec);
   if (jsonl !== null && existsSync(jsonl.path)) return { spec, items: [{ kind: "jsonl", path: jsonl.path, field: jsonl.field, spec, size: sizeOf(jsonl.path) }], records: [] };
-  let paths: string[];
-  if (/[*?]/.test(spec)) paths = expandGlob(spec);
-  else if (!existsSync(spec)) {
-    throw new Error(`source ${spec}: no such file or folder (built-in sources: ${BUILTIN_SOURCES.join(", ")})`);
-  } else if (statSync(spec).isDirectory()) {
-    paths = [];
-    walk(spec, paths);
-    paths.sort();
-  } else paths = [spec];
+  const paths = sourcePaths(spec);
   return { spec, items: paths.map((path) => ({ kind: "file", path, size: sizeOf(path) })), records: [] };
 }
 

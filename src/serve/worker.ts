@@ -75,6 +75,17 @@ const spec: AdaptSpec = {
   lora: job.method === "lora" ? { rank: hp.rank, alpha: hp.alpha } : undefined,
 };
 
+/** A run that threw: a job still running is marked failed (a cancelled one stays cancelled); the worker exits. */
+function exitFailed(e: unknown): never {
+  const current = registry.jobs.job(jobId)?.status;
+  if (current === "running") {
+    const message = (e as Error).message ?? String(e);
+    registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
+  }
+  registry.close();
+  process.exit(current === "running" ? 1 : 0);
+}
+
 // A training file without labels is a chat or prompt/completion file: generative fine-tuning (adapt/generative.ts).
 if (file.labels.length === 0) {
   try {
@@ -87,13 +98,7 @@ if (file.labels.length === 0) {
     }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal });
     commitGenerative(o);
   } catch (e) {
-    const current = registry.jobs.job(jobId)?.status;
-    if (current === "running") {
-      const message = (e as Error).message ?? String(e);
-      registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
-    }
-    registry.close();
-    process.exit(current === "running" ? 1 : 0);
+    exitFailed(e);
   }
   registry.close();
   process.exit(0);
@@ -111,14 +116,8 @@ try {
     registry.close();
     process.exit(0);
   }
-  const current = registry.jobs.job(jobId)?.status;
   rmSync(checkpointDir, { recursive: true, force: true });  // failed or cancelled: nothing will resume
-  if (current === "running") {
-    const message = (e as Error).message ?? String(e);
-    registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
-  }
-  registry.close();
-  process.exit(current === "running" ? 1 : 0);
+  exitFailed(e);
 }
 registry.close();
 process.exit(0);
