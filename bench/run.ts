@@ -12,6 +12,8 @@
  *   clip    CLIP training images/s beside scripts/torch_clip_bench.py, same run (not in the default set)
  *   interop GPT generation tokens/s: Plinth beside onnxruntime-node and llama.cpp on its exports (--configs small,S,M; not in the default set)
  *   serve   load test of plinth serve: continuous batching vs one request at a time (not in the default set)
+ *   distributed  data-parallel over MPI: 2 ranks x 1 thread beside 1 rank x 2 threads (S, M), hidden
+ *           communication, all-reduce by size, alpha-beta fit, projection to 64 machines (bench/distributed.ts; not in the default set)
  *   fairness  a tenant's chat latency, small encoder requests and small job while another floods the encoders and trains (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
@@ -48,6 +50,7 @@ import { serveBench } from "./serve.js";
 import { fairnessBench, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
+import { distributedBench } from "./distributed.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -307,6 +310,13 @@ if (only.has("data")) {
 if (only.has("clip")) {
   section("clip: CLIP training images/s (tiny, small) beside the same model in PyTorch (scripts/torch_clip_bench.py)");
   for (const row of clipBench({ steps: Math.min(steps, 5), threads })) emit(row);
+}
+
+if (only.has("distributed")) {
+  section("distributed: data-parallel training over MPI, 2 ranks x 1 thread beside 1 rank x 2 threads; all-reduce alpha-beta fit; projection (bench/distributed.ts)");
+  const { rows, table } = distributedBench({ configs, steps: Math.min(steps, 6) });
+  for (const row of rows) emit(row);
+  if (!values.json) console.log(`\n${table}`);
 }
 
 if (only.has("serve")) {

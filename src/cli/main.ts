@@ -9,6 +9,7 @@
 import { runDemo, demoHelp } from "./demo.js";
 import { runGenerate, generateHelp } from "./generate.js";
 import { runInfo, infoHelp } from "./info.js";
+import { launchedRank } from "../native/mpi.js";
 import { runPretrain, pretrainHelp, runTokenizer, tokenizerHelp } from "./pretrain.js";
 import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
@@ -67,7 +68,9 @@ async function main(argv: string[]): Promise<number> {
       console.error(`plinth ${name}: ${(e as Error).message}\n\n${cmd.help}`);
       return 2;
     }
-    console.error(`plinth ${name}: ${(e as Error).message}`);
+    // One rank of a data-parallel job: say which, since every rank's output is interleaved.
+    const rank = launchedRank();
+    console.error(`plinth ${name}${rank !== null && rank.size > 1 ? ` [rank ${rank.rank}/${rank.size}]` : ""}: ${(e as Error).message}`);
     if (process.env.PLINTH_DEBUG) console.error((e as Error).stack);
     return 1;
   }

@@ -17,12 +17,24 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/**
+ * Moments kept outside this object: ZeRO stage 1 (train/parallel/zero.ts) splits them across
+ * processes and updates its shard itself; checkpoints still read and restore whole moments here.
+ */
+export interface ShardedMoments {
+  momentsOf(p: Tensor): { m: Float32Array; v: Float32Array };
+  setMoments(p: Tensor, m: ArrayLike<number>, v: ArrayLike<number>): void;
+  stateBytes(): number;
+}
+
 export class AdamW {
   lr: number;
   readonly betas: [number, number];
   readonly eps: number;
   readonly groups: { params: Tensor[]; weightDecay: number }[];
   steps = 0;
+  /** Set by a sharded optimizer: momentsOf/setMoments go to it, and step() is its business. */
+  sharded: ShardedMoments | null = null;
   private m = new Map<Tensor, Tensor>();
   private v = new Map<Tensor, Tensor>();
 
@@ -43,6 +55,7 @@ export class AdamW {
 
   /** One update of every parameter that has a gradient. */
   step(): void {
+    if (this.sharded !== null) throw new Error("AdamW.step: the moments are sharded across processes; the sharded optimizer updates the parameters");
     this.steps++;
     const [b1, b2] = this.betas;
     const bc1 = 1 - Math.pow(b1, this.steps);
@@ -63,6 +76,14 @@ export class AdamW {
     }
   }
 
+  /** Bytes of moment buffers this process holds (its shard's, when sharded). */
+  stateBytes(): number {
+    if (this.sharded !== null) return this.sharded.stateBytes();
+    let n = 0;
+    for (const t of [...this.m.values(), ...this.v.values()]) n += t.size * 4;
+    return n;
+  }
+
   /** Frees the moment buffers (the optimizer cannot step afterwards without starting over). */
   release(): void {
     for (const t of [...this.m.values(), ...this.v.values()]) t.release();
@@ -77,6 +98,7 @@ export class AdamW {
 
   /** Copies of one parameter's first and second moments (zeros before its first update). */
   momentsOf(p: Tensor): { m: Float32Array; v: Float32Array } {
+    if (this.sharded !== null) return this.sharded.momentsOf(p);
     return {
       m: (this.m.get(p)?.toArray() as Float32Array | undefined) ?? new Float32Array(p.size),
       v: (this.v.get(p)?.toArray() as Float32Array | undefined) ?? new Float32Array(p.size),
@@ -85,6 +107,7 @@ export class AdamW {
 
   /** Restores one parameter's moments (from a checkpoint). */
   setMoments(p: Tensor, m: ArrayLike<number>, v: ArrayLike<number>): void {
+    if (this.sharded !== null) return this.sharded.setMoments(p, m, v);
     if (m.length !== p.size || v.length !== p.size) {
       throw new Error(`AdamW.setMoments: got ${m.length}/${v.length} values for a parameter of ${p.size}`);
     }

@@ -5,4 +5,4 @@
  *     loss.backward(); clipGradNorm(model.parameters(), 1.0); opt.step(); opt.zeroGrad();
  */
 export { AdamW, clipGradNorm, cosineSchedule } from "./adamw.js";
-export type { ParamGroup, AdamWOptions } from "./adamw.js";
+export type { ParamGroup, AdamWOptions, ShardedMoments } from "./adamw.js";

@@ -24,6 +24,20 @@ export interface Node {
 
 let nodeIds = 0;
 
+/**
+ * Called by backward() with each leaf as soon as its gradient is complete (every node that uses
+ * it has run), so data-parallel training can start summing a bucket of gradients across
+ * processes while the rest of backward runs (train/parallel/buckets.ts). Null: no calls.
+ */
+let leafGradReady: ((leaf: Tensor) => void) | null = null;
+
+/** Installs (or, with null, removes) the gradient-ready callback; returns the previous one. */
+export function onLeafGradReady(hook: ((leaf: Tensor) => void) | null): ((leaf: Tensor) => void) | null {
+  const prev = leafGradReady;
+  leafGradReady = hook;
+  return prev;
+}
+
 /** Marks a root whose graph backward() has consumed, so a second call fails loudly. */
 const CONSUMED: Node = { id: 0, op: "consumed", inputs: [], output: null, backward: () => [], saved: [] };
 
@@ -110,6 +124,12 @@ export function backward(root: Tensor, grad?: Tensor): void {
     return;
   }
   grads.set(root, grad ? copyGrad(grad) : full(root.shape, 1));
+  // With a gradient-ready callback: how many nodes still have to add to each leaf's gradient.
+  const hook = leafGradReady;
+  const pendingUses = hook === null ? null : new Map<Tensor, number>();
+  if (pendingUses !== null) {
+    for (const n of nodes) for (const t of n.inputs) if (t.node === null && t.requiresGrad) pendingUses.set(t, (pendingUses.get(t) ?? 0) + 1);
+  }
 
   const prevGrad = state.gradEnabled;
   state.gradEnabled = false;
@@ -142,6 +162,17 @@ export function backward(root: Tensor, grad?: Tensor): void {
           }
         }
         if (!gUsed) g.release();
+      }
+      if (pendingUses !== null) {
+        for (const t of node.inputs) {
+          const left = pendingUses.get(t);
+          if (left === undefined) continue;
+          if (left > 1) pendingUses.set(t, left - 1);
+          else {
+            pendingUses.delete(t);
+            hook!(t);
+          }
+        }
       }
       for (const s of node.saved) s.release();
       node.saved = [];

@@ -75,6 +75,27 @@ export interface Objective<B> {
   restore?(extra: Record<string, unknown>): void;
 }
 
+/**
+ * How a data-parallel runtime (train/parallel/) joins the loop; without one the loop is the
+ * single-process one, unchanged. Every method is called on every rank at the same point.
+ */
+export interface ParallelStep {
+  /** Only the leader (rank 0) prints progress, validates, and writes metrics, the loss curve and checkpoints. */
+  readonly leader: boolean;
+  /** Before the step's last backward: start reducing each gradient bucket as autograd completes it. */
+  beginLastBackward(): void;
+  /**
+   * After backward: waits for every bucket; returns what every rank must agree on: the global
+   * loss (the sum of the micro-batch losses), the leader's training clock, and whether any rank was asked to stop.
+   */
+  finish(local: { loss: number; seconds: number; stop: boolean }): Promise<{ loss: number; seconds: number; stop: boolean }>;
+  /** Clips to the global norm and updates the parameters, in place of clipGradNorm + opt.step (a sharded optimizer). */
+  update?(clip: number): void;
+  /** Before a checkpoint is written (collective: a sharded optimizer gathers its moments), and after. */
+  beforeCheckpoint?(): void;
+  afterCheckpoint?(): void;
+}
+
 /** A model the trainer can checkpoint: named parameters, decay groups, a dropout RNG and a config. */
 export interface TrainableModel extends Module {
   readonly rng: Rng;
@@ -121,6 +142,8 @@ export interface TrainerOptions<B> {
   onStep?: (record: StepRecord) => void;
   /** Aborting it stops the run before the next step with an AbortedError (nothing is saved). */
   signal?: AbortSignal;
+  /** Data-parallel training (train/parallel/): built from the trainer's optimizer and parameter order. */
+  parallel?: (trainer: { opt: AdamW; parameters: Tensor[] }) => ParallelStep;
   /** Milliseconds, for every time the trainer measures (default performance.now); tests inject a fake clock. */
   now?: () => number;
 }
@@ -161,6 +184,10 @@ export class Trainer<B> {
   private elapsedBefore = 0;
   private runStart: number;
   private stopReason: string | null = null;
+  private readonly par: ParallelStep | null;
+  /** Data-parallel runs: the clock and stop request every rank agreed on at the last step. */
+  private agreedSeconds = 0;
+  private agreedStop = false;
 
   constructor(options: TrainerOptions<B>) {
     const now = options.now ?? (() => performance.now());
@@ -181,7 +208,9 @@ export class Trainer<B> {
     this.dataRng = new Rng(this.o.seed);
     this.runStart = now();
     if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
-    this.log = outDir === undefined ? null : new MetricsLog(join(outDir, "metrics.jsonl"), objective.unit);
+    this.par = this.o.parallel?.({ opt: this.opt, parameters: this.parameters }) ?? null;
+    if (this.par !== null && !this.par.leader) this.o.quiet = true;
+    this.log = outDir === undefined || this.par?.leader === false ? null : new MetricsLog(join(outDir, "metrics.jsonl"), objective.unit);
   }
 
   /** Asks the loop to checkpoint and stop after the current step (what SIGINT/SIGTERM do). */
@@ -225,13 +254,19 @@ export class Trainer<B> {
       dataRng: this.dataRng.getState(), modelRng: model.rng.getState(), optimizer: { step: this.opt.steps, lr: this.opt.lr }, config: model.config,
       extra: { objective: objective.name, schedule: this.schedule.kind, ...objective.state?.() },
     };
-    return saveCheckpoint(outDir, model, this.opt, state, this.o.keepLast);
+    if (this.par === null) return saveCheckpoint(outDir, model, this.opt, state, this.o.keepLast);
+    this.par.beforeCheckpoint?.();
+    try {
+      return this.par.leader ? saveCheckpoint(outDir, model, this.opt, state, this.o.keepLast) : "";
+    } finally {
+      this.par.afterCheckpoint?.();
+    }
   }
 
   /** The objective's validation with the model in eval mode (null when it has none). */
   validate(): Validation | null {
     const { objective, model, seed } = this.o;
-    if (objective.validate === undefined) return null;
+    if (objective.validate === undefined || this.par?.leader === false) return null;
     const wasTraining = model?.training ?? false;
     model?.eval();
     try {
@@ -252,6 +287,8 @@ export class Trainer<B> {
     const progress = o.quiet ? null : new Progress(resumedFrom === null ? o.label : `resume@${resumedFrom}`);
     const history: StepRecord[] = [];
     this.runStart = o.now();
+    this.agreedSeconds = this.elapsedBefore;
+    const par = this.par;
     const seenAtStart = this.seen;
     let smooth = NaN, valLoss = NaN, validatedAt = -1;
     let stoppedBy: TrainResult["stoppedBy"] = "budget";
@@ -259,11 +296,11 @@ export class Trainer<B> {
     try {
       for (;;) {
         if (o.signal?.aborted) throw new AbortedError();
-        if (this.stopReason !== null) {
+        if (par === null ? this.stopReason !== null : this.agreedStop) {
           stoppedBy = "signal";
           break;
         }
-        if (this.schedule.finished(this.step, this.elapsed())) break;
+        if (this.schedule.finished(this.step, par === null ? this.elapsed() : this.agreedSeconds)) break;
         let lossSum = 0;
         for (let micro = 0; micro < gradAccum; micro++) {
           const batch = objective.next(this.dataRng);
@@ -274,6 +311,7 @@ export class Trainer<B> {
             throw new Error(`${objective.name}: the loss became ${value} at step ${this.step + 1} (lower the learning rate?)`);
           }
           lossSum += value;
+          if (par !== null && micro === gradAccum - 1) par.beginLastBackward();
           loss.backward(gradAccum === 1 ? undefined : scalar(1 / gradAccum));
           loss.release();
           this.seen += objective.count(batch);
@@ -281,10 +319,19 @@ export class Trainer<B> {
         }
         // The LR is set once the gradients are ready: a time budget's schedule then reads the time at
         // the end of the step (less the update), so the step that crosses the budget runs at minLr.
-        const lr = this.schedule.lr(this.step, this.elapsed());
+        if (par !== null) {
+          const agreed = await par.finish({ loss: lossSum, seconds: this.elapsed(), stop: this.stopReason !== null });
+          lossSum = agreed.loss;
+          this.agreedSeconds = agreed.seconds;
+          this.agreedStop = agreed.stop;
+        }
+        const lr = this.schedule.lr(this.step, par === null ? this.elapsed() : this.agreedSeconds);
         this.opt.lr = lr;
-        clipGradNorm(this.parameters, o.clip);
-        this.opt.step();
+        if (par?.update !== undefined) par.update(o.clip);
+        else {
+          clipGradNorm(this.parameters, o.clip);
+          this.opt.step();
+        }
         this.opt.zeroGrad();
         const stats = objective.afterStep?.() ?? undefined;
         this.step++;
@@ -302,7 +349,7 @@ export class Trainer<B> {
         }
         history.push(rec);
         this.log?.append(rec);
-        if (this.log !== null && this.step % o.checkpointEvery === 0) this.checkpoint();
+        if (o.outDir !== undefined && this.step % o.checkpointEvery === 0) this.checkpoint();
         o.onStep?.(rec);
         progress?.update(this.schedule.fraction(this.step, rec.seconds), {
           step: String(this.step), loss: smooth.toFixed(3), val: Number.isNaN(valLoss) ? "--" : valLoss.toFixed(3), [RATE_LABEL[objective.unit]]: rec.rate.toLocaleString("en-US"),
@@ -316,7 +363,7 @@ export class Trainer<B> {
       }
       if (o.outDir !== undefined) {
         if (history.length > 0 || listCheckpoints(o.outDir).length === 0) this.checkpoint();
-        writeFileSync(join(o.outDir, "loss.svg"), this.log!.curveSvg(objective.chart ?? { title: `${objective.name} training`, yLabel: "loss" }));
+        if (this.log !== null) writeFileSync(join(o.outDir, "loss.svg"), this.log.curveSvg(objective.chart ?? { title: `${objective.name} training`, yLabel: "loss" }));
       }
       if (progress !== null) {
         progress.update(1, { step: String(this.step), loss: Number.isNaN(smooth) ? "--" : smooth.toFixed(3), val: Number.isNaN(valLoss) ? "--" : valLoss.toFixed(3) }, true);
