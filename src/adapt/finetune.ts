@@ -67,7 +67,8 @@ export class PreemptedError extends Error {
   }
 }
 
-function loggedLosses(path: string): number[] {
+/** The losses of every step a checkpointed run logged (its metrics.jsonl), across resumes. */
+export function loggedLosses(path: string): number[] {
   return readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => (JSON.parse(l) as { loss: number }).loss);
 }
 
@@ -86,7 +87,7 @@ class RngSet extends Rng {
 }
 
 /** The trained tensors as the model the trainer checkpoints: `trained.0`, `trained.1`, ... in the order given. */
-class TrainedTensors extends Module implements TrainableModel {
+export class TrainedTensors extends Module implements TrainableModel {
   readonly trained: Tensor[];
   readonly rng: Rng;
   readonly config: { trained: number[][] };

@@ -8,7 +8,7 @@
  *     const r = await runGenerative({ base: "runs/small", method: "lora", data: "chats.jsonl", out: "runs/chat-lora" });
  *     r.before.loss, r.after.loss, r.after.exactMatch;   // held-out assistant tokens, greedy replies
  */
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { RawTensor } from "../io/safetensors.js";
 import { f32 } from "../io/safetensors.js";
@@ -22,6 +22,8 @@ import { type GenerativeRecord, loadGenerativeData, promptAndReference, splitGen
 import { TaskError } from "../tasks/task.js";
 import { packSequences, packedLoss, supervisedLM } from "../train/sft.js";
 import { AbortedError, Trainer } from "../train/trainer.js";
+import { Rng } from "../tensor/rng.js";
+import { PreemptedError, TrainedTensors, loggedLosses } from "./finetune.js";
 import { AdapterError, saveAdapter } from "./artifact.js";
 import { loadBase } from "./base.js";
 import { applyLoRA, type LoRAHandle } from "./lora.js";
@@ -53,6 +55,11 @@ export interface GenerativeSpec {
   maxTest?: number;
   /** Validations during training (default 10), so the job's events carry a validation curve. */
   evaluations?: number;
+  /**
+   * Training checkpoints go here (every 100 steps, and when preempted): a run with the same spec
+   * and folder resumes from the newest, exactly (the same batches, dropout masks and losses).
+   */
+  checkpointDir?: string;
 }
 
 export interface GenerativeScores {
@@ -147,7 +154,12 @@ export function scoreGenerative(model: GPT, tok: TextTokenizer, template: ChatTe
 
 const countOf = (ts: { size: number }[]): number => ts.reduce((s, t) => s + t.size, 0);
 
-export async function runGenerative(spec: GenerativeSpec, { onProgress, signal }: { onProgress?: (p: GenerativeProgress) => void; signal?: AbortSignal } = {}): Promise<GenerativeOutcome> {
+/**
+ * `preempt` (with spec.checkpointDir): aborting it checkpoints after the current step and stops;
+ * runGenerative then rejects with PreemptedError, and a later call with the same spec resumes.
+ */
+export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, preempt }: { onProgress?: (p: GenerativeProgress) => void; signal?: AbortSignal; preempt?: AbortSignal } = {}): Promise<GenerativeOutcome> {
+  if (preempt !== undefined && spec.checkpointDir === undefined) throw new RangeError("runGenerative: preempt needs spec.checkpointDir (a preempted run resumes from its checkpoint)");
   const start = Date.now();
   if (!(GENERATIVE_METHODS as readonly string[]).includes(spec.method)) throw new TaskError(`generative fine-tuning: method ${JSON.stringify(spec.method)}; methods are ${GENERATIVE_METHODS.join(", ")}`);
   const seed = spec.seed ?? 0;
@@ -194,15 +206,26 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal }
       if (r.valLoss !== undefined) valLosses.push({ step: r.step, loss: r.valLoss });
       onProgress?.({ step: r.step, total: steps, loss: r.loss, valLoss: r.valLoss, tokens: r.seen, elapsedSeconds: r.seconds });
     },
+    // Checkpoints hold the trained tensors (LoRA factors, or every weight) and the dropout
+    // generators of the body and its LoRA layers, beside the trainer's data order and optimizer.
+    ...(spec.checkpointDir === undefined ? {} : {
+      model: new TrainedTensors(trainable, dropoutRngs(gpt, ...(handle?.layers.map(([, l]) => l) ?? []))), outDir: spec.checkpointDir, checkpointEvery: 100, keepLast: 2,
+    }),
   });
+  const stop = () => trainer.requestStop("preempted");
+  preempt?.addEventListener("abort", stop, { once: true });
+  if (preempt?.aborted) stop();
   const t0 = Date.now();
   gpt.train(true);
   let result;
   try {
+    trainer.resume();
     result = await trainer.run();
+    if (result.stoppedBy === "signal") throw new PreemptedError(result.steps, steps);
   } catch (e) {
     throw e instanceof AbortedError ? new AbortedError("the adaptation was cancelled") : e;
   } finally {
+    preempt?.removeEventListener("abort", stop);
     trainer.opt.release();
     for (const t of trainable) {
       t.grad?.release();
@@ -211,6 +234,7 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal }
     gpt.eval();
   }
   const trainSeconds = (Date.now() - t0) / 1000;
+  const resumed = result.resumedFrom !== null && spec.checkpointDir !== undefined;
 
   const tensors: Record<string, RawTensor> = {};
   if (handle !== null) Object.assign(tensors, handle.tensors());
@@ -230,12 +254,25 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal }
   }
   return {
     out: spec.out ?? null, method: spec.method, format: data.format, trainExamples: trainRecords.length, valExamples: valRecords.length,
-    before: strip(before), after: strip(after), steps: result.steps, losses: result.history.map((h) => h.loss), valLosses,
+    before: strip(before), after: strip(after), steps: result.steps,
+    // A resumed run's history starts at its checkpoint; the log in the checkpoint folder holds every step.
+    losses: resumed ? loggedLosses(join(spec.checkpointDir!, "metrics.jsonl")) : result.history.map((h) => h.loss),
+    valLosses: resumed ? loggedValLosses(join(spec.checkpointDir!, "metrics.jsonl")) : valLosses,
     trainableParameters: countOf(trainable), totalParameters,
     trainingTokens: result.seen, seconds: (Date.now() - start) / 1000, trainSeconds,
     peakRssBytes: process.resourceUsage().maxRSS * 1024, peakTensorBytes: memoryStats().peakNativeBytes, adapterBytes,
   };
 }
+
+/** The validation losses a checkpointed run logged, across resumes. */
+function loggedValLosses(path: string): { step: number; loss: number }[] {
+  return readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as { step: number; valLoss?: number })
+    .filter((r) => r.valLoss !== undefined).map((r) => ({ step: r.step, loss: r.valLoss! }));
+}
+
+/** The dropout generators of a body and its LoRA layers (each once), saved with checkpoints so a resumed run draws the same masks. */
+const dropoutRngs = (...holders: object[]): Rng[] =>
+  [...new Set(holders.map((h) => (h as { rng?: unknown }).rng).filter((r): r is Rng => r instanceof Rng))];
 
 function strip(s: GenerativeScores & { replies?: unknown }): GenerativeScores {
   const { loss, perplexity, exactMatch, similarity, tokens, examples } = s;

@@ -5,11 +5,13 @@ import { parseArgs } from "node:util";
 import { AdapterImportError, Registry, adapterFolders, importAdapter, tenantProblem } from "../registry/index.js";
 import { createServer } from "../serve/index.js";
 import { UsageError, checkWritableDir, parseIntArg } from "./args.js";
+import { limitOptions, limitParseOptions, limitsHelp } from "./serve_limits.js";
 
 export const serveHelp = `plinth serve — OpenAI-compatible multi-adapter server with keys, metering, fine-tuning jobs and a dashboard
 
 Usage: plinth serve [--registry runs/registry.db] [--model name=dir ...] [--adapters <dir> [--tenant default]]
                     [--port 8080] [--host 127.0.0.1] [--admin-key-file FILE] [--max-batch 32] [--workers 1]
+                    [limits: --max-inputs N --slice-seconds X ... (below)]
        plinth serve --create-key <tenant> [--rpm N] [--token-quota N] [--registry ...]
        (plinth keys list|create|rotate|revoke manages keys without a running server)
 
@@ -33,10 +35,18 @@ Usage: plinth serve [--registry runs/registry.db] [--model name=dir ...] [--adap
   --rpm            with --create-key: requests per minute allowed
   --token-quota    with --create-key: tokens allowed in all (a hard limit: work reserves its worst case)
 
+${limitsHelp()}
+
+Fairness: encoder work (embeddings, classifications, zero-shot, CLIP images) runs in pieces of
+--encoder-piece-ms on the event loop, tenants taking turns, chats first; fine-tuning jobs go to
+the tenant served least recently, under --jobs-per-tenant, and a job that has trained
+--slice-seconds while another tenant's job waits checkpoints and goes back to the queue.
+
 Examples:
   plinth keys create acme --registry runs/registry.db
   PLINTH_ADMIN_KEY=$(cat admin.secret) plinth serve --model tiny=runs/default --port 8080   # dashboard at http://127.0.0.1:8080/dashboard/
-  plinth serve --model tiny=runs/default --adapters runs/adapters --tenant acme   # acme calls tiny:sentiment-lora`;
+  plinth serve --model tiny=runs/default --adapters runs/adapters --tenant acme   # acme calls tiny:sentiment-lora
+  plinth serve --max-inputs 64 --encoder-per-tenant 4 --slice-seconds 30 --default-token-quota 1000000`;
 
 export const keysHelp = `plinth keys — list, create, rotate and revoke API keys in a registry (the server need not run)
 
@@ -146,6 +156,7 @@ export async function runServe(argv: string[]): Promise<void> {
       port: { type: "string" }, host: { type: "string" },
       "admin-key": { type: "string" }, "admin-key-file": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" },
       "create-key": { type: "string" }, rpm: { type: "string" }, "token-quota": { type: "string" }, help: { type: "boolean", short: "h" },
+      ...limitParseOptions,
     },
   });
   if (values.help) {
@@ -155,6 +166,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const path = values.registry ?? "runs/registry.db";
   // Every flag is checked before the registry is opened (or created).
   const maxBatch = parseIntArg("max-batch", values["max-batch"], 32, 1), maxWorkers = parseIntArg("workers", values.workers, 1, 1);
+  const limits = limitOptions(values);
   const port = parseIntArg("port", values.port, 8080);
   if (port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got "${values.port}"`);
   const rpm = values.rpm === undefined ? null : parseIntArg("rpm", values.rpm, 0, 1);
@@ -191,7 +203,7 @@ export async function runServe(argv: string[]): Promise<void> {
   }
   const server = await createServer({
     registry: path, adminKey,
-    maxBatch, maxWorkers,
+    maxBatch, maxWorkers, ...limits,
   });
   const url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
   console.error(`plinth serve: ${url}/v1 (OpenAI-compatible), dashboard ${url}/dashboard/`);

@@ -93,8 +93,32 @@ const toKey = (r: KeyRow): ApiKey => ({
 const tokensOf = (d: UsageDelta): number => (d.promptTokens ?? 0) + (d.completionTokens ?? 0) + (d.trainingTokens ?? 0);
 const TERMINAL_SQL = [...TERMINAL].map((s) => `'${s}'`).join(", ");
 
+/** Limits for keys created without their own (a server's policy; a key's own limit wins). */
+export interface KeyDefaults {
+  rpm: number | null;
+  tokenQuota: number | null;
+}
+
 export class KeyStore {
+  private defaults: KeyDefaults = { rpm: null, tokenQuota: null };
   constructor(private readonly db: Database) {}
+
+  /**
+   * Limits a key without its own gets in this process (`plinth serve --default-rpm`,
+   * `--default-token-quota`): get(), verify() and quota() report them as the key's, so the gate
+   * and the reservations enforce them; list() shows what each key itself holds.
+   */
+  setDefaults(d: Partial<KeyDefaults>): void {
+    const next = { ...this.defaults, ...d };
+    for (const [k, v] of Object.entries(next)) {
+      if (v !== null && !(Number.isInteger(v) && v > 0)) throw new RangeError(`keys.setDefaults: ${k} must be a positive integer or null, got ${v}`);
+    }
+    this.defaults = next;
+  }
+
+  private withDefaults(k: ApiKey): ApiKey {
+    return { ...k, rpm: k.rpm ?? this.defaults.rpm, tokenQuota: k.tokenQuota ?? this.defaults.tokenQuota };
+  }
 
   /** Creates a key; the returned `secret` is the only copy of it. */
   create(tenant: string, { name = "default", rpm = null, tokenQuota = null }: { name?: string; rpm?: number | null; tokenQuota?: number | null } = {}): { key: ApiKey; secret: string } {
@@ -113,13 +137,13 @@ export class KeyStore {
 
   get(id: string): ApiKey | undefined {
     const r = this.db.prepare<KeyRow>("SELECT * FROM api_keys WHERE id = ?").get(id);
-    return r === undefined ? undefined : toKey(r);
+    return r === undefined ? undefined : this.withDefaults(toKey(r));
   }
 
   /** The live key a secret belongs to, or undefined. */
   verify(secret: string): ApiKey | undefined {
     const r = this.db.prepare<KeyRow>("SELECT * FROM api_keys WHERE hash = ? AND revoked = 0").get(hashKey(secret));
-    return r === undefined ? undefined : toKey(r);
+    return r === undefined ? undefined : this.withDefaults(toKey(r));
   }
 
   /** A tenant's keys (revoked ones included), or every key when no tenant is given. */

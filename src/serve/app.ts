@@ -14,7 +14,7 @@ import { type QuerySpec, parseJsonBody, query } from "./params.js";
 import { EncoderQueue, type EncoderQueueOptions } from "./encoder_queue.js";
 import { type EncoderLimits, encoderRoutes } from "./routes/encoders.js";
 import { fileRoutes } from "./routes/files.js";
-import { generationRoutes } from "./routes/generation.js";
+import { type GenerationLimits, generationRoutes } from "./routes/generation.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { modelRoutes } from "./routes/models.js";
 import { plinthRoutes } from "./routes/plinth.js";
@@ -41,6 +41,10 @@ export interface ServerOptions {
   encoder?: Omit<EncoderQueueOptions, "generating"> & EncoderLimits;
   /** Fair sharing of the fine-tuning workers between tenants: per-tenant cap, job size limit, time slice (jobs.ts). */
   jobs?: JobPolicy;
+  /** Per-request bounds of the generation routes: choices (n, best_of) and tokens per choice. */
+  generation?: GenerationLimits;
+  /** Limits for keys that have none of their own: requests per minute and a token quota (registry/keys.ts). */
+  keyDefaults?: { rpm?: number | null; tokenQuota?: number | null };
 }
 
 export interface PlinthServer {
@@ -57,6 +61,7 @@ export interface PlinthServer {
 
 export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   const registry = Registry.open(opts.registry);
+  if (opts.keyDefaults !== undefined) registry.keys.setDefaults(opts.keyDefaults);
   const dataDir = opts.dataDir ?? dirname(opts.registry);
   const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 });
   // Encoder pieces yield to generation: a scheduler with sequences running or waiting comes first.
@@ -117,7 +122,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   });
 
   await app.register(modelRoutes(registry, host));
-  await app.register(generationRoutes({ host, registry }));
+  await app.register(generationRoutes({ host, registry, limits: opts.generation }));
   await app.register(encoderRoutes({ host, registry, queue: encoders, limits: opts.encoder }));
   await app.register(fileRoutes({ registry, dataDir, maxFileBytes: opts.maxFileBytes ?? 32 << 20 }));
   await app.register(jobRoutes({ registry, runner }));

@@ -33,6 +33,9 @@ export interface EncoderQueueOptions {
   generating?: () => boolean;
 }
 
+/** The queue's defaults (`plinth serve --encoder-piece-ms`, `--encoder-share`, `--encoder-per-tenant`). */
+export const DEFAULT_ENCODER_QUEUE = { unitMs: 20, generatingShare: 0.2, maxPerTenant: 8 } as const;
+
 export interface EncoderTask<R> {
   tenant: string;
   /** The base model: pieces are sized from its measured cost per token. */
@@ -119,7 +122,7 @@ export class EncoderQueue {
   private readonly recentTurns = new Float64Array(1024).fill(NaN);
   private dropped = 0;
 
-  constructor({ unitMs = 20, generatingShare = 0.2, maxPerTenant = 8, generating = () => false }: EncoderQueueOptions = {}) {
+  constructor({ unitMs = DEFAULT_ENCODER_QUEUE.unitMs, generatingShare = DEFAULT_ENCODER_QUEUE.generatingShare, maxPerTenant = DEFAULT_ENCODER_QUEUE.maxPerTenant, generating = () => false }: EncoderQueueOptions = {}) {
     if (!(unitMs > 0)) throw new RangeError(`EncoderQueue: unitMs must be > 0, got ${unitMs}`);
     if (!(generatingShare > 0 && generatingShare <= 1)) throw new RangeError(`EncoderQueue: generatingShare must be in (0, 1], got ${generatingShare}`);
     if (!(Number.isInteger(maxPerTenant) && maxPerTenant >= 1)) throw new RangeError(`EncoderQueue: maxPerTenant must be a positive integer, got ${maxPerTenant}`);

@@ -41,6 +41,9 @@ export interface JobPolicy {
   workerNice?: number;
 }
 
+/** The job policy's defaults (`plinth serve --jobs-per-tenant`, `--slice-seconds`, `--job-max-examples`, `--worker-nice`). */
+export const DEFAULT_JOB_POLICY = { maxPerTenant: 1, sliceSeconds: 60, maxJobExamples: 1_000_000, workerNice: 10 } as const;
+
 export interface JobRunnerOptions extends JobPolicy {
   dbPath: string;
   dataDir: string;
@@ -120,17 +123,17 @@ export class JobRunner {
     this.maxWorkers = opts.maxWorkers ?? 1;
     this.maxAttempts = opts.maxAttempts ?? 3;
     this.script = opts.workerScript ?? fileURLToPath(new URL("./worker.js", import.meta.url));
-    this.sliceSeconds = opts.sliceSeconds ?? 60;
+    this.sliceSeconds = opts.sliceSeconds ?? DEFAULT_JOB_POLICY.sliceSeconds;
   }
 
   /** Jobs a tenant may run at once. */
   capOf(tenant: string): number {
-    return this.opts.tenants?.[tenant]?.maxPerTenant ?? this.opts.maxPerTenant ?? 1;
+    return this.opts.tenants?.[tenant]?.maxPerTenant ?? this.opts.maxPerTenant ?? DEFAULT_JOB_POLICY.maxPerTenant;
   }
 
   /** Training examples one job of the tenant may plan. */
   maxExamplesOf(tenant: string): number {
-    return this.opts.tenants?.[tenant]?.maxJobExamples ?? this.opts.maxJobExamples ?? 1_000_000;
+    return this.opts.tenants?.[tenant]?.maxJobExamples ?? this.opts.maxJobExamples ?? DEFAULT_JOB_POLICY.maxJobExamples;
   }
 
   /** Refuses (400, naming the hyperparameter) a job that plans more training than its tenant may run in one job. */
@@ -195,7 +198,7 @@ export class JobRunner {
   private start(job: JobEntry): void {
     const child = fork(this.script, [this.opts.dbPath, job.id, this.opts.dataDir], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     // At once, before the child starts its threads (which inherit it): training yields the CPU to serving.
-    const nice = this.opts.workerNice ?? 10;
+    const nice = this.opts.workerNice ?? DEFAULT_JOB_POLICY.workerNice;
     if (nice !== 0 && child.pid !== undefined) {
       try {
         setPriority(child.pid, nice);

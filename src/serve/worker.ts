@@ -86,41 +86,48 @@ function exitFailed(e: unknown): never {
   process.exit(current === "running" ? 1 : 0);
 }
 
-// A training file without labels is a chat or prompt/completion file: generative fine-tuning (adapt/generative.ts).
-if (file.labels.length === 0) {
+/**
+ * Runs the training and commits it. Preempted (its time slice is over): the job goes back to the
+ * queue and its checkpoint stays for the next worker; failed or cancelled: the checkpoint goes.
+ */
+async function train(run: () => Promise<void>): Promise<never> {
   try {
-    const { runGenerative } = await import("../adapt/generative.js");
-    const o = await runGenerative({
-      base: model.dir, method: job.method === "full" ? "full" : "lora", data: file.path, out, seed: job.seed,
-      ...(job.validationFile !== null ? { validation: registry.jobs.file(job.validationFile)!.path } : {}),
-      steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, lrMultiplier: hp.learning_rate_multiplier, batchSize: hp.batch_size, maxTest: hp.max_test ?? 16,
-      lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha },
-    }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal });
-    commitGenerative(o);
+    await run();
+    rmSync(checkpointDir, { recursive: true, force: true });
   } catch (e) {
+    if ((e as Error).name === "PreemptedError") {
+      const { step, total } = e as Error & { step: number; total: number };
+      registry.jobs.requeuePreempted(jobId, `Preempted at step ${step}/${total} so that other tenants' jobs can run; checkpointed, back in the queue, and resumes from step ${step}`);
+      registry.close();
+      process.exit(0);
+    }
+    rmSync(checkpointDir, { recursive: true, force: true });  // nothing will resume
     exitFailed(e);
   }
   registry.close();
   process.exit(0);
 }
 
-try {
+// A training file without labels is a chat or prompt/completion file: generative fine-tuning
+// (adapt/generative.ts), time-sliced like the classifier methods (checkpoints, preemption, exact resume).
+if (file.labels.length === 0) {
+  await train(async () => {
+    const { runGenerative } = await import("../adapt/generative.js");
+    const o = await runGenerative({
+      base: model.dir, method: job.method === "full" ? "full" : "lora", data: file.path, out, seed: job.seed, checkpointDir,
+      ...(job.validationFile !== null ? { validation: registry.jobs.file(job.validationFile)!.path } : {}),
+      steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, lrMultiplier: hp.learning_rate_multiplier, batchSize: hp.batch_size, maxTest: hp.max_test ?? 16,
+      lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha },
+    }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal, preempt: preempt.signal });
+    commitGenerative(o);
+  });
+}
+
+await train(async () => {
   const { runAdaptation } = await import("../adapt/run.js");
   const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal, preempt: preempt.signal });
   commit(outcome, job.auditSuite === null ? [] : await audit(job.auditSuite, outcome.out ?? out));
-  rmSync(checkpointDir, { recursive: true, force: true });
-} catch (e) {
-  if ((e as Error).name === "PreemptedError") {
-    const { step, total } = e as Error & { step: number; total: number };
-    registry.jobs.requeuePreempted(jobId, `Preempted at step ${step}/${total} so that other tenants' jobs can run; checkpointed, back in the queue, and resumes from step ${step}`);
-    registry.close();
-    process.exit(0);
-  }
-  rmSync(checkpointDir, { recursive: true, force: true });  // failed or cancelled: nothing will resume
-  exitFailed(e);
-}
-registry.close();
-process.exit(0);
+});
 
 interface AuditRecord { name: string; passed: boolean; result: Record<string, unknown> }
 

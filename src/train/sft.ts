@@ -29,30 +29,33 @@ export interface PackedRow {
   y: Int32Array;
   /** Tokens of real examples in the row (the rest is padding). */
   used: number;
+  /** The packed sequences, as indices into the list packed, in the row's order (a checkpoint rebuilds the row from them). */
+  members?: number[];
 }
 
 /**
  * Packs sequences (in the given order) into rows of T inputs: each sequence of n tokens takes n
  * positions of a row (its ids shifted by one become the targets), first fit into the open rows.
  */
-export function packSequences(seqs: readonly LearnableSequence[], T: number, pad: number): PackedRow[] {
-  const rows: PackedRow[] = [];
-  for (const s of seqs) {
+export function packSequences(seqs: readonly LearnableSequence[], T: number, pad: number): Required<PackedRow>[] {
+  const rows: Required<PackedRow>[] = [];
+  seqs.forEach((s, k) => {
     const n = s.ids.length;
-    if (n < 2) continue;
+    if (n < 2) return;
     if (n > T + 1) throw new RangeError(`packSequences: a sequence of ${n} tokens does not fit a row of ${T + 1}`);
     const need = n - 1;
-    let row = rows.find((r) => r.used + need <= T);
+    let row = rows.find((r) => r.used + need <= T) as Required<PackedRow> | undefined;
     if (row === undefined) {
-      row = { x: new Int32Array(T).fill(pad), y: new Int32Array(T).fill(-1), used: 0 };
+      row = { x: new Int32Array(T).fill(pad), y: new Int32Array(T).fill(-1), used: 0, members: [] };
       rows.push(row);
     }
+    row.members.push(k);
     for (let i = 0; i < need; i++) {
       row.x[row.used + i] = s.ids[i];
       row.y[row.used + i] = s.learn[i + 1] === 1 ? s.ids[i + 1] : -1;
     }
     row.used += need;
-  }
+  });
   return rows.filter((r) => r.y.some((t) => t >= 0));
 }
 
@@ -100,7 +103,7 @@ export function supervisedLM(model: LossModel, { train, val = [], batch, ctx, pa
   if (!(Number.isInteger(batch) && batch > 0 && Number.isInteger(ctx) && ctx > 1)) throw new RangeError(`supervisedLM: batch and ctx must be positive integers (ctx > 1), got ${batch} and ${ctx}`);
   if (train.length === 0) throw new RangeError("supervisedLM: no training examples");
   const valRows = packSequences(val, ctx, pad);
-  let queue: PackedRow[] = [];
+  let queue: Required<PackedRow>[] = [];
   let epochs = 0;
   return {
     name: "sft",
@@ -117,6 +120,7 @@ export function supervisedLM(model: LossModel, { train, val = [], batch, ctx, pa
         }
         const rows = packSequences(order.map((i) => train[i]), ctx, pad);
         if (rows.length === 0) throw new RangeError("supervisedLM: no training example has a token to learn");
+        for (const r of rows) r.members = r.members.map((k) => order[k]);
         queue = [...queue, ...rows];
         epochs++;
       }
@@ -129,6 +133,19 @@ export function supervisedLM(model: LossModel, { train, val = [], batch, ctx, pa
     release({ x, y }) {
       x.release();
       y.release();
+    },
+    // The epoch count and the rows not yet drawn, each as its examples (indices into train), so
+    // a resumed run draws the same batches: a row rebuilt from its members alone packs the same.
+    state: () => ({ sftEpochs: epochs, sftQueue: queue.map((r) => r.members) }),
+    restore(extra) {
+      const members = extra.sftQueue as number[][] | undefined;
+      if (members === undefined) return;
+      epochs = extra.sftEpochs as number;
+      queue = members.map((m) => {
+        const [row] = packSequences(m.map((i) => train[i]), ctx, pad);
+        if (row === undefined || row.members.length !== m.length) throw new Error("supervisedLM resume: the checkpoint's rows do not match this training data");
+        return { ...row, members: m };
+      });
     },
     validate() {
       if (valRows.length === 0) return { loss: null };

@@ -8,11 +8,14 @@
  *   POST /v1/zero-shot        {model: "clip-base", image: base64 or data URL, labels, templates?}
  *                             -> zero-shot image classification with an image-text (CLIP) base.
  *
- * Text work runs on the encoder queue (encoder_queue.ts): in pieces of bounded time, tenants
- * taking turns, generation first, and dropped when the client goes away. A request is bounded
- * before it runs: at most 256 inputs; zero-shot at most `maxPairs` inputs × labels; at most
+ * All of it, CLIP's text and vision towers included, runs on the encoder queue
+ * (encoder_queue.ts): in pieces of bounded time, tenants taking turns, generation first, and
+ * dropped when the client goes away. A request is bounded before it runs: at most `maxInputs`
+ * inputs and `maxLabels` labels; zero-shot at most `maxPairs` inputs × labels; at most
  * `maxTokens` tokens read by the model (after truncation to its context; zero-shot counts each
- * label's sequence). Over a limit is a 400 naming the parameter.
+ * label's sequence). Over a limit is a 400 naming the parameter. The tokens a request bills
+ * are reserved against its key's quota once its inputs are tokenized and before any forward
+ * (quota.ts: a 429 if they do not fit), and settled when it ends.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { embedTextsSteps } from "../../adapt/probe.js";
@@ -25,19 +28,26 @@ import { apiError } from "../errors.js";
 import type { ModelHost } from "../host.js";
 import { type Body, bodyOf, num, str, strings } from "../params.js";
 import { acceptOnly } from "../openai_params.js";
-import { zeroShotImage } from "../../eval/clip_images.js";
-import type { AdapterEntry, ApiKey } from "../../registry/index.js";
-
-const MAX_INPUTS = 256;
+import { type RequestMeter, admitPrompt } from "../quota.js";
+import { zeroShotImageSteps } from "../clip_steps.js";
+import { decodeImage } from "../../data/images.js";
+import { stringifyInSlices } from "../json_slices.js";
+import type { AdapterEntry, UsageKind } from "../../registry/index.js";
 
 export interface EncoderLimits {
+  /** Inputs of one embeddings, classifications or zero-shot request (default 256). */
+  maxInputs?: number;
+  /** Labels of one /v1/zero-shot request (default 64). */
+  maxLabels?: number;
+  /** Prompt templates of one image zero-shot request (default 16). */
+  maxTemplates?: number;
   /** Inputs × labels of one /v1/zero-shot request (default 4,096). */
   maxPairs?: number;
   /** Tokens the model reads for one request, after truncation to its context (default 262,144). */
   maxTokens?: number;
 }
 
-export const DEFAULT_ENCODER_LIMITS: Required<EncoderLimits> = { maxPairs: 4096, maxTokens: 262_144 };
+export const DEFAULT_ENCODER_LIMITS: Required<EncoderLimits> = { maxInputs: 256, maxLabels: 64, maxTemplates: 16, maxPairs: 4096, maxTokens: 262_144 };
 
 /** A trained classifier adapter (probe, head, LoRA or full with a score head) applied to its shared base. */
 function classifier(host: ModelHost, entry: AdapterEntry) {
@@ -66,34 +76,54 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       throw apiError("invalid_value", `Invalid value for 'input': the model would read ${plan.tokens.toLocaleString("en-US")} tokens (${plan.sequences.toLocaleString("en-US")} sequences after truncation to its context); at most ${limits.maxTokens.toLocaleString("en-US")} per request. Send fewer or shorter inputs${plan.sequences > 256 ? " or fewer labels" : ""}, or split the request.`, "input");
     }
   };
-  /** Runs text work on the encoder queue; a client that leaves drops the rest of it. */
-  const enqueue = async <R>(req: FastifyRequest, reply: FastifyReply, model: string, steps: (p: PieceOptions) => Steps<R>): Promise<EncoderOutcome<R>> => {
+  /**
+   * Runs work on the encoder queue; a client that leaves drops the rest of it. Once the work's
+   * plan is known (its inputs tokenized, before any forward) the tokens it bills are reserved
+   * against the key's quota (a 429 if they do not fit, and nothing runs); the end settles them
+   * with the compute time, and a request that fails or is dropped bills nothing.
+   */
+  const enqueue = async <R>(req: FastifyRequest, reply: FastifyReply, w: { model: string; billed: string; kind: UsageKind; bill: (plan: PiecePlan) => number }, steps: (p: PieceOptions) => Steps<R>): Promise<EncoderOutcome<R> & { tokens: number }> => {
+    let meter: RequestMeter | null = null;
+    let settled = false;
     try {
-      return await queue.run({ tenant: req.apiKey.tenant, model, steps, signal: disconnectSignal(req, reply), admit: tokenLimit });
+      const out = await queue.run({
+        tenant: req.apiKey.tenant, model: w.model, steps, signal: disconnectSignal(req, reply),
+        admit: (plan) => {
+          tokenLimit(plan);
+          meter = admitPrompt(registry, req.apiKey, { kind: w.kind, model: w.billed, tokens: w.bill(plan) });
+        },
+      });
+      const tokens = out.plan === null ? 0 : w.bill(out.plan);
+      if (meter === null) registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: w.kind, model: w.billed, computeSeconds: out.computeSeconds });
+      else (meter as RequestMeter).settle({ promptTokens: tokens, computeSeconds: out.computeSeconds });
+      settled = true;
+      return { ...out, tokens };
     } catch (e) {
       if ((e as Error).name === "PromptError") throw apiError("invalid_value", (e as Error).message, "verbalizers");
+      if ((e as Error).name === "ImageError") throw apiError("invalid_value", (e as Error).message, "image");
       throw e;
+    } finally {
+      if (!settled) (meter as RequestMeter | null)?.settle();
     }
   };
-  const zeroShotImageRequest = async (key: ApiKey, model: string, b: Body) => {
+  const zeroShotImageRequest = async (req: FastifyRequest, reply: FastifyReply, model: string, b: Body) => {
     const image = str(b, "image", { required: true });
-    const labels = strings(b, "labels", { required: true, max: 64 })!;
+    const labels = strings(b, "labels", { required: true, max: limits.maxLabels })!;
     if (labels.length < 2) throw apiError("invalid_value", "Invalid value for 'labels': give at least 2 labels.", "labels");
-    const templates = strings(b, "templates", { max: 16 }) ?? ["a photo of {label}.", "{label}"];
+    const templates = strings(b, "templates", { max: limits.maxTemplates }) ?? ["a photo of {label}.", "{label}"];
     if (templates.some((t) => !t.includes("{label}"))) throw apiError("invalid_value", "Invalid value for 'templates': each template needs a {label} field.", "templates");
     const run = host.clip(model);
     const bytes = Buffer.from(image.replace(/^data:[^;,]*;base64,/, ""), "base64");
-    const t0 = performance.now();
-    let ranked;
+    let rgb: Uint8Array;
     try {
-      ranked = await zeroShotImage(run, { name: "the uploaded image", bytes }, labels, templates);
+      rgb = await decodeImage({ name: "the uploaded image", bytes }, run.model.config.vision_config.image_size);
     } catch (e) {
       if ((e as Error).name === "ImageError") throw apiError("invalid_value", (e as Error).message, "image");
       throw e;
     }
-    registry.keys.record({ keyId: key.id, tenant: key.tenant, kind: "classification", model, computeSeconds: (performance.now() - t0) / 1000 });
-    const scores = Object.fromEntries(ranked.map((r) => [r.label, r.prob]));
-    return result(model, labels, [labels.map((l) => scores[l])], 0);
+    // The text and vision towers run on the encoder queue, in pieces, like the text routes.
+    const out = await enqueue(req, reply, { model, billed: model, kind: "classification", bill: (p) => p.inputTokens }, (p) => zeroShotImageSteps(run, rgb, labels, templates, p));
+    return result(model, labels, [out.value], out.tokens);
   };
   return async (app: FastifyInstance): Promise<void> => {
     // A client gone before its reply: nothing can be written, and nothing is billed (its work was dropped).
@@ -107,55 +137,58 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       const b = bodyOf(req.body);
       acceptOnly(b, "embeddings");
       const model = str(b, "model", { required: true });
-      const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
+      const input = strings(b, "input", { required: true, max: limits.maxInputs })!;
       const format = str(b, "encoding_format") ?? "float";
       if (format !== "float" && format !== "base64") throw apiError("invalid_value", `Invalid value for 'encoding_format': ${JSON.stringify(format)}; expected float or base64.`, "encoding_format");
       const r = host.resolve(req.apiKey.tenant, model);
       if (r.adapter !== null) throw apiError("unsupported_model", "Embeddings come from a base model; name the base without an adapter.", "model");
       const width = (r.base.model.config as { n_embd?: number; hidden_size?: number }).n_embd ?? (r.base.model.config as { hidden_size?: number }).hidden_size ?? Infinity;
       const dimensions = b.dimensions === undefined || b.dimensions === null ? null : num(b, "dimensions", { min: 1, max: width, integer: true, fallback: width });
-      let out: EncoderOutcome<Float32Array[]>;
+      let out: EncoderOutcome<Float32Array[]> & { tokens: number };
       try {
-        out = await enqueue(req, reply, r.base.entry.name, (p) => embedTextsSteps(r.base.model, r.base.tok, input, {}, p));
+        out = await enqueue(req, reply, { model: r.base.entry.name, billed: model, kind: "embedding", bill: (p) => p.tokens }, (p) => embedTextsSteps(r.base.model, r.base.tok, input, {}, p));
       } catch (e) {
         if (e instanceof EncoderAbortError) return gone(reply);
         throw e;
       }
-      const tokens = out.plan?.tokens ?? 0;
-      registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "embedding", model, promptTokens: tokens, computeSeconds: out.computeSeconds });
+      const tokens = out.tokens;
       if (dimensions !== null) out = { ...out, value: out.value.map((v) => shorten(v, dimensions)) };
-      return {
-        object: "list", model,
-        data: out.value.map((v, index) => ({ object: "embedding", index, embedding: format === "base64" ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v) })),
-        usage: { prompt_tokens: tokens, total_tokens: tokens },
-      };
+      // Up to 256 × the base's width of numbers: written in slices, so the event loop stays free for chats.
+      const data = out.value.map((v, index) => ({ object: "embedding", index, embedding: format === "base64" ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v) }));
+      const text = await stringifyInSlices({ object: "list", model }, "data", data, { usage: { prompt_tokens: tokens, total_tokens: tokens } });
+      return reply.type("application/json; charset=utf-8").send(text);
     });
 
     app.post("/v1/classifications", async (req, reply) => {
       const b = bodyOf(req.body);
       const model = str(b, "model", { required: true });
-      const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
+      const input = strings(b, "input", { required: true, max: limits.maxInputs })!;
       const r = host.resolve(req.apiKey.tenant, model);
       if (r.adapter === null) throw apiError("invalid_value", "Classification needs a classifier adapter ('base:adapter'); for a base model use /v1/zero-shot with labels.", "model");
       const clf = classifier(host, r.adapter);
-      let out: EncoderOutcome<number[][]>;
+      let out: EncoderOutcome<number[][]> & { tokens: number };
       try {
-        out = await enqueue(req, reply, r.base.entry.name, (p) => clf.predictSteps(input, p));
+        out = await enqueue(req, reply, { model: r.base.entry.name, billed: model, kind: "classification", bill: (p) => p.inputTokens }, (p) => clf.predictSteps(input, p));
       } catch (e) {
         if (e instanceof EncoderAbortError) return gone(reply);
         throw e;
       }
-      const tokens = out.plan?.inputTokens ?? 0;
-      registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "classification", model, promptTokens: tokens, computeSeconds: out.computeSeconds });
-      return result(model, r.adapter.labels, out.value, tokens);
+      return result(model, r.adapter.labels, out.value, out.tokens);
     });
 
     app.post("/v1/zero-shot", async (req, reply) => {
       const b = bodyOf(req.body);
       const model = str(b, "model", { required: true });
-      if (b.image !== undefined) return zeroShotImageRequest(req.apiKey, model, b);
-      const input = strings(b, "input", { required: true, max: MAX_INPUTS })!;
-      const labels = strings(b, "labels", { required: true, max: 64 })!;
+      if (b.image !== undefined) {
+        try {
+          return await zeroShotImageRequest(req, reply, model, b);
+        } catch (e) {
+          if (e instanceof EncoderAbortError) return gone(reply);
+          throw e;
+        }
+      }
+      const input = strings(b, "input", { required: true, max: limits.maxInputs })!;
+      const labels = strings(b, "labels", { required: true, max: limits.maxLabels })!;
       if (labels.length < 2) throw apiError("invalid_value", "Invalid value for 'labels': give at least 2 labels.", "labels");
       if (input.length * labels.length > limits.maxPairs) {
         throw apiError("invalid_value", `Invalid value for 'labels': ${input.length} inputs × ${labels.length} labels is ${(input.length * labels.length).toLocaleString("en-US")} scorings; at most ${limits.maxPairs.toLocaleString("en-US")} per request. Send fewer inputs or labels, or split the request.`, "labels");
@@ -171,16 +204,14 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       const steps = can(m, "generate")
         ? (p: PieceOptions) => classifyCausalSteps(m, tok, labels, examples, { template: template ?? "{text}\nLabel:", verbalizers, calibrate: true }, p)
         : (p: PieceOptions) => classifyMaskedSteps(m, tok, labels, examples, { template: template ?? "{text} It was [MASK].", verbalizers, calibrate: true }, p);
-      let out: EncoderOutcome<{ probs: number[][] }>;
+      let out: EncoderOutcome<{ probs: number[][] }> & { tokens: number };
       try {
-        out = await enqueue(req, reply, r.base.entry.name, steps);
+        out = await enqueue(req, reply, { model: r.base.entry.name, billed: model, kind: "classification", bill: (p) => p.inputTokens }, steps);
       } catch (e) {
         if (e instanceof EncoderAbortError) return gone(reply);
         throw e;
       }
-      const tokens = out.plan?.inputTokens ?? 0;
-      registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: "classification", model, promptTokens: tokens, computeSeconds: out.computeSeconds });
-      return result(model, labels, out.value.probs, tokens);
+      return result(model, labels, out.value.probs, out.tokens);
     });
   };
 }

@@ -21,7 +21,17 @@ import type { LoRAWeights } from "../packed.js";
 import { type RequestMeter, admitGeneration } from "../quota.js";
 import type { Registry } from "../../registry/index.js";
 
-export interface GenerationDeps { host: ModelHost; registry: Registry }
+/** Per-request bounds of /v1/completions and /v1/chat/completions. */
+export interface GenerationLimits {
+  /** Choices one request may ask for (n, and best_of) (default 8). */
+  maxChoices?: number;
+  /** Tokens one choice may generate (max_tokens, max_completion_tokens) (default 4,096). */
+  maxCompletionTokens?: number;
+}
+
+export const DEFAULT_GENERATION_LIMITS: Required<GenerationLimits> = { maxChoices: 8, maxCompletionTokens: 4096 };
+
+export interface GenerationDeps { host: ModelHost; registry: Registry; limits?: GenerationLimits }
 
 interface ChatMessage { role: string; content: string }
 
@@ -52,13 +62,14 @@ function chatPrompt(base: LoadedModel, messages: ChatMessage[]): number[] {
   return chatPromptIds(t, base.tok, messages);
 }
 
-function commonParams(b: Body, prompt: number[]): Omit<TextParams, "topLogprobs"> {
+function commonParams(b: Body, prompt: number[], limits: Required<GenerationLimits>): Omit<TextParams, "topLogprobs"> {
+  const maxTokens = limits.maxCompletionTokens;
   const stop = strings(b, "stop", { max: 4 }) ?? [];
   if (stop.some((s) => s === "")) throw apiError("invalid_value", "Invalid value for 'stop': stop sequences must be non-empty.", "stop");
   return {
     prompt,
-    n: num(b, "n", { min: 1, max: 8, integer: true, fallback: 1 }),
-    maxTokens: num(b, "max_completion_tokens", { min: 1, max: 4096, integer: true, fallback: num(b, "max_tokens", { min: 1, max: 4096, integer: true, fallback: 16 }) }),
+    n: num(b, "n", { min: 1, max: limits.maxChoices, integer: true, fallback: 1 }),
+    maxTokens: num(b, "max_completion_tokens", { min: 1, max: maxTokens, integer: true, fallback: num(b, "max_tokens", { min: 1, max: maxTokens, integer: true, fallback: Math.min(16, maxTokens) }) }),
     temperature: num(b, "temperature", { min: 0, max: 2, fallback: 1 }),
     topP: num(b, "top_p", { min: Number.MIN_VALUE, max: 1, fallback: 1 }),
     seed: num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: Math.floor(Math.random() * 2 ** 31) }),
@@ -181,6 +192,7 @@ async function generate(req: FastifyRequest, reply: FastifyReply, kind: "complet
 }
 
 export function generationRoutes(deps: GenerationDeps) {
+  const limits = { ...DEFAULT_GENERATION_LIMITS, ...deps.limits };
   return async (app: FastifyInstance): Promise<void> => {
     app.post("/v1/completions", async (req, reply) => {
       const b = bodyOf(req.body);
@@ -196,8 +208,8 @@ export function generationRoutes(deps: GenerationDeps) {
       const echo = bool(b, "echo", false);
       if (echo && lp !== null) throw apiError("invalid_value", "'echo' together with 'logprobs' is not supported by this server: the prompt tokens' log-probabilities are not computed. Use echo or logprobs, not both.", "echo");
       const stream = bool(b, "stream", false);
-      const common = commonParams(b, Array.from(base.tok.encode(prompts[0])));
-      const bestOf = num(b, "best_of", { min: 1, max: 8, integer: true, fallback: common.n });
+      const common = commonParams(b, Array.from(base.tok.encode(prompts[0])), limits);
+      const bestOf = num(b, "best_of", { min: 1, max: limits.maxChoices, integer: true, fallback: common.n });
       if (bestOf < common.n) throw apiError("invalid_value", `Invalid value for 'best_of': ${bestOf} is less than n (${common.n}); best_of must be at least n.`, "best_of");
       if (stream && b.best_of !== undefined && b.best_of !== null && bestOf > 1) throw apiError("invalid_value", "'best_of' greater than 1 cannot be streamed: the best choices are known only when all are done. Set stream to false.", "best_of");
       // best_of runs best_of choices (each billed) and keeps the n of highest mean token log-probability.
@@ -236,7 +248,7 @@ export function generationRoutes(deps: GenerationDeps) {
       const top = num(b, "top_logprobs", { min: 0, max: 20, integer: true, fallback: 0 });
       if (top > 0 && !wantLogprobs) throw apiError("invalid_value", "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", "top_logprobs");
       const constraint = responseFormat(b, base);
-      const params: TextParams = { ...commonParams(b, chatPrompt(base, messages)), topLogprobs: wantLogprobs ? top : null, ...(constraint !== undefined ? { constraint } : {}) };
+      const params: TextParams = { ...commonParams(b, chatPrompt(base, messages), limits), topLogprobs: wantLogprobs ? top : null, ...(constraint !== undefined ? { constraint } : {}) };
       const entry = (token: number, logprob: number) => {
         const text = base.tok.decode([token]);
         return { token: text, logprob, bytes: Array.from(Buffer.from(text, "utf8")) };
