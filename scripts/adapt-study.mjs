@@ -1,15 +1,19 @@
 #!/usr/bin/env node
-// The adaptation study behind README's numbers (long: tens of minutes on 2 cores; not part of npm test).
-//   npm run study:adapt -- [--base runs/base-en] [--tasks sentiment,spam,sotu-party] [--seeds 3] [--max-test 400] [--out docs/adapt]
-// For each task: k-shot curves of every method with 95% CIs and the paired gap to the from-scratch
-// baseline (docs/adapt/<task>/{table.md,curve.svg,curve.json}); then LoRA beside full fine-tuning
-// at k = 32: accuracy, trainable share, training time, peak memory (each run in its own worker
-// process) and adapter size against the base's (docs/adapt/lora-vs-full.md).
+// The adaptation study behind README's numbers (long: hours on 2 cores at the documented base; not part of npm test).
+//   npm run study:adapt -- [--base runs/base-en] [--suite core] [--ks 8,16] [--seeds 3] [--max-test 300]
+//                          [--methods auto,zero-shot,few-shot,probe,lora,full,scratch] [--auto-candidates ...] [--out docs/adapt]
+// The suite (src/tasks/suite.ts): every task with the same defaults, k-shot runs at --ks, and
+// --methods auto choosing a method per task, k and seed by cross-validation on the k labels
+// alone; writes <out>/suite/{table.md,gap.svg,results.json} and each task's curve in <out>/suite/<task>/.
+// With --curves as well: the earlier per-task curves (docs/adapt/<task>/{table.md,curve.svg,curve.json})
+// and LoRA beside full fine-tuning at k = 32 (docs/adapt/lora-vs-full.md).
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kShotCurve } from "../dist/src/eval/harness.js";
 import { curveTable, writeCurve } from "../dist/src/eval/report.js";
+import { runSuite } from "../dist/src/eval/suite.js";
+import { suiteTable, writeSuite } from "../dist/src/eval/suite_report.js";
 import { startAdaptationWorker } from "../dist/src/adapt/worker.js";
 import { Progress } from "../dist/src/train/progress.js";
 
@@ -17,14 +21,46 @@ const { values } = parseArgs({
   options: {
     base: { type: "string", default: "runs/base-en" }, tasks: { type: "string", default: "sentiment,spam,sotu-party" },
     seeds: { type: "string", default: "3" }, "max-test": { type: "string", default: "300" }, out: { type: "string", default: "docs/adapt" },
-    ks: { type: "string", default: "0,1,2,4,8,16,32,64,all" },
+    ks: { type: "string", default: "8,16" }, "curve-ks": { type: "string", default: "0,1,2,4,8,16,32,64,all" },
+    suite: { type: "string", default: "core" }, methods: { type: "string", default: "auto,zero-shot,few-shot,probe,lora,full,scratch" },
+    "auto-candidates": { type: "string" }, curves: { type: "boolean", default: false },
   },
 });
+if (!existsSync(join(values.base, "config.json"))) {
+  console.error(`study:adapt: no base at ${values.base}; pretrain one first (docs/adaptation.md has the recipe), e.g.\n  node dist/src/cli/main.js pretrain --size small --time 60m --out ${values.base}`);
+  process.exit(1);
+}
 const seeds = Number(values.seeds), maxTest = Number(values["max-test"]);
-const ks = values.ks.split(",").map((k) => (k === "all" ? "all" : Number(k)));
+const parseKs = (text) => text.split(",").map((k) => (k === "all" ? "all" : Number(k)));
+const ks = parseKs(values["curve-ks"]);
 const pct = (v) => (100 * v).toFixed(1);
 const mib = (b) => (b / 2 ** 20).toFixed(0);
 const summary = [];
+
+// The suite: one table and one plot of the gap to scratch per task and k.
+{
+  const out = join(values.out, "suite");
+  const started = Date.now();
+  let bar = null;
+  const result = await runSuite({
+    base: values.base, suite: values.suite, methods: values.methods.split(","), ks: parseKs(values.ks), seeds, maxTest,
+    autoCandidates: values["auto-candidates"]?.split(","),
+    onRun: (task, d, t, label, r) => {
+      bar ??= new Progress(`suite ${task}`);
+      bar.update(d / t, { run: `${d}/${t}`, last: `${label} ${r ? pct(r.metrics.accuracy) + "%" : ""}` }, true);
+    },
+    onTask: (curve, i, n) => {
+      bar?.done();
+      bar = null;
+      writeCurve(join(out, curve.task), curve);
+      console.log(`[${i + 1}/${n}] ${curve.task} in ${curve.seconds.toFixed(0)}s (${((Date.now() - started) / 60000).toFixed(1)} min so far)`);
+    },
+  });
+  const paths = writeSuite(out, result);
+  console.log(suiteTable(result));
+  console.log(`wrote ${paths.table}, ${paths.svg}, ${paths.json}`);
+}
+if (!values.curves) process.exit(0);
 
 for (const task of values.tasks.split(",")) {
   const bar = new Progress(`study ${task}`);

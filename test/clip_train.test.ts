@@ -116,7 +116,7 @@ test("plinth pretrain --objective contrastive, zero-shot and search work from th
 
   const bad = plinth("zero-shot", "--model", run, "--image", join(imgs, "broken.png"), "--labels", "a,b");
   assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /broken\.png: not a readable image .*expected a PNG, JPEG or WebP file/);
+  assert.match(bad.stderr, /broken\.png: not a readable image .*expected a PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG file/);
   const empty = plinth("zero-shot", "--model", run, "--image", join(imgs, "empty.webp"), "--labels", "a,b");
   assert.equal(empty.status, 1);
   assert.match(empty.stderr, /empty\.webp: the file is empty/);

@@ -88,7 +88,7 @@ test("pretrain --size huge fails fast, listing the sizes, before any tokenizer o
     assert.ok(!existsSync(out) || readdirSync(out).length === 0, "no tokenizer or shards in --out");
     // The other flags, each checked before any work.
     const bad: [string[], RegExp][] = [
-      [["--objective", "gpt"], /unknown --objective "gpt" \(expected clm, mlm, contrastive\)/],
+      [["--objective", "gpt"], /unknown --objective "gpt" \(expected clm, mlm, embed, contrastive\)/],
       [["--objective", "mlm", "--size", "xl"], /unknown --size "xl" for mlm \(expected tiny, small, S, M, base\)/],
       [["--lr=-1"], /--lr must be a number > 0/],
       [["--lr", "fast"], /--lr must be a number, got "fast"/],

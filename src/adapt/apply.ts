@@ -1,6 +1,6 @@
 /**
  * An adapter applied to its base, ready to classify: whatever the method (zero-/few-shot prompt,
- * probe, head, LoRA, full), the result is the same shape — labels, the adapted body (for probes
+ * probe, prototype, k-NN, SetFit, head, LoRA, full), the result is the same shape — labels, the adapted body (for probes
  * of its language-model behaviour) and predict(texts) -> label probabilities. Applying an adapter
  * to a base other than its own is refused (loadAdapter checks the content hash).
  *
@@ -13,7 +13,10 @@
  *     a.predict(["A wonderful film."]);   // [[0.08, 0.92]]
  */
 import { toFloat32, type RawTensor } from "../io/safetensors.js";
-import { can } from "../models/registry.js";
+import { type Pooling, can, isPooling, poolingOf } from "../models/registry.js";
+import type { ForwardContext } from "../nn/context.js";
+import { neighbourProbs, neighboursFromTensors, prototypeProbs, prototypesFromTensors } from "./neighbours.js";
+import { embedThrough } from "./setfit.js";
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { type AdapterManifest, AdapterError, loadAdapter, probeFromTensors } from "./artifact.js";
 import { type LoadedBase, loadBase } from "./base.js";
@@ -50,6 +53,11 @@ function headOf(clf: SequenceClassifier, tensors: Record<string, RawTensor>, dir
 }
 
 const num = (v: unknown, fallback: number): number => (typeof v === "number" && Number.isFinite(v) ? v : fallback);
+
+/** The pooling the adapter was made with (its config), else the base's own. */
+function poolingIn(cfg: Record<string, unknown>, model: Encoder): Pooling {
+  return isPooling(cfg.pooling) ? cfg.pooling : poolingOf(model);
+}
 
 /** Loads the adapter and a base of its own, and applies the one to the other (the base may be changed). */
 export function loadAdapted(adapterDir: string, baseDir: string): AdaptedModel {
@@ -115,8 +123,49 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
     }
     case "probe": {
       const probe = probeFromTensors(tensors, adapterDir);
-      return done((texts) => probeProbs(probe, embedTexts(model, tok, texts, { maxTokens })),
-        function* (texts, pieces) { return probeProbs(probe, yield* embedTextsSteps(model, tok, texts, { maxTokens }, pieces)); });
+      const pooling = poolingIn(cfg, model);
+      return done((texts) => probeProbs(probe, embedTexts(model, tok, texts, { maxTokens, pooling })),
+        function* (texts, pieces) { return probeProbs(probe, yield* embedTextsSteps(model, tok, texts, { maxTokens, pooling }, pieces)); });
+    }
+    case "prototype": {
+      const p = prototypesFromTensors(tensors, num(cfg.scale, 10), adapterDir);
+      if (p.numClasses !== labels.length) throw new AdapterError(`adapter ${adapterDir}: ${p.numClasses} prototypes for ${labels.length} labels`);
+      const pooling = poolingIn(cfg, model);
+      return done((texts) => prototypeProbs(p, embedTexts(model, tok, texts, { maxTokens, pooling })),
+        function* (texts, pieces) { return prototypeProbs(p, yield* embedTextsSteps(model, tok, texts, { maxTokens, pooling }, pieces)); });
+    }
+    case "knn": {
+      const n = neighboursFromTensors(tensors, { k: num(cfg.k, 1), scale: num(cfg.scale, 10), numClasses: labels.length }, adapterDir);
+      const pooling = poolingIn(cfg, model);
+      return done((texts) => neighbourProbs(n, embedTexts(model, tok, texts, { maxTokens, pooling })),
+        function* (texts, pieces) { return neighbourProbs(n, yield* embedTextsSteps(model, tok, texts, { maxTokens, pooling }, pieces)); });
+    }
+    case "setfit": {
+      const probe = probeFromTensors(tensors, adapterDir);
+      const pooling = poolingIn(cfg, model);
+      let ctx: ForwardContext | undefined;
+      if (cfg.body === "full") {
+        if (!owned) model = loadBase(base.dir).model;
+        model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => !k.startsWith("probe.")).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
+        model.eval();
+      } else {
+        const l = (cfg.lora ?? {}) as { rank?: number; alpha?: number; dropout?: number; targets?: string[]; seed?: number };
+        if (typeof l.rank !== "number") throw new AdapterError(`adapter ${adapterDir}: a setfit adapter's config has no lora.rank`);
+        const own = Object.fromEntries(Object.entries(tensors).filter(([k]) => k.endsWith(".lora_A") || k.endsWith(".lora_B")));
+        if (owned) {
+          const handle = applyLoRA(model, { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets, seed: l.seed });
+          handle.loadStateDict(own);
+          handle.merge();
+          model.eval();
+        } else {
+          try {
+            ctx = { adapters: [{ start: 0, count: -1, adapter: bindLoRA(model, loraWeights(adapterDir, own, l)) }] };
+          } catch (e) {
+            throw new AdapterError((e as Error).message);
+          }
+        }
+      }
+      return done((texts) => probeProbs(probe, embedThrough(model, tok, texts, { maxTokens, pooling, ctx })));
     }
     case "head":
     case "lora":
@@ -150,6 +199,6 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
       return done((texts) => clf.predict(texts), (texts, pieces) => clf.predictSteps(texts, pieces));
     }
     default:
-      throw new AdapterError(`adapter ${adapterDir}: method ${JSON.stringify(manifest.method)} is not one this version can apply (zero-shot, few-shot, probe, head, lora, full)`);
+      throw new AdapterError(`adapter ${adapterDir}: method ${JSON.stringify(manifest.method)} is not one this version can apply (zero-shot, few-shot, probe, prototype, knn, setfit, head, lora, full)`);
   }
 }

@@ -79,7 +79,7 @@ const BUILTIN_PROMPTS: Record<string, TaskPrompt> = {
 
 /** The task's prompt: the built-in one, else a generic "{text}\nLabel:" with each label as its own verbalizer. */
 export function promptFor(task: Task, overrides: Partial<TaskPrompt> = {}): TaskPrompt {
-  const known = BUILTIN_PROMPTS[task.name];
+  const known = BUILTIN_PROMPTS[task.name] ?? task.prompt;  // a suite task ships its own
   const builtin = known !== undefined && task.labels.every((l) => l in known.verbalizers) ? known : undefined;
   const generic: TaskPrompt = {
     template: "{text}\nLabel:",

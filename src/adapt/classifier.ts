@@ -1,6 +1,6 @@
 /**
- * A sequence classifier on a pretrained encoder: mean-pooled hidden states of the base (GPT or
- * BERT) and a linear head [C -> K]. The same object serves head fine-tuning (body frozen), full
+ * A sequence classifier on a pretrained encoder: pooled hidden states of the base (GPT or
+ * BERT; mean unless the base records another pooling) and a linear head [C -> K]. The same object serves head fine-tuning (body frozen), full
  * fine-tuning, LoRA (body wrapped by applyLoRA) and the from-scratch baseline (a fresh body).
  *
  * Variable-length texts, exactly: a causal body never lets a position see a later one, so GPT
@@ -14,7 +14,7 @@
  */
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { Linear } from "../nn/layers.js";
-import { can, contextLength, createLike, hiddenSize as modelHiddenSize } from "../models/registry.js";
+import { can, contextLength, createLike, hiddenSize as modelHiddenSize, poolHidden, poolingOf } from "../models/registry.js";
 import { lengthBatches } from "../models/batching.js";
 import { noGrad } from "../tensor/autograd.js";
 import { Rng } from "../tensor/rng.js";
@@ -84,6 +84,19 @@ export class SequenceClassifier {
    * into `inputs`: autograd does not own them, and backward still reads them.
    */
   private forwardGroups(seqs: number[][], inputs: Tensor[], use: (rows: number[], logits: Tensor) => void): void {
+    const pooling = poolingOf(this.encoder);
+    if (pooling !== "mean") {
+      // A base that records another pooling (last token, first position) is classified by it.
+      const causal = can(this.encoder, "generate");
+      const out = this.body(() => {
+        const r = poolHidden(this.encoder, seqs, pooling, { causal, padId: this.tok.eot, ctx: this.ctx });
+        inputs.push(...r.inputs);
+        return r.pooled;
+      });
+      use(seqs.map((_, i) => i), this.score.forward(out));
+      if (out.node === null) inputs.push(out);
+      return;
+    }
     if (can(this.encoder, "generate")) {
       const T = Math.max(...seqs.map((s) => s.length));
       const padded = seqs.map((s) => [...s, ...new Array<number>(T - s.length).fill(this.tok.eot)]);

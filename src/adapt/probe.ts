@@ -1,6 +1,6 @@
 /**
- * Linear probe: frozen pooled embeddings of the base (BERT's mean-pooled encoder states, or
- * GPT's mean-pooled hidden states), standardised, then multinomial logistic regression
+ * Linear probe: frozen pooled embeddings of the base (its encoder states pooled as the base
+ * records: mean by default, or the last token / first position), standardised, then multinomial logistic regression
  * trained with the project's own ops (linear + crossEntropy + AdamW with weight decay),
  * early-stopped on a held-out slice of the training examples.
  *
@@ -9,7 +9,7 @@
  *     probeProbs(probe, embedTexts(bert, tok, texts));   // number[][]
  */
 import type { TextTokenizer } from "../data/tokenizer.js";
-import { type TextModel, contextLength, embedSequences } from "../models/registry.js";
+import { type Pooling, type TextModel, contextLength, embedSequences, poolingOf } from "../models/registry.js";
 import { noGrad } from "../tensor/autograd.js";
 import { ids as idsTensor, tensor, zeros } from "../tensor/tensor.js";
 import { linear } from "../tensor/ops/matmul.js";
@@ -23,21 +23,28 @@ export type Encoder = TextModel;
 
 const maxPositions = contextLength;
 
-/** Mean-pooled embeddings of texts under noGrad (each truncated to the model's context; batched by length). */
-export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = maxPositions(model) } = {}): Float32Array[] {
+export interface EmbedOptions {
+  /** Texts are cut to this many tokens (default and maximum: the model's context). */
+  maxTokens?: number;
+  /** Default: the base's recorded pooling (mean unless its config.json names another). */
+  pooling?: Pooling;
+}
+
+/** Pooled embeddings of texts under noGrad (each truncated to the model's context; batched by length). */
+export function embedTexts(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = maxPositions(model), pooling = poolingOf(model) }: EmbedOptions = {}): Float32Array[] {
   const limit = Math.min(maxTokens, maxPositions(model));
   const seqs = texts.map((t) => {
     const ids = Array.from(tok.encode(t)).slice(0, limit);
     return ids.length > 0 ? ids : [tok.eot];  // an empty text still gets one token to pool
   });
-  return embedSequences(model, seqs);
+  return embedSequences(model, seqs, pooling);
 }
 
 /**
  * embedTexts in pieces (steps.ts): tokenized in slices, then embedded in forwards of bounded
  * size, shortest first; the vectors equal embedTexts'.
  */
-export function* embedTextsSteps(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = maxPositions(model) } = {}, p: PieceOptions = {}): Steps<Float32Array[]> {
+export function* embedTextsSteps(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens = maxPositions(model), pooling = poolingOf(model) }: EmbedOptions = {}, p: PieceOptions = {}): Steps<Float32Array[]> {
   const limit = Math.min(maxTokens, maxPositions(model));
   const full = yield* tokenizeSteps(texts, (t) => Array.from(tok.encode(t)), p);
   const seqs = full.map((ids) => (ids.length > 0 ? ids.slice(0, limit) : [tok.eot]));
@@ -45,7 +52,7 @@ export function* embedTextsSteps(model: Encoder, tok: TextTokenizer, texts: read
   yield { kind: "plan", sequences: seqs.length, tokens: sum(lengths), inputTokens: sum(full.map((ids) => ids.length)) };
   const out = new Array<Float32Array>(seqs.length);
   for (const piece of lengthPieces(lengths, p)) {
-    const vectors = embedSequences(model, piece.map((i) => seqs[i]));
+    const vectors = embedSequences(model, piece.map((i) => seqs[i]), pooling);
     piece.forEach((i, k) => (out[i] = vectors[k]));
     yield { kind: "forward", tokens: paddedTokens(piece, lengths) };
   }

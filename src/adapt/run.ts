@@ -9,8 +9,11 @@
  *
  * Methods: zero-shot and few-shot (label likelihood or cloze, calibrated), probe (frozen pooled
  * features + logistic regression), head (frozen body + linear head), full (every weight), lora
- * (low-rank updates of the projections + head), and scratch: the baseline, the same architecture
- * from a random initialisation fine-tuned on the same labels (it writes no adapter).
+ * (low-rank updates of the projections + head), prototype and knn (cosine nearest class mean /
+ * k nearest labeled examples on the frozen embeddings, no training: neighbours.ts), setfit
+ * (contrastive tuning of the body on pairs of the labels, then a probe: setfit.ts), and scratch:
+ * the baseline, the same architecture from a random initialisation fine-tuned on the same labels
+ * (it writes no adapter).
  */
 import { statSync } from "node:fs";
 import { join } from "node:path";
@@ -18,7 +21,7 @@ import type { RawTensor } from "../io/safetensors.js";
 import { f32 } from "../io/safetensors.js";
 import { accuracy, argmax, expectedCalibrationError, logLoss, macroF1 } from "../tasks/metrics.js";
 import { type Example, type Task, TaskError, exampleText, labelIndex, sampleKShot } from "../tasks/task.js";
-import { can, loraTargets } from "../models/registry.js";
+import { can, loraTargets, poolingOf } from "../models/registry.js";
 import { Rng } from "../tensor/rng.js";
 import { memoryStats } from "../tensor/tensor.js";
 import { type AdapterManifest, saveAdapter, probeTensors } from "./artifact.js";
@@ -28,9 +31,11 @@ import { SequenceClassifier, freshLike } from "./classifier.js";
 import { fineTune, type FineTuneResult } from "./finetune.js";
 import { applyLoRA } from "./lora.js";
 import { embedTexts, probeProbs, trainProbe } from "./probe.js";
+import { fitNeighbours, fitPrototypes, neighbourProbs, neighbourTensors, prototypeProbs, prototypeTensors } from "./neighbours.js";
+import { type SetFitBody, trainSetFit } from "./setfit.js";
 import { classifyCausal, classifyMasked } from "./zeroshot.js";
 
-export const ADAPT_METHODS = ["zero-shot", "few-shot", "probe", "head", "full", "lora", "scratch"] as const;
+export const ADAPT_METHODS = ["zero-shot", "few-shot", "probe", "prototype", "knn", "setfit", "head", "full", "lora", "scratch"] as const;
 export type AdaptMethod = (typeof ADAPT_METHODS)[number];
 
 export interface AdaptSpec {
@@ -58,6 +63,10 @@ export interface AdaptSpec {
   labels?: string[];
   maxTokens?: number;
   lora?: { rank?: number; alpha?: number; dropout?: number; targets?: string[] };
+  /** setfit: pairs drawn in all, pairs per step, and whether LoRA or every weight of the body is tuned (lr is spec.lr). */
+  setfit?: { pairs?: number; batchPairs?: number; body?: SetFitBody; rank?: number };
+  /** knn: the number of neighbours (default: chosen by leave-one-out on the labels). */
+  knnK?: number;
   prompt?: Partial<TaskPrompt>;
   /** Contextual calibration for zero-/few-shot (default true). */
   calibrate?: boolean;
@@ -185,7 +194,10 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
       ? classifyCausal(base.model, base.tok, task.labels, test, { template: prompt.template, verbalizers: prompt.verbalizers, demonstrations: train, calibrate })
       : classifyMasked(base.model, base.tok, task.labels, test, { template: prompt.cloze, verbalizers: prompt.verbalizers, calibrate });
     progress?.({ step: 1, total: 1, elapsedSeconds: (Date.now() - t0) / 1000 });
-    const config = { ...prompt, calibrate, calibration: result.calibration, demonstrations: train.map((e) => ({ ...e })) };
+    // How many demonstrations fit beside each query (the context holds no more than fit).
+    const used = result.demonstrationsUsed ?? [];
+    const demonstrationsUsed = used.length === 0 ? null : { mean: used.reduce((a, b) => a + b, 0) / used.length, min: Math.min(...used), max: Math.max(...used), of: train.length };
+    const config = { ...prompt, calibrate, calibration: result.calibration, demonstrations: train.map((e) => ({ ...e })), ...(spec.method === "few-shot" ? { demonstrationsUsed } : {}) };
     return outcome(result.probs, { trainable: 0, tensors: {}, config, trainSeconds: 0 });
   }
 
@@ -197,7 +209,34 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
     const trainSeconds = (Date.now() - t0) / 1000;
     progress?.({ step: history.length, total: history.length, loss: history.at(-1)?.trainLoss, elapsedSeconds: trainSeconds });
     const probs = probeProbs(probe, embedTexts(base.model, base.tok, test.map((e) => exampleText(e)), { maxTokens }));
-    return outcome(probs, { trainable: probe.dim * probe.numClasses + probe.numClasses, tensors: probeTensors(probe), config: { maxTokens, pooling: "mean" }, trainSeconds });
+    return outcome(probs, { trainable: probe.dim * probe.numClasses + probe.numClasses, tensors: probeTensors(probe), config: { maxTokens, pooling: poolingOf(base.model) }, trainSeconds });
+  }
+
+  if (spec.method === "prototype" || spec.method === "knn") {
+    const t0 = Date.now();
+    const pooling = poolingOf(base.model);
+    const X = embedTexts(base.model, base.tok, train.map((e) => exampleText(e)), { maxTokens });
+    const Xtest = embedTexts(base.model, base.tok, test.map((e) => exampleText(e)), { maxTokens });
+    if (spec.method === "prototype") {
+      const p = fitPrototypes(X, y, task.labels.length);
+      const trainSeconds = (Date.now() - t0) / 1000;
+      progress?.({ step: 1, total: 1, elapsedSeconds: trainSeconds });
+      return outcome(prototypeProbs(p, Xtest), { trainable: 0, tensors: prototypeTensors(p), config: { maxTokens, pooling, scale: p.scale }, trainSeconds });
+    }
+    const n = fitNeighbours(X, y, task.labels.length, { k: spec.knnK });
+    const trainSeconds = (Date.now() - t0) / 1000;
+    progress?.({ step: 1, total: 1, elapsedSeconds: trainSeconds });
+    return outcome(neighbourProbs(n, Xtest), { trainable: 0, tensors: neighbourTensors(n), config: { maxTokens, pooling, k: n.k, scale: n.scale }, trainSeconds });
+  }
+
+  if (spec.method === "setfit") {
+    const r = await trainSetFit(base.model, base.tok, train.map((e) => exampleText(e)), y, task.labels.length, {
+      ...spec.setfit, lr: spec.lr, maxTokens, seed, signal: opts.signal, onProgress: progress,
+    });
+    const probs = r.probs(test.map((e) => exampleText(e)));
+    const config = { maxTokens: r.maxTokens, pooling: r.pooling, body: r.body, pairs: r.pairs, steps: r.steps, lr: r.lr, ...(r.lora !== null ? { lora: r.lora } : {}) };
+    const ft: FineTuneResult = { steps: r.steps, losses: r.losses, tokens: r.tokens, seconds: r.seconds };
+    return outcome(probs, { trainable: r.trainableParameters, tensors: r.tensors, config, ft, trainSeconds: r.seconds });
   }
 
   const encoder = spec.method === "scratch" ? freshLike(base.model, seed + 1) : base.model;
@@ -234,7 +273,7 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   }
   if (spec.method === "scratch") tensors = null;  // a baseline, not an adaptation of this base
   const config: Record<string, unknown> = {
-    maxTokens: clf.maxTokens, pooling: "mean", steps: ft.steps, lr: spec.lr ?? DEFAULT_LR[spec.method], batchSize: spec.batchSize ?? 16,
+    maxTokens: clf.maxTokens, pooling: poolingOf(encoder), steps: ft.steps, lr: spec.lr ?? DEFAULT_LR[spec.method], batchSize: spec.batchSize ?? 16,
     ...(loraHandle !== null ? { lora: loraHandle.config } : {}),
   };
   return outcome(probs, { trainable: countOf(trainable), tensors, config, ft, trainSeconds: ft.seconds });

@@ -3,7 +3,8 @@
  *
  * Causal LM: each label's score is the summed log-probability of its verbalizer tokens after
  * the prompt ("Review: {text}\nSentiment:" + " positive"); k labeled demonstrations may be
- * prepended. Masked LM: a cloze ("{text} It was [MASK].") scored by the probability of each
+ * prepended: interleaved over the labels and taken while whole ones fit the context beside the
+ * query (never more than fit; demonstrationsUsed reports how many each query got). Masked LM: a cloze ("{text} It was [MASK].") scored by the probability of each
  * label's single-token verbalizer at the mask. Scores become label probabilities by a softmax
  * over the labels. Contextual calibration divides them by the probabilities the same prompt
  * gives content-free inputs ("N/A", ...) and renormalises.
@@ -49,6 +50,8 @@ export interface ZeroShotResult {
   probs: number[][];
   /** The averaged content-free distribution the probabilities were divided by, if calibrated. */
   calibration: number[] | null;
+  /** Causal LM: per example, how many demonstrations fit in the context with it. */
+  demonstrationsUsed?: number[];
 }
 
 const DEFAULT_CONTENT_FREE = ["N/A", "", "[MASK]"];
@@ -135,18 +138,47 @@ export function continuationLogProbs(model: GPT, pairs: { context: number[]; con
   return out;
 }
 
-function fewShotPrefix(o: PromptOptions): string {
-  const sep = o.separator ?? "\n\n";
-  return (o.demonstrations ?? []).map((d) => renderPrompt(o.template, d) + o.verbalizers[d.label] + sep).join("");
+/** Demonstrations interleaved over their labels (one of each label in turn), so any prefix of them is balanced. */
+export function balancedDemonstrations(demos: readonly Example[], labels: readonly string[]): Example[] {
+  const byLabel = labels.map((l) => demos.filter((d) => d.label === l));
+  const out: Example[] = [];
+  for (let i = 0; out.length < demos.length; i++) for (const group of byLabel) if (i < group.length) out.push(group[i]);
+  return out;
 }
 
-function scoreCausal(model: GPT, tok: TextTokenizer, labels: string[], inputs: (Example | string)[], o: PromptOptions): number[][] {
-  const prefix = fewShotPrefix(o);
-  const verbIds = labels.map((l) => encode(tok, o.verbalizers[l]));
-  const pairs = inputs.flatMap((e) => {
-    const context = encode(tok, prefix + renderPrompt(o.template, e));
-    return verbIds.map((continuation) => ({ context, continuation }));
+/**
+ * In-context prompts that fit: for each input, the balanced demonstrations are taken in turn while
+ * they, the input's prompt and the longest verbalizer fit the model's `maxT` positions; the first
+ * that would not fit ends the prefix (never a demonstration cut short). Returns each input's
+ * context ids and how many demonstrations it holds.
+ */
+export function fittedContexts(tok: TextTokenizer, labels: string[], inputs: readonly (Example | string)[], o: PromptOptions, maxT: number): { contexts: number[][]; used: number[] } {
+  const sep = o.separator ?? "\n\n";
+  const demos = balancedDemonstrations(o.demonstrations ?? [], labels).map((d) => encode(tok, renderPrompt(o.template, d) + o.verbalizers[d.label] + sep));
+  const longestVerbalizer = Math.max(...labels.map((l) => encode(tok, o.verbalizers[l]).length));
+  const used: number[] = [];
+  const contexts = inputs.map((e) => {
+    const query = encode(tok, renderPrompt(o.template, e));
+    let room = maxT - longestVerbalizer - query.length;
+    const prefix: number[] = [];
+    let n = 0;
+    for (const d of demos) {
+      if (d.length > room) break;
+      prefix.push(...d);
+      room -= d.length;
+      n++;
+    }
+    used.push(n);
+    return [...prefix, ...query];
   });
+  return { contexts, used };
+}
+
+function scoreCausal(model: GPT, tok: TextTokenizer, labels: string[], inputs: (Example | string)[], o: PromptOptions, used?: number[]): number[][] {
+  const verbIds = labels.map((l) => encode(tok, o.verbalizers[l]));
+  const fitted = fittedContexts(tok, labels, inputs, o, model.config.n_positions);
+  used?.push(...fitted.used);
+  const pairs = fitted.contexts.flatMap((context) => verbIds.map((continuation) => ({ context, continuation })));
   const lp = continuationLogProbs(model, pairs);
   return inputs.map((_, i) => softmaxRow(lp.slice(i * labels.length, (i + 1) * labels.length)));
 }
@@ -158,11 +190,13 @@ function scoreCausal(model: GPT, tok: TextTokenizer, labels: string[], inputs: (
  */
 export function* classifyCausalSteps(model: GPT, tok: TextTokenizer, labels: string[], examples: readonly (Example | string)[], o: PromptOptions, p: PieceOptions = {}): Steps<ZeroShotResult> {
   checkOptions("classifyCausal", labels, o);
-  const prefix = fewShotPrefix(o);
   const verbIds = labels.map((l) => encode(tok, o.verbalizers[l]));
   const contentFree = o.calibrate ? (o.contentFree ?? DEFAULT_CONTENT_FREE) : [];
   const inputs = [...examples, ...contentFree];
-  const contexts = yield* tokenizeSteps(inputs.map((e) => prefix + renderPrompt(o.template, e)), (text) => encode(tok, text), p);
+  const maxT0 = model.config.n_positions;
+  const fitted = yield* tokenizeSteps(inputs, (e) => fittedContexts(tok, labels, [e], o, maxT0), p);
+  const contexts = fitted.map((f) => f.contexts[0]);
+  const used = fitted.slice(0, examples.length).map((f) => f.used[0]);
   const pairs = contexts.flatMap((context) => verbIds.map((continuation) => ({ context, continuation })));
   const maxT = model.config.n_positions;
   const lengths = pairs.map(({ context, continuation }) => contextKept(context, continuation, maxT) + continuation.length);
@@ -176,18 +210,19 @@ export function* classifyCausalSteps(model: GPT, tok: TextTokenizer, labels: str
   const K = labels.length;
   const rows = inputs.map((_, i) => softmaxRow(lp.slice(i * K, (i + 1) * K)));
   const probs = rows.slice(0, examples.length);
-  if (!o.calibrate) return { probs, calibration: null };
+  if (!o.calibrate) return { probs, calibration: null, demonstrationsUsed: used };
   const calibration = meanRows(rows.slice(examples.length));
-  return { probs: applyCalibration(probs, calibration), calibration };
+  return { probs: applyCalibration(probs, calibration), calibration, demonstrationsUsed: used };
 }
 
-/** Label probabilities for each example from a causal LM (zero-shot, or few-shot with demonstrations). */
+/** Label probabilities for each example from a causal LM (zero-shot, or few-shot with the demonstrations that fit). */
 export function classifyCausal(model: GPT, tok: TextTokenizer, labels: string[], examples: Example[], o: PromptOptions): ZeroShotResult {
   checkOptions("classifyCausal", labels, o);
-  const probs = scoreCausal(model, tok, labels, examples, o);
-  if (!o.calibrate) return { probs, calibration: null };
+  const used: number[] = [];
+  const probs = scoreCausal(model, tok, labels, examples, o, used);
+  if (!o.calibrate) return { probs, calibration: null, demonstrationsUsed: used };
   const calibration = meanRows(scoreCausal(model, tok, labels, o.contentFree ?? DEFAULT_CONTENT_FREE, o));
-  return { probs: applyCalibration(probs, calibration), calibration };
+  return { probs: applyCalibration(probs, calibration), calibration, demonstrationsUsed: used };
 }
 
 // ---------------------------------------------------------------- masked LM (cloze)

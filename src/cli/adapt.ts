@@ -16,6 +16,7 @@ import { exampleText, labelIndex } from "../tasks/task.js";
 import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
 import { runGenerativeAdapt, runGenerativeEval } from "./generative.js";
+import { parseCurveMethods, runSuiteEval, suiteHelp } from "./suite.js";
 import { UsageError, checkModelDir, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
 
 export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
@@ -26,7 +27,10 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
   --base        base model folder (config.json, model.safetensors, tokenizer.json), e.g. runs/default
   --task        built-in task (sentiment, spam, sotu-party) or a JSONL/CSV file of {text,label} or {text_a,text_b,label}
   --test        separate test file for a file task (default: a stratified 20% of --task is held out)
-  --method      zero-shot | few-shot | probe | head | full | lora
+  --method      zero-shot | few-shot | probe | prototype | knn | setfit | head | full | lora
+                prototype, knn: cosine nearest class mean / k nearest labeled examples on the frozen
+                embeddings (no training); setfit: the body tuned on pairs of the labels (same label
+                close, different labels apart), then a logistic head on its embeddings
   --k           labeled examples per class (default: all of the training split)
   --out         adapter folder (default runs/adapters/<task>-<method>)
   --seed        picks the k examples and seeds training (default 0)
@@ -49,10 +53,13 @@ Examples:
 export const evalHelp = `plinth eval — k-shot curves with confidence intervals, or the scores of one adapter
 
 Usage: plinth eval --base <dir> --task <name|file> [--methods probe,lora,full,scratch] [--k 0,1,2,4,8,16,32,64,all] [--seeds 3] [--out dir]
+       plinth eval --base <dir> --suite <core|quick> [--methods auto,probe,scratch] [--k 8,16] [--seeds 3] [--out dir]
        plinth eval --base <dir> --adapter <dir> [--task <name|file>]
        plinth eval --base <dir> [--adapter <dir>] --perplexity <task|file.txt>
 
-  --methods   among ${ADAPT_METHODS.join(", ")} (scratch = same architecture trained from random init: the baseline)
+  --methods   among ${ADAPT_METHODS.join(", ")} (scratch = same architecture trained from random init: the baseline),
+              and auto (a method picked per task, k and seed by cross-validation on the k labels alone)
+${suiteHelp}
   --k         labels per class; zero-shot runs at k=0, the others at k>=1 and "all"
   --seeds     runs per (method, k), each with other labeled examples (default 3)
   --max-test  score at most this many test examples (default 400)
@@ -145,7 +152,7 @@ export async function runAdapt(argv: string[]): Promise<void> {
 export async function runEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" } },
+    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" } },
   });
   if (values.help) return void console.log(evalHelp);
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
@@ -172,15 +179,16 @@ export async function runEval(argv: string[]): Promise<void> {
     console.log(`${values.adapter} (${manifest.method}) on ${task.name}: accuracy ${pct(accuracy(pred, gold))}, macro-F1 ${pct(macroF1(pred, gold, task.labels.length))}, ECE ${expectedCalibrationError(probs, gold).toFixed(3)} on ${test.length} test examples`);
     return;
   }
-  if (values.task === undefined) throw new UsageError("--task is required (sentiment, spam, sotu-party, or a JSONL/CSV file)");
-  const methods = (values.methods ?? "zero-shot,probe,head,lora,full,scratch").split(",").map((m) => parseMethod(m.trim()));
+  if (values.suite !== undefined) return runSuiteEval(values, common(values), maxTest);
+  if (values.task === undefined) throw new UsageError("--task is required (sentiment, spam, sotu-party, a suite task, or a JSONL/CSV file); or --suite <name>");
+  const { methods, autoCandidates } = parseCurveMethods(values.methods ?? "zero-shot,probe,head,lora,full,scratch", values["auto-candidates"]);
   const ks = (values.k ?? "0,1,2,4,8,16,32,64,all").split(",").map((k) => parseShots(k.trim()));
   const seeds = parseIntArg("seeds", values.seeds, 3, 1);
   const out = values.out ?? join("runs", "eval", values.task.replace(/.*[\\/]/, "").replace(/\.\w+$/, ""));
   const bar = new Progress(`eval ${values.task}`);
   let done = 0, total = 1, current = "";
   const curve = await kShotCurve({
-    base: values.base, task: values.task, methods, ks, seeds, maxTest, workers: values.workers ?? false, overrides: common(values),
+    base: values.base, task: values.task, methods, ks, seeds, maxTest, workers: values.workers ?? false, overrides: common(values), autoCandidates,
     onRun: (d, t, r, label) => {
       done = d;
       total = t;

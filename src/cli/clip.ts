@@ -7,9 +7,11 @@
  * server and the dashboard (pretrainContrastive in src/eval/clip_run.ts, zeroShotImage and
  * searchImages in src/eval/clip_images.ts, loadClipRun in src/data/clip_run.ts).
  */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { GENERAL_IMAGE_PROMPTS } from "../data/templates.js";
 import { loadClipRun } from "../data/clip_run.js";
-import { EMOJI_GROUP_PROMPTS } from "../data/emoji.js";
 import { CLIP_PRESETS } from "../models/clip/index.js";
 import { searchImages, zeroShotImage } from "../eval/clip_images.js";
 import { type HeldOutScores, pretrainContrastive } from "../eval/clip_run.js";
@@ -18,11 +20,14 @@ import { UsageError, parseDuration, parseFloatArg, parseIntArg } from "./args.js
 
 export const contrastiveHelp = `plinth pretrain --objective contrastive — CLIP image–text pretraining
 
-Usage: plinth pretrain --objective contrastive [--data emoji | --images <dir> --captions <file.jsonl>]
+Usage: plinth pretrain --objective contrastive [--data emoji | --images <dir> [--captions <file.jsonl>]] [--template "a photo of a {label}." ...]
                        [--size tiny|small] [--time 3m | --steps N] [--out runs/clip] [options]
 
   --data emoji   the built-in set: every Noto Color Emoji glyph, captioned from its name and group (default)
-  --images, --captions   a folder of PNG/JPEG/WebP images and a JSONL of {"file", "caption" | "captions", "label"?}
+  --images, --captions   a folder of images (PNG, JPEG, WebP, GIF, TIFF, AVIF, SVG) and a JSONL of {"file", "caption" | "captions", "label"?}
+                 (a row with only a label is captioned from the templates); without --captions, one subfolder per label
+  --template     prompt template with {label}, repeatable: captions labeled images and builds the zero-shot classes
+                 (default for --images: ${GENERAL_IMAGE_PROMPTS.map((t) => JSON.stringify(t)).join(", ")}; the emoji set keeps its own)
   --image-size   pixels per side (default: the preset's, 32 for tiny); --batch (64), --lr (5e-4), --warmup (50)
   --test-fraction  share of images held out by image identity (default 0.2); --seed; --vocab (1024)
 The run folder gets config.json + model.safetensors (Hugging Face CLIPModel names), tokenizer.json,
@@ -30,7 +35,8 @@ checkpoints/, metrics.jsonl, loss.svg and summary.json with held-out zero-shot, 
 
 Examples:
   plinth pretrain --objective contrastive --time 3m --out runs/clip
-  plinth pretrain --objective contrastive --images photos/ --captions photos/captions.jsonl --steps 2000`;
+  plinth pretrain --objective contrastive --images photos/ --captions photos/captions.jsonl --steps 2000
+  plinth pretrain --objective contrastive --images leaves/ --template "a photo of a {label} leaf." --steps 2000`;
 
 export function printHeldOut(h: HeldOutScores): void {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
@@ -48,7 +54,7 @@ export async function runPretrainContrastive(argv: string[]): Promise<void> {
     options: {
       objective: { type: "string" }, data: { type: "string" }, images: { type: "string" }, captions: { type: "string" }, size: { type: "string" },
       "image-size": { type: "string" }, time: { type: "string" }, steps: { type: "string" }, out: { type: "string" }, batch: { type: "string" },
-      lr: { type: "string" }, warmup: { type: "string" }, seed: { type: "string" }, vocab: { type: "string" }, "test-fraction": { type: "string" },
+      lr: { type: "string" }, warmup: { type: "string" }, seed: { type: "string" }, vocab: { type: "string" }, "test-fraction": { type: "string" }, template: { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -57,7 +63,9 @@ export async function runPretrainContrastive(argv: string[]): Promise<void> {
     return;
   }
   if (values.data !== undefined && values.data !== "emoji") throw new UsageError(`--data for contrastive pretraining must be "emoji" (or use --images with --captions), got "${values.data}"`);
-  if ((values.images === undefined) !== (values.captions === undefined)) throw new UsageError("--images and --captions go together");
+  if (values.captions !== undefined && values.images === undefined) throw new UsageError("--captions needs --images (the folder its files are in)");
+  if (values.data !== undefined && values.images !== undefined) throw new UsageError("give --data emoji or --images, not both");
+  for (const t of values.template ?? []) if (!t.includes("{label}")) throw new UsageError(`--template ${JSON.stringify(t)} has no {label} placeholder (e.g. "a photo of a {label}.")`);
   const size = values.size ?? "tiny";
   if (!Object.hasOwn(CLIP_PRESETS, size)) throw new UsageError(`unknown --size "${size}" for contrastive (expected ${Object.keys(CLIP_PRESETS).join(", ")})`);
   const budget = { seconds: values.time ? parseDuration(values.time) : undefined, steps: values.steps ? parseIntArg("steps", values.steps, 0, 1) : undefined };
@@ -65,7 +73,7 @@ export async function runPretrainContrastive(argv: string[]): Promise<void> {
   const testFraction = parseFloatArg("test-fraction", values["test-fraction"], 0.2);
   if (!(testFraction > 0 && testFraction < 1)) throw new UsageError(`--test-fraction must be in (0, 1), got ${testFraction}`);
   const run = await pretrainContrastive({
-    images: values.images, captions: values.captions, size, imageSize: values["image-size"] ? parseIntArg("image-size", values["image-size"], 32, 8) : undefined,
+    images: values.images, captions: values.captions, templates: values.template, size, imageSize: values["image-size"] ? parseIntArg("image-size", values["image-size"], 32, 8) : undefined,
     outDir: values.out ?? "runs/clip", ...budget, batch: parseIntArg("batch", values.batch, 64, 2), lr: parseFloatArg("lr", values.lr, 5e-4),
     warmup: parseIntArg("warmup", values.warmup, 50), seed: parseIntArg("seed", values.seed, 1234), vocab: parseIntArg("vocab", values.vocab, 1024, 261), testFraction,
   });
@@ -78,11 +86,22 @@ export const zeroShotHelp = `plinth zero-shot — classify an image among labels
 
 Usage: plinth zero-shot --model <dir> --image <file> --labels a,b,c [--template "a photo of {label}" ...]
 
-Prints each label's probability. Several --template values are ensembled (default: emoji prompts).
+Prints each label's probability. Several --template values are ensembled (default: the templates the
+model was pretrained with, from its summary.json; else general ones: ${GENERAL_IMAGE_PROMPTS.map((t) => JSON.stringify(t)).join(", ")}).
 
 Examples:
   plinth zero-shot --model runs/clip --image grin.png --labels "smileys & emotion,flags,food & drink"
   plinth zero-shot --model runs/clip --image x.png --labels cat,dog --template "a photo of a {label}"`;
+
+/** The zero-shot templates a run was pretrained and scored with (summary.json), else general ones. */
+function savedTemplates(dir: string): string[] {
+  const path = join(dir, "summary.json");
+  if (existsSync(path)) {
+    const saved = (JSON.parse(readFileSync(path, "utf8")) as { heldOut?: { zeroShot?: { templates?: unknown } | null } }).heldOut?.zeroShot?.templates;
+    if (Array.isArray(saved) && saved.length > 0 && saved.every((t) => typeof t === "string" && t.includes("{label}"))) return saved as string[];
+  }
+  return [...GENERAL_IMAGE_PROMPTS];
+}
 
 export async function runZeroShotImage(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, image: { type: "string" }, labels: { type: "string" }, template: { type: "string", multiple: true }, help: { type: "boolean", short: "h" } } });
@@ -90,7 +109,7 @@ export async function runZeroShotImage(argv: string[]): Promise<void> {
   if (values.image === undefined || values.labels === undefined) throw new UsageError("--image and --labels are required");
   const labels = values.labels.split(",").map((l) => l.trim()).filter((l) => l !== "");
   if (labels.length < 2) throw new UsageError(`--labels needs at least two comma-separated labels, got ${JSON.stringify(values.labels)}`);
-  const templates = values.template ?? [...EMOJI_GROUP_PROMPTS];
+  const templates = values.template ?? savedTemplates(values.model ?? "runs/clip");
   for (const t of templates) if (!t.includes("{label}")) throw new UsageError(`--template ${JSON.stringify(t)} has no {label} placeholder`);
   const run = loadClipRun(values.model ?? "runs/clip");
   for (const { label, prob } of await zeroShotImage(run, values.image, labels, templates)) console.log(`${(100 * prob).toFixed(1).padStart(5)}%  ${label}`);

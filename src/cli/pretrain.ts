@@ -15,10 +15,14 @@ import { GPT, GPT_PRESETS, gptConfig } from "../models/gpt/index.js";
 import { BPETokenizer, trainBPE } from "../tokenizer/index.js";
 import { clm, languageModeling, mlm } from "../train/language.js";
 import { BertForMaskedLM, BERT_PRESETS, bertConfig } from "../models/bert/index.js";
-import { can, saveModel } from "../models/registry.js";
+import { POOLINGS, type Pooling, architectureOf, can, choosePooling, contextLength, isPooling, loadModel, poolingOf, saveModel, vocabSize } from "../models/registry.js";
+import { type EmbedViews, sentenceEmbedding } from "../train/embed.js";
+import type { Objective } from "../train/trainer.js";
 import { formatSeconds, Progress } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
-import { UsageError, checkFile, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
+import { dataParallel, runUnderMpirun, World, type DataParallel, type DataParallelStats } from "../train/parallel/index.js";
+import { launchedRank, loadMpi } from "../native/mpi.js";
+import { UsageError, checkFile, checkModelDir, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
 import { runPretrainContrastive } from "./clip.js";
 
 export const tokenizerHelp = `plinth tokenizer train — train a byte-level BPE tokenizer (Hugging Face tokenizer.json)
@@ -37,10 +41,17 @@ Examples:
 
 export const pretrainHelp = `plinth pretrain — self-supervised pretraining from raw text
 
-Usage: plinth pretrain [--objective clm|mlm] [--size tiny|small|S|M] [--data <source>...]
+Usage: plinth pretrain [--objective clm|mlm|embed] [--size tiny|small|S|M] [--data <source>...]
                        [--time 10m | --tokens N | --steps N] [--out runs/<name>] [options]
 
   --objective   clm: causal LM (GPT, default); mlm: masked LM (BERT);
+                embed: sentence embeddings (SimCSE-style InfoNCE: two dropout-noise views of one
+                span are a pair, the batch's other spans its negatives), from scratch (GPT) or as
+                a continued stage on a base with --init; records the objective and the pooling
+  --init        (embed) a base folder to continue from (GPT or BERT; its tokenizer is used)
+  --pooling     (embed) mean | last | cls (cls: BERT only); default the base's, else mean
+  --views       (embed) dropout (default) or neighbours (a span and the span after it)
+  --temperature (embed) InfoNCE temperature (default 0.05)
                 contrastive: CLIP image–text (see plinth pretrain --objective contrastive --help)
   --size        model preset (default small)
   --data        sources as for 'plinth tokenizer train' (default: default); one long file is fine:
@@ -54,6 +65,10 @@ Usage: plinth pretrain [--objective clm|mlm] [--size tiny|small|S|M] [--data <so
   --prep-memory-mb  bound on text in flight while preparing the corpus, MB (default 256)
   --prep-threads    tokenizer threads for the corpus (default: one per core)
   --batch, --ctx, --lr, --warmup, --grad-accum, --eval-every, --checkpoint-every, --seed
+  --procs N     data-parallel over N processes on this machine (runs mpirun; needs Open MPI);
+                under mpirun/srun the ranks are found on their own. --batch is the global batch
+  --bucket-mb   gradient all-reduce bucket size, MB (default 25)
+  --shard-optimizer  ZeRO-1: split AdamW's moments across the ranks (memory per rank ~1/N)
 Runs resume from the newest checkpoint in --out; SIGINT/SIGTERM save one and exit. The corpus
 is prepared as a stream (any size; .gz and .zst inputs too) into --out/data; an interrupted
 preparation resumes there, and adding a --data source tokenizes only the new documents.
@@ -61,7 +76,8 @@ preparation resumes there, and adding a --data source tokenizes only the new doc
 Examples:
   plinth pretrain --data moby-dick --size tiny --time 2m --out runs/moby
   plinth pretrain --data typescript --size small --tokens 5000000 --out runs/code
-  plinth pretrain --objective mlm --data english --time 10m --out runs/bert`;
+  plinth pretrain --objective mlm --data english --time 10m --out runs/bert
+  plinth pretrain --objective embed --init runs/default --time 5m --out runs/default-embed`;
 
 export async function runTokenizer(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -122,17 +138,26 @@ export function unigramBaseline(train: TokenSource, val: TokenSource, vocab: num
 }
 
 export interface PretrainRun {
+  objective?: "clm" | "mlm" | "embed";
   outDir: string;
   tokenizer: TextTokenizer;
   corpus: PreparedCorpus;
   model: GPT | BertForMaskedLM;
   result: TrainResult;
   unigram: number;
+  /** Set in data-parallel runs: this rank's communication statistics. */
+  parallel?: DataParallelStats;
 }
 
 /** Options of `pretrain`; what is left out takes the `plinth pretrain` defaults (PRETRAIN_DEFAULTS). */
 export interface PretrainOptions {
-  objective?: "clm" | "mlm";
+  objective?: "clm" | "mlm" | "embed";
+  /** embed: the base folder to continue from (default: a fresh GPT of `size`). */
+  init?: string;
+  /** embed: the pooling trained and recorded (default the base's, else mean). */
+  pooling?: Pooling;
+  views?: EmbedViews;
+  temperature?: number;
   /** A preset of the objective's model: GPT_PRESETS or BERT_PRESETS. */
   size?: string;
   /** Source specs (see src/data/sources.ts). */
@@ -160,6 +185,9 @@ export interface PretrainOptions {
   prepMemoryMb?: number;
   prepThreads?: number;
   quiet?: boolean;
+  /** Data-parallel options, used when this process is one rank of several (mpirun, srun, --procs). */
+  bucketMb?: number;
+  shardOptimizer?: boolean;
 }
 
 /** The options `pretrain` fills in when they are left out (the `plinth pretrain` defaults). */
@@ -169,10 +197,14 @@ export const PRETRAIN_DEFAULTS = {
 
 export type ResolvedPretrainOptions = PretrainOptions & Required<Pick<PretrainOptions, keyof typeof PRETRAIN_DEFAULTS>>;
 
-const presetsOf = (objective: "clm" | "mlm"): Record<string, { n_positions?: number; max_position_embeddings?: number }> => objective === "clm" ? GPT_PRESETS : BERT_PRESETS;
+const presetsOf = (objective: "clm" | "mlm" | "embed"): Record<string, { n_positions?: number; max_position_embeddings?: number }> => objective === "mlm" ? BERT_PRESETS : GPT_PRESETS;
+
+/** embed: the longest span (--ctx, default 64: task texts are short). */
+const embedSpan = (o: PretrainOptions): number => o.ctx ?? 64;
 
 /** The training window: --ctx, else the preset's context length. */
 function contextOf(o: ResolvedPretrainOptions): number {
+  if (o.objective === "embed") return 2 * embedSpan(o) + 1;  // validation reads neighbouring spans
   const preset = presetsOf(o.objective)[o.size];
   return o.ctx ?? preset.n_positions ?? preset.max_position_embeddings!;
 }
@@ -186,7 +218,21 @@ function contextOf(o: ResolvedPretrainOptions): number {
 export function resolvePretrainOptions(options: PretrainOptions): ResolvedPretrainOptions {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as PretrainOptions;
   const o: ResolvedPretrainOptions = { ...PRETRAIN_DEFAULTS, data: [...PRETRAIN_DEFAULTS.data], ...given } as ResolvedPretrainOptions;
-  if (o.objective !== "clm" && o.objective !== "mlm") throw new UsageError(`--objective must be clm, mlm or contrastive, got "${o.objective}"`);
+  if (o.objective !== "clm" && o.objective !== "mlm" && o.objective !== "embed") throw new UsageError(`--objective must be clm, mlm, embed or contrastive, got "${o.objective}"`);
+  if (o.objective === "embed") {
+    // A continued stage moves a trained body: a smaller step than pretraining's, and more in-batch negatives.
+    if (given.lr === undefined) o.lr = o.init !== undefined ? 1e-4 : 5e-4;
+    if (given.batch === undefined) o.batch = 32;
+    if (o.init !== undefined) {
+      checkModelDir("init", o.init);
+      if (o.tokenizerPath === undefined && existsSync(join(o.init, "tokenizer.json"))) o.tokenizerPath = join(o.init, "tokenizer.json");
+    }
+    if (o.pooling !== undefined && !isPooling(o.pooling)) throw new UsageError(`--pooling must be ${POOLINGS.join(", ")}, got "${o.pooling}"`);
+    if (o.views !== undefined && o.views !== "dropout" && o.views !== "neighbours") throw new UsageError(`--views must be dropout or neighbours, got "${o.views}"`);
+    if (o.temperature !== undefined && !(Number.isFinite(o.temperature) && o.temperature > 0)) throw new UsageError(`--temperature must be a number > 0, got ${o.temperature}`);
+  } else if (o.init !== undefined || o.pooling !== undefined || o.views !== undefined || o.temperature !== undefined) {
+    throw new UsageError("--init, --pooling, --views and --temperature belong to --objective embed");
+  }
   const presets = presetsOf(o.objective);
   if (!Object.hasOwn(presets, o.size)) throw new UsageError(`unknown --size "${o.size}" for ${o.objective} (expected ${Object.keys(presets).join(", ")})`);
   const int = (name: string, v: number | undefined, min: number) => {
@@ -228,6 +274,23 @@ export function resolvePretrainOptions(options: PretrainOptions): ResolvedPretra
 
 export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
   const o = resolvePretrainOptions(options);
+  // One rank of several: rank 0 prepares the tokenizer and corpus while the others wait, then
+  // they reuse them; rank 0 alone prints and writes.
+  const launched = launchedRank();
+  let dp: DataParallel | null = null;
+  if (launched !== null && launched.size > 1) {
+    loadMpi();
+    const world = World.join();
+    dp = dataParallel(world, { bucketMb: o.bucketMb, shardOptimizer: o.shardOptimizer });
+    if (!world.leader) {
+      o.quiet = true;
+      await world.done(world.mpi.barrier(), "waiting for rank 0 to prepare the tokenizer and corpus", 24 * 3600);
+    }
+  }
+  return pretrainOn(o, dp);
+}
+
+async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): Promise<PretrainRun> {
   const outDir = resolve(o.outDir);
   mkdirSync(outDir, { recursive: true });
   const tokPath = o.tokenizerPath ?? join(outDir, "tokenizer.json");
@@ -248,6 +311,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
     specs: o.data, tokenizer, outDir: join(outDir, "data"), minTokens: contextOf(o) + 1, memoryMb: o.prepMemoryMb, threads: o.prepThreads,
     onProgress: o.quiet ? undefined : corpusProgress(),
   });
+  if (dp !== null && dp.world.leader) await dp.world.done(dp.world.mpi.barrier(), "the corpus-ready barrier", 24 * 3600);
   const m = corpus.manifest;
   if (!o.quiet) {
     for (const s of m.sources) {
@@ -262,9 +326,16 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
   let ctx: number;
   let describe: string;
   const specials = bpe.addedTokens.map((t) => t.id);
-  if (o.objective === "clm") {
+  if (o.objective === "embed" && o.init !== undefined) {
+    const loaded = loadModel(o.init, { op: "pretrain --init" });
+    if (!can(loaded, "embed")) throw new UsageError(`--init ${o.init}: a ${architectureOf(loaded).modelType} model gives no sentence embeddings; give a GPT or BERT base`);
+    if (vocabSize(loaded) !== tokenizer.vocabSize) throw new UsageError(`--init ${o.init}: the model reads ${vocabSize(loaded)} token ids but the tokenizer has ${tokenizer.vocabSize}; use the base's own tokenizer.json`);
+    model = loaded;
+    ctx = Math.min(embedSpan(o), contextLength(model));
+    describe = `${architectureOf(model).title} from ${o.init}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${architectureOf(model).shape(model)})`;
+  } else if (o.objective === "clm" || o.objective === "embed") {
     const preset = GPT_PRESETS[o.size];
-    ctx = o.ctx ?? preset.n_positions!;
+    ctx = o.objective === "embed" ? Math.min(embedSpan(o), preset.n_positions!) : o.ctx ?? preset.n_positions!;
     const config = gptConfig({ vocab_size: tokenizer.vocabSize, bos_token_id: tokenizer.eot, eos_token_id: tokenizer.eot, ...preset, n_positions: Math.max(ctx, preset.n_positions ?? ctx) });
     model = new GPT(config, { seed: o.seed });
     describe = `GPT ${o.size}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${config.n_layer} layers, d=${config.n_embd}, ${config.n_head} heads, context ${ctx})`;
@@ -279,27 +350,40 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainRun> {
   const maskToken = tokenizer.special("[MASK]");
   if (o.objective === "mlm" && maskToken === undefined) throw new Error("--objective mlm: the tokenizer has no [MASK] token");
   const task = o.objective === "clm" ? clm : mlm({ maskToken: maskToken!, vocabSize: tokenizer.vocabSize, specialIds: specials });
-  const objective = languageModeling(model, task, {
+  const single = languageModeling(model, task, {
     train: corpus.train, val: corpus.val, batch: o.batch, ctx, evalWindows: 64, bytesPerToken: o.objective === "clm" ? corpus.bytesPerToken : undefined,
   });
+  let objective = (dp === null ? single : dp.objective(single)) as Objective<unknown>;
+  if (o.objective === "embed") {
+    if (dp !== null) throw new UsageError("--objective embed runs in one process (data-parallel ranks are for clm and mlm)");
+    const pooling = o.pooling ?? poolingOf(model);
+    choosePooling(model, pooling);
+    objective = sentenceEmbedding(model, {
+      train: corpus.train, val: corpus.val, batch: o.batch, span: ctx, pooling, causal: can(model, "generate"), padId: tokenizer.eot, views: o.views, temperature: o.temperature,
+    }) as Objective<unknown>;
+    describe += `, ${pooling} pooling, ${o.views ?? "dropout"} views, spans of up to ${ctx} tokens`;
+  }
   const trainer = new Trainer({
-    model, objective, outDir, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup, seconds: o.seconds, tokens: o.tokens, steps: o.steps,
+    model, objective, outDir, parallel: dp?.attach, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup, seconds: o.seconds, tokens: o.tokens, steps: o.steps,
     evalEvery: o.evalEvery, checkpointEvery: o.checkpointEvery, seed: o.seed, quiet: o.quiet, label: "pretrain",
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
-    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}`);
+    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}${dp === null ? "" : ` over ${dp.world.size} ranks (${o.batch / dp.world.size} rows each${o.shardOptimizer ? ", optimizer sharded" : ""})`}`);
     if (resumed !== null) console.log(`resuming from the checkpoint at step ${resumed}`);
   }
   const result = await trainer.run();
-  saveModel(outDir, model, { objective: can(model, "generate") ? "clm" : "mlm", tokenizer: m.tokenizer.fingerprint });
+  const parallel = dp?.stats();
+  if (dp !== null && !dp.world.leader) return { outDir, tokenizer, corpus, model, result, unigram: NaN, parallel };
+  saveModel(outDir, model, { objective: o.objective === "embed" ? "embed" : can(model, "generate") ? "clm" : "mlm", tokenizer: m.tokenizer.fingerprint, ...(o.init !== undefined ? { init: o.init } : {}) });
   const unigram = unigramBaseline(corpus.train, corpus.val, tokenizer.vocabSize);
   writeFileSync(join(outDir, "summary.json"), JSON.stringify({
-    objective: o.objective, size: o.size, params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
+    objective: o.objective, ...(o.objective === "embed" ? { init: o.init ?? null, pooling: poolingOf(model), views: o.views ?? "dropout", valTop1: [...result.history].reverse().find((h) => h.scores?.valTop1 !== undefined)?.scores?.valTop1 ?? null } : {}),
+    size: o.size, params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
     valLoss: result.valLoss, valPerplexity: Math.exp(result.valLoss), valBitsPerByte: result.valLoss / Math.LN2 / corpus.bytesPerToken,
     unigramLoss: unigram, unigramPerplexity: Math.exp(unigram), unigramBitsPerByte: unigram / Math.LN2 / corpus.bytesPerToken, data: o.data,
   }, null, 2) + "\n");
-  return { outDir, tokenizer, corpus, model, result, unigram };
+  return { objective: o.objective, outDir, tokenizer, corpus, model, result, unigram, parallel };
 }
 
 /** Corpus preparation progress on stderr: one updating line per stage (MB/s, documents, tokens, ETA). */
@@ -331,6 +415,11 @@ export function printReport(run: PretrainRun): void {
   const bpt = corpus.bytesPerToken;
   console.log("");
   console.log(`trained on ${result.seen.toLocaleString("en-US")} tokens in ${formatSeconds(result.seconds)} (${result.steps} steps${result.stoppedBy === "signal" ? ", interrupted" : ""})`);
+  if (run.objective === "embed") {
+    const top1 = [...result.history].reverse().find((h) => h.scores?.valTop1 !== undefined)?.scores?.valTop1;
+    console.log(`validation  InfoNCE ${result.valLoss.toFixed(3)} nats · neighbouring-span retrieval top-1 ${top1 === undefined ? "n/a" : `${(100 * top1).toFixed(1)}%`} (pooling ${poolingOf(run.model)})`);
+    return;
+  }
   if (can(run.model, "fill-mask")) {
     console.log(`validation  masked-token loss ${result.valLoss.toFixed(3)} nats · perplexity ${Math.exp(result.valLoss).toFixed(1)}`);
     console.log(`unigram     loss ${unigram.toFixed(3)} nats/token · perplexity ${Math.exp(unigram).toFixed(1)}`);
@@ -350,14 +439,15 @@ export async function runPretrain(argv: string[]): Promise<void> {
       objective: { type: "string" }, size: { type: "string" }, data: { type: "string", multiple: true }, time: { type: "string" }, tokens: { type: "string" },
       steps: { type: "string" }, out: { type: "string" }, tokenizer: { type: "string" }, vocab: { type: "string" }, batch: { type: "string" }, ctx: { type: "string" },
       lr: { type: "string" }, warmup: { type: "string" }, "grad-accum": { type: "string" }, "eval-every": { type: "string" }, "checkpoint-every": { type: "string" },
-      seed: { type: "string" }, "sample-mb": { type: "string" }, "prep-memory-mb": { type: "string" }, "prep-threads": { type: "string" }, help: { type: "boolean", short: "h" },
+      seed: { type: "string" }, init: { type: "string" }, pooling: { type: "string" }, views: { type: "string" }, temperature: { type: "string" }, "sample-mb": { type: "string" }, "prep-memory-mb": { type: "string" }, "prep-threads": { type: "string" }, help: { type: "boolean", short: "h" },
+      procs: { type: "string" }, "bucket-mb": { type: "string" }, "shard-optimizer": { type: "boolean" },
     },
   });
   if (values.help) {
     console.log(pretrainHelp);
     return;
   }
-  const objective = oneOf("objective", values.objective ?? "clm", ["clm", "mlm", "contrastive"]);
+  const objective = oneOf("objective", values.objective ?? "clm", ["clm", "mlm", "embed", "contrastive"]);
   if (objective === "contrastive") return runPretrainContrastive(argv);
   // Every flag is parsed and checked here (and again by pretrain) before any tokenizer training or sharding.
   const options = resolvePretrainOptions({
@@ -370,8 +460,26 @@ export async function runPretrain(argv: string[]): Promise<void> {
     sampleMb: values["sample-mb"] === undefined ? undefined : parsePositiveArg("sample-mb", values["sample-mb"], 16),
     prepMemoryMb: values["prep-memory-mb"] === undefined ? undefined : parsePositiveArg("prep-memory-mb", values["prep-memory-mb"], 256),
     prepThreads: optionalInt("prep-threads", values["prep-threads"], 0),
+    bucketMb: values["bucket-mb"] === undefined ? undefined : parsePositiveArg("bucket-mb", values["bucket-mb"], 25),
+    shardOptimizer: values["shard-optimizer"],
+    init: values.init, pooling: values.pooling as Pooling | undefined, views: values.views as EmbedViews | undefined,
+    temperature: values.temperature === undefined ? undefined : parsePositiveArg("temperature", values.temperature, 0.05),
   });
+  const procs = optionalInt("procs", values.procs, 1);
+  if (procs !== undefined && procs > 1 && launchedRank() === null) {
+    loadMpi(); // the binding's absence is a clear error here, before any rank starts
+    if (options.batch % procs !== 0) throw new UsageError(`--batch ${options.batch} must be a multiple of --procs ${procs} (it is the global batch)`);
+    const rest = argv.filter((a, i) => !(a === "--procs" || a.startsWith("--procs=") || (i > 0 && argv[i - 1] === "--procs")));
+    const code = await runUnderMpirun(procs, process.argv[1], ["pretrain", ...rest]);
+    if (code !== 0) throw new Error(`the ${procs} ranks failed (mpirun exited with ${code}); rerun the same command to resume from the newest checkpoint`);
+    return;
+  }
   const run = await pretrain(options);
+  if (run.parallel !== undefined && run.parallel.rank !== 0) return;
   printReport(run);
+  if (run.parallel !== undefined) {
+    const p = run.parallel;
+    console.log(`data-parallel: ${p.world} ranks, ${p.buckets} gradient buckets, communication ${p.commSeconds.toFixed(2)} s over ${p.steps} steps, ${(100 * p.hiddenShare).toFixed(0)}% hidden behind backward; optimizer state ${(p.optimizerBytes / 1e6).toFixed(2)} MB on rank 0`);
+  }
   console.log(`saved ${run.outDir}: config.json, model.safetensors, tokenizer.json, checkpoints/, metrics.jsonl, loss.svg`);
 }

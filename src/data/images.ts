@@ -1,5 +1,5 @@
 /**
- * Images for CLIP: decode PNG, JPEG or WebP with sharp, composite transparency over white,
+ * Images for CLIP: decode what sharp reads (PNG, JPEG, WebP, GIF's first frame, TIFF, AVIF/HEIF, SVG), composite transparency over white,
  * resize the short side and centre-crop to S x S, and keep the result as uint8 RGB [3, S, S];
  * `normalizeInto` turns it into CLIP-normalised float32 pixels, `augmentInto` applies light
  * augmentation (a random shift of a few pixels with edge padding, and a horizontal flip).
@@ -25,7 +25,11 @@ export class ImageError extends Error {
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 
-export const SUPPORTED_FORMATS = ["png", "jpeg", "webp"] as const;
+/** sharp's names for the formats it decodes here (AVIF reports as "heif"; SVG is rendered at its own size). */
+export const SUPPORTED_FORMATS = ["png", "jpeg", "webp", "gif", "tiff", "heif", "avif", "svg"] as const;
+/** File names of those formats, for listing a folder. */
+export const IMAGE_FILE = /\.(png|jpe?g|webp|gif|tiff?|avif|heic|heif|svg)$/i;
+const ACCEPTED = "PNG, JPEG, WebP, GIF, TIFF, AVIF or SVG";
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 /** Decoding refuses images with more pixels than this (a 16k x 16k decompression bomb would need 1 GB). */
 export const MAX_PIXELS = 40_000_000;
@@ -54,17 +58,17 @@ function readSource(path: string): ImageSource {
 export async function decodeImage(src: ImageSource, size: number): Promise<Uint8Array> {
   if (!Number.isInteger(size) || size < 1 || size > 4096) throw new RangeError(`decodeImage: size ${size} must be an integer in [1, 4096]`);
   const { name, bytes } = src;
-  if (bytes.length === 0) throw new ImageError(`image ${name}: the file is empty (0 bytes); expected a PNG, JPEG or WebP image`);
+  if (bytes.length === 0) throw new ImageError(`image ${name}: the file is empty (0 bytes); expected a ${ACCEPTED} image`);
   if (bytes.length > MAX_FILE_BYTES) throw new ImageError(`image ${name}: ${bytes.length} bytes is larger than the ${MAX_FILE_BYTES}-byte limit`);
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {
-    throw new ImageError(`image ${name}: not a readable image (${(e as Error).message}); expected a PNG, JPEG or WebP file`);
+    throw new ImageError(`image ${name}: not a readable image (${(e as Error).message}); expected a ${ACCEPTED} file`);
   }
   const format = meta.format ?? "unknown";
   if (!(SUPPORTED_FORMATS as readonly string[]).includes(format)) {
-    throw new ImageError(`image ${name}: format "${format}" is not supported; expected PNG, JPEG or WebP`);
+    throw new ImageError(`image ${name}: format "${format}" is not supported; expected ${ACCEPTED}`);
   }
   const w = meta.width ?? 0, h = meta.height ?? 0;
   if (w < 1 || h < 1) throw new ImageError(`image ${name}: has no pixels (${w}x${h})`);

@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeJsonAtomic } from "../io/json.js";
-import { ImageError, loadImage } from "./images.js";
+import { IMAGE_FILE, ImageError, loadImage } from "./images.js";
+import { GENERAL_IMAGE_PROMPTS, checkTemplates, fillTemplates } from "./templates.js";
 
 export interface PairItem {
   /** Stable identity of the image (file name, emoji); splits are made by it. */
@@ -101,7 +102,8 @@ interface CaptionRow {
   label?: string;
 }
 
-function parseCaptions(path: string): CaptionRow[] {
+/** Rows of a captions JSONL; a row with a "label" but no caption is captioned from the templates. */
+function parseCaptions(path: string, templates: readonly string[]): CaptionRow[] {
   if (!existsSync(path)) throw new Error(`captions: ${path} does not exist (expected a JSONL file: {"file": "a.png", "caption": "..."} per line)`);
   const rows: CaptionRow[] = [];
   readFileSync(path, "utf8").split("\n").forEach((line, i) => {
@@ -113,9 +115,10 @@ function parseCaptions(path: string): CaptionRow[] {
       throw new Error(`captions: ${path}:${i + 1} is not valid JSON (${(e as Error).message})`);
     }
     const r = o as Record<string, unknown>;
-    const caps = typeof r.caption === "string" ? [r.caption] : Array.isArray(r.captions) ? r.captions.filter((c): c is string => typeof c === "string") : [];
+    let caps = typeof r.caption === "string" ? [r.caption] : Array.isArray(r.captions) ? r.captions.filter((c): c is string => typeof c === "string") : [];
+    if (caps.length === 0 && r.caption === undefined && r.captions === undefined && typeof r.label === "string" && r.label.trim() !== "") caps = fillTemplates(templates, r.label.trim());
     if (typeof r.file !== "string" || caps.length === 0 || caps.some((c) => c.trim() === "")) {
-      throw new Error(`captions: ${path}:${i + 1}: expected {"file": string, "caption": string} or {"file", "captions": [strings]}, got ${line.slice(0, 120)}`);
+      throw new Error(`captions: ${path}:${i + 1}: expected {"file": string, "caption": string}, {"file", "captions": [strings]} or {"file", "label": string}, got ${line.slice(0, 120)}`);
     }
     rows.push({ file: r.file, captions: caps, ...(typeof r.label === "string" ? { label: r.label } : {}) });
   });
@@ -127,8 +130,9 @@ function parseCaptions(path: string): CaptionRow[] {
  * A folder of images + a JSONL of captions. Unreadable images (corrupt, empty, unsupported,
  * too large) are skipped and listed in `skipped`; the load fails only if none is usable.
  */
-export async function loadFolderPairs(dir: string, captionsPath: string, { size = 32, cacheDir }: { size?: number; cacheDir?: string } = {}): Promise<PairDataset> {
-  const rows = parseCaptions(captionsPath);
+export async function loadFolderPairs(dir: string, captionsPath: string | undefined, { size = 32, cacheDir, templates = GENERAL_IMAGE_PROMPTS }: { size?: number; cacheDir?: string; templates?: readonly string[] } = {}): Promise<PairDataset> {
+  checkTemplates(templates, "loadFolderPairs");
+  const rows = captionsPath === undefined ? classFolderRows(dir, templates) : parseCaptions(captionsPath, templates);
   const name = `folder-${basename(resolve(dir))}`;
   const hash = createHash("sha256").update(`v1:${size}`);
   const paths = rows.map((r) => (isAbsolute(r.file) ? r.file : join(dir, r.file)));
@@ -160,8 +164,23 @@ export async function loadFolderPairs(dir: string, captionsPath: string, { size 
   return ds;
 }
 
-/** Image files in a folder (PNG, JPEG, WebP by extension), sorted. */
+/**
+ * Without a captions file: one subfolder per class (`pets/tabby cat/1.jpg`), the folder's name the
+ * label (underscores and hyphens read as spaces), each image captioned from the templates.
+ */
+export function classFolderRows(dir: string, templates: readonly string[]): CaptionRow[] {
+  if (!existsSync(dir)) throw new Error(`images: folder ${dir} does not exist`);
+  const rows: CaptionRow[] = [];
+  for (const sub of readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+    const label = sub.replace(/[_-]+/g, " ").trim();
+    for (const f of readdirSync(join(dir, sub)).filter((x) => IMAGE_FILE.test(x)).sort()) rows.push({ file: `${sub}/${f}`, captions: fillTemplates(templates, label), label });
+  }
+  if (rows.length === 0) throw new Error(`images: ${dir} has no class subfolders with images in them; give a folder of <label>/<image> files, or a captions JSONL with --captions`);
+  return rows;
+}
+
+/** Image files in a folder (PNG, JPEG, WebP, GIF, TIFF, AVIF, SVG by extension), sorted. */
 export function listImages(dir: string): string[] {
   if (!existsSync(dir)) throw new Error(`images: folder ${dir} does not exist`);
-  return readdirSync(dir).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(dir, f));
+  return readdirSync(dir).filter((f) => IMAGE_FILE.test(f)).sort().map((f) => join(dir, f));
 }

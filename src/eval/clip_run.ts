@@ -11,6 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CaptionEncoder } from "../data/captions.js";
 import { EMOJI_GROUP_PROMPTS } from "../data/emoji.js";
+import { GENERAL_IMAGE_PROMPTS } from "../data/templates.js";
 import type { PairDataset } from "../data/pairs.js";
 import type { ClipModel } from "../models/clip/index.js";
 import { type ContrastiveRunOptions, type TrainedClipRun, trainClipRun } from "../train/clip_run.js";
@@ -57,20 +58,26 @@ export function evaluateHeldOut(model: ClipModel, enc: CaptionEncoder, train: Pa
 }
 
 /** Trains a CLIP run, scores it on its held-out images, and writes summary.json. */
+/** The zero-shot templates of a run: the user's, else the emoji set's own, else general ones that fit any picture. */
+export function runTemplates(o: Pick<ContrastiveRunOptions, "templates" | "images">): string[] {
+  return [...(o.templates ?? (o.images === undefined ? EMOJI_GROUP_PROMPTS : GENERAL_IMAGE_PROMPTS))];
+}
+
 export async function pretrainContrastive(o: ContrastiveRunOptions): Promise<ContrastiveRun> {
+  const templates = runTemplates(o);
   // Held-out zero-shot accuracy at every evaluation, so the curve shows what training buys.
   const onEval = ({ model, encoder, train, test }: { model: ClipModel; encoder: CaptionEncoder; train: PairDataset; test: PairDataset }) => {
     const { labels, rows } = labelled(train, test);
     if (labels.length < 2) return undefined;
     return () => {
       const feats = imageFeatures(model, test);
-      const zs = zeroShot(model, encoder, rows.map((x) => feats[x.i]), labels.map((l) => l.toLowerCase()), EMOJI_GROUP_PROMPTS, rows.map((x) => x.c));
+      const zs = zeroShot(model, encoder, rows.map((x) => feats[x.i]), labels.map((l) => l.toLowerCase()), templates, rows.map((x) => x.c));
       return { zeroShot: zs.accuracy! };
     };
   };
   const run = await trainClipRun(o, { onEval });
   const { model, encoder, train, test, result } = run;
-  const heldOut = evaluateHeldOut(model, encoder, train, test);
+  const heldOut = evaluateHeldOut(model, encoder, train, test, templates);
   writeFileSync(join(run.outDir, "summary.json"), JSON.stringify({
     objective: "contrastive", size: o.size, imageSize: run.imageSize, params: model.numParameters(), seed: o.seed, steps: result.steps, images: result.images,
     seconds: Math.round(result.seconds), imagesPerSecond: result.images / result.seconds, valLoss: result.valLoss, train: train.items.length, heldOut,

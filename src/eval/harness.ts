@@ -15,14 +15,19 @@ import { resolveTask } from "../tasks/resolve.js";
 import { startAdaptationWorker } from "../adapt/worker.js";
 import { baseIdentity } from "../adapt/artifact.js";
 import { type Interval, meanCI } from "../tasks/metrics.js";
+import { type AutoChoice, runAuto } from "./auto.js";
 
 export type Shots = number | "all";
+/** A method of the harness: an adaptation method, or "auto" (one picked per run by cross-validation on its k labels: eval/auto.ts). */
+export type CurveMethod = AdaptMethod | "auto";
 
 export interface CurveSpec {
   base: string;
   task: string;
-  methods: AdaptMethod[];
+  methods: CurveMethod[];
   ks: Shots[];
+  /** The methods "auto" chooses among (default: every method but scratch). */
+  autoCandidates?: AdaptMethod[];
   seeds: number;
   maxTest?: number;
   /** Run each adaptation in its own worker process (clean memory figures; default false). */
@@ -34,7 +39,7 @@ export interface CurveSpec {
 }
 
 export interface CurvePoint {
-  method: AdaptMethod;
+  method: CurveMethod;
   k: Shots;
   n: number;
   accuracy: Interval;
@@ -42,14 +47,19 @@ export interface CurvePoint {
   ece: Interval;
   trainSeconds: number;
   trainableParameters: number;
+  /** For auto: how often each method was picked over the seeds. */
+  picked?: Record<string, number>;
 }
 
 export interface Gap {
-  method: AdaptMethod;
+  method: CurveMethod;
   k: Shots;
   /** Accuracy of the method minus the scratch baseline's, paired by seed. */
   accuracy: Interval;
 }
+
+/** One run's outcome; an auto run also says which method it picked and the cross-validation behind the pick. */
+export type CurveRun = Omit<AdaptOutcome, "losses" | "method"> & { method: CurveMethod; picked?: AdaptMethod; cv?: AutoChoice[] };
 
 export interface CurveResult {
   task: string;
@@ -61,13 +71,14 @@ export interface CurveResult {
   majority: number;
   points: CurvePoint[];
   gaps: Gap[];
-  runs: Omit<AdaptOutcome, "losses">[];
+  runs: CurveRun[];
   seconds: number;
 }
 
 /** Whether a method runs at a given k: zero-shot only at 0 (once; it has no randomness), the rest at k >= 1. */
-export function applies(method: AdaptMethod, k: Shots): boolean {
+export function applies(method: CurveMethod, k: Shots): boolean {
   if (method === "zero-shot") return k === 0;
+  if (method === "auto") return k !== "all" && k >= 1;  // cross-validating every method on a whole training split would cost more than it tells
   if (method === "few-shot") return k !== "all" && k >= 1;
   return k === "all" || k >= 1;
 }
@@ -78,7 +89,7 @@ export async function kShotCurve(spec: CurveSpec): Promise<CurveResult> {
   if (spec.methods.length === 0 || spec.ks.length === 0) throw new RangeError("kShotCurve: give at least one method and one k");
   const task = resolveTask(spec.task, { seed: spec.overrides?.splitSeed ?? 0, test: spec.overrides?.testFile, labels: spec.overrides?.labels });
   const identity = baseIdentity(spec.base);
-  const plan: { method: AdaptMethod; k: Shots; seed: number }[] = [];
+  const plan: { method: CurveMethod; k: Shots; seed: number }[] = [];
   for (const k of spec.ks) {
     for (const method of spec.methods) {
       if (!applies(method, k)) continue;
@@ -87,15 +98,23 @@ export async function kShotCurve(spec: CurveSpec): Promise<CurveResult> {
     }
   }
   if (plan.length === 0) throw new RangeError(`kShotCurve: no (method, k) pair applies: zero-shot needs k = 0, the other methods k >= 1`);
-  const runs: AdaptOutcome[] = [];
+  const runs: CurveRun[] = [];
   for (const [i, { method, k, seed }] of plan.entries()) {
     const label = `${method} k=${k} seed=${seed}`;
-    const runSpec: AdaptSpec = { ...spec.overrides, base: spec.base, task: spec.task, method, labelsPerClass: k, seed, maxTest: spec.maxTest, out: undefined };
     const onProgress = (p: AdaptProgress): void => spec.onProgress?.(label, p);
+    if (method === "auto") {
+      // In this process: the folds are tasks built from the labeled examples, which a worker could not be handed by name.
+      const { losses: _l, ...auto } = await runAuto({ ...spec.overrides, base: spec.base, labelsPerClass: k as number, seed, maxTest: spec.maxTest, out: undefined, candidates: spec.autoCandidates }, task, { onProgress });
+      runs.push(auto);
+      spec.onRun?.(i + 1, plan.length, null, `${label} (picked ${auto.picked})`);
+      continue;
+    }
+    const runSpec: AdaptSpec = { ...spec.overrides, base: spec.base, task: spec.task, method, labelsPerClass: k, seed, maxTest: spec.maxTest, out: undefined };
     const outcome = spec.workers
       ? await startAdaptationWorker(runSpec, { onProgress }).result
       : await runAdaptation(runSpec, { task, onProgress });
-    runs.push(outcome);
+    const { losses: _losses, ...kept } = outcome;
+    runs.push(kept);
     spec.onRun?.(i + 1, plan.length, outcome, label);
   }
 
@@ -112,6 +131,7 @@ export async function kShotCurve(spec: CurveSpec): Promise<CurveResult> {
         ece: meanCI(mine.map((r) => r.metrics.ece)),
         trainSeconds: mine.reduce((s, r) => s + r.trainSeconds, 0) / mine.length,
         trainableParameters: mine[0].trainableParameters,
+        ...(method === "auto" ? { picked: countPicks(mine) } : {}),
       });
       if (method === "scratch") continue;
       const scratch = runs.filter((r) => r.method === "scratch" && r.labelsPerClass === k);
@@ -127,7 +147,13 @@ export async function kShotCurve(spec: CurveSpec): Promise<CurveResult> {
   return {
     task: task.name, base: spec.base, baseSha256: identity.sha256, labels: task.labels, testExamples,
     majority: Math.max(...counts) / testExamples, points, gaps,
-    runs: runs.map(({ losses: _losses, ...rest }) => rest),
+    runs,
     seconds: (Date.now() - start) / 1000,
   };
+}
+
+function countPicks(runs: CurveRun[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of runs) if (r.picked !== undefined) out[r.picked] = (out[r.picked] ?? 0) + 1;
+  return out;
 }

@@ -19,3 +19,8 @@ export * from "./audit_report.js";
 export * from "./clip.js";
 export * from "./clip_images.js";
 export * from "./clip_run.js";
+export { autoCandidates, crossValidate, foldCount, pickMethod, runAuto, stratifiedFolds } from "./auto.js";
+export type { AutoChoice, AutoOutcome, AutoSpec } from "./auto.js";
+export { runSuite } from "./suite.js";
+export type { SuiteResult, SuiteSpec } from "./suite.js";
+export { headlineGap, suiteGapSvg, suiteSummary, suiteTable, writeSuite } from "./suite_report.js";

@@ -15,6 +15,7 @@ import { writeJsonAtomic } from "../io/json.js";
 import { f32, saveSafetensors, type RawTensor } from "../io/safetensors.js";
 import type { Linear } from "../nn/layers.js";
 import type { Module } from "../nn/module.js";
+import { noGrad } from "../tensor/autograd.js";
 import type { Architecture, Capability, ModelType } from "./architecture.js";
 import { bertArchitecture } from "./bert/arch.js";
 import type { BertConfig } from "./bert/config.js";
@@ -24,10 +25,12 @@ import { clipArchitecture } from "./clip/arch.js";
 import type { ClipConfig } from "./clip/config.js";
 import type { ClipModel } from "./clip/model.js";
 import { gptArchitecture } from "./gpt/arch.js";
+import { type Pooling, POOLING_CONFIG_KEY, checkPooling, poolHidden, poolingOf, poolingRecorded, setPooling } from "./pooling.js";
 import type { GPTConfig } from "./gpt/config.js";
 import type { GPT } from "./gpt/model.js";
 
 export type { Architecture, Capability, ConfigContext, HFExportFiles, ModelType, TokenNames } from "./architecture.js";
+export { type Pooling, POOLINGS, POOLING_CONFIG_KEY, checkPooling, isPooling, poolHidden, poolingOf } from "./pooling.js";
 
 export type AnyModel = GPT | BertForMaskedLM | ClipModel;
 export type AnyConfig = GPTConfig | BertConfig | ClipConfig;
@@ -102,18 +105,45 @@ export function generationLayers(model: AnyModel): Map<string, Linear> | null {
   return architectureOf(model).generationLayers?.(model) ?? null;
 }
 
-/** Mean-pooled embeddings of token sequences (each at most contextLength tokens). */
-export function embedSequences(model: AnyModel, seqs: readonly (readonly number[])[]): Float32Array[] {
+/**
+ * Pooled embeddings of token sequences (each at most contextLength tokens), by the model's
+ * recorded pooling (poolingOf: mean unless its config.json names another) or the one given.
+ */
+export function embedSequences(model: AnyModel, seqs: readonly (readonly number[])[], pooling: Pooling = poolingOf(model)): Float32Array[] {
   const a = architectureOf(model);
   if (a.embed === undefined) throw new TypeError(`embed: a ${a.modelType} model gives no sentence embeddings; supported: ${supportedTypes("embed")}`);
-  return a.embed(model, seqs);
+  checkPooling(pooling, "embed");
+  if (pooling === "mean") return a.embed(model, seqs);
+  const body = model as TextModel;
+  const causal = can(model, "generate");
+  const padId = causal ? (model as GPT).config.eos_token_id : 0;
+  const out = new Array<Float32Array>(seqs.length);
+  // Batches of at most 32, each in its own noGrad scope (a scope frees what it made when it ends).
+  for (let b0 = 0; b0 < seqs.length; b0 += 32) {
+    noGrad(() => {
+      const rows = seqs.slice(b0, b0 + 32);
+      const { pooled, inputs } = poolHidden(body, rows, pooling, { causal, padId });
+      const C = pooled.shape[1], v = pooled.toArray() as Float32Array;
+      rows.forEach((_, r) => (out[b0 + r] = v.slice(r * C, (r + 1) * C)));
+      for (const t of inputs) if (!t.released) t.release();
+    });
+  }
+  return out;
+}
+
+/** Chooses the model's pooling (recorded in config.json when it is saved); cls needs a bidirectional body. */
+export function choosePooling(model: AnyModel, pooling: Pooling): void {
+  if (!can(model, "embed")) throw new TypeError(`choosePooling: a ${architectureOf(model).modelType} model gives no sentence embeddings; supported: ${supportedTypes("embed")}`);
+  setPooling(model, pooling, { causal: can(model, "generate") });
 }
 
 /** A freshly initialised model of the same architecture and config. */
 export function createLike<M extends AnyModel>(model: M, seed: number): M {
   const a = architectureOf(model);
   // The entry that owns `model` builds its own class, so the result has M's class.
-  return a.create({ ...a.configOf(model) }, { seed }) as M;
+  const fresh = a.create({ ...a.configOf(model) }, { seed }) as M;
+  if (poolingRecorded(model)) setPooling(fresh, poolingOf(model), { causal: can(model, "generate") });
+  return fresh;
 }
 
 // ---- config.json and the folder ----
@@ -172,6 +202,14 @@ function build<M extends Module, C extends object>(a: Architecture<M, C>, dir: s
   } catch (e) {
     throw new Error(`${op}: ${dir}: the weights do not fit ${a.hfClasses[0]} with this config.json: ${(e as Error).message}`);
   }
+  const pooling = file.raw[POOLING_CONFIG_KEY];
+  if (pooling !== undefined) {
+    try {
+      setPooling(model, checkPooling(pooling, `${op}: ${file.path}`), { causal: a.capabilities.includes("generate") });
+    } catch (e) {
+      throw new Error(`${op}: ${file.path}: ${POOLING_CONFIG_KEY}: ${(e as Error).message}`);
+    }
+  }
   return model;
 }
 
@@ -207,7 +245,9 @@ export function saveArchitecture<M extends Module, C extends object>(a: Architec
   const tensors: Record<string, RawTensor> = {};
   for (const [name, p] of named) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
   saveSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt", ...metadata });
-  writeJsonAtomic(join(dir, "config.json"), { architectures: [a.hfClasses[0]], ...a.configOf(model) });
+  // The pooling is written only where it was chosen, so a default base's config.json stays as it was.
+  const pooling = poolingRecorded(model) ? { [POOLING_CONFIG_KEY]: poolingOf(model) } : {};
+  writeJsonAtomic(join(dir, "config.json"), { architectures: [a.hfClasses[0]], ...a.configOf(model), ...pooling });
 }
 
 /** Writes config.json (HF field names, `architectures`) and model.safetensors (metadata in its header). */

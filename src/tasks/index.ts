@@ -13,5 +13,6 @@
 export * from "./task.js";
 export { BUILTIN_TASKS, builtinTask, paragraphs } from "./builtin.js";
 export { resolveTask } from "./resolve.js";
+export { SUITES, SUITE_TASKS, suiteTask, suiteTasks, taskKind } from "./suite.js";
 export type { BuiltinOptions } from "./builtin.js";
 export * from "./metrics.js";

@@ -24,11 +24,21 @@ export interface PairExample {
 }
 export type Example = TextExample | PairExample;
 
+export interface TaskPrompt {
+  /** Causal-LM prompt with {text} (or {text_a}/{text_b}); the verbalizer follows it. */
+  template: string;
+  /** Masked-LM cloze with one [MASK]. */
+  cloze: string;
+  verbalizers: Record<string, string>;
+}
+
 export interface Task {
   name: string;
   labels: string[];
   train: Example[];
   test: Example[];
+  /** The prompt zero- and few-shot methods use, for a task that ships one (suite tasks). */
+  prompt?: TaskPrompt;
 }
 
 export class TaskError extends Error {

@@ -23,6 +23,8 @@ export interface ContrastiveRunOptions {
   data?: "emoji";
   images?: string;
   captions?: string;
+  /** Prompt templates with {label}: caption labeled images that have no caption, and (in the evaluator) build zero-shot classes. */
+  templates?: string[];
   size: string;
   imageSize?: number;
   outDir: string;
@@ -53,8 +55,9 @@ export type ClipEvalHook = (run: { model: ClipModel; encoder: CaptionEncoder; tr
 
 async function loadPairs(o: ContrastiveRunOptions, size: number, cacheDir: string): Promise<PairDataset> {
   if (o.images !== undefined || o.captions !== undefined) {
-    if (o.images === undefined || o.captions === undefined) throw new RangeError("CLIP pretraining: images and captions go together (a folder and its JSONL)");
-    return loadFolderPairs(o.images, o.captions, { size, cacheDir });
+    if (o.images === undefined) throw new RangeError("CLIP pretraining: captions need the folder of images they describe (images)");
+    // Without a captions file the folder holds one subfolder per label, captioned from the templates.
+    return loadFolderPairs(o.images, o.captions, { size, cacheDir, templates: o.templates });
   }
   return renderEmojiDataset({ size, cacheDir });
 }
