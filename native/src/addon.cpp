@@ -66,10 +66,50 @@ bool bool_arg(const Napi::CallbackInfo& info, const char* fname, int i, const ch
   return info[i].As<Napi::Boolean>().Value();
 }
 
+// ---- opaque device blocks -------------------------------------------------------------
+//
+// The "opaque" test device keeps tensor storage in native blocks that JavaScript never
+// sees as an ArrayBuffer: kernels take [block, elementOffset] pairs instead of typed arrays
+// (the shape a GPU backend's operands have), and values move only through deviceUpload and
+// deviceDownload. It proves that nothing above src/tensor/ reads device memory directly.
+struct DevBlock {
+  void* ptr;
+  size_t size;   // rounded size held from the allocator
+  int64_t bytes; // bytes requested (the bound every check uses)
+  bool live;
+};
+int64_t& dev_live_blocks() {
+  static int64_t n = 0;
+  return n;
+}
+
+bool is_dev_ref(const Napi::Value& v) {
+  if (!v.IsArray()) return false;
+  auto arr = v.As<Napi::Array>();
+  return arr.Length() == 2 && arr.Get(uint32_t(0)).IsExternal();
+}
+
+// A [block, elementOffset] pair: 4-byte elements of a live block from the offset to its end.
+template <class T>
+Buf<T> dev_arg(const Napi::CallbackInfo& info, const char* fname, int i, const char* what) {
+  auto arr = info[i].As<Napi::Array>();
+  Napi::Value h = arr.Get(uint32_t(0)), o = arr.Get(uint32_t(1));
+  TYPE_CHECK(h.IsExternal() && o.IsNumber(), std::string(what) + " (" + arg_name(i) + ") must be a [block, offset] device reference");
+  DevBlock* b = h.As<Napi::External<DevBlock>>().Data();
+  CHECK(b != nullptr && b->live, std::string(what) + " is a released device block");
+  const double d = o.As<Napi::Number>().DoubleValue();
+  const int64_t len = b->bytes / 4;
+  CHECK(std::isfinite(d) && std::floor(d) == d && d >= 0 && d <= static_cast<double>(len),
+        std::string(what) + " offset " + std::to_string(static_cast<int64_t>(d)) + " is outside the block's " + std::to_string(len) + " elements");
+  const int64_t off = static_cast<int64_t>(d);
+  return {static_cast<T*>(b->ptr) + off, len - off};
+}
+
 Buf<float> f32_arg(const Napi::CallbackInfo& info, const char* fname, int i, const char* what,
                    bool optional = false) {
   if (optional && (info.Length() <= static_cast<size_t>(i) || info[i].IsNull() || info[i].IsUndefined()))
     return {nullptr, 0};
+  if (info.Length() > static_cast<size_t>(i) && is_dev_ref(info[i])) return dev_arg<float>(info, fname, i, what);
   TYPE_CHECK(info.Length() > static_cast<size_t>(i) && info[i].IsTypedArray() &&
                  info[i].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
              std::string(what) + " (" + arg_name(i) + ") must be a Float32Array");
@@ -78,6 +118,7 @@ Buf<float> f32_arg(const Napi::CallbackInfo& info, const char* fname, int i, con
 }
 
 Buf<int32_t> i32_arg(const Napi::CallbackInfo& info, const char* fname, int i, const char* what) {
+  if (info.Length() > static_cast<size_t>(i) && is_dev_ref(info[i])) return dev_arg<int32_t>(info, fname, i, what);
   TYPE_CHECK(info.Length() > static_cast<size_t>(i) && info[i].IsTypedArray() &&
                  info[i].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
              std::string(what) + " (" + arg_name(i) + ") must be an Int32Array");
@@ -189,6 +230,85 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+void finalize_dev_block(Napi::Env, DevBlock* b) {
+  if (b->live) {
+    b->live = false;
+    dev_live_blocks()--;
+    cache_free(b->ptr, b->size);
+  }
+  delete b;
+}
+
+// deviceAlloc(bytes) -> block (an External); the memory is freed by deviceFree or when the block is collected.
+Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
+  const char* fname = "deviceAlloc";
+  const int64_t bytes = int_arg(info, fname, 0, "bytes");
+  CHECK(bytes <= (int64_t(1) << 40), "refusing to allocate " + std::to_string(bytes) + " bytes");
+  size_t rounded = 0;
+  void* ptr = nullptr;
+  try {
+    ptr = cache_alloc(static_cast<size_t>(bytes), &rounded);
+  } catch (const std::bad_alloc&) {
+    CHECK(false, "out of memory allocating " + std::to_string(bytes) + " bytes");
+  }
+  dev_live_blocks()++;
+  return Napi::External<DevBlock>::New(info.Env(), new DevBlock{ptr, rounded, bytes, true}, finalize_dev_block);
+}
+
+DevBlock* block_arg(const Napi::CallbackInfo& info, const char* fname, int i) {
+  TYPE_CHECK(info.Length() > static_cast<size_t>(i) && info[i].IsExternal(), arg_name(i) + " must be a device block");
+  DevBlock* b = info[i].As<Napi::External<DevBlock>>().Data();
+  CHECK(b != nullptr && b->live, arg_name(i) + " is a released device block");
+  return b;
+}
+
+// deviceFree(block): returns the block's memory to the caching allocator now.
+Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
+  const char* fname = "deviceFree";
+  TYPE_CHECK(info.Length() >= 1 && info[0].IsExternal(), "argument 0 must be a device block");
+  DevBlock* b = info[0].As<Napi::External<DevBlock>>().Data();
+  if (b == nullptr || !b->live) return Napi::Boolean::New(info.Env(), false);
+  b->live = false;
+  dev_live_blocks()--;
+  cache_free(b->ptr, b->size);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// deviceUpload(block, byteOffset, typedArray) / deviceDownload(block, byteOffset, typedArray)
+Napi::Value DeviceTransfer(const Napi::CallbackInfo& info, bool upload) {
+  const char* fname = upload ? "deviceUpload" : "deviceDownload";
+  DevBlock* b = block_arg(info, fname, 0);
+  const int64_t off = int_arg(info, fname, 1, "byteOffset");
+  TYPE_CHECK(info.Length() > 2 && info[2].IsTypedArray(), "argument 2 must be a typed array");
+  auto a = info[2].As<Napi::TypedArray>();
+  const int64_t n = static_cast<int64_t>(a.ByteLength());
+  CHECK(off <= b->bytes && n <= b->bytes - off, std::to_string(n) + " bytes at offset " + std::to_string(off) +
+                                                     " overrun the block's " + std::to_string(b->bytes));
+  uint8_t* host = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  uint8_t* dev = static_cast<uint8_t*>(b->ptr) + off;
+  if (n > 0) {
+    if (upload) std::memcpy(dev, host, static_cast<size_t>(n));
+    else std::memcpy(host, dev, static_cast<size_t>(n));
+  }
+  return info.Env().Undefined();
+}
+Napi::Value DeviceUpload(const Napi::CallbackInfo& info) { return DeviceTransfer(info, true); }
+Napi::Value DeviceDownload(const Napi::CallbackInfo& info) { return DeviceTransfer(info, false); }
+
+// deviceCopy(src, srcByteOffset, dst, dstByteOffset, bytes): within or between blocks (memmove).
+Napi::Value DeviceCopy(const Napi::CallbackInfo& info) {
+  const char* fname = "deviceCopy";
+  DevBlock* s = block_arg(info, fname, 0);
+  const int64_t so = int_arg(info, fname, 1, "srcByteOffset");
+  DevBlock* d = block_arg(info, fname, 2);
+  const int64_t dO = int_arg(info, fname, 3, "dstByteOffset");
+  const int64_t n = int_arg(info, fname, 4, "bytes");
+  CHECK(so <= s->bytes && n <= s->bytes - so, "source range overruns its block");
+  CHECK(dO <= d->bytes && n <= d->bytes - dO, "destination range overruns its block");
+  if (n > 0) std::memmove(static_cast<uint8_t*>(d->ptr) + dO, static_cast<uint8_t*>(s->ptr) + so, static_cast<size_t>(n));
+  return info.Env().Undefined();
+}
+
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   const AllocatorStats s = cache_stats();
   auto o = Napi::Object::New(info.Env());
@@ -199,6 +319,7 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   o.Set("freshBytes", static_cast<double>(s.fresh_bytes));
   o.Set("reuses", static_cast<double>(s.reuses));
   o.Set("liveBlocks", static_cast<double>(live_blocks().size()));
+  o.Set("deviceBlocks", static_cast<double>(dev_live_blocks()));
   return o;
 }
 
@@ -758,7 +879,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"attentionBackward", AttentionBackward}, {"crossEntropyForward", CrossEntropyForward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"adamwStep", AdamwStep}, {"sumSquares", SumSquares},
       {"axpy", Axpy}, {"fill", Fill}, {"copyStrided", CopyStrided}, {"dropoutForward", DropoutForward},
-      {"dropoutBackward", DropoutBackward}};
+      {"dropoutBackward", DropoutBackward}, {"deviceAlloc", DeviceAlloc}, {"deviceFree", DeviceFree},
+      {"deviceUpload", DeviceUpload}, {"deviceDownload", DeviceDownload}, {"deviceCopy", DeviceCopy}};
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;
 }

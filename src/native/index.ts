@@ -12,8 +12,17 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export type F32 = Float32Array;
-export type I32 = Int32Array;
+/**
+ * A kernel operand on a device: a block handle and the element offset of the operand's first
+ * element. Kernels accept these wherever they accept a typed array; on the CPU, typed arrays.
+ */
+export type DeviceRef = readonly [block: unknown, offset: number];
+export type F32 = Float32Array | DeviceRef;
+export type I32 = Int32Array | DeviceRef;
+
+/** What a device's kernel table offers: the CPU addon's kernels, with operands as typed arrays or device references. */
+export type Kernels = Omit<NativeBackend, "alloc" | "release" | "memoryStats" | "emptyCache" | "threads" | "setThreads" | "isa" | "setIsa" |
+  "isaSupported" | "peakFlops" | "deviceAlloc" | "deviceFree" | "deviceUpload" | "deviceDownload" | "deviceCopy">;
 
 export interface MemoryStats {
   bytesInUse: number;
@@ -23,6 +32,8 @@ export interface MemoryStats {
   freshBytes: number;
   reuses: number;
   liveBlocks: number;
+  /** Blocks of the opaque test device (storage kept out of JavaScript's reach). */
+  deviceBlocks: number;
 }
 
 /** Op codes shared with native/src/kernels.h. */
@@ -74,6 +85,12 @@ export interface NativeBackend {
   copyStrided(shape: number[], strides: number[], src: F32, dst: F32): void;
   dropoutForward(n: number, x: F32, y: F32, p: number, seed: number): void;
   dropoutBackward(n: number, gy: F32, gx: F32, p: number, seed: number, acc: boolean): void;
+  /** The opaque test device's memory: native blocks never exposed as ArrayBuffers. */
+  deviceAlloc(bytes: number): unknown;
+  deviceFree(block: unknown): boolean;
+  deviceUpload(block: unknown, byteOffset: number, src: Float32Array | Int32Array): void;
+  deviceDownload(block: unknown, byteOffset: number, dst: Float32Array | Int32Array): void;
+  deviceCopy(src: unknown, srcByteOffset: number, dst: unknown, dstByteOffset: number, bytes: number): void;
 }
 
 function findAddon(): string {

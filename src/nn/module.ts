@@ -4,7 +4,9 @@
  * `loadStateDict()` is a shape-checked copy.
  */
 import { ShapeError, fmt, sameShape } from "../tensor/shape.js";
-import { Tensor, empty } from "../tensor/tensor.js";
+import { Tensor, empty, relocate, writeHost } from "../tensor/tensor.js";
+import { type Device, device as resolveDevice } from "../tensor/device.js";
+import { fill_ } from "../tensor/ops/inplace.js";
 
 export abstract class Module {
   training = true;
@@ -77,7 +79,7 @@ export abstract class Module {
       const src = dict[name];
       if (src === undefined) continue;
       const values = src instanceof Tensor ? src.toArray() : src.data;
-      p.data.set(values as ArrayLike<number>);
+      writeHost(p, values);
     }
     return { missing, unexpected };
   }
@@ -99,8 +101,23 @@ export abstract class Module {
 
   zeroGrad(): void {
     for (const p of this.parameters()) {
-      if (p.grad !== null) p.grad.data.fill(0, 0, p.grad.size);
+      if (p.grad !== null) fill_(p.grad, 0);
     }
+  }
+
+  /** The device of the parameters (cpu for a module without any). */
+  get device(): Device {
+    return this.parameters()[0]?.device ?? resolveDevice("cpu");
+  }
+
+  /**
+   * Moves every parameter (and its gradient) to a device in place: the same Tensor objects,
+   * so an optimizer built before still holds them. Returns this module.
+   */
+  to(on: Device | string): this {
+    const dev = resolveDevice(on);
+    for (const p of this.parameters()) relocate(p, dev);
+    return this;
   }
 }
 

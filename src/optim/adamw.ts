@@ -2,8 +2,8 @@
  * AdamW with decoupled weight decay (native in-place kernel, native/src/kernels/adamw.inc),
  * parameter groups, and a serialisable state for exact resume.
  */
-import { backend } from "../native/index.js";
-import { Tensor, zeros } from "../tensor/tensor.js";
+import { Tensor, writeHost, zeros } from "../tensor/tensor.js";
+import { adamwStep_, fill_, scale_, sumSquares } from "../tensor/ops/inplace.js";
 
 export interface ParamGroup {
   params: Tensor[];
@@ -66,12 +66,12 @@ export class AdamW {
         let m = this.m.get(p);
         let v = this.v.get(p);
         if (m === undefined || v === undefined) {
-          m = zeros([...p.shape]);
-          v = zeros([...p.shape]);
+          m = zeros([...p.shape], p.device);
+          v = zeros([...p.shape], p.device);
           this.m.set(p, m);
           this.v.set(p, v);
         }
-        backend.adamwStep(p.size, p.data, p.grad.data, m.data, v.data, this.lr, b1, b2, this.eps, g.weightDecay, bc1, bc2);
+        adamwStep_(p, p.grad, m, v, { lr: this.lr, beta1: b1, beta2: b2, eps: this.eps, weightDecay: g.weightDecay, bc1, bc2 });
       }
     }
   }
@@ -93,7 +93,7 @@ export class AdamW {
   }
 
   zeroGrad(): void {
-    for (const g of this.groups) for (const p of g.params) if (p.grad !== null) backend.fill(p.grad.size, p.grad.data, 0);
+    for (const g of this.groups) for (const p of g.params) if (p.grad !== null) fill_(p.grad, 0);
   }
 
   /** Copies of one parameter's first and second moments (zeros before its first update). */
@@ -111,10 +111,10 @@ export class AdamW {
     if (m.length !== p.size || v.length !== p.size) {
       throw new Error(`AdamW.setMoments: got ${m.length}/${v.length} values for a parameter of ${p.size}`);
     }
-    const tm = this.m.get(p) ?? zeros([...p.shape]);
-    const tv = this.v.get(p) ?? zeros([...p.shape]);
-    tm.data.set(m);
-    tv.data.set(v);
+    const tm = this.m.get(p) ?? zeros([...p.shape], p.device);
+    const tv = this.v.get(p) ?? zeros([...p.shape], p.device);
+    writeHost(tm, m);
+    writeHost(tv, v);
     this.m.set(p, tm);
     this.v.set(p, tv);
   }
@@ -141,10 +141,10 @@ export class AdamW {
       if (state.m[i].length !== p.size || state.v[i].length !== p.size) {
         throw new Error(`AdamW.loadStateDict: moment ${i} has ${state.m[i].length} values, expected ${p.size}`);
       }
-      const m = this.m.get(p) ?? zeros([...p.shape]);
-      const v = this.v.get(p) ?? zeros([...p.shape]);
-      m.data.set(state.m[i]);
-      v.data.set(state.v[i]);
+      const m = this.m.get(p) ?? zeros([...p.shape], p.device);
+      const v = this.v.get(p) ?? zeros([...p.shape], p.device);
+      writeHost(m, state.m[i]);
+      writeHost(v, state.v[i]);
       this.m.set(p, m);
       this.v.set(p, v);
     });
@@ -154,12 +154,12 @@ export class AdamW {
 /** Scales all gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   let sq = 0;
-  for (const p of params) if (p.grad !== null) sq += backend.sumSquares(p.grad.size, p.grad.data);
+  for (const p of params) if (p.grad !== null) sq += sumSquares(p.grad);
   const norm = Math.sqrt(sq);
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) {
-    for (const p of params) if (p.grad !== null) backend.unaryForward(5, p.grad.size, p.grad.data, p.grad.data, coef);
+    for (const p of params) if (p.grad !== null) scale_(p.grad, coef);
   }
   return norm;
 }

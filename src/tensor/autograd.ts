@@ -6,10 +6,10 @@
  * consumed (activations, saved buffers, intermediate gradients) as it goes, so a
  * training step's memory returns to the caching allocator deterministically.
  */
-import { backend } from "../native/index.js";
+import { type Device, device as resolveDevice } from "./device.js";
 import { ShapeError, fmt, sameShape } from "./shape.js";
 import { state, runScoped } from "./scope.js";
-import { Tensor, empty, full } from "./tensor.js";
+import { Tensor, copyRaw, f32, full, toDeviceRaw } from "./tensor.js";
 
 export interface Node {
   readonly id: number;
@@ -86,7 +86,10 @@ export function record(
 
 function accumulate(target: Tensor | undefined, g: Tensor): Tensor {
   if (target === undefined) return g;
-  backend.axpy(g.size, 1, g.data, target.data);
+  if (g.device !== target.device) {
+    throw new Error(`backward: a gradient on ${g.device.name} for a tensor whose gradient lives on ${target.device.name}`);
+  }
+  target.device.kernels.axpy(g.size, 1, f32(g), f32(target));
   g.release();
   return target;
 }
@@ -120,10 +123,10 @@ export function backward(root: Tensor, grad?: Tensor): void {
   const grads = new Map<Tensor, Tensor>();
   if (root.node === null) {
     // A leaf root: its gradient is the seed itself.
-    root.grad = accumulate(root.grad ?? undefined, grad ? copyGrad(grad) : full(root.shape, 1));
+    root.grad = accumulate(root.grad ?? undefined, grad ? copyGrad(grad) : full(root.shape, 1, root.device));
     return;
   }
-  grads.set(root, grad ? copyGrad(grad) : full(root.shape, 1));
+  grads.set(root, grad ? copyGrad(grad) : full(root.shape, 1, root.device));
   // With a gradient-ready callback: how many nodes still have to add to each leaf's gradient.
   const hook = leafGradReady;
   const pendingUses = hook === null ? null : new Map<Tensor, number>();
@@ -192,18 +195,33 @@ function releasedBackward(): never {
 }
 
 function copyGrad(g: Tensor): Tensor {
-  const out = empty([...g.shape]);
-  if (g.isContiguous()) out.data.set(g.data.subarray(0, g.size));
-  else backend.copyStrided(g.shape, g.strides, g.data, out.data);
-  return out;
+  return copyRaw(g);
+}
+
+/** A copy of x on `on` (x itself when it is there already); gradients flow back to x's device. */
+export function to(x: Tensor, on: Device | string): Tensor {
+  const dev = resolveDevice(on);
+  if (dev === x.device) return x;
+  const out = toDeviceRaw(x, dev);
+  return record("to", [x], out, (g) => [toDeviceRaw(g, x.device)]);
 }
 
 declare module "./tensor.js" {
   interface Tensor {
     /** Backpropagates from this tensor; see `backward()`. */
     backward(grad?: Tensor): void;
+    /** A copy on another device ("cpu", "opaque", "cuda:N"); this tensor when it is there already. Differentiable. */
+    to(on: Device | string): Tensor;
+    /** A copy on the CPU (this tensor when it is there already), whose `data` can be read. */
+    toHost(): Tensor;
   }
 }
 Tensor.prototype.backward = function (this: Tensor, grad?: Tensor): void {
   backward(this, grad);
+};
+Tensor.prototype.to = function (this: Tensor, on: Device | string): Tensor {
+  return to(this, on);
+};
+Tensor.prototype.toHost = function (this: Tensor): Tensor {
+  return to(this, "cpu");
 };

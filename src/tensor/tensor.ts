@@ -5,8 +5,13 @@
  * allocator when its last tensor is released. `backward()` releases the activations
  * of the graph it consumed (see autograd.ts); tensors that nothing releases
  * explicitly are returned by a FinalizationRegistry once garbage-collected.
+ *
+ * Storage lives on a device (device.ts): on the CPU it is an ArrayBuffer that `data` and `ids`
+ * view; elsewhere it is a device block, and `data`/`ids` throw: values come back through
+ * `toHost()`, `toArray()` or `item()`, which copy.
  */
-import { backend } from "../native/index.js";
+import { backend, type DeviceRef, type F32, type I32 } from "../native/index.js";
+import { type Device, cpu, device as resolveDevice } from "./device.js";
 import { ShapeError, checkShape, contiguousStrides, fmt, numel } from "./shape.js";
 import { Rng, defaultRng } from "./rng.js";
 import type { Node } from "./autograd.js";
@@ -64,11 +69,11 @@ let pooledCount = 0;
  * Memory held by live tensors (native blocks in use, less the pooled buffers waiting for
  * reuse), plus the pool and the native allocator's counters.
  */
-export function memoryStats(): { bytesInUse: number; liveBuffers: number; pooledBytes: number; pooledBuffers: number; peakNativeBytes: number; freshAllocations: number } {
+export function memoryStats(): { bytesInUse: number; liveBuffers: number; pooledBytes: number; pooledBuffers: number; peakNativeBytes: number; freshAllocations: number; deviceBlocks: number } {
   const n = backend.memoryStats();
   return {
     bytesInUse: n.bytesInUse - pooledBytes, liveBuffers: n.liveBlocks - pooledCount, pooledBytes, pooledBuffers: pooledCount,
-    peakNativeBytes: n.peakBytesInUse, freshAllocations: n.freshAllocations,
+    peakNativeBytes: n.peakBytesInUse, freshAllocations: n.freshAllocations, deviceBlocks: n.deviceBlocks,
   };
 }
 
@@ -81,23 +86,45 @@ export function emptyCache(): void {
   backend.emptyCache();
 }
 
+const NO_F32 = new Float32Array(0);
+const NO_I32 = new Int32Array(0);
+
 export class Storage {
+  /** Host memory (CPU storage only). */
   buffer: ArrayBuffer | null;
   readonly f32: Float32Array;
   readonly i32: Int32Array;
+  /** Device memory (non-CPU storage only): the device's block handle. */
+  block: unknown = null;
   refs = 0;
 
-  constructor(readonly length: number, readonly dtype: DType) {
-    this.buffer = acquire(length * BYTES[dtype]);
-    this.f32 = new Float32Array(this.buffer, 0, length);
-    this.i32 = new Int32Array(this.buffer, 0, length);
+  constructor(readonly length: number, readonly dtype: DType, readonly device: Device = cpu) {
+    if (device === cpu) {
+      this.buffer = acquire(length * BYTES[dtype]);
+      this.f32 = new Float32Array(this.buffer, 0, length);
+      this.i32 = new Int32Array(this.buffer, 0, length);
+    } else {
+      this.buffer = null;
+      this.block = device.alloc(Math.max(1, length) * BYTES[dtype]);
+      this.f32 = NO_F32;
+      this.i32 = NO_I32;
+    }
+  }
+
+  get live(): boolean {
+    return this.buffer !== null || this.block !== null;
   }
 
   release(): void {
-    if (this.buffer === null) return;
-    const b = this.buffer;
-    this.buffer = null;
-    recycle(b);
+    if (this.buffer !== null) {
+      const b = this.buffer;
+      this.buffer = null;
+      recycle(b);
+    } else if (this.block !== null) {
+      const b = this.block;
+      this.block = null;
+      this.device.free(b);
+    }
   }
 }
 
@@ -114,6 +141,8 @@ export class Tensor {
   readonly strides: number[];
   readonly offset: number;
   readonly dtype: DType;
+  /** Where the storage lives; ops require their operands to share one. */
+  readonly device: Device;
   storage: Storage | null;
   requiresGrad = false;
   grad: Tensor | null = null;
@@ -131,6 +160,7 @@ export class Tensor {
     this.strides = strides ?? contiguousStrides(shape);
     this.offset = offset;
     this.dtype = storage.dtype;
+    this.device = storage.device;
     storage.refs++;
     finalizer.register(this, storage, this);
     track(this);
@@ -149,7 +179,7 @@ export class Tensor {
   }
 
   private live(op: string): Storage {
-    if (this.storage === null || this.storage.buffer === null) {
+    if (this.storage === null || !this.storage.live) {
       throw new Error(
         `${op}: tensor${fmt(this.shape)} was released (activations are freed by backward(); call .retain() before backward() to keep one)`,
       );
@@ -157,18 +187,30 @@ export class Tensor {
     return this.storage;
   }
 
-  /** float32 elements from this tensor's first element to the end of its storage. */
+  private onHost(op: string): void {
+    throw new Error(`${op}: tensor${fmt(this.shape)} lives on ${this.device.name}; read its values with .toHost() (or .toArray(), .item()), which copy`);
+  }
+
+  /** Forgets cached typed-array views (after the storage changed). */
+  resetViews(): void {
+    this.dataView = null;
+    this.idView = null;
+  }
+
+  /** float32 elements from this tensor's first element to the end of its storage (CPU tensors). */
   get data(): Float32Array {
     const s = this.live("data");
+    if (this.device !== cpu) this.onHost("data");
     if (this.dtype !== "float32") throw new TypeError(`data: tensor is ${this.dtype}; use .ids for int32 tensors`);
     if (this.dataView === null || this.dataView.buffer !== s.buffer)
       this.dataView = this.offset === 0 ? s.f32 : s.f32.subarray(this.offset);
     return this.dataView;
   }
 
-  /** int32 elements from this tensor's first element. */
+  /** int32 elements from this tensor's first element (CPU tensors). */
   get ids(): Int32Array {
     const s = this.live("ids");
+    if (this.device !== cpu) this.onHost("ids");
     if (this.dtype !== "int32") throw new TypeError(`ids: tensor is ${this.dtype}, expected int32`);
     if (this.idView === null || this.idView.buffer !== s.buffer)
       this.idView = this.offset === 0 ? s.i32 : s.i32.subarray(this.offset);
@@ -211,59 +253,156 @@ export class Tensor {
     return new Tensor(this.live("view"), shape, strides, offset);
   }
 
-  /** The single value of a one-element tensor. */
+  /** A device reference to this tensor's element `at` (kernel operands off the CPU). */
+  ref(op: string, at = 0): DeviceRef {
+    return [this.live(op).block, this.offset + at];
+  }
+
+  /** The single value of a one-element tensor (copied from the device, if it lives on one). */
   item(): number {
     if (this.size !== 1) throw new ShapeError(`item: tensor${fmt(this.shape)} has ${this.size} elements, expected 1`);
+    if (this.device !== cpu) return this.toArray()[0];
     return this.dtype === "int32" ? this.ids[0] : this.data[0];
   }
 
-  /** A contiguous copy of the elements as a plain typed array. */
+  /** A contiguous copy of the elements as a plain typed array (from the device, if it lives on one). */
   toArray(): Float32Array | Int32Array {
     const s = this.live("toArray");
     const n = this.size;
-    if (this.isContiguous()) {
-      return this.dtype === "int32" ? s.i32.slice(this.offset, this.offset + n) : s.f32.slice(this.offset, this.offset + n);
+    const int = this.dtype === "int32";
+    if (this.device !== cpu) {
+      const dense = this.isContiguous();
+      const host = int ? new Int32Array(dense ? n : s.length) : new Float32Array(dense ? n : s.length);
+      if (dense) {
+        if (n > 0) this.device.download(s.block, this.offset * 4, host);
+        return host;
+      }
+      this.device.download(s.block, 0, host);
+      return gather(this, host, int ? new Int32Array(n) : new Float32Array(n));
     }
-    const out = this.dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
-    const src = this.dtype === "int32" ? s.i32 : s.f32;
-    const idx = new Array<number>(this.ndim).fill(0);
+    if (this.isContiguous()) {
+      return int ? s.i32.slice(this.offset, this.offset + n) : s.f32.slice(this.offset, this.offset + n);
+    }
+    return gather(this, int ? s.i32 : s.f32, int ? new Int32Array(n) : new Float32Array(n));
+  }
+
+  toString(): string {
+    const where = this.device === cpu ? "" : `, ${this.device.name}`;
+    return `Tensor(${this.dtype}${fmt(this.shape)}${where}${this.requiresGrad ? ", requiresGrad" : ""})`;
+  }
+}
+
+/** Copies t's (strided) elements out of its storage's values `src` into `out` in row-major order. */
+function gather<A extends Float32Array | Int32Array>(t: Tensor, src: Float32Array | Int32Array, out: A): A {
+  const n = t.size;
+  {
+    const idx = new Array<number>(t.ndim).fill(0);
     for (let i = 0; i < n; i++) {
-      let o = this.offset;
-      for (let d = 0; d < this.ndim; d++) o += idx[d] * this.strides[d];
+      let o = t.offset;
+      for (let d = 0; d < t.ndim; d++) o += idx[d] * t.strides[d];
       out[i] = src[o];
-      for (let d = this.ndim - 1; d >= 0; d--) {
-        if (++idx[d] < this.shape[d]) break;
+      for (let d = t.ndim - 1; d >= 0; d--) {
+        if (++idx[d] < t.shape[d]) break;
         idx[d] = 0;
       }
     }
     return out;
   }
+}
 
-  toString(): string {
-    return `Tensor(${this.dtype}${fmt(this.shape)}${this.requiresGrad ? ", requiresGrad" : ""})`;
-  }
+// ---- kernel operands -------------------------------------------------------------------
+
+/** A float32 tensor as a kernel operand from element `at`: its data view on the CPU, a device reference elsewhere. */
+export function f32(t: Tensor, at = 0): F32 {
+  if (t.device === cpu) return at === 0 ? t.data : t.data.subarray(at);
+  return t.ref("kernel", at);
+}
+
+/** An int32 tensor as a kernel operand. */
+export function i32(t: Tensor): I32 {
+  return t.device === cpu ? t.ids : t.ref("kernel");
 }
 
 // ---- creation ------------------------------------------------------------------------
 
-/** Uninitialised float32 (or int32) tensor. */
-export function empty(shape: number[], dtype: DType = "float32"): Tensor {
+/** Uninitialised float32 (or int32) tensor, on the CPU unless a device is named. */
+export function empty(shape: number[], dtype: DType = "float32", on: Device | string = cpu): Tensor {
   const s = checkShape("empty", shape);
-  return new Tensor(new Storage(numel(s), dtype), s);
+  return new Tensor(new Storage(numel(s), dtype, typeof on === "string" ? resolveDevice(on) : on), s);
 }
 
-export function full(shape: number[], value: number): Tensor {
-  const t = empty(shape);
-  backend.fill(t.size, t.data, value);
+export function full(shape: number[], value: number, on: Device | string = cpu): Tensor {
+  const t = empty(shape, "float32", on);
+  t.device.kernels.fill(t.size, f32(t), value);
   return t;
 }
 
-export function zeros(shape: number[]): Tensor {
-  return full(shape, 0);
+export function zeros(shape: number[], on: Device | string = cpu): Tensor {
+  return full(shape, 0, on);
 }
 
-export function ones(shape: number[]): Tensor {
-  return full(shape, 1);
+export function ones(shape: number[], on: Device | string = cpu): Tensor {
+  return full(shape, 1, on);
+}
+
+/** A tensor on `on` holding a copy of host values (row-major, shape's element count). */
+export function fromHost(values: Float32Array | Int32Array, shape: number[], on: Device | string = cpu): Tensor {
+  const dtype: DType = values instanceof Int32Array ? "int32" : "float32";
+  const t = empty(shape, dtype, on);
+  if (values.length !== t.size) {
+    t.release();
+    throw new ShapeError(`fromHost: ${values.length} values do not fill shape ${fmt(t.shape)} (expected ${t.size})`);
+  }
+  writeHost(t, values);
+  return t;
+}
+
+/** Overwrites a contiguous tensor's elements with host values (on any device). */
+export function writeHost(t: Tensor, values: ArrayLike<number>): void {
+  if (!t.isContiguous()) throw new ShapeError(`writeHost: tensor${fmt(t.shape)} must be contiguous`);
+  if (values.length !== t.size) throw new ShapeError(`writeHost: ${values.length} values for tensor${fmt(t.shape)} of ${t.size}`);
+  if (t.device === cpu) {
+    (t.dtype === "int32" ? t.ids : t.data).set(values);
+    return;
+  }
+  const host = t.dtype === "int32"
+    ? (values instanceof Int32Array ? values : Int32Array.from(values))
+    : (values instanceof Float32Array ? values : Float32Array.from(values));
+  if (host.length > 0) t.device.upload(t.ref("writeHost")[0], t.offset * 4, host);
+}
+
+/** A contiguous copy of t on another device (t itself when it is already there); no autograd. */
+export function toDeviceRaw(t: Tensor, on: Device | string): Tensor {
+  const dev = typeof on === "string" ? resolveDevice(on) : on;
+  if (dev === t.device) return t;
+  return fromHost(t.toArray(), [...t.shape], dev);
+}
+
+/**
+ * Moves a tensor's storage to another device in place (the same Tensor object, so optimizers
+ * and modules keep their references), with its gradient. Module.to moves parameters this way.
+ */
+export function relocate(t: Tensor, on: Device | string): void {
+  const dev = typeof on === "string" ? resolveDevice(on) : on;
+  if (dev === t.device) return;
+  const s = t.storage;
+  if (s === null || !s.live) throw new Error(`to: tensor${fmt(t.shape)} was released`);
+  if (t.offset !== 0 || !t.isContiguous() || s.refs !== 1 || s.length !== t.size) {
+    throw new Error(`to: tensor${fmt(t.shape)} shares its storage with views; only whole tensors move in place`);
+  }
+  const moved = fromHost(t.toArray(), [...t.shape], dev);
+  if (t.grad !== null) relocate(t.grad, dev);
+  const ns = moved.storage!;
+  // The new storage's one reference passes from `moved` to t.
+  moved.storage = null;
+  finalizer.unregister(moved);
+  finalizer.unregister(t);
+  (t as { device: Device }).device = dev;
+  t.storage = ns;
+  t.resetViews();
+  finalizer.register(t, ns, t);
+  s.refs--;
+  if (s.refs <= 0) s.release();
 }
 
 type NestedNumbers = number | NestedNumbers[];
@@ -333,9 +472,27 @@ export function rand(shape: number[], lo = 0, hi = 1, rng: Rng = defaultRng): Te
   return t;
 }
 
-/** A contiguous copy (same dtype), without autograd. */
+/** Copies n elements from src (from its element srcAt) into dst (from dstAt): one device, one dtype, no autograd. */
+export function copyElements(src: Tensor, srcAt: number, dst: Tensor, dstAt: number, n: number): void {
+  if (src.device !== dst.device) throw new Error(`copy: from ${src.device.name} to ${dst.device.name}; move one with .to(device)`);
+  if (n <= 0) return;
+  if (src.device === cpu) {
+    const from = src.dtype === "int32" ? src.ids : src.data;
+    (dst.dtype === "int32" ? dst.ids : dst.data).set(from.subarray(srcAt, srcAt + n), dstAt);
+    return;
+  }
+  src.device.copy(src.ref("copy")[0], (src.offset + srcAt) * 4, dst.ref("copy")[0], (dst.offset + dstAt) * 4, n * 4);
+}
+
+/** A contiguous copy (same dtype, same device), without autograd. */
 export function copyRaw(t: Tensor): Tensor {
-  const out = empty([...t.shape], t.dtype);
+  const out = empty([...t.shape], t.dtype, t.device);
+  if (t.device !== cpu) {
+    if (t.isContiguous()) t.device.copy(t.ref("copy")[0], t.offset * 4, out.ref("copy")[0], 0, t.size * 4);
+    else if (t.dtype === "float32") t.device.kernels.copyStrided(t.shape, t.strides, f32(t), f32(out));
+    else writeHost(out, t.toArray());
+    return out;
+  }
   if (t.dtype === "int32") {
     out.ids.set(t.toArray() as Int32Array);
   } else if (t.isContiguous()) {

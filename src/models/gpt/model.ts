@@ -7,7 +7,7 @@
 import { Module, decayGroups } from "../../nn/module.js";
 import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn/layers.js";
 import { type ForwardContext, type KVCache, type RowAdapter, advanceCaches, kvPositions } from "../../nn/context.js";
-import { noGrad } from "../../tensor/autograd.js";
+import { noGrad, to } from "../../tensor/autograd.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
 import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
@@ -63,8 +63,10 @@ export class GPT extends Module {
 
   private positionIds(T: number): Tensor {
     let p = this.positions.get(T);
+    const on = this.transformer.wpe.weight.device;
+    if (p !== undefined && !p.released && p.device !== on) p.release();
     if (p === undefined || p.released) {
-      p = idsTensor(Array.from({ length: T }, (_, i) => i), [T]).retain();
+      p = to(idsTensor(Array.from({ length: T }, (_, i) => i), [T]), on).retain();
       this.positions.set(T, p);
     }
     return p;

@@ -14,7 +14,7 @@ import { backend } from "../../native/index.js";
 import { needsGrad } from "../autograd.js";
 import { ShapeError, fmt } from "../shape.js";
 import { Tensor, empty } from "../tensor.js";
-import { expectFloat } from "./util.js";
+import { expectFloat, hostOnly } from "./util.js";
 
 /** One sequence's rows in a packed batch and its key/value cache for the layer being run. */
 export interface CacheSegment {
@@ -50,6 +50,7 @@ function cacheRows(op: string, t: Tensor, C: number, what: string): number {
 export function cachedAttention(qkv: Tensor, nHead: number, segments: readonly CacheSegment[]): Tensor {
   const op = "cachedAttention";
   expectFloat(op, qkv);
+  hostOnly(op, qkv);
   noTape(op, qkv);
   if (qkv.ndim < 2 || qkv.shape[qkv.ndim - 1] % 3 !== 0) throw new ShapeError(`${op}: qkv${fmt(qkv.shape)}: expected [..., N, 3*C]`);
   const C = qkv.shape[qkv.ndim - 1] / 3;
@@ -89,6 +90,7 @@ export function cachedAttention(qkv: Tensor, nHead: number, segments: readonly C
 export function lowRankUpdate(y: Tensor, x: Tensor, A: Tensor, B: Tensor, scale: number, start: number, count: number): Tensor {
   const op = "lowRankUpdate";
   expectFloat(op, y, x, A, B);
+  hostOnly(op, y, x, A, B);
   noTape(op, y, x, A, B);
   if (A.ndim !== 2 || B.ndim !== 2 || A.shape[1] !== B.shape[0] || !A.isContiguous() || !B.isContiguous()) {
     throw new ShapeError(`${op}: A${fmt(A.shape)}, B${fmt(B.shape)}: expected contiguous A [in, r] and B [r, out]`);

@@ -2,19 +2,18 @@
  * Element-wise ops with NumPy broadcasting, scalar ops, unary functions, GELU and dropout.
  * Kernels: native/src/kernels/elementwise.inc, gelu.inc, dropout.inc.
  */
-import { backend, BinaryOp, UnaryOp } from "../../native/index.js";
+import { BinaryOp, UnaryOp } from "../../native/index.js";
+import { type Device, cpu } from "../device.js";
 import { record } from "../autograd.js";
 import { broadcastShapes, broadcastStrides, sameShape } from "../shape.js";
 import { Rng, defaultRng } from "../rng.js";
-import { Tensor, empty, zeros } from "../tensor.js";
-import { dense, expectFloat } from "./util.js";
+import { Tensor, empty, f32, fromHost, zeros } from "../tensor.js";
+import { dense, expectFloat, kernelsOf } from "./util.js";
 
 type Operand = Tensor | number;
 
-function scalarTensor(v: number): Tensor {
-  const t = empty([]);
-  t.data[0] = v;
-  return t;
+function scalarTensor(v: number, on: Device): Tensor {
+  return fromHost(Float32Array.of(v), [], on);
 }
 
 function binary(name: string, op: number, a: Operand, b: Operand): Tensor {
@@ -25,25 +24,27 @@ function binary(name: string, op: number, a: Operand, b: Operand): Tensor {
     if (op === BinaryOp.div) return unary("div", UnaryOp.scale, a, 1 / b);
   }
   const saved: Tensor[] = [];
-  const ta = typeof a === "number" ? scalarTensor(a) : a;
-  const tb = typeof b === "number" ? scalarTensor(b) : b;
+  const on = a instanceof Tensor ? a.device : b instanceof Tensor ? b.device : cpu;
+  const ta = typeof a === "number" ? scalarTensor(a, on) : a;
+  const tb = typeof b === "number" ? scalarTensor(b, on) : b;
   if (typeof a === "number") saved.push(ta);
   if (typeof b === "number") saved.push(tb);
   expectFloat(name, ta, tb);
+  const k = kernelsOf(name, "a,b", ta, tb);
   const shape = broadcastShapes(name, ta.shape, tb.shape);
   const ca = dense(ta, saved);
   const cb = dense(tb, saved);
   const sa = broadcastStrides(ca.shape, shape);
   const sb = broadcastStrides(cb.shape, shape);
-  const out = empty(shape);
-  backend.binaryForward(op, shape, sa, sb, ca.data, cb.data, out.data);
+  const out = empty(shape, "float32", on);
+  k.binaryForward(op, shape, sa, sb, f32(ca), f32(cb), f32(out));
   const inputs = [ta, tb];
   return record(name, inputs, out, (g) => {
     const plain = sameShape(ta.shape, shape) && sameShape(tb.shape, shape);
     if (plain && op === BinaryOp.add) return [g, g];
-    const ga = ta.requiresGrad ? zeros([...ta.shape]) : null;
-    const gb = tb.requiresGrad ? zeros([...tb.shape]) : null;
-    backend.binaryBackward(op, shape, sa, sb, ca.data, cb.data, g.data, ga?.data ?? null, gb?.data ?? null);
+    const ga = ta.requiresGrad ? zeros([...ta.shape], on) : null;
+    const gb = tb.requiresGrad ? zeros([...tb.shape], on) : null;
+    k.binaryBackward(op, shape, sa, sb, f32(ca), f32(cb), f32(g), ga === null ? null : f32(ga), gb === null ? null : f32(gb));
     return [ga, gb];
   }, saved);
 }
@@ -57,11 +58,12 @@ function unary(name: string, op: number, x: Tensor, alpha = 0): Tensor {
   expectFloat(name, x);
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
-  const out = empty([...x.shape]);
-  backend.unaryForward(op, x.size, cx.data, out.data, alpha);
+  const k = x.device.kernels;
+  const out = empty([...x.shape], "float32", x.device);
+  k.unaryForward(op, x.size, f32(cx), f32(out), alpha);
   return record(name, [x], out, (g) => {
-    const gx = empty([...x.shape]);
-    backend.unaryBackward(op, x.size, cx.data, out.data, g.data, gx.data, alpha, false);
+    const gx = empty([...x.shape], "float32", x.device);
+    k.unaryBackward(op, x.size, f32(cx), f32(out), f32(g), f32(gx), alpha, false);
     return [gx];
   }, saved);
 }
@@ -81,11 +83,12 @@ export function gelu(x: Tensor): Tensor {
   expectFloat("gelu", x);
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
-  const out = empty([...x.shape]);
-  backend.geluForward(x.size, cx.data, out.data);
+  const k = x.device.kernels;
+  const out = empty([...x.shape], "float32", x.device);
+  k.geluForward(x.size, f32(cx), f32(out));
   return record("gelu", [x], out, (g) => {
-    const gx = empty([...x.shape]);
-    backend.geluBackward(x.size, cx.data, g.data, gx.data, false);
+    const gx = empty([...x.shape], "float32", x.device);
+    k.geluBackward(x.size, f32(cx), f32(g), f32(gx), false);
     return [gx];
   }, saved);
 }
@@ -98,11 +101,12 @@ export function dropout(x: Tensor, p: number, training = true, rng: Rng = defaul
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
   const seed = rng.seed();
-  const out = empty([...x.shape]);
-  backend.dropoutForward(x.size, cx.data, out.data, p, seed);
+  const k = x.device.kernels;
+  const out = empty([...x.shape], "float32", x.device);
+  k.dropoutForward(x.size, f32(cx), f32(out), p, seed);
   return record("dropout", [x], out, (g) => {
-    const gx = empty([...x.shape]);
-    backend.dropoutBackward(x.size, g.data, gx.data, p, seed, false);
+    const gx = empty([...x.shape], "float32", x.device);
+    k.dropoutBackward(x.size, f32(g), f32(gx), p, seed, false);
     return [gx];
   }, saved);
 }

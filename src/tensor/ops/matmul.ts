@@ -6,11 +6,10 @@
  *   matmul  a[..., M, K] @ b[..., K, N] -> [..., M, N]   (b may be 2-D and shared by every batch)
  *   linear  x[..., in] @ W + bias, W stored [in, out] (GPT-2 Conv1D) or [out, in] (nn.Linear)
  */
-import { backend } from "../../native/index.js";
 import { record } from "../autograd.js";
 import { ShapeError, fmt, numel, sameShape } from "../shape.js";
-import { Tensor, copyRaw, empty, zeros } from "../tensor.js";
-import { expectFloat, gradSink } from "./util.js";
+import { Tensor, copyRaw, empty, f32, zeros } from "../tensor.js";
+import { expectFloat, gradSink, kernelsOf } from "./util.js";
 
 /** How GEMM reads a tensor's last two dims: as stored, or transposed. */
 interface MatView {
@@ -57,38 +56,40 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (!shared && !sameShape(batchShape, bBatch)) {
     throw new ShapeError(`matmul: a${fmt(a.shape)} @ b${fmt(b.shape)}: batch dims ${fmt(batchShape)} vs ${fmt(bBatch)}, expected equal (or b 2-D)`);
   }
+  const k = kernelsOf("matmul", "a,b", a, b);
+  const dev = a.device;
   const batch = numel(batchShape);
   const va = matView(a, batch);
   const vb = matView(b, shared ? 1 : batch);
   const sB = shared ? 0 : vb.batchStride;
-  const out = empty([...batchShape, M, N]);
+  const out = empty([...batchShape, M, N], "float32", dev);
   // A 2-D b shared by row-major batches of a is one tall GEMM: fold the batch into M.
   const fold = shared && batch > 1 && !va.trans && va.ld === K && va.batchStride === M * K;
   const [foldM, foldBatch] = fold ? [M * batch, 1] : [M, batch];
-  backend.gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, va.t.data, va.ld, va.batchStride, vb.t.data, vb.ld, sB, out.data, N, M * N);
+  k.gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, f32(va.t), va.ld, va.batchStride, f32(vb.t), vb.ld, sB, f32(out), N, M * N);
   const saved = [va, vb].filter((v) => v.copied).map((v) => v.t);
   return record("matmul", [a, b], out, (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
       // dA = g @ op(B)^T
-      ga = empty([...a.shape]);
-      backend.gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, g.data, N, M * N, vb.t.data, vb.ld, sB, ga.data, K, M * K);
+      ga = empty([...a.shape], "float32", dev);
+      k.gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, f32(g), N, M * N, f32(vb.t), vb.ld, sB, f32(ga), K, M * K);
     }
     if (b.requiresGrad) {
       // dB = op(A)^T @ g, summed over the batch when b is shared
       const sink = gradSink(b, zeros);
-      const target = sink ?? zeros([...b.shape]);
+      const target = sink ?? zeros([...b.shape], dev);
       if (shared) {
         if (!va.trans && (batch === 1 || va.batchStride === M * va.ld)) {
-          backend.gemm(true, false, K, N, M * batch, 1, 1, 1, va.t.data, va.ld, 0, g.data, N, 0, target.data, N, 0);
+          k.gemm(true, false, K, N, M * batch, 1, 1, 1, f32(va.t), va.ld, 0, f32(g), N, 0, f32(target), N, 0);
         } else {
           for (let i = 0; i < batch; i++) {
-            backend.gemm(!va.trans, false, K, N, M, 1, 1, 1, va.t.data.subarray(i * va.batchStride), va.ld, 0,
-              g.data.subarray(i * M * N), N, 0, target.data, N, 0);
+            k.gemm(!va.trans, false, K, N, M, 1, 1, 1, f32(va.t, i * va.batchStride), va.ld, 0,
+              f32(g, i * M * N), N, 0, f32(target), N, 0);
           }
         }
       } else {
-        backend.gemm(!va.trans, false, K, N, M, batch, 1, 1, va.t.data, va.ld, va.batchStride, g.data, N, M * N, target.data, N, K * N);
+        k.gemm(!va.trans, false, K, N, M, batch, 1, 1, f32(va.t), va.ld, va.batchStride, f32(g), N, M * N, f32(target), N, K * N);
       }
       gb = sink === null ? target : null;
     }
@@ -114,38 +115,40 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   if (!weight.isContiguous() || (bias !== null && !bias.isContiguous())) {
     throw new ShapeError("linear: weight and bias must be contiguous (parameters are)");
   }
+  const k = kernelsOf("linear", "x,weight,bias", x, weight, bias);
+  const dev = x.device;
   const saved: Tensor[] = [];
   const cx = x.isContiguous() ? x : copyRaw(x);
   if (cx !== x) saved.push(cx);
   const rows = x.size / inF;
   const tw = layout === "out_in";
-  const out = empty([...x.shape.slice(0, -1), outF]);
+  const out = empty([...x.shape.slice(0, -1), outF], "float32", dev);
   // The bias is added in the GEMM's epilogue (no separate broadcast pass over the output).
-  backend.gemm(false, tw, rows, outF, inF, 1, 1, 0, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0,
-    bias === null ? null : bias.data);
+  k.gemm(false, tw, rows, outF, inF, 1, 1, 0, f32(cx), inF, 0, f32(weight), tw ? inF : outF, 0, f32(out), outF, 0,
+    bias === null ? null : f32(bias));
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record("linear", inputs, out, (g) => {
     let gx: Tensor | null = null, gw: Tensor | null = null, gbias: Tensor | null = null;
     if (x.requiresGrad) {
-      gx = empty([...x.shape]);
+      gx = empty([...x.shape], "float32", dev);
       // dx = g @ W^T
-      backend.gemm(false, !tw, rows, inF, outF, 1, 1, 0, g.data, outF, 0, weight.data, tw ? inF : outF, 0, gx.data, inF, 0);
+      k.gemm(false, !tw, rows, inF, outF, 1, 1, 0, f32(g), outF, 0, f32(weight), tw ? inF : outF, 0, f32(gx), inF, 0);
     }
     if (weight.requiresGrad) {
       const sink = gradSink(weight, zeros);
-      const target = sink ?? zeros([...weight.shape]);
-      if (tw) backend.gemm(true, false, outF, inF, rows, 1, 1, 1, g.data, outF, 0, cx.data, inF, 0, target.data, inF, 0);
+      const target = sink ?? zeros([...weight.shape], dev);
+      if (tw) k.gemm(true, false, outF, inF, rows, 1, 1, 1, f32(g), outF, 0, f32(cx), inF, 0, f32(target), inF, 0);
       else {
         // dW = x^T @ g packs g as op(B): the bias gradient (g's column sums) comes out of that pass.
-        if (bias !== null && bias.requiresGrad) gbias = zeros([outF]);
-        backend.gemm(true, false, inF, outF, rows, 1, 1, 1, cx.data, inF, 0, g.data, outF, 0, target.data, outF, 0,
-          null, gbias === null ? null : gbias.data);
+        if (bias !== null && bias.requiresGrad) gbias = zeros([outF], dev);
+        k.gemm(true, false, inF, outF, rows, 1, 1, 1, f32(cx), inF, 0, f32(g), outF, 0, f32(target), outF, 0,
+          null, gbias === null ? null : f32(gbias));
       }
       gw = sink === null ? target : null;
     }
     if (bias !== null && bias.requiresGrad && gbias === null) {
-      const sums = empty([outF]);
-      backend.reduceForward(0, 1, rows, outF, g.data, sums.data);
+      const sums = empty([outF], "float32", dev);
+      k.reduceForward(0, 1, rows, outF, f32(g), f32(sums));
       gbias = sums;
     }
     return [gx, gw, gbias];

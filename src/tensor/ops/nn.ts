@@ -3,11 +3,11 @@
  * self-attention on a fused qkv, and multi-head attention on separate q, k, v.
  * Kernels: native/src/kernels/{softmax,layernorm,embedding,cross_entropy,attention}.inc.
  */
-import { backend } from "../../native/index.js";
 import { record } from "../autograd.js";
 import { ShapeError, fmt, numel, sameShape } from "../shape.js";
-import { Tensor, empty, zeros } from "../tensor.js";
-import { dense, expectFloat, expectInt, expectNdim, gradSink } from "./util.js";
+import { Tensor, empty, f32, fromHost, i32, zeros } from "../tensor.js";
+import { cpu } from "../device.js";
+import { dense, expectFloat, expectInt, expectNdim, gradSink, kernelsOf } from "./util.js";
 
 /** Softmax over the last axis. */
 export function softmax(x: Tensor): Tensor {
@@ -15,14 +15,15 @@ export function softmax(x: Tensor): Tensor {
   expectNdim("softmax", x, "x", 1);
   const n = x.shape[x.ndim - 1];
   const rows = n === 0 ? 0 : x.size / n;
+  const kern = x.device.kernels, dev = x.device;
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
-  const out = empty([...x.shape]);
-  backend.softmaxForward(rows, n, cx.data, out.data);
+  const out = empty([...x.shape], "float32", dev);
+  kern.softmaxForward(rows, n, f32(cx), f32(out));
   for (const s of saved) s.release();
   return record("softmax", [x], out, (g) => {
-    const gx = empty([...x.shape]);
-    backend.softmaxBackward(rows, n, out.data, g.data, gx.data, false);
+    const gx = empty([...x.shape], "float32", dev);
+    kern.softmaxBackward(rows, n, f32(out), f32(g), f32(gx), false);
     return [gx];
   });
 }
@@ -37,18 +38,19 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     throw new ShapeError(`layerNorm: x${fmt(x.shape)} with weight${fmt(weight.shape)} and bias${fmt(bias.shape)}: expected both [${C}]`);
   }
   const rows = x.size / C;
+  const kern = kernelsOf("layerNorm", "x,weight,bias", x, weight, bias), dev = x.device;
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
   const cw = dense(weight, saved), cb = dense(bias, saved);
-  const out = empty([...x.shape]);
-  const mean = empty([rows]), rstd = empty([rows]);
+  const out = empty([...x.shape], "float32", dev);
+  const mean = empty([rows], "float32", dev), rstd = empty([rows], "float32", dev);
   saved.push(mean, rstd);
-  backend.layernormForward(rows, C, cx.data, cw.data, cb.data, eps, out.data, mean.data, rstd.data);
+  kern.layernormForward(rows, C, f32(cx), f32(cw), f32(cb), eps, f32(out), f32(mean), f32(rstd));
   return record("layerNorm", [x, weight, bias], out, (g) => {
-    const gx = empty([...x.shape]);
+    const gx = empty([...x.shape], "float32", dev);
     const sw = gradSink(weight, zeros), sb = gradSink(bias, zeros);
-    const gw = sw ?? zeros([C]), gb = sb ?? zeros([C]);
-    backend.layernormBackward(rows, C, cx.data, cw.data, mean.data, rstd.data, g.data, gx.data, gw.data, gb.data, false);
+    const gw = sw ?? zeros([C], dev), gb = sb ?? zeros([C], dev);
+    kern.layernormBackward(rows, C, f32(cx), f32(cw), f32(mean), f32(rstd), f32(g), f32(gx), f32(gw), f32(gb), false);
     return [x.requiresGrad ? gx : (gx.release(), null), sw === null ? gw : null, sb === null ? gb : null];
   }, saved);
 }
@@ -59,13 +61,14 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   expectFloat("embedding", table);
   if (table.ndim !== 2) throw new ShapeError(`embedding: table${fmt(table.shape)} must be [V, C]`);
   const [V, C] = table.shape;
+  const kern = kernelsOf("embedding", "ids,table", ids, table), dev = table.device;
   const n = ids.size;
   const cid = ids.isContiguous() ? ids : null;
   if (cid === null) throw new ShapeError("embedding: ids must be contiguous");
   const ct = dense(table);
-  const out = empty([...ids.shape, C]);
+  const out = empty([...ids.shape, C], "float32", dev);
   try {
-    backend.embeddingForward(n, C, V, cid.ids, ct.data, out.data);
+    kern.embeddingForward(n, C, V, i32(cid), f32(ct), f32(out));
   } catch (e) {
     out.release();
     throw new RangeError(`embedding: ids for table${fmt(table.shape)}: ${(e as Error).message}`);
@@ -74,8 +77,8 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   }
   return record("embedding", [table], out, (g) => {
     const sink = gradSink(table, zeros);
-    const gt = sink ?? zeros([V, C]);
-    backend.embeddingBackward(n, C, V, cid.ids, g.data, gt.data);
+    const gt = sink ?? zeros([V, C], dev);
+    kern.embeddingBackward(n, C, V, i32(cid), f32(g), f32(gt));
     return [sink === null ? gt : null];
   });
 }
@@ -93,28 +96,32 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
     throw new ShapeError(`crossEntropy: logits${fmt(logits.shape)} vs targets${fmt(targets.shape)}: expected targets.shape == logits.shape[:-1]`);
   }
   const N = numel(lead);
-  const t = targets.isContiguous() ? targets.ids : (targets.toArray() as Int32Array);
+  const kern = kernelsOf("crossEntropy", "logits,targets", logits, targets), dev = logits.device;
+  // The ignored-target count is read on the host (targets are small; a device copies them out once).
+  const onHost = dev === cpu;
+  const host = onHost && targets.isContiguous() ? targets.ids : (targets.toArray() as Int32Array);
+  const td = onHost || targets.isContiguous() ? targets : fromHost(host, [...targets.shape], dev);
+  const tgt = () => (onHost ? host : i32(td));
   let count = 0;
-  for (let i = 0; i < N; i++) if (t[i] >= 0) count++;
+  for (let i = 0; i < N; i++) if (host[i] >= 0) count++;
   if (count === 0) throw new ShapeError(`crossEntropy: every one of the ${N} targets is ignored (< 0); nothing to average`);
-  const saved: Tensor[] = [];
+  const saved: Tensor[] = td === targets ? [] : [td];
   const cl = dense(logits, saved);
-  const lse = empty([N]), losses = empty([N]);
+  const lse = empty([N], "float32", dev), losses = empty([N], "float32", dev);
   saved.push(lse);
   let total: number;
   try {
-    total = backend.crossEntropyForward(N, V, cl.data, t, lse.data, losses.data);
+    total = kern.crossEntropyForward(N, V, f32(cl), tgt(), f32(lse), f32(losses));
   } catch (e) {
     for (const s of saved) s.release();
     throw new RangeError(`crossEntropy: targets for ${V} classes: ${(e as Error).message}`);
   } finally {
     losses.release();
   }
-  const out = empty([]);
-  out.data[0] = total / count;
+  const out = fromHost(Float32Array.of(total / count), [], dev);
   return record("crossEntropy", [logits], out, (g) => {
-    const gl = empty([...logits.shape]);
-    backend.crossEntropyBackward(N, V, cl.data, t, lse.data, g.data[0] / count, gl.data);
+    const gl = empty([...logits.shape], "float32", dev);
+    kern.crossEntropyBackward(N, V, f32(cl), tgt(), f32(lse), (onHost ? g.data[0] : g.item()) / count, f32(gl));
     return [gl];
   }, saved);
 }
@@ -134,21 +141,20 @@ export function causalSelfAttention(qkv: Tensor, nHead: number): Tensor {
     throw new ShapeError(`causalSelfAttention: C=${C} is not divisible by nHead=${nHead}`);
   }
   const HS = C / nHead;
+  const kern = qkv.device.kernels, dev = qkv.device;
   const saved: Tensor[] = [];
   const x = dense(qkv, saved);
-  const d = x.data;
-  const q = d, k = d.subarray(C), v = d.subarray(2 * C);
-  const out = empty([B, T, C]);
-  const lse = empty([B, nHead, T]);
+  const q = f32(x), k = f32(x, C), v = f32(x, 2 * C);
+  const out = empty([B, T, C], "float32", dev);
+  const lse = empty([B, nHead, T], "float32", dev);
   saved.push(lse);
   const dims = [B, T, T, nHead, HS];
   const scale = 1 / Math.sqrt(HS);
-  backend.attentionForward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, out.data, T * C, C, lse.data);
+  kern.attentionForward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, f32(out), T * C, C, f32(lse));
   return record("attention", [qkv], out, (g) => {
-    const gx = empty([B, T, C3]);
-    const gd = gx.data;
-    backend.attentionBackward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, out.data, T * C, C, lse.data,
-      g.data, gd, gd.subarray(C), gd.subarray(2 * C), false);
+    const gx = empty([B, T, C3], "float32", dev);
+    kern.attentionBackward(dims, scale, true, q, T * C3, C3, k, T * C3, C3, v, T * C3, C3, f32(out), T * C, C, f32(lse),
+      f32(g), f32(gx), f32(gx, C), f32(gx, 2 * C), false);
     return [gx];
   }, saved);
 }
@@ -168,19 +174,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, nHead: number, { caus
     throw new ShapeError(`attention: q${fmt(q.shape)}: C=${C} must be a positive multiple of nHead=${nHead}`);
   }
   const HS = C / nHead;
+  const kern = kernelsOf("attention", "q,k,v", q, k, v), dev = q.device;
   const saved: Tensor[] = [];
   const cq = dense(q, saved), ck = dense(k, saved), cv = dense(v, saved);
-  const out = empty([B, T, C]);
-  const lse = empty([B, nHead, T]);
+  const out = empty([B, T, C], "float32", dev);
+  const lse = empty([B, nHead, T], "float32", dev);
   saved.push(lse);
   const dims = [B, T, T, nHead, HS];
   const scale = 1 / Math.sqrt(HS);
   const bs = T * C;
-  backend.attentionForward(dims, scale, causal, cq.data, bs, C, ck.data, bs, C, cv.data, bs, C, out.data, bs, C, lse.data);
+  kern.attentionForward(dims, scale, causal, f32(cq), bs, C, f32(ck), bs, C, f32(cv), bs, C, f32(out), bs, C, f32(lse));
   return record("attention", [q, k, v], out, (g) => {
-    const gq = empty([B, T, C]), gk = empty([B, T, C]), gv = empty([B, T, C]);
-    backend.attentionBackward(dims, scale, causal, cq.data, bs, C, ck.data, bs, C, cv.data, bs, C, out.data, bs, C, lse.data,
-      g.data, gq.data, gk.data, gv.data, false);
+    const gq = empty([B, T, C], "float32", dev), gk = empty([B, T, C], "float32", dev), gv = empty([B, T, C], "float32", dev);
+    kern.attentionBackward(dims, scale, causal, f32(cq), bs, C, f32(ck), bs, C, f32(cv), bs, C, f32(out), bs, C, f32(lse),
+      f32(g), f32(gq), f32(gk), f32(gv), false);
     const keep = (t: Tensor, input: Tensor): Tensor | null => (input.requiresGrad ? t : (t.release(), null));
     return [keep(gq, q), keep(gk, k), keep(gv, v)];
   }, saved);

@@ -2,14 +2,15 @@
  * Reductions (kernels: native/src/kernels/reduce.inc). `axis` undefined reduces everything.
  * max has no gradient (it serves inference: sampling, accuracy).
  */
-import { backend, ReduceOp } from "../../native/index.js";
+import { ReduceOp } from "../../native/index.js";
 import { record } from "../autograd.js";
 import { ShapeError, fmt, normAxis, numel } from "../shape.js";
-import { Tensor, empty } from "../tensor.js";
+import { Tensor, empty, f32 } from "../tensor.js";
 import { dense, expectFloat } from "./util.js";
 
 function reduce(name: string, op: number, x: Tensor, axis: number | undefined, keepdim: boolean): Tensor {
   expectFloat(name, x);
+  const k = x.device.kernels, dev = x.device;
   const saved: Tensor[] = [];
   const cx = dense(x, saved);
   let outer: number, n: number, inner: number, shape: number[];
@@ -26,13 +27,13 @@ function reduce(name: string, op: number, x: Tensor, axis: number | undefined, k
     else shape.splice(ax, 1);
   }
   if (n === 0 && op === ReduceOp.max) throw new ShapeError(`${name}: cannot take the max over an empty axis of tensor${fmt(x.shape)}`);
-  const out = empty(shape);
-  backend.reduceForward(op, outer, n, inner, cx.data, out.data);
+  const out = empty(shape, "float32", dev);
+  k.reduceForward(op, outer, n, inner, f32(cx), f32(out));
   for (const s of saved) s.release();
   if (op === ReduceOp.max) return out;
   return record(name, [x], out, (g) => {
-    const gx = empty([...x.shape]);
-    backend.reduceBackward(op, outer, n, inner, g.data, gx.data, false);
+    const gx = empty([...x.shape], "float32", dev);
+    k.reduceBackward(op, outer, n, inner, f32(g), f32(gx), false);
     return [gx];
   });
 }

@@ -3,10 +3,10 @@
  * when the layout allows (no copy); their backward maps the gradient back to the
  * input's shape.
  */
-import { backend } from "../../native/index.js";
 import { record } from "../autograd.js";
 import { ShapeError, contiguousStrides, fmt, normAxis, numel } from "../shape.js";
-import { Tensor, copyRaw, empty, zeros } from "../tensor.js";
+import { Tensor, copyElements, copyRaw, empty, f32, zeros } from "../tensor.js";
+import { kernelsOf } from "./util.js";
 
 export function reshape(x: Tensor, shape: number[]): Tensor {
   const dims = [...shape];
@@ -43,8 +43,8 @@ export function permute(x: Tensor, dims: number[]): Tensor {
     const gs = contiguousStrides(g.shape);
     const inv = new Array<number>(x.ndim);
     axes.forEach((a, i) => (inv[a] = i));
-    const gx = empty([...x.shape]);
-    backend.copyStrided(x.shape, inv.map((i) => gs[i]), g.data, gx.data);
+    const gx = empty([...x.shape], "float32", x.device);
+    x.device.kernels.copyStrided(x.shape, inv.map((i) => gs[i]), f32(g), f32(gx));
     return [gx];
   });
 }
@@ -70,12 +70,11 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   shape[ax] = end - start;
   const out = x.viewRaw(shape, [...x.strides], x.offset + start * x.strides[ax]);
   return record("slice", [x], out, (g) => {
-    const gx = zeros([...x.shape]);
+    const gx = zeros([...x.shape], x.device);
     const outer = numel(x.shape.slice(0, ax));
     const inner = numel(x.shape.slice(ax + 1));
     const chunk = (end - start) * inner;
-    const gd = g.data, xd = gx.data;
-    for (let o = 0; o < outer; o++) xd.set(gd.subarray(o * chunk, (o + 1) * chunk), (o * n + start) * inner);
+    for (let o = 0; o < outer; o++) copyElements(g, o * chunk, gx, (o * n + start) * inner, chunk);
     return [gx];
   });
 }
@@ -101,17 +100,16 @@ export function cat(xs: Tensor[], axis = 0): Tensor {
   }
   const shape = [...xs[0].shape];
   shape[ax] = xs.reduce((s, t) => s + t.shape[ax], 0);
-  const out = empty(shape, xs[0].dtype);
+  for (const t of xs) if (t.device !== xs[0].device) kernelsOf("cat", "xs[0],tensor", xs[0], t);
+  const out = empty(shape, xs[0].dtype, xs[0].device);
   const outer = numel(shape.slice(0, ax));
   const inner = numel(shape.slice(ax + 1));
   const row = shape[ax] * inner;
   let at = 0;
-  const dst = xs[0].dtype === "int32" ? out.ids : out.data;
   for (const t of xs) {
     const src = copyRaw(t);
-    const s = src.dtype === "int32" ? src.ids : src.data;
     const chunk = t.shape[ax] * inner;
-    for (let o = 0; o < outer; o++) dst.set(s.subarray(o * chunk, (o + 1) * chunk), o * row + at);
+    for (let o = 0; o < outer; o++) copyElements(src, o * chunk, out, o * row + at, chunk);
     src.release();
     at += chunk;
   }
@@ -119,8 +117,8 @@ export function cat(xs: Tensor[], axis = 0): Tensor {
     let off = 0;
     return xs.map((t) => {
       const chunk = t.shape[ax] * inner;
-      const gx = empty([...t.shape]);
-      for (let o = 0; o < outer; o++) gx.data.set(g.data.subarray(o * row + off, o * row + off + chunk), o * chunk);
+      const gx = empty([...t.shape], "float32", t.device);
+      for (let o = 0; o < outer; o++) copyElements(g, o * row + off, gx, o * chunk, chunk);
       off += chunk;
       return gx;
     });
