@@ -8,6 +8,8 @@ import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import * as T from "../src/tensor/index.js";
 import { cudaAddon } from "../src/native/cuda.js";
 import { backend } from "../src/native/index.js";
+import { deviceLines } from "../src/cli/info.js";
+import { spawnSync } from "node:child_process";
 import { closeTo, fixtureGroups, gradsMatch, loadFixture, unpack, type Packed } from "./helpers/fixtures.js";
 
 interface GptFixture {
@@ -142,7 +144,7 @@ test("cuda without the addon or a GPU is a clear error; unknown devices are refu
   const { module, reason } = cudaAddon();
   if (module === null) {
     assert.throws(() => T.device("cuda"), new RegExp(`device cuda:0: ${reason.replace(/[()]/g, ".")}`));
-    assert.match(reason, /CUDA addon/);
+    assert.match(reason, /CUDA backend is not built/);
   } else if (module.deviceCount() === 0) {
     assert.throws(() => T.device("cuda:0"), /device cuda:0: no CUDA GPU is visible/);
   }
@@ -162,4 +164,22 @@ test("device references are bounds-checked in native code like typed arrays", ()
   assert.equal(backend.deviceFree(b), true);
   assert.equal(backend.deviceFree(b), false, "a second free is a no-op");
   assert.throws(() => backend.fill(1, [b, 0], 1), /fill: x is a released device block/);
+});
+
+test("plinth info's device lines say why there is no GPU; the CUDA build is skipped with one line unless asked for", () => {
+  const { module } = cudaAddon();
+  if (module === null) assert.deepEqual(deviceLines().map((l) => l.replace(/\(.*\)/, "(...)")), ["cuda: none (...)"]);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.PLINTH_CUDA;
+  delete env.CUDA_HOME;
+  delete env.CUDA_PATH;
+  const noNvcc = spawnSync(process.execPath, ["scripts/build-cuda.mjs"], { encoding: "utf8", env: { ...env, PATH: "/nonexistent" } });
+  assert.equal(noNvcc.status, 0);
+  assert.equal(noNvcc.stdout, "plinth: nvcc not found (no CUDA_HOME, no nvcc on PATH): skipping the optional CUDA backend\n");
+  const which = spawnSync("sh", ["-c", "command -v nvcc"], { encoding: "utf8" });
+  if (which.status === 0) {
+    const optIn = spawnSync(process.execPath, ["scripts/build-cuda.mjs"], { encoding: "utf8", env });
+    assert.equal(optIn.status, 0);
+    assert.match(optIn.stdout, /^plinth: nvcc found \(.*\), but the CUDA backend is opt-in \(its build takes minutes\): PLINTH_CUDA=1 npm install, or npm run build:cuda\n$/);
+  }
 });

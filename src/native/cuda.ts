@@ -62,7 +62,7 @@ export function cudaAddon(): { module: CudaAddon | null; reason: string } {
   if (loaded !== null) return loaded;
   const path = findAddon();
   if (path === null) {
-    loaded = { module: null, reason: "the CUDA addon is not built (it needs nvcc: run PLINTH_CUDA=1 npm run build:cuda on a machine with the CUDA toolkit)" };
+    loaded = { module: null, reason: "the CUDA backend is not built; on a machine with nvcc run npm run build:cuda (or PLINTH_CUDA=1 npm install)" };
     return loaded;
   }
   try {
