@@ -10,6 +10,9 @@ import { cudaAddon } from "../src/native/cuda.js";
 import { backend } from "../src/native/index.js";
 import { deviceLines } from "../src/cli/info.js";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { closeTo, fixtureGroups, gradsMatch, loadFixture, unpack, type Packed } from "./helpers/fixtures.js";
 
 interface GptFixture {
@@ -181,5 +184,30 @@ test("plinth info's device lines say why there is no GPU; the CUDA build is skip
     const optIn = spawnSync(process.execPath, ["scripts/build-cuda.mjs"], { encoding: "utf8", env });
     assert.equal(optIn.status, 0);
     assert.match(optIn.stdout, /^plinth: nvcc found \(.*\), but the CUDA backend is opt-in \(its build takes minutes\): PLINTH_CUDA=1 npm install, or npm run build:cuda\n$/);
+  }
+});
+
+test("plinth pretrain --device opaque trains the same weights as the CPU; bad devices are refused before any work", () => {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-device-"));
+  const run = (...extra: string[]) => spawnSync(process.execPath, ["dist/src/cli/main.js", "pretrain", "--data", "moby-dick", "--size", "tiny",
+    "--steps", "4", "--eval-every", "2", "--batch", "4", "--ctx", "32", "--vocab", "300", "--sample-mb", "0.2", ...extra], { encoding: "utf8" });
+  try {
+    const host = run("--out", join(dir, "cpu"));
+    assert.equal(host.status, 0, host.stderr);
+    const dev = run("--out", join(dir, "opaque"), "--device", "opaque");
+    assert.equal(dev.status, 0, dev.stderr);
+    assert.ok(readFileSync(join(dir, "opaque", "model.safetensors")).equals(readFileSync(join(dir, "cpu", "model.safetensors"))),
+      "the opaque device runs the CPU's kernels: the trained weights are byte-identical");
+    const cuda = run("--out", join(dir, "cuda"), "--device", "cuda");
+    if (cudaAddon().module === null) {
+      assert.equal(cuda.status, 2);
+      assert.match(cuda.stderr, /^plinth pretrain: --device cuda:0: the CUDA backend is not built; on a machine with nvcc run npm run build:cuda/);
+    }
+    const mlm = run("--out", join(dir, "mlm"), "--device", "opaque", "--objective", "mlm");
+    assert.match(mlm.stderr, /--device opaque: only --objective clm trains off the CPU for now/);
+    const bad = run("--out", join(dir, "bad"), "--device", "gpu");
+    assert.match(bad.stderr, /--device: unknown device "gpu" \(expected cpu, cuda, cuda:N or opaque\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -22,6 +22,7 @@ import { formatSeconds, Progress } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
 import { dataParallel, runUnderMpirun, World, type DataParallel, type DataParallelStats } from "../train/parallel/index.js";
 import { launchedRank, loadMpi } from "../native/mpi.js";
+import { device } from "../tensor/device.js";
 import { UsageError, checkFile, checkModelDir, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
 import { runPretrainContrastive } from "./clip.js";
 
@@ -69,6 +70,8 @@ Usage: plinth pretrain [--objective clm|mlm|embed] [--size tiny|small|S|M] [--da
                 under mpirun/srun the ranks are found on their own. --batch is the global batch
   --bucket-mb   gradient all-reduce bucket size, MB (default 25)
   --shard-optimizer  ZeRO-1: split AdamW's moments across the ranks (memory per rank ~1/N)
+  --device      cpu (default), cuda[:N] (the experimental CUDA backend, when built), or opaque
+                (a test device: CPU kernels on memory JavaScript cannot read); clm only for now
 Runs resume from the newest checkpoint in --out; SIGINT/SIGTERM save one and exit. The corpus
 is prepared as a stream (any size; .gz and .zst inputs too) into --out/data; an interrupted
 preparation resumes there, and adding a --data source tokenizes only the new documents.
@@ -188,6 +191,8 @@ export interface PretrainOptions {
   /** Data-parallel options, used when this process is one rank of several (mpirun, srun, --procs). */
   bucketMb?: number;
   shardOptimizer?: boolean;
+  /** Where the model trains: "cpu" (default), "cuda[:N]" or "opaque"; clm only for now. */
+  device?: string;
 }
 
 /** The options `pretrain` fills in when they are left out (the `plinth pretrain` defaults). */
@@ -266,6 +271,15 @@ export function resolvePretrainOptions(options: PretrainOptions): ResolvedPretra
     checkFile("tokenizer", o.tokenizerPath);
     if (o.objective === "mlm" && !readFileSync(o.tokenizerPath, "utf8").includes('"[MASK]"')) {
       throw new UsageError(`--tokenizer ${o.tokenizerPath} has no [MASK] token, which --objective mlm needs; leave --tokenizer out to train one`);
+    }
+  }
+  if (o.device !== undefined) {
+    if (o.objective !== "clm") throw new UsageError(`--device ${o.device}: only --objective clm trains off the CPU for now`);
+    try {
+      device(o.device);
+    } catch (e) {
+      const m = (e as Error).message;
+      throw new UsageError(m.startsWith("device: ") ? `--device: ${m.slice(8)}` : `--device ${m.replace(/^device /, "")}`);
     }
   }
   checkWritableDir("out", o.outDir);
@@ -350,8 +364,10 @@ async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): 
   const maskToken = tokenizer.special("[MASK]");
   if (o.objective === "mlm" && maskToken === undefined) throw new Error("--objective mlm: the tokenizer has no [MASK] token");
   const task = o.objective === "clm" ? clm : mlm({ maskToken: maskToken!, vocabSize: tokenizer.vocabSize, specialIds: specials });
+  if (o.device !== undefined) model.to(o.device);
   const single = languageModeling(model, task, {
     train: corpus.train, val: corpus.val, batch: o.batch, ctx, evalWindows: 64, bytesPerToken: o.objective === "clm" ? corpus.bytesPerToken : undefined,
+    device: o.device,
   });
   let objective = (dp === null ? single : dp.objective(single)) as Objective<unknown>;
   if (o.objective === "embed") {
@@ -440,7 +456,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
       steps: { type: "string" }, out: { type: "string" }, tokenizer: { type: "string" }, vocab: { type: "string" }, batch: { type: "string" }, ctx: { type: "string" },
       lr: { type: "string" }, warmup: { type: "string" }, "grad-accum": { type: "string" }, "eval-every": { type: "string" }, "checkpoint-every": { type: "string" },
       seed: { type: "string" }, init: { type: "string" }, pooling: { type: "string" }, views: { type: "string" }, temperature: { type: "string" }, "sample-mb": { type: "string" }, "prep-memory-mb": { type: "string" }, "prep-threads": { type: "string" }, help: { type: "boolean", short: "h" },
-      procs: { type: "string" }, "bucket-mb": { type: "string" }, "shard-optimizer": { type: "boolean" },
+      procs: { type: "string" }, "bucket-mb": { type: "string" }, "shard-optimizer": { type: "boolean" }, device: { type: "string" },
     },
   });
   if (values.help) {
@@ -461,7 +477,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
     prepMemoryMb: values["prep-memory-mb"] === undefined ? undefined : parsePositiveArg("prep-memory-mb", values["prep-memory-mb"], 256),
     prepThreads: optionalInt("prep-threads", values["prep-threads"], 0),
     bucketMb: values["bucket-mb"] === undefined ? undefined : parsePositiveArg("bucket-mb", values["bucket-mb"], 25),
-    shardOptimizer: values["shard-optimizer"],
+    shardOptimizer: values["shard-optimizer"], device: values.device,
     init: values.init, pooling: values.pooling as Pooling | undefined, views: values.views as EmbedViews | undefined,
     temperature: values.temperature === undefined ? undefined : parsePositiveArg("temperature", values.temperature, 0.05),
   });

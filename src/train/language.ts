@@ -14,7 +14,8 @@ import type { TokenSource } from "../data/tokens.js";
 import type { GPT } from "../models/gpt/model.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { Rng } from "../tensor/rng.js";
-import { Tensor, empty } from "../tensor/tensor.js";
+import type { Device } from "../tensor/device.js";
+import { Tensor, empty, toDeviceRaw } from "../tensor/tensor.js";
 import type { Objective } from "./trainer.js";
 
 export interface LossModel {
@@ -86,11 +87,22 @@ export interface LanguageModelingOptions {
   evalWindows?: number;
   /** Bytes per token of the validation text, for bits per byte. */
   bytesPerToken?: number;
+  /** The device the model lives on: batches are made on the host and moved there (default the CPU). */
+  device?: Device | string;
 }
 
 export type TokenBatch = { x: Tensor; y: Tensor };
 
-export function languageModeling(model: LossModel, task: TokenTask, { train, val, batch, ctx, evalWindows = 32, bytesPerToken }: LanguageModelingOptions): Objective<TokenBatch> {
+/** The batch on `on` (the host tensors released), or as it is when on is the CPU or not given. */
+function onDevice(b: TokenBatch, on: Device | string | undefined): TokenBatch {
+  if (on === undefined || on === "cpu") return b;
+  const out = { x: toDeviceRaw(b.x, on), y: toDeviceRaw(b.y, on) };
+  if (out.x !== b.x) b.x.release();
+  if (out.y !== b.y) b.y.release();
+  return out;
+}
+
+export function languageModeling(model: LossModel, task: TokenTask, { train, val, batch, ctx, evalWindows = 32, bytesPerToken, device }: LanguageModelingOptions): Objective<TokenBatch> {
   if (!(Number.isInteger(batch) && batch > 0 && Number.isInteger(ctx) && ctx > 0)) throw new RangeError(`languageModeling: batch and ctx must be positive integers, got ${batch} and ${ctx}`);
   if (train.length < ctx + 1) throw new RangeError(`languageModeling: the training data has ${train.length} tokens, fewer than one window of ctx + 1 = ${ctx + 1}`);
   if (val.length < ctx + 1) throw new RangeError(`languageModeling: the validation data has ${val.length} tokens, fewer than one window of ctx + 1 = ${ctx + 1}`);
@@ -102,7 +114,7 @@ export function languageModeling(model: LossModel, task: TokenTask, { train, val
     chart: { title: `${task.name} pretraining`, yLabel: "cross-entropy (nats/token)" },
     next(rng) {
       for (let b = 0; b < batch; b++) train.read(rng.int(train.length - ctx), windows.subarray(b * (ctx + 1), (b + 1) * (ctx + 1)));
-      return task.batch(windows, batch, ctx, rng);
+      return onDevice(task.batch(windows, batch, ctx, rng), device);
     },
     loss: ({ x, y }) => model.loss(x, y),
     count: () => batch * ctx,
@@ -111,7 +123,7 @@ export function languageModeling(model: LossModel, task: TokenTask, { train, val
       y.release();
     },
     validate(rng) {
-      const loss = windowLoss(model, task, val, batch, ctx, evalWindows, rng);
+      const loss = windowLoss(model, task, val, batch, ctx, evalWindows, rng, device);
       const scores: Record<string, number> = { valPerplexity: Math.exp(loss) };
       if (bytesPerToken !== undefined) scores.valBitsPerByte = loss / Math.LN2 / bytesPerToken;
       return { loss, scores };
@@ -120,7 +132,8 @@ export function languageModeling(model: LossModel, task: TokenTask, { train, val
 }
 
 /** Mean loss per target over `windows` windows spread evenly over `val`. */
-function windowLoss(model: LossModel, task: TokenTask, val: TokenSource, batch: number, ctx: number, maxWindows: number, rng: Rng): number {
+function windowLoss(model: LossModel, task: TokenTask, val: TokenSource, batch: number, ctx: number, maxWindows: number, rng: Rng,
+  device?: Device | string): number {
   const windows = Math.min(maxWindows, Math.floor((val.length - 1) / ctx));
   const span = val.length - ctx - 1;
   const startOf = (w: number) => (windows === 1 ? 0 : Math.floor((w * span) / (windows - 1)));
@@ -129,10 +142,11 @@ function windowLoss(model: LossModel, task: TokenTask, val: TokenSource, batch: 
   for (let w0 = 0; w0 < windows; w0 += batch) {
     const n = Math.min(batch, windows - w0);
     for (let b = 0; b < n; b++) val.read(startOf(w0 + b), buf.subarray(b * (ctx + 1), (b + 1) * (ctx + 1)));
-    const { x, y } = task.batch(buf, n, ctx, rng);
-    const loss = noGrad(() => model.loss(x, y).item());
+    const host = task.batch(buf, n, ctx, rng);
     let targets = 0;
-    for (const t of y.ids.subarray(0, y.size)) if (t >= 0) targets++;
+    for (const t of host.y.ids.subarray(0, host.y.size)) if (t >= 0) targets++;
+    const { x, y } = onDevice(host, device);
+    const loss = noGrad(() => model.loss(x, y).item());
     total += loss * targets;
     count += targets;
     x.release();

@@ -26,7 +26,8 @@ import { join } from "node:path";
 import type { Module } from "../nn/module.js";
 import { AdamW, clipGradNorm, type ParamGroup } from "../optim/adamw.js";
 import { Rng } from "../tensor/rng.js";
-import { Tensor, empty } from "../tensor/tensor.js";
+import type { Device } from "../tensor/device.js";
+import { Tensor, fromHost } from "../tensor/tensor.js";
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type CheckpointState } from "./checkpoint.js";
 import { MetricsLog, smoothLoss, type StepRecord, type Unit } from "./history.js";
 import { Progress } from "./progress.js";
@@ -312,7 +313,7 @@ export class Trainer<B> {
           }
           lossSum += value;
           if (par !== null && micro === gradAccum - 1) par.beginLastBackward();
-          loss.backward(gradAccum === 1 ? undefined : scalar(1 / gradAccum));
+          loss.backward(gradAccum === 1 ? undefined : scalar(1 / gradAccum, loss.device));
           loss.release();
           this.seen += objective.count(batch);
           objective.release?.(batch);
@@ -382,8 +383,6 @@ function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-function scalar(v: number): Tensor {
-  const t = empty([]);
-  t.data[0] = v;
-  return t;
+function scalar(v: number, on: Device): Tensor {
+  return fromHost(Float32Array.of(v), [], on);
 }

@@ -89,9 +89,10 @@ constexpr int HB = 128, HK = 32;
 
 __global__ void __launch_bounds__(256) hgemm_k(G g, const __nv_bfloat16* A, const __nv_bfloat16* B, float* C) {
   using namespace nvcuda;
-  __shared__ __nv_bfloat16 As[HB][HK + 8];
-  __shared__ __nv_bfloat16 Bs[HK][HB + 8];
-  __shared__ float stage[8][16 * 16];
+  // WMMA loads and stores need 256-bit aligned pointers: every fragment offset below is a multiple of 32 bytes.
+  __shared__ __align__(128) __nv_bfloat16 As[HB][HK + 8];
+  __shared__ __align__(128) __nv_bfloat16 Bs[HK][HB + 8];
+  __shared__ __align__(128) float stage[8][16 * 16];
   A += blockIdx.z * g.sA;
   B += blockIdx.z * g.sB;
   C += blockIdx.z * g.sC;
