@@ -4,6 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GPT, gptConfig, type GPTConfig } from "../src/models/gpt/index.js";
+import { BertForMaskedLM, bertConfig, type BertConfig } from "../src/models/bert/index.js";
+import { ClipModel, clipConfig, type ClipConfig } from "../src/models/clip/index.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import * as T from "../src/tensor/index.js";
 import { cudaAddon } from "../src/native/cuda.js";
@@ -210,4 +212,40 @@ test("plinth pretrain --device opaque trains the same weights as the CPU; bad de
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** Runs a model's loss and backward on a device; returns the loss and every gradient, copied out. */
+function lossAndGrads(model: { namedParameters(): [string, T.Tensor][] }, loss: () => T.Tensor): { loss: number; grads: Map<string, Float32Array> } {
+  const l = loss();
+  const value = l.item();
+  l.backward();
+  return { loss: value, grads: new Map(model.namedParameters().map(([n, p]) => [n, p.grad!.toArray() as Float32Array])) };
+}
+
+function sameOnBothDevices(name: string, build: (on: string) => { namedParameters(): [string, T.Tensor][] }, loss: (m: never, on: string) => T.Tensor, expected: number): void {
+  const [host, dev] = ["cpu", "opaque"].map((on) => {
+    const model = build(on);
+    return lossAndGrads(model, () => loss(model as never, on));
+  });
+  assert.ok(Math.abs(dev.loss - expected) < 1e-5, `${name}: loss ${dev.loss} vs PyTorch's ${expected}`);
+  assert.equal(dev.loss, host.loss, `${name}: loss`);
+  for (const [n, g] of host.grads) assert.deepEqual(dev.grads.get(n), g, `${name}: gradient of ${n}`);
+}
+
+test("tiny BERT and CLIP on the opaque device: loss and every gradient equal the CPU's, loss matches PyTorch", () => {
+  const bert = loadFixture<{ config: BertConfig; params: Record<string, Packed>; input_ids: number[][]; token_type_ids: number[][]; targets: number[][]; loss: number }>("bert_tiny.json");
+  sameOnBothDevices("BERT", (on) => {
+    const m = new BertForMaskedLM(bertConfig({ ...bert.config }));
+    m.loadStateDict(Object.fromEntries(Object.entries(bert.params).map(([k, v]) => [k, unpack(v)])));
+    return m.to(on);
+  }, (m: BertForMaskedLM, on) => m.forward(T.ids(bert.input_ids).to(on), T.ids(bert.targets).to(on), T.ids(bert.token_type_ids).to(on)).loss!, bert.loss);
+  const clip = loadFixture<{ config: ClipConfig; params: Record<string, Packed>; pixel_values: Packed; input_ids: number[][]; loss: number }>("clip_tiny.json");
+  sameOnBothDevices("CLIP", (on) => {
+    const m = new ClipModel(clipConfig(clip.config));
+    m.loadStateDict(Object.fromEntries(Object.entries(clip.params).map(([k, v]) => [k, unpack(v)])));
+    return m.to(on);
+  }, (m: ClipModel, on) => {
+    const p = unpack(clip.pixel_values);
+    return m.forward(T.tensor(p.data, p.shape).to(on), T.ids(clip.input_ids).to(on)).loss;
+  }, clip.loss);
 });

@@ -13,7 +13,7 @@ import type { ForwardContext } from "../../nn/context.js";
 import { noGrad } from "../../tensor/autograd.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
-import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
+import { Tensor, fromHost, ids as idsTensor } from "../../tensor/tensor.js";
 import { add, gelu } from "../../tensor/ops/elementwise.js";
 import { linear } from "../../tensor/ops/matmul.js";
 import { attention, crossEntropy, embedding, softmax } from "../../tensor/ops/nn.js";
@@ -210,8 +210,10 @@ export class BertForMaskedLM extends Module {
   private constantIds(kind: "positions" | "types", T: number): Tensor {
     const key = `${kind}:${T}`;
     let t = this.constants.get(key);
+    const on = this.cls.predictions.bias.device;
+    if (t !== undefined && !t.released && t.device !== on) t.release();
     if (t === undefined || t.released) {
-      t = idsTensor(Array.from({ length: T }, (_, i) => (kind === "positions" ? i : 0)), [T]).retain();
+      t = fromHost(Int32Array.from({ length: T }, (_, i) => (kind === "positions" ? i : 0)), [T], on).retain();
       this.constants.set(key, t);
     }
     return t;
@@ -269,7 +271,7 @@ export class BertForMaskedLM extends Module {
       }
     }
     if (rows.length === 0) throw new ShapeError(`BertForMaskedLM.loss: every one of the ${t.length} targets is ignored (< 0); nothing to average`);
-    const rowIds = idsTensor(rows, [rows.length]), targetIds = idsTensor(wanted, [wanted.length]);
+    const rowIds = fromHost(Int32Array.from(rows), [rows.length], h.device), targetIds = fromHost(Int32Array.from(wanted), [wanted.length], h.device);
     const picked = ownedBy(embedding(rowIds, reshape(h, [B * T, C])), rowIds);  // [M, C]
     return ownedBy(crossEntropy(this.head(picked), targetIds), targetIds);
   }

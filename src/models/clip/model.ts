@@ -12,7 +12,7 @@ import { Module, decayGroups, parameter } from "../../nn/module.js";
 import { Embedding, LayerNorm, Linear } from "../../nn/layers.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
-import { Tensor, ids as idsTensor, zeros } from "../../tensor/tensor.js";
+import { Tensor, fromHost, zeros } from "../../tensor/tensor.js";
 import { add, gelu } from "../../tensor/ops/elementwise.js";
 import { linear } from "../../tensor/ops/matmul.js";
 import { attention, embedding } from "../../tensor/ops/nn.js";
@@ -146,7 +146,7 @@ export class ClipVisionEmbeddings extends Module {
   forward(pixels: Tensor): Tensor {
     const patches = this.patch_embedding.forward(pixels);
     const [B, , D] = patches.shape;
-    const base = zeros([B, 1, D]);
+    const base = zeros([B, 1, D], patches.device);
     const cls = ownedBy(add(base, this.class_embedding), base);  // the class token broadcast over the batch
     return add(cat([cls, patches], 1), this.position_embedding.weight);
   }
@@ -216,7 +216,7 @@ export class ClipTextTransformer extends Module {
     const e = this.embeddings;
     const x0 = add(e.token_embedding.forward(ids), slice(e.position_embedding.weight, 0, 0, T));
     const h = this.final_layer_norm.forward(this.encoder.forward(x0, true));
-    const at = idsTensor(rows, [B]);
+    const at = fromHost(Int32Array.from(rows), [B], h.device);
     return ownedBy(embedding(at, reshape(h, [B * T, c.hidden_size])), at);
   }
 }

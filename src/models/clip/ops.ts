@@ -8,7 +8,7 @@
  *     loss = (CE(logits_per_text, arange N) + CE(logits_per_image, arange N)) / 2
  */
 import { ShapeError, fmt } from "../../tensor/shape.js";
-import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
+import { Tensor, fromHost } from "../../tensor/tensor.js";
 import { add, div, exp, mul, scale, sigmoid, sqrt } from "../../tensor/ops/elementwise.js";
 import { matmul } from "../../tensor/ops/matmul.js";
 import { crossEntropy } from "../../tensor/ops/nn.js";
@@ -53,7 +53,7 @@ export function contrastiveLoss(imageEmbeds: Tensor, textEmbeds: Tensor, logitSc
   const logitsPerText = mul(matmul(textEmbeds, transpose(imageEmbeds)), exp(logitScale));
   const logitsPerImage = transpose(logitsPerText);
   // One label tensor per cross-entropy: each node frees its own after its backward has read it.
-  const arange = (): Tensor => idsTensor(Array.from({ length: N }, (_, i) => i), [N]);
+  const arange = (): Tensor => fromHost(Int32Array.from({ length: N }, (_, i) => i), [N], logitsPerText.device);
   const lt = arange(), li = arange();
   const perText = ownedBy(crossEntropy(logitsPerText, lt), lt);
   const perImage = ownedBy(crossEntropy(logitsPerImage, li), li);
