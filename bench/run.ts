@@ -47,7 +47,7 @@ import { clm, languageModeling } from "../src/train/language.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
-import { fairnessBench, fairnessTable } from "./fairness.js";
+import { fairnessBench, fairnessFailures, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
 import { distributedBench } from "./distributed.js";
@@ -329,6 +329,9 @@ if (only.has("fairness")) {
   const rows = await fairnessBench({ seconds: Number(process.env.PLINTH_FAIR_SECONDS ?? 20), connections: Number(process.env.PLINTH_FAIR_CONNECTIONS ?? 4), slice: Number(process.env.PLINTH_FAIR_SLICE ?? 10) });
   for (const row of rows) emit(row);
   if (!values.json) console.log(`\n${fairnessTable(rows)}`);
+  const failures = fairnessFailures(rows);
+  for (const f of failures) console.error(`fairness FAIL: ${f}`);
+  if (failures.length > 0) process.exitCode = 1;
 }
 
 if (only.has("interop")) {

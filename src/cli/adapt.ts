@@ -37,6 +37,9 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
   --steps, --lr, --batch-size, --max-tokens   training options (defaults depend on the method)
   --rank, --alpha, --lora-dropout, --targets  LoRA options (default rank 3, alpha 6, dropout 0.05,
                 targets c_attn,c_proj,c_fc on GPT; query,key,value,output.dense,intermediate.dense on BERT)
+  --pairs, --batch-pairs   setfit: pairs drawn in all (default 20 per labeled example, 160 to 960)
+                and per step (default 16); with --rank/--alpha setfit tunes LoRA factors, not every weight
+  --knn-k       knn: neighbours that vote (default: chosen by leave-one-out on the labels)
   --max-test    score at most this many test examples
   --worker      run in a worker process (progress still shows here)
   --objective lm   generative fine-tuning: causal-LM loss on assistant (or completion) tokens only, short
@@ -89,6 +92,14 @@ function common(values: Record<string, string | boolean | undefined>): Partial<A
     targets: str("targets")?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
   };
   if (Object.values(lora).some((v) => v !== undefined)) spec.lora = lora;
+  // setfit tunes every body weight unless a LoRA rank or alpha is given (the same rule as a server job's hyperparameters).
+  const setfit = {
+    pairs: str("pairs") === undefined ? undefined : parseIntArg("pairs", str("pairs"), 160, 1),
+    batchPairs: str("batch-pairs") === undefined ? undefined : parseIntArg("batch-pairs", str("batch-pairs"), 16, 1),
+    rank: lora.rank, alpha: lora.alpha,
+  };
+  if (Object.values(setfit).some((v) => v !== undefined)) spec.setfit = setfit;
+  if (str("knn-k") !== undefined) spec.knnK = parseIntArg("knn-k", str("knn-k"), 1, 1);
   return spec;
 }
 
@@ -96,7 +107,7 @@ const OPTIONS = {
   base: { type: "string" }, task: { type: "string" }, test: { type: "string" }, method: { type: "string" }, k: { type: "string" },
   out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, lr: { type: "string" }, "batch-size": { type: "string" },
   "max-tokens": { type: "string" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" }, targets: { type: "string" },
-  "max-test": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  "max-test": { type: "string" }, pairs: { type: "string" }, "batch-pairs": { type: "string" }, "knn-k": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
   objective: { type: "string" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
   json: { type: "boolean" },
 } as const;
