@@ -14,6 +14,9 @@
  *   serve   load test of plinth serve: continuous batching vs one request at a time (not in the default set)
  *   distributed  data-parallel over MPI: 2 ranks x 1 thread beside 1 rank x 2 threads (S, M), hidden
  *           communication, all-reduce by size, alpha-beta fit, projection to 64 machines (bench/distributed.ts; not in the default set)
+ *   precision  bf16/int8 beside fp32: dot-product peaks, memory bandwidth, training GEMMs, packed-weight
+ *           linears, training tokens/s (S, M), decode tokens/s beside the bandwidth limit (bench/precision.ts;
+ *           not in the default set)
  *   fairness  a tenant's chat latency, small encoder requests and small job while another floods the encoders and trains (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
@@ -51,6 +54,7 @@ import { fairnessBench, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
 import { distributedBench } from "./distributed.js";
+import { precisionBench } from "./precision.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -329,6 +333,10 @@ if (only.has("fairness")) {
   const rows = await fairnessBench({ seconds: Number(process.env.PLINTH_FAIR_SECONDS ?? 20), connections: Number(process.env.PLINTH_FAIR_CONNECTIONS ?? 4), slice: Number(process.env.PLINTH_FAIR_SLICE ?? 10) });
   for (const row of rows) emit(row);
   if (!values.json) console.log(`\n${fairnessTable(rows)}`);
+}
+
+if (only.has("precision")) {
+  precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5) }, emit, section);
 }
 
 if (only.has("interop")) {

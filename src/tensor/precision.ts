@@ -46,6 +46,7 @@ export function withPrecision<T>(p: Precision, fn: () => T): T {
 export function lowpDescription(): string {
   const path = backend.lowpPath();
   if (path === "avx512_bf16") return "avx512_bf16: vdpbf16ps for bf16, vpdpbusd (avx512_vnni) for int8";
-  const why = backend.lowpNativeSupported() ? "bf16/VNNI instructions turned off" : "this CPU has no avx512_bf16 + avx512_vnni";
+  const why = !backend.lowpNativeSupported() ? "this CPU has no avx512_bf16 + avx512_vnni"
+    : backend.isa() !== "avx512" ? `the ${backend.isa()} kernels were chosen (PLINTH_ISA)` : "bf16/VNNI instructions turned off (PLINTH_LOWP=emulated)";
   return `${path}: bf16 widened to float32 FMAs, int8 on int32 multiplies (${why}; correct, slower)`;
 }
