@@ -4,10 +4,11 @@
 // continuation on a trained model; flags and errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryTokens } from "../src/data/tokens.js";
+import { ByteTextTokenizer } from "../src/data/tokenizer.js";
 import { GPT, generate, gptConfig, saveGPT } from "../src/models/gpt/index.js";
 import { loadModel } from "../src/models/registry.js";
 import { useInferenceWeights } from "../src/models/inference_weights.js";
@@ -163,4 +164,28 @@ test("plinth info says which instructions run low precision, and PLINTH_LOWP=emu
     assert.match(line(info({})), /this CPU has no avx512_bf16 \+ avx512_vnni; correct, slower\)$/);
   }
   assert.match(line(info({ PLINTH_ISA: "portable" })), /^low precision: portable: bf16 widened to float32 FMAs/);
+});
+
+test("generate, embed and eval --perplexity take --weights: the same numbers within low-precision error", () => {
+  const dir = mkdtempSync(join(tmpdir(), "plinth-weights-cli-"));
+  const main = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+  const cli = (...args: string[]) => execFileSync(process.execPath, [main, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const cfg = gptConfig({ vocab_size: new ByteTextTokenizer().vocabSize, n_positions: 64, n_embd: 32, n_layer: 1, n_head: 2 });
+    saveGPT(dir, new GPT(cfg, { seed: 2 }));
+    const text = join(dir, "held-out.txt");
+    writeFileSync(text, "the whale surfaced beside the ship, and the sea was calm again. ".repeat(4));
+    const ppl = (w: string) => Number(/perplexity ([\d.]+)/.exec(cli("eval", "--base", dir, "--perplexity", text, "--weights", w))![1]);
+    const f = ppl("fp32");
+    for (const w of ["bf16", "int8"]) assert.ok(Math.abs(ppl(w) - f) <= 0.01 * f, `${w} perplexity ${ppl(w)} vs ${f}`);
+    const vec = (w: string) => (JSON.parse(cli("embed", "--model", dir, "--text", "the sea", "--json", "--weights", w)) as { embedding: number[] }).embedding;
+    const e = vec("fp32"), q = vec("int8");
+    const dot = e.reduce((s, v, i) => s + v * q[i], 0), n = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    assert.ok(dot / (n(e) * n(q)) > 0.999, `int8 embedding cosine ${dot / (n(e) * n(q))}`);
+    assert.match(cli("generate", "--model", dir, "--prompt", "the ", "--max-tokens", "4", "--temperature", "0", "--weights", "bf16"), /^the /);
+    assert.throws(() => cli("eval", "--base", dir, "--task", "sentiment", "--weights", "int8"), /--weights applies to --perplexity/);
+    assert.throws(() => cli("embed", "--model", dir, "--text", "a", "--weights", "q4"), /unknown --weights "q4"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
