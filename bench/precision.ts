@@ -7,8 +7,9 @@
  *   gemm     GFLOP/s of the training GEMMs of config M (every transpose GPT uses), fp32 and bf16;
  *            packed-weight linears (prefill: 128 rows; decode: 1 row) in fp32, bf16 and int8, with
  *            the decode rows' weight bytes per second
- *   train    training tokens/s of configs S and M, fp32 and bf16 steps alternating round by round
- *            (so load spells hit both alike); MFU against each precision's own peak
+ *   train    training tokens/s of configs S and M, fp32 and bf16 steps alternating one by one (so
+ *            load spells hit both alike; the speedup is the median of the pairs' ratios, with their
+ *            IQR); MFU against each precision's own peak
  *   decode   tokens/s of greedy decoding (16-token prompt, 100 new tokens) with fp32, bf16 and int8
  *            weights on 1 and 2 threads, beside the bandwidth limit: bandwidth / (weight bytes +
  *            mean KV-cache bytes read per token)
@@ -99,7 +100,7 @@ export function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) => voi
     }
   }
 
-  section("precision train: tokens/s of one AdamW step, fp32 and bf16 alternating round by round");
+  section("precision train: tokens/s of one AdamW step, fp32 and bf16 steps alternating");
   for (const name of configs.filter((c) => c !== "small")) {
     const c = CONFIGS[name];
     const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx }));
@@ -119,12 +120,19 @@ export function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) => voi
     };
     const tokens = c.batch * c.ctx;
     const flops = 6 * model.numParameters() * tokens + 12 * c.layers * c.d * c.ctx * tokens;
-    const tps: Record<Precision, number[]> = { fp32: [], bf16: [] };
-    for (let r = 0; r < o.rounds; r++) for (const p of r % 2 === 0 ? (["fp32", "bf16"] as const) : (["bf16", "fp32"] as const)) tps[p].push(tokens / seconds(step(p), o.steps));
-    const f = median(tps.fp32), h = median(tps.bf16);
-    emit({ bench: "precision", what: "train", config: name, fp32_tokens_per_s: Math.round(f), bf16_tokens_per_s: Math.round(h), speedup: round(h / f, 2) + "x",
-      fp32_mfu: round((100 * flops * f) / tokens / 1e9 / fp32Peak) + "%", bf16_mfu_of_bf16_peak: round((100 * flops * h) / tokens / 1e9 / bf16Peak) + "%",
-      rounds: o.rounds, all: `${tps.fp32.map(Math.round).join("/")} vs ${tps.bf16.map(Math.round).join("/")}` });
+    // One fp32 step and one bf16 step in turn (order swapped each pair), `rounds * steps` pairs: a
+    // load spell hits both sides of a pair alike, and the median of the pairs' ratios is reported.
+    const tps: Record<Precision, number[]> = { fp32: [], bf16: [] }, ratios: number[] = [];
+    step("fp32")();
+    step("bf16")();
+    for (let r = 0; r < o.rounds * o.steps; r++) {
+      for (const p of r % 2 === 0 ? (["fp32", "bf16"] as const) : (["bf16", "fp32"] as const)) tps[p].push(tokens / seconds(step(p), 1));
+      ratios.push(tps.bf16[r] / tps.fp32[r]);
+    }
+    const f = median(tps.fp32), h = median(tps.bf16), q = [...ratios].sort((a, b) => a - b);
+    emit({ bench: "precision", what: "train", config: name, fp32_tokens_per_s: Math.round(f), bf16_tokens_per_s: Math.round(h),
+      speedup: round(median(ratios), 2) + "x", pair_ratio_iqr: `${round(q[Math.floor(q.length / 4)], 2)}-${round(q[Math.floor((3 * q.length) / 4)], 2)}`,
+      fp32_mfu: round((100 * flops * f) / tokens / 1e9 / fp32Peak) + "%", bf16_mfu_of_bf16_peak: round((100 * flops * h) / tokens / 1e9 / bf16Peak) + "%", pairs: ratios.length });
     x.release();
     y.release();
   }
