@@ -24,6 +24,8 @@ import { execFileSync } from "node:child_process";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { backend } from "../src/native/index.js";
+import { createServer } from "../src/serve/index.js";
+import { makeFixture } from "./helpers/serve_fixture.js";
 
 const config = gptConfig({ vocab_size: 64, n_positions: 32, n_embd: 64, n_layer: 2, n_head: 2, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
 const rng = new Rng(7);
@@ -187,5 +189,40 @@ test("generate, embed and eval --perplexity take --weights: the same numbers wit
     assert.throws(() => cli("embed", "--model", dir, "--text", "a", "--weights", "q4"), /unknown --weights "q4"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("plinth serve on int8 weights: the same greedy completion and near-equal embeddings as float32; adapters still apply", async () => {
+  const fx = await makeFixture();
+  const ask = async (weights: "fp32" | "int8") => {
+    const server = await createServer({ registry: fx.dbPath, runJobs: false, weights });
+    try {
+      const url = await server.listen({ port: 0 });
+      const post = async (path: string, body: object) => {
+        const r = await fetch(`${url}/v1/${path}`, { method: "POST", headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+        assert.equal(r.status, 200, await r.clone().text());
+        return r.json() as Promise<Record<string, unknown>>;
+      };
+      const req = { model: "tiny", prompt: "the movie was", max_tokens: 8, temperature: 0 };
+      const text = ((await post("completions", req)).choices as { text: string }[])[0].text;
+      const adapted = ((await post("completions", { ...req, model: "tiny:style", logprobs: 1 })).choices as { logprobs: { token_logprobs: number[] } }[])[0].logprobs.token_logprobs;
+      const base = ((await post("completions", { ...req, logprobs: 1 })).choices as { logprobs: { token_logprobs: number[] } }[])[0].logprobs.token_logprobs;
+      const emb = ((await post("embeddings", { model: "tiny", input: "the movie was good" })).data as { embedding: number[] }[])[0].embedding;
+      const packed = server.host.base("tiny").model as unknown as GPT;
+      return { text, adapted, base, emb, packedFormat: packed.transformer.h[0].attn.c_attn.packed?.format ?? "fp32" };
+    } finally {
+      await server.close();
+    }
+  };
+  try {
+    const f = await ask("fp32"), q = await ask("int8");
+    assert.equal(f.packedFormat, "fp32");
+    assert.equal(q.packedFormat, "int8");
+    assert.equal(q.text, f.text, "greedy completion");
+    assert.notDeepEqual(q.adapted, q.base, "the LoRA adapter changes the output over the int8 base");
+    const dot = f.emb.reduce((s, v, i) => s + v * q.emb[i], 0), n = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    assert.ok(dot / (n(f.emb) * n(q.emb)) > 0.999, `embedding cosine ${dot / (n(f.emb) * n(q.emb))}`);
+  } finally {
+    fx.cleanup();
   }
 });
