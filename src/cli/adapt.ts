@@ -17,7 +17,8 @@ import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
 import { runGenerativeAdapt, runGenerativeEval } from "./generative.js";
 import { parseCurveMethods, runSuiteEval, suiteHelp } from "./suite.js";
-import { UsageError, checkModelDir, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, checkModelDir, checkWritableDir, oneOf, parseFloatArg, parseIntArg } from "./args.js";
+import { WEIGHT_FORMATS, useInferenceWeights } from "../models/inference_weights.js";
 
 export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
 
@@ -68,6 +69,7 @@ ${suiteHelp}
   --max-test  score at most this many test examples (default 400)
   --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
   --workers   run every adaptation in its own worker process (clean memory figures)
+  --weights     fp32 (default), bf16 or int8 matrices for --perplexity (the inference weights of generate)
   --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file;
               on a chat or prompt/completion .jsonl: held-out loss and perplexity on the assistant tokens, and
               exact match and string similarity of greedy replies against the references (--json: one JSON object)
@@ -163,19 +165,22 @@ export async function runAdapt(argv: string[]): Promise<void> {
 export async function runEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" } },
+    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" }, weights: { type: "string" } },
   });
   if (values.help) return void console.log(evalHelp);
+  const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
+  if (weights !== "fp32" && values.perplexity === undefined) throw new UsageError("--weights applies to --perplexity (the other evaluations train)");
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
   checkModelDir("base", values.base);
   const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
   if (values.perplexity !== undefined && /\.jsonl$/i.test(values.perplexity) && existsSync(values.perplexity) && isGenerativeJsonl(readFileSync(values.perplexity, "utf8"))) {
-    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false });
+    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false, weights });
   }
   if (values.perplexity !== undefined) {
     const source = values.perplexity;
     const texts = existsSync(source) && !/\.(jsonl|csv)$/.test(source) ? [readFileSync(source, "utf8")] : resolveTask(source).test.map((e) => exampleText(e));
     const { model, tok } = values.adapter !== undefined ? (() => { const a = loadAdapted(values.adapter!, values.base!); return { model: a.body, tok: a.tok }; })() : loadBase(values.base);
+    if (weights !== "fp32") useInferenceWeights(model, weights);
     const p = perplexity(model, tok, texts);
     console.log(`${values.adapter ?? values.base} on ${source}: loss ${p.loss.toFixed(3)} nats/token, perplexity ${p.perplexity.toFixed(2)}, ${p.bitsPerByte.toFixed(3)} bits/byte over ${p.tokens.toLocaleString("en-US")} tokens`);
     return;

@@ -5,12 +5,21 @@
  *
  *   matmul  a[..., M, K] @ b[..., K, N] -> [..., M, N]   (b may be 2-D and shared by every batch)
  *   linear  x[..., in] @ W + bias, W stored [in, out] (GPT-2 Conv1D) or [out, in] (nn.Linear)
+ *
+ * Under withPrecision("bf16") every product here, forward and backward, runs on bf16 operands
+ * with float32 accumulation (precision.ts); the backward uses the precision of its forward.
  */
 import { backend } from "../../native/index.js";
 import { record } from "../autograd.js";
 import { ShapeError, fmt, numel, sameShape } from "../shape.js";
 import { Tensor, copyRaw, empty, zeros } from "../tensor.js";
 import { expectFloat, gradSink } from "./util.js";
+import { precision } from "../precision.js";
+
+/** The GEMM of the current precision (precision.ts); bf16 has no fused column sums. */
+function gemmKernel(): typeof backend.gemm {
+  return precision() === "bf16" ? backend.gemmBf16 : backend.gemm;
+}
 
 /** How GEMM reads a tensor's last two dims: as stored, or transposed. */
 interface MatView {
@@ -65,14 +74,15 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   // A 2-D b shared by row-major batches of a is one tall GEMM: fold the batch into M.
   const fold = shared && batch > 1 && !va.trans && va.ld === K && va.batchStride === M * K;
   const [foldM, foldBatch] = fold ? [M * batch, 1] : [M, batch];
-  backend.gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, va.t.data, va.ld, va.batchStride, vb.t.data, vb.ld, sB, out.data, N, M * N);
+  const gemm = gemmKernel();
+  gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, va.t.data, va.ld, va.batchStride, vb.t.data, vb.ld, sB, out.data, N, M * N);
   const saved = [va, vb].filter((v) => v.copied).map((v) => v.t);
   return record("matmul", [a, b], out, (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
       // dA = g @ op(B)^T
       ga = empty([...a.shape]);
-      backend.gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, g.data, N, M * N, vb.t.data, vb.ld, sB, ga.data, K, M * K);
+      gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, g.data, N, M * N, vb.t.data, vb.ld, sB, ga.data, K, M * K);
     }
     if (b.requiresGrad) {
       // dB = op(A)^T @ g, summed over the batch when b is shared
@@ -80,15 +90,15 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       const target = sink ?? zeros([...b.shape]);
       if (shared) {
         if (!va.trans && (batch === 1 || va.batchStride === M * va.ld)) {
-          backend.gemm(true, false, K, N, M * batch, 1, 1, 1, va.t.data, va.ld, 0, g.data, N, 0, target.data, N, 0);
+          gemm(true, false, K, N, M * batch, 1, 1, 1, va.t.data, va.ld, 0, g.data, N, 0, target.data, N, 0);
         } else {
           for (let i = 0; i < batch; i++) {
-            backend.gemm(!va.trans, false, K, N, M, 1, 1, 1, va.t.data.subarray(i * va.batchStride), va.ld, 0,
+            gemm(!va.trans, false, K, N, M, 1, 1, 1, va.t.data.subarray(i * va.batchStride), va.ld, 0,
               g.data.subarray(i * M * N), N, 0, target.data, N, 0);
           }
         }
       } else {
-        backend.gemm(!va.trans, false, K, N, M, batch, 1, 1, va.t.data, va.ld, va.batchStride, g.data, N, M * N, target.data, N, K * N);
+        gemm(!va.trans, false, K, N, M, batch, 1, 1, va.t.data, va.ld, va.batchStride, g.data, N, M * N, target.data, N, K * N);
       }
       gb = sink === null ? target : null;
     }
@@ -121,7 +131,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   const tw = layout === "out_in";
   const out = empty([...x.shape.slice(0, -1), outF]);
   // The bias is added in the GEMM's epilogue (no separate broadcast pass over the output).
-  backend.gemm(false, tw, rows, outF, inF, 1, 1, 0, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0,
+  const gemm = gemmKernel(), bf16 = gemm !== backend.gemm;
+  gemm(false, tw, rows, outF, inF, 1, 1, 0, cx.data, inF, 0, weight.data, tw ? inF : outF, 0, out.data, outF, 0,
     bias === null ? null : bias.data);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record("linear", inputs, out, (g) => {
@@ -129,16 +140,16 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
     if (x.requiresGrad) {
       gx = empty([...x.shape]);
       // dx = g @ W^T
-      backend.gemm(false, !tw, rows, inF, outF, 1, 1, 0, g.data, outF, 0, weight.data, tw ? inF : outF, 0, gx.data, inF, 0);
+      gemm(false, !tw, rows, inF, outF, 1, 1, 0, g.data, outF, 0, weight.data, tw ? inF : outF, 0, gx.data, inF, 0);
     }
     if (weight.requiresGrad) {
       const sink = gradSink(weight, zeros);
       const target = sink ?? zeros([...weight.shape]);
-      if (tw) backend.gemm(true, false, outF, inF, rows, 1, 1, 1, g.data, outF, 0, cx.data, inF, 0, target.data, inF, 0);
+      if (tw) gemm(true, false, outF, inF, rows, 1, 1, 1, g.data, outF, 0, cx.data, inF, 0, target.data, inF, 0);
       else {
         // dW = x^T @ g packs g as op(B): the bias gradient (g's column sums) comes out of that pass.
-        if (bias !== null && bias.requiresGrad) gbias = zeros([outF]);
-        backend.gemm(true, false, inF, outF, rows, 1, 1, 1, cx.data, inF, 0, g.data, outF, 0, target.data, outF, 0,
+        if (bias !== null && bias.requiresGrad && !bf16) gbias = zeros([outF]);
+        gemm(true, false, inF, outF, rows, 1, 1, 1, cx.data, inF, 0, g.data, outF, 0, target.data, outF, 0,
           null, gbias === null ? null : gbias.data);
       }
       gw = sink === null ? target : null;
