@@ -9,7 +9,11 @@
         "native/src/dispatch.cpp",
         "native/src/isa_avx512.cpp",
         "native/src/isa_avx2.cpp",
-        "native/src/isa_portable.cpp"
+        "native/src/isa_portable.cpp",
+        "native/src/lowp.cpp",
+        "native/src/lowp_avx512.cpp",
+        "native/src/lowp_avx2.cpp",
+        "native/src/lowp_portable.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/src"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -9,17 +9,22 @@
  *
  *   unloaded  tenant B alone: `connections` clients send 4-token chats back to back, and one
  *             client a one-input zero-shot request every 250 ms (half the time before the
- *             load, half after it);
+ *             load, half after it); in the first half B also runs its 20-step job, alone;
  *   loaded    the same, while tenant A floods the encoder endpoints (three clients repeating the
  *             256 × 64 zero-shot request of ~3,900-character inputs, one repeating 256-input
- *             classifications, one 256-input embeddings), asks for a {steps: 100000,
- *             batch_size: 512} job (refused: 400) and runs the largest job it may; once A's job
- *             trains, B submits a 20-step job.
+ *             classifications, one 256-input embeddings, and one a modest 8-input embeddings
+ *             request), asks for a {steps: 100000, batch_size: 512} job (refused: 400) and runs
+ *             the largest job it may; once A's job trains, B submits the same 20-step job. B's
+ *             load runs until its job is done (and at least `seconds`), then A's job is watched
+ *             until it has resumed and trained again.
  *
  * Reported: B's chat p50/p99 unloaded and loaded and their ratio (the goal: p99 within 2×), B's
- * small encoder requests the same way, B's errors (the goal: 0), how long B's job waited behind
- * A's (bounded by the time slice plus a worker start), what A got (completed, refused, dropped),
- * and the encoder queue's pieces (count, mean and longest).
+ * small encoder requests the same way, B's errors (the goal: 0), when B's job started and
+ * finished alone and behind A's (bounded by the time slice plus a worker start), what A got
+ * (requests completed per endpoint, refused, dropped; its job's steps before and after B's job),
+ * and the encoder queue's pieces (count, mean and longest). fairnessFailures lists what breaks
+ * the goals that must hold (B's errors, B's jobs not succeeding, A completing nothing); the
+ * command exits 1 when there are any.
  *
  *     node dist/bench/fairness.js [--seconds 20] [--connections 4] [--slice 10] [--no-flood] [--no-jobs]
  *
@@ -134,15 +139,16 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
     };
     const chat = () => call(w.keyB, "/v1/chat/completions", { model: "S", messages: [{ role: "user", content: "hello there" }], max_tokens: 4, temperature: 0 });
     const tinyZeroShot = () => call(w.keyB, "/v1/zero-shot", { model: "S", input: ["a wonderful film"], labels: ["good", "bad"] });
-    /** Tenant B's load for `ms`: chats back to back on `connections` clients, and a small encoder request every 250 ms. */
-    const victim = async (ms: number, chats: Latencies, encoders: Latencies) => {
+    /** Tenant B's load for at least `ms` and until `more()` is false: chats back to back on `connections` clients, and a small encoder request every 250 ms. */
+    const victim = async (ms: number, chats: Latencies, encoders: Latencies, more: () => boolean = () => false) => {
       const end = performance.now() + ms;
+      const going = () => performance.now() < end || more();
       await Promise.all([
         ...Array.from({ length: connections }, async () => {
-          while (performance.now() < end) await timed(chats, chat);
+          while (going()) await timed(chats, chat);
         }),
         (async () => {
-          while (performance.now() < end) {
+          while (going()) {
             await timed(encoders, tinyZeroShot);
             await sleep(250);
           }
@@ -151,37 +157,6 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
     };
     const encoderStats = async () => ((await call(w.keyB, "/v1/plinth/stats")).json.encoders ?? {}) as Record<string, number>;
 
-    // Warm-up: the base loads, the queue measures its cost per token.
-    await victim(2000, latencies(), latencies());
-    // Unloaded: half before the load and half after it, so that a change in the machine's own
-    // background load (a shared machine) falls on both sides alike.
-    const unloadedChats = latencies(), unloadedEncoders = latencies();
-    await victim((seconds * 1000) / 2, unloadedChats, unloadedEncoders);
-
-    // Tenant A: the flood.
-    const long = (i: number) => `${w.texts[i % w.texts.length]} `.repeat(40).slice(0, 3900);
-    const bigInputs = Array.from({ length: 256 }, (_, i) => long(i));
-    const labels = Array.from({ length: 64 }, (_, i) => `label ${i}`);
-    const flood = new AbortController();
-    const got = { ok: 0, refused: 0, dropped: 0, failed: 0 };
-    const floodLoop = async (path: string, body: unknown) => {
-      while (!flood.signal.aborted) {
-        try {
-          const r = await call(w.keyA, path, body, flood.signal);
-          if (r.status === 200) got.ok++;
-          else if (r.status === 400 || r.status === 429) got.refused++;
-          else got.failed++;
-        } catch {
-          if (flood.signal.aborted) got.dropped++;
-          else got.failed++;
-        }
-      }
-    };
-    const floods = !floodOn ? [] : [
-      ...Array.from({ length: 3 }, () => floodLoop("/v1/zero-shot", { model: "S", input: bigInputs, labels })),
-      floodLoop("/v1/classifications", { model: "S:clf", input: bigInputs }),
-      floodLoop("/v1/embeddings", { model: "S", input: bigInputs }),
-    ];
     const form = (key: string) => {
       const f = new FormData();
       f.append("purpose", "fine-tune");
@@ -190,8 +165,76 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
     };
     const [fileA, fileB] = [await form(w.keyA), await form(w.keyB)];
     const lora = (file: string, steps: number, batch: number) => ({ model: "S", training_file: file, method: { type: "lora", lora: { hyperparameters: { steps, batch_size: batch, rank: 4, max_test: 16 } } } });
-    const huge = await call(w.keyA, "/v1/fine_tuning/jobs", lora(fileA, 100_000, 512));
     const status = async (key: string, id: string) => String((await call(key, `/v1/fine_tuning/jobs/${id}`)).json.status);
+    /** B's 20-step job: submitted now, watched until it ends (or `deadlineS` passes: then its status is what it was). */
+    const smallJob = () => {
+      const t = { waited: NaN, finished: NaN, status: "not submitted", done: !jobsOn };
+      const submitted = performance.now();
+      const watch = (async () => {
+        if (!jobsOn) return;
+        const created = await call(w.keyB, "/v1/fine_tuning/jobs", lora(fileB, 20, 8));
+        if (created.status !== 200) {
+          t.status = `refused: HTTP ${created.status} ${JSON.stringify(created.json).slice(0, 160)}`;
+          t.done = true;
+          return;
+        }
+        const id = String(created.json.id);
+        for (;;) {
+          t.status = await status(w.keyB, id);
+          const at = (performance.now() - submitted) / 1000;
+          if (t.status !== "queued" && Number.isNaN(t.waited)) t.waited = at;
+          if (["succeeded", "failed", "cancelled"].includes(t.status)) {
+            t.finished = at;
+            break;
+          }
+          if (at > slice + 600) break;
+          await sleep(100);
+        }
+        t.done = true;
+      })();
+      return { t, watch, elapsed: () => (performance.now() - submitted) / 1000 };
+    };
+
+    // Warm-up: the base loads, the queue measures its cost per token.
+    await victim(2000, latencies(), latencies());
+    // Unloaded: half before the load and half after it, so that a change in the machine's own
+    // background load (a shared machine) falls on both sides alike. B's job runs alone in the first half.
+    const unloadedChats = latencies(), unloadedEncoders = latencies();
+    const jobAlone = smallJob();
+    await victim((seconds * 1000) / 2, unloadedChats, unloadedEncoders, () => !jobAlone.t.done);
+    await jobAlone.watch;
+
+    // Tenant A: the flood.
+    const long = (i: number) => `${w.texts[i % w.texts.length]} `.repeat(40).slice(0, 3900);
+    const bigInputs = Array.from({ length: 256 }, (_, i) => long(i));
+    const labels = Array.from({ length: 64 }, (_, i) => `label ${i}`);
+    const flood = new AbortController();
+    const got = { ok: 0, refused: 0, dropped: 0, failed: 0 };
+    /** A's completed requests per endpoint and size. */
+    const completed: Record<string, number> = {};
+    const floodLoop = async (name: string, path: string, body: unknown) => {
+      completed[name] = 0;
+      while (!flood.signal.aborted) {
+        try {
+          const r = await call(w.keyA, path, body, flood.signal);
+          if (r.status === 200) {
+            got.ok++;
+            completed[name]++;
+          } else if (r.status === 400 || r.status === 429) got.refused++;
+          else got.failed++;
+        } catch {
+          if (flood.signal.aborted) got.dropped++;
+          else got.failed++;
+        }
+      }
+    };
+    const floods = !floodOn ? [] : [
+      ...Array.from({ length: 3 }, () => floodLoop("zero-shot 256x64", "/v1/zero-shot", { model: "S", input: bigInputs, labels })),
+      floodLoop("classifications 256", "/v1/classifications", { model: "S:clf", input: bigInputs }),
+      floodLoop("embeddings 256", "/v1/embeddings", { model: "S", input: bigInputs }),
+      floodLoop("embeddings 8", "/v1/embeddings", { model: "S", input: bigInputs.slice(0, 8) }),
+    ];
+    const huge = await call(w.keyA, "/v1/fine_tuning/jobs", lora(fileA, 100_000, 512));
     const jobA = jobsOn ? await call(w.keyA, "/v1/fine_tuning/jobs", lora(fileA, 60_000, 16)) : { status: 0, json: {} };  // 960,000 examples: near the most one job may plan (1,000,000)
     const jobAId = String(jobA.json.id);
     if (jobsOn) {
@@ -200,28 +243,22 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
     } else {
       await sleep(3000);  // the flood settles in
     }
-    const submitted = performance.now();
-    const jobBId = jobsOn ? String((await call(w.keyB, "/v1/fine_tuning/jobs", lora(fileB, 20, 8))).json.id) : "";
-    let waitedB = NaN, doneB = NaN, finalB = "";
-    const watchB = (async () => {
-      for (;;) {
-        if (!jobsOn) return;
-        const s = await status(w.keyB, jobBId);
-        if (s !== "queued" && Number.isNaN(waitedB)) waitedB = (performance.now() - submitted) / 1000;
-        if (["succeeded", "failed", "cancelled"].includes(s)) {
-          doneB = (performance.now() - submitted) / 1000;
-          finalB = s;
-          return;
-        }
-        if (performance.now() - submitted > (slice + 120) * 1000) return;
-        await sleep(100);
-      }
-    })();
+    const jobBehind = smallJob();
     const loadedChats = latencies(), loadedEncoders = latencies();
-    await victim(seconds * 1000, loadedChats, loadedEncoders);
-    await watchB;
+    await victim(seconds * 1000, loadedChats, loadedEncoders, () => !jobBehind.t.done);
+    await jobBehind.watch;
+    // A's job goes on: it resumes from its checkpoint once B's is done, and trains more steps.
+    type Event = { message: string; data?: { step?: number } };
+    const eventsOfA = async () => jobsOn ? ((await call(w.keyA, `/v1/fine_tuning/jobs/${jobAId}/events?limit=100000`)).json.data as Event[]) : [];
+    const lastStep = (events: Event[]) => events.reduce((m, e) => Math.max(m, e.data?.step ?? 0), 0);
+    const stepAtB = lastStep(await eventsOfA());
+    const resumeBy = performance.now() + (slice + 60) * 1000;
+    let eventsA = await eventsOfA();
+    while (jobsOn && performance.now() < resumeBy && !(eventsA.some((e) => /^Resuming from the checkpoint/.test(e.message)) && lastStep(eventsA) > stepAtB)) {
+      await sleep(500);
+      eventsA = await eventsOfA();
+    }
     const queue = await encoderStats();
-    const eventsA = jobsOn ? (await call(w.keyA, `/v1/fine_tuning/jobs/${jobAId}/events?limit=1000`)).json.data as { message: string }[] : [];
     flood.abort();
     await Promise.all(floods);
     if (jobsOn) await call(w.keyA, `/v1/fine_tuning/jobs/${jobAId}/cancel`, {});
@@ -235,10 +272,18 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
     rows.push({ impl: "plinth", bench: "fairness", what: "B zero-shot (1 input x 2 labels)", unloaded_p50_ms: p(unloadedEncoders, 0.5), unloaded_p99_ms: p(unloadedEncoders, 0.99),
       loaded_p50_ms: p(loadedEncoders, 0.5), loaded_p99_ms: p(loadedEncoders, 0.99), p99_ratio: `${round(quantile(loadedEncoders.ms, 0.99) / quantile(unloadedEncoders.ms, 0.99), 2)}x`,
       requests: loadedEncoders.ms.length, errors: unloadedEncoders.errors + loadedEncoders.errors, ...(loadedEncoders.firstError ? { first_error: loadedEncoders.firstError } : {}) });
-    rows.push({ impl: "plinth", bench: "fairness", what: "B job (20 steps) behind A's", slice_s: slice, waited_s: round(waitedB, 1), finished_s: round(doneB, 1), status: finalB,
+    // A job still running at the deadline has no finish time: it is reported as "> elapsed".
+    const times = (j: ReturnType<typeof smallJob>) => ({
+      started_s: Number.isNaN(j.t.waited) ? `> ${round(j.elapsed(), 0)}` : round(j.t.waited, 1),
+      finished_s: Number.isNaN(j.t.finished) ? `> ${round(j.elapsed(), 0)}` : round(j.t.finished, 1), status: j.t.status,
+    });
+    const alone = times(jobAlone), behind = times(jobBehind);
+    rows.push({ impl: "plinth", bench: "fairness", what: "B job (20 steps)", slice_s: slice, alone_started_s: alone.started_s, alone_finished_s: alone.finished_s, alone_status: alone.status,
+      loaded_started_s: behind.started_s, loaded_finished_s: behind.finished_s, loaded_status: behind.status,
       a_preempted: eventsA.filter((e) => /^Preempted/.test(e.message)).length, a_resumed: eventsA.filter((e) => /^Resuming from the checkpoint/.test(e.message)).length });
     rows.push({ impl: "plinth", bench: "fairness", what: "A (flood)", huge_job_status: huge.status, huge_job_param: String((huge.json.error as { param?: string } | undefined)?.param ?? ""),
-      job_status: jobA.status, encoder_ok: got.ok, encoder_refused: got.refused, encoder_dropped_at_end: got.dropped, encoder_failed: got.failed });
+      job_status: jobA.status, job_steps_before_b: stepAtB, job_steps_at_end: lastStep(eventsA),
+      encoder_ok: got.ok, encoder_refused: got.refused, encoder_dropped_at_end: got.dropped, encoder_failed: got.failed, completed: JSON.stringify(completed) });
     rows.push({ impl: "plinth", bench: "fairness", what: "encoder queue", pieces: queue.pieces ?? NaN, turns: queue.turns ?? NaN, mean_turn_ms: round(queue.meanTurnMs ?? NaN, 1), p99_turn_ms: round(queue.p99TurnMs ?? NaN, 1), max_turn_ms: round(queue.maxTurnMs ?? NaN, 1),
       dropped: queue.dropped ?? NaN, piece_tokens: JSON.stringify(queue.pieceTokens ?? {}) });
   } finally {
@@ -251,6 +296,18 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
   return rows;
 }
 
+/** What breaks the goals that must hold: B's errors, B's jobs not succeeding, A completing no encoder request (the p99 goal is reported, not enforced: a shared machine's noise decides it). */
+export function fairnessFailures(rows: Row[]): string[] {
+  const [chat, enc, job, a] = rows;
+  const out: string[] = [];
+  for (const r of [chat, enc]) if (r.errors !== 0) out.push(`tenant B had ${r.errors} errors on ${r.what}${r.first_error !== undefined ? `: ${r.first_error}` : ""}`);
+  for (const [when, status] of [["alone", job.alone_status], ["behind A's", job.loaded_status]]) {
+    if (status !== "succeeded" && status !== "not submitted") out.push(`tenant B's 20-step job ${when}: ${status}`);
+  }
+  if (a.completed !== "{}" && a.encoder_ok === 0) out.push(`tenant A (the flood) completed no encoder request: ${a.completed}`);
+  return out;
+}
+
 /** The rows as a table: B's latencies unloaded and loaded, and the rest. */
 export function fairnessTable(rows: Row[]): string {
   const [chat, enc, job, a, q] = rows;
@@ -259,8 +316,10 @@ export function fairnessTable(rows: Row[]): string {
     `${"tenant B".padEnd(34)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"p99".padStart(7)} ${"errors".padStart(7)}`,
     `${"".padEnd(34)} ${"unloaded".padStart(17)} ${"loaded".padStart(17)} ${"ratio".padStart(7)}`,
     line(chat), line(enc),
-    `B's 20-step job: started ${job.waited_s} s after submission, ${job.status} after ${job.finished_s} s (time slice ${job.slice_s} s; A's job preempted ${job.a_preempted}x, resumed ${job.a_resumed}x)`,
-    `A: {steps: 100000, batch_size: 512} -> ${a.huge_job_status} (${a.huge_job_param}); largest allowed job -> ${a.job_status}; encoder requests ok ${a.encoder_ok}, refused ${a.encoder_refused}, dropped at the end ${a.encoder_dropped_at_end}, failed ${a.encoder_failed}`,
+    `B's 20-step job alone: started ${job.alone_started_s} s after submission, ${job.alone_status} after ${job.alone_finished_s} s`,
+    `B's 20-step job behind A's: started ${job.loaded_started_s} s after submission, ${job.loaded_status} after ${job.loaded_finished_s} s (time slice ${job.slice_s} s; A's job preempted ${job.a_preempted}x, resumed ${job.a_resumed}x)`,
+    `A: {steps: 100000, batch_size: 512} -> ${a.huge_job_status} (${a.huge_job_param}); largest allowed job -> ${a.job_status}, at step ${a.job_steps_before_b} when B's job ended, ${a.job_steps_at_end} at the end`,
+    `A's encoder requests: ok ${a.encoder_ok} ${a.completed}, refused ${a.encoder_refused}, dropped at the end ${a.encoder_dropped_at_end}, failed ${a.encoder_failed}`,
     `encoder queue: ${q.pieces} pieces in ${q.turns} turns holding the event loop ${q.mean_turn_ms} ms on average, p99 ${q.p99_turn_ms} ms, longest ${q.max_turn_ms} ms; requests dropped (client gone) ${q.dropped}; forward budget ${q.piece_tokens} tokens`,
   ].join("\n");
 }
@@ -276,4 +335,7 @@ if (process.argv[2] === "--serve") {
   const rows = await fairnessBench({ seconds: Number(values.seconds ?? 20), connections: Number(values.connections ?? 4), slice: Number(values.slice ?? 10), flood: !values["no-flood"], jobs: !values["no-jobs"] });
   for (const row of rows) console.log(JSON.stringify(row));
   console.log(`\n${fairnessTable(rows)}`);
+  const failures = fairnessFailures(rows);
+  for (const f of failures) console.error(`FAIL: ${f}`);
+  if (failures.length > 0) process.exitCode = 1;
 }

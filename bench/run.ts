@@ -14,11 +14,15 @@
  *   serve   load test of plinth serve: continuous batching vs one request at a time (not in the default set)
  *   distributed  data-parallel over MPI: 2 ranks x 1 thread beside 1 rank x 2 threads (S, M), hidden
  *           communication, all-reduce by size, alpha-beta fit, projection to 64 machines (bench/distributed.ts; not in the default set)
+ *   precision  bf16/int8 beside fp32: dot-product peaks, memory bandwidth, training GEMMs, packed-weight
+ *           linears, training tokens/s (S, M), decode tokens/s beside the bandwidth limit (bench/precision.ts;
+ *           not in the default set)
  *   fairness  a tenant's chat latency, small encoder requests and small job while another floods the encoders and trains (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
  * object per line, same fields as torch_ref.py), --only peak,gemm,gpt,memory,
- * --configs S,M, --steps N, --memory-steps N, --rounds N.
+ * --configs S,M, --steps N, --memory-steps N, --rounds N, --precision fp32|bf16 (the gpt section's
+ * training steps; the precision section always runs both).
  *
  * With --torch, gemm and gpt run in `--rounds` interleaved rounds (default 3; 1 without --torch):
  * plinth, then torch_ref.py, then torch_ref.py, then plinth, ... Each side reports its median
@@ -47,10 +51,12 @@ import { clm, languageModeling } from "../src/train/language.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
-import { fairnessBench, fairnessTable } from "./fairness.js";
+import { fairnessBench, fairnessFailures, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
 import { distributedBench } from "./distributed.js";
+import { precisionBench } from "./precision.js";
+import { PRECISIONS, type Precision, withPrecision } from "../src/tensor/precision.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
   S: { vocab: 4096, d: 256, layers: 4, heads: 4, ctx: 128, batch: 16 },
@@ -69,6 +75,7 @@ const { values } = parseArgs({
   options: {
     torch: { type: "boolean" }, json: { type: "boolean" }, only: { type: "string" }, configs: { type: "string" },
     steps: { type: "string" }, "memory-steps": { type: "string" }, rounds: { type: "string" }, help: { type: "boolean", short: "h" },
+    precision: { type: "string" },
   },
 });
 if (values.help) {
@@ -84,6 +91,12 @@ if (!Number.isInteger(rounds) || rounds < 1) {
   process.exit(2);
 }
 const memorySteps = Number(values["memory-steps"] ?? 300);
+if (values.precision !== undefined && !(PRECISIONS as readonly string[]).includes(values.precision)) {
+  console.error(`npm run bench: --precision ${values.precision}: expected ${PRECISIONS.join(" or ")}`);
+  process.exit(2);
+}
+// --precision bf16: the gpt section's training steps run their matrix products in bf16 (tensor/precision.ts).
+const trainPrecision = (values.precision ?? "fp32") as Precision;
 const threads = backend.threads();
 const here = dirname(fileURLToPath(import.meta.url));
 const torchRef = [join(here, "..", "..", "..", "shared", "bench", "torch_ref.py"), join(process.cwd(), "..", "shared", "bench", "torch_ref.py")].find(existsSync);
@@ -151,7 +164,7 @@ function time(fn: () => void, iters: number): number {
   return (performance.now() - t) / iters / 1000;
 }
 
-let peak = NaN;
+let peak = NaN, bf16Peak = NaN;
 if (!values.json) console.log(`plinth benchmark · ${backend.isa()} kernels · ${threads} threads${values.torch ? " · torch_ref.py side by side" : ""}`);
 
 if (only.has("peak") || only.has("gpt")) {
@@ -159,6 +172,10 @@ if (only.has("peak") || only.has("gpt")) {
   backend.peakFlops(2e6);
   peak = Math.max(...Array.from({ length: 7 }, () => backend.peakFlops(5e7))) / 1e9;
   emit({ impl: "plinth", bench: "peak", isa: backend.isa(), threads, gflops: round(peak) });
+  if (trainPrecision === "bf16") {
+    bf16Peak = Math.max(...Array.from({ length: 7 }, () => backend.peakBf16(3e7))) / 1e9;
+    emit({ impl: "plinth", bench: "peak", path: backend.lowpPath(), what: "bf16 dot-product loop", threads, gflops: round(bf16Peak) });
+  }
 }
 
 if (only.has("gemm")) {
@@ -197,9 +214,12 @@ function gptBench(name: string): void {
   const x = batch(), y = batch();
   let loss = NaN;
   const step = () => {
-    const out = model.forward(x, y);
-    loss = out.loss!.item();
-    out.loss!.backward();
+    const out = withPrecision(trainPrecision, () => {
+      const o = model.forward(x, y);
+      loss = o.loss!.item();
+      o.loss!.backward();
+      return o;
+    });
     clipGradNorm(model.parameters(), 1);
     opt.step();
     opt.zeroGrad();
@@ -213,8 +233,9 @@ function gptBench(name: string): void {
   const tps = median(mine), dt = tokens / tps;
   const gflops = flops / dt / 1e9;
   emit({
-    impl: "plinth", bench: "gpt", config: name, params, step_ms: round(dt * 1e3), tokens_per_s: Math.round(tps),
+    impl: "plinth", bench: "gpt", config: name, precision: trainPrecision, params, step_ms: round(dt * 1e3), tokens_per_s: Math.round(tps),
     gflops: round(gflops), loss: Math.round(loss * 1e4) / 1e4, mfu: round((gflops / peak) * 100) + "%",
+    ...(trainPrecision === "bf16" ? { mfu_of_bf16_peak: round((gflops / bf16Peak) * 100) + "%" } : {}),
     peak_native_mb: round(backend.memoryStats().peakBytesInUse / 1e6), rss_mb: round(process.memoryUsage().rss / 1e6),
     rounds, all: mine.map((v) => Math.round(v)).join("/"),
   });
@@ -329,6 +350,13 @@ if (only.has("fairness")) {
   const rows = await fairnessBench({ seconds: Number(process.env.PLINTH_FAIR_SECONDS ?? 20), connections: Number(process.env.PLINTH_FAIR_CONNECTIONS ?? 4), slice: Number(process.env.PLINTH_FAIR_SLICE ?? 10) });
   for (const row of rows) emit(row);
   if (!values.json) console.log(`\n${fairnessTable(rows)}`);
+  const failures = fairnessFailures(rows);
+  for (const f of failures) console.error(`fairness FAIL: ${f}`);
+  if (failures.length > 0) process.exitCode = 1;
+}
+
+if (only.has("precision")) {
+  precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5) }, emit, section);
 }
 
 if (only.has("interop")) {
@@ -353,5 +381,5 @@ function round(v: number, digits = 1): number {
 }
 
 function readHeader(): string {
-  return "npm run bench -- [--torch] [--json] [--only peak,gemm,gpt,memory] [--configs S,M] [--steps N] [--memory-steps N] [--rounds N]";
+  return "npm run bench -- [--torch] [--json] [--only peak,gemm,gpt,memory] [--configs S,M] [--steps N] [--memory-steps N] [--rounds N] [--precision fp32|bf16]";
 }

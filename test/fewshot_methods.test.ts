@@ -22,6 +22,7 @@ import { loadAdapter } from "../src/adapt/artifact.js";
 import { loadBase } from "../src/adapt/base.js";
 import { fitNeighbours, fitPrototypes, neighbourProbs, prototypeProbs } from "../src/adapt/neighbours.js";
 import { contrastivePairs } from "../src/adapt/setfit.js";
+import { runSteps } from "../src/adapt/steps.js";
 import { classifyCausal, fittedContexts } from "../src/adapt/zeroshot.js";
 import { Rng } from "../src/tensor/rng.js";
 
@@ -124,6 +125,13 @@ for (const [name, base, methods] of [
         const got = a.predict(texts("test").slice(0, 5));
         got.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - owned[i][j]) < 1e-4)));
         assert.deepEqual(shared.model.parameters()[0].toArray(), before);
+        // In pieces (the server's encoder queue): several bounded forwards, the same probabilities.
+        let forwards = 0;
+        const it = a.predictSteps(texts("test").slice(0, 5), { pieceTokens: 24, pieceChars: 64 });
+        let r = it.next();
+        for (; !r.done; r = it.next()) if (r.value.kind === "forward") forwards++;
+        assert.ok(forwards >= 2, `${forwards} forwards`);
+        r.value.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - got[i][j]) < 1e-5)));
       }
     });
   }
@@ -135,7 +143,11 @@ test("setfit with a LoRA body writes a small adapter that loads back, owned or s
   assert.ok(r.trainableParameters < 10_000, `${r.trainableParameters} trainable`);
   assert.ok(Math.abs(rescore(out, gptDir) - r.metrics.accuracy) < 1e-9);
   const shared = loadBase(gptDir);
-  const probs = applyAdapter(shared, loadAdapter(out, gptDir), out).predict(texts("test"));
+  const applied = applyAdapter(shared, loadAdapter(out, gptDir), out);
+  const probs = applied.predict(texts("test"));
+  // In pieces through the shared base's forward context: the same probabilities.
+  const stepped = runSteps(applied.predictSteps(texts("test"), { pieceTokens: 32 }));
+  stepped.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - probs[i][j]) < 1e-5)));
   const task = resolveTask(taskFile);
   assert.ok(Math.abs(accuracy(probs.map(argmax), task.test.map((e) => labelIndex(task, e.label))) - r.metrics.accuracy) < 0.05);
 });
@@ -166,4 +178,21 @@ test("few-shot through runAdaptation reports how many demonstrations fit", async
   assert.equal(cfg.demonstrationsUsed.of, 16);
   assert.ok(cfg.demonstrationsUsed.max < 16 && cfg.demonstrationsUsed.mean > 0, JSON.stringify(cfg.demonstrationsUsed));
   assert.equal(r.method, "few-shot");
+});
+
+test("setfit preempted mid-run checkpoints, and the resumed run ends with the uninterrupted run's adapter (a rank means a LoRA body)", async () => {
+  const spec = { base: gptDir, method: "setfit" as const, task: taskFile, labelsPerClass: 8, setfit: { pairs: 96, batchPairs: 8, rank: 2 } };
+  const whole = await runAdaptation({ ...spec, out: join(dir, "adapters", "setfit-whole"), checkpointDir: join(dir, "ck-whole") });
+  assert.ok(whole.trainableParameters < 10_000, `a rank without a body is LoRA: ${whole.trainableParameters} trainable`);
+  const checkpointDir = join(dir, "ck-sliced"), out = join(dir, "adapters", "setfit-sliced");
+  const preempt = new AbortController();
+  await assert.rejects(runAdaptation({ ...spec, out, checkpointDir }, { preempt: preempt.signal, onProgress: (p) => { if (p.step === 5) preempt.abort(); } }),
+    (e: unknown) => (e as Error).name === "PreemptedError" && (e as { step: number }).step === 5);
+  const resumed = await runAdaptation({ ...spec, out, checkpointDir });
+  assert.equal(resumed.losses.length, 12);
+  assert.deepEqual(resumed.losses, whole.losses);
+  assert.equal(resumed.trainingTokens, whole.trainingTokens);
+  const a = loadAdapter(join(dir, "adapters", "setfit-whole"), gptDir).tensors, b = loadAdapter(out, gptDir).tensors;
+  assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+  for (const k of Object.keys(a)) assert.deepEqual(b[k].data, a[k].data, k);
 });

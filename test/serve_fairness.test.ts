@@ -103,6 +103,23 @@ test("encoder queue: tenants take turns, so one tenant's long request delays ano
   q.close();
 });
 
+test("encoder queue: a tenant's own requests take turns, so its small request is not stuck behind its own long one", async () => {
+  const q = new EncoderQueue();
+  const big = { n: 0 }, small = { n: 0 };
+  const long = q.run({ tenant: "a", model: "m", steps: synthetic(300, 2, big) });
+  await sleep(20);
+  const before = big.n;
+  const quick = await q.run({ tenant: "a", model: "m", steps: synthetic(3, 2, small) });
+  assert.equal(quick.value, "done");
+  // The small request needs at most 3 turns and the long one gets one turn between each (a turn runs
+  // at most 3 of its 2 ms pieces); oldest-first would have run every remaining piece (~290) first.
+  assert.ok(big.n - before <= 9, `the long request ran ${big.n - before} pieces while the tenant's 3-piece request waited`);
+  assert.ok(big.n < 300, "the long request was still running");
+  assert.equal((await long).value, "done");
+  assert.equal(big.n, 300);
+  q.close();
+});
+
 test("encoder queue: an aborted request runs no more pieces; a tenant's requests in flight are capped (429)", async () => {
   const q = new EncoderQueue({ maxPerTenant: 2 });
   const ran = { n: 0 };

@@ -214,3 +214,77 @@ test("probe, head and full jobs give classifier adapters served by /v1/classific
     await server.close();
   }
 });
+
+test("setfit, prototype and knn jobs: validated like plinth adapt's options, the method in the job and its events, adapters served by /v1/classifications", async () => {
+  const server = await createServer({ registry: fx.dbPath, maxWorkers: 2, jobs: { maxPerTenant: 3 } });
+  const url = await server.listen({ port: 0 });
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
+  const as = (method: object) => method as unknown as OpenAI.FineTuning.JobCreateParams["method"];
+  const refused = (param: string, pattern: RegExp) => (e: unknown) => {
+    const err = e as { status?: number; param?: string; message?: string };
+    return err.status === 400 && err.param === param && pattern.test(err.message ?? "");
+  };
+  try {
+    const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
+    // Each method takes the hyperparameters it uses, no others; values are range-checked.
+    await assert.rejects(client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "knn", knn: { hyperparameters: { steps: 10 } } }) }),
+      refused("hyperparameters.steps", /for method knn: it takes knn_k, labels_per_class, max_test/));
+    await assert.rejects(client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "lora", lora: { hyperparameters: { knn_k: 3 } } }) }),
+      refused("hyperparameters.knn_k", /for method lora/));
+    await assert.rejects(client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "setfit", setfit: { hyperparameters: { batch_pairs: 0 } } }) }),
+      refused("batch_pairs", /batch_pairs/));
+    await assert.rejects(client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "prototypes" }) }),
+      refused("method.type", /expected one of lora, full, head, probe, setfit, prototype, knn/));
+    // A setfit job's size counts the texts its pairs read: 100,000 pairs of 256 plan 391 steps × 40 texts.
+    const small = await createServer({ registry: fx.dbPath, runJobs: false, jobs: { maxJobExamples: 10_000 } });
+    try {
+      const c2 = new OpenAI({ baseURL: `${await small.listen({ port: 0 })}/v1`, apiKey: fx.keyA, maxRetries: 0 });
+      await assert.rejects(c2.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "setfit", setfit: { hyperparameters: { pairs: 100_000, batch_pairs: 256 } } }) }),
+        refused("hyperparameters.pairs", /plans 15,640 training examples \(steps × the texts of a step's pairs\)/));
+    } finally {
+      await small.close();
+    }
+
+    const specs = [
+      { type: "setfit", hp: { pairs: 48, batch_pairs: 8, rank: 2, max_test: 8 } },
+      { type: "prototype", hp: { labels_per_class: 6, max_test: 8 } },
+      { type: "knn", hp: { knn_k: 3, max_test: 8 } },
+    ];
+    const jobs = [];
+    for (const { type, hp } of specs) {
+      const job = await client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, suffix: type, method: as({ type, [type]: { hyperparameters: hp } }) });
+      assert.equal(job.method?.type, type);
+      assert.deepEqual((job.method as unknown as Record<string, { hyperparameters: object }>)[type].hyperparameters, hp);
+      jobs.push(job);
+    }
+    for (const job of jobs) {
+      const type = job.method!.type as string;
+      const done = await waitFor(client, job.id, (j) => ["succeeded", "failed", "cancelled"].includes(j.status));
+      assert.equal(done.status, "succeeded", `${type}: ${JSON.stringify(done.error)}`);
+      assert.equal(done.method?.type, type);
+      const messages = (await client.fineTuning.jobs.listEvents(job.id, { limit: 1000 })).data.map((e) => e.message);
+      assert.ok(messages.some((m) => m === `Created fine-tuning job (${type} on tiny)`), messages.join("\n"));
+      assert.ok(messages.some((m) => m.startsWith(`Method ${type}: `)), messages.join("\n"));
+      assert.ok(messages.some((m) => new RegExp(`successfully completed: tiny:${type} \\(${type}, \\d+ trainable parameters`).test(m)), messages.join("\n"));
+      if (type === "setfit") {
+        // Trained on pairs: 6 steps of 8 pairs, every step's loss an event; LoRA factors and a head, not every weight.
+        const losses = (await client.fineTuning.jobs.listEvents(job.id, { limit: 1000 })).data.filter((e) => (e.data as { train_loss?: number }).train_loss !== undefined);
+        assert.ok(losses.length >= 2, `${losses.length} loss events`);
+        assert.ok(done.trained_tokens! > 0);
+        assert.ok(messages.some((m) => /\(setfit, ([1-9]\d{0,4}) trainable parameters/.test(m)), "a LoRA body (rank 2) trains a few thousand parameters");
+      } else {
+        assert.equal(done.trained_tokens, 0, `${type} trains nothing`);
+      }
+      const res = await fetch(`${url}/v1/classifications`, {
+        method: "POST", headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: done.fine_tuned_model, input: ["the movie was good 3", "the movie was bad 4"] }),
+      });
+      const body = await res.json() as { data: { label: string; scores: Record<string, number> }[] };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.equal(body.data.length, 2);
+      for (const d of body.data) assert.ok(Math.abs(d.scores.negative + d.scores.positive - 1) < 1e-5 && ["negative", "positive"].includes(d.label));
+    }
+  } finally {
+    await server.close();
+  }
+});

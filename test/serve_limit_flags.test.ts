@@ -121,3 +121,61 @@ test("a server started with limit flags enforces them", async () => {
     await server.close();
   }
 });
+
+test("--queued-per-tenant: a tenant's requests waiting for a batch slot beyond the cap get OpenAI's 429; other tenants still queue", async () => {
+  const server = await createServer({ registry: fx.dbPath, runJobs: false, maxBatch: 1, ...limitOptions({ "queued-per-tenant": "2" }) });
+  const url = await server.listen({ port: 0 });
+  const filler = new AbortController();
+  try {
+    const chat = (key: string, extra: object = {}) => fetch(`${url}/v1/chat/completions`, {
+      method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hello there" }], max_tokens: 3, ...extra }),
+    });
+    // The one batch slot is held: sequences of a third tenant keep it busy for thousands of steps (until aborted).
+    const base = server.host.base("tiny");
+    const scheduler = base.scheduler!;
+    const prompt = Array.from(base.tok.encode("the movie was"));
+    const fillers = Array.from({ length: 60 }, async () => {
+      for await (const _ of scheduler.submit({ prompt, adapter: null, maxTokens: 60, tenant: "filler", signal: filler.signal })) { /* drain */ }
+    });
+    const queuedOf = (tenant: string) => scheduler.queuedRequests(tenant);
+    const until = async (ok: () => boolean) => {
+      const t0 = Date.now();
+      while (!ok()) {
+        assert.ok(Date.now() - t0 < 10_000, "timed out");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    // Two requests of acme wait (one with n = 2: its choices count as one request).
+    const waiting = [chat(fx.keyA, { n: 2 }), chat(fx.keyA)];
+    await until(() => queuedOf("acme") === 2);
+    const keyA = server.registry.keys.verify(fx.keyA)!.id;
+    const reserved = server.registry.keys.tokensReserved(keyA);
+    const third = await chat(fx.keyA);
+    assert.equal(third.status, 429);
+    assert.equal(third.headers.get("retry-after"), "1");
+    const body = await third.json() as { error: { message: string; type: string; param: string | null; code: string } };
+    assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+    assert.equal(body.error.code, "rate_limit_exceeded");
+    assert.equal(body.error.type, "rate_limit_error");
+    assert.equal(body.error.param, null);
+    assert.match(body.error.message, /2 queued, at most 2 at once/);
+    assert.equal(server.registry.keys.tokensReserved(keyA), reserved, "a refused request reserves nothing");
+    // Completions count too; another tenant is not limited by acme's queue.
+    const completion = await fetch(`${url}/v1/completions`, {
+      method: "POST", headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "hi", max_tokens: 2 }),
+    });
+    assert.equal(completion.status, 429);
+    const other = chat(fx.keyB);
+    await until(() => queuedOf("globex") === 1);
+    // Once the slot frees, the queued requests run, and acme may queue again.
+    filler.abort();
+    await Promise.all(fillers);
+    for (const r of [...waiting, other]) assert.equal((await r).status, 200);
+    assert.equal(queuedOf("acme"), 0);
+    assert.equal((await chat(fx.keyA)).status, 200);
+  } finally {
+    filler.abort();
+    await server.close();
+  }
+});

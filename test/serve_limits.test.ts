@@ -134,12 +134,19 @@ test("quota: a fine-tuning job reserves its planned training tokens; too many fo
   assert.equal(server.registry.keys.tokensReserved(big.id), 0);
 });
 
-test("quota: the planned training tokens bound what a job really trains (lora, head, probe)", async () => {
+test("quota: the planned training tokens bound what a job really trains (lora, head, probe, setfit, prototype, knn)", async () => {
   const data = join(fx.root, "train.jsonl");
-  for (const [method, hp] of [["lora", { steps: 6, batch_size: 8 }], ["head", { steps: 4 }], ["probe", {}]] as const) {
-    const o = await runAdaptation({ base: fx.baseDir, method, task: data, steps: (hp as { steps?: number }).steps, batchSize: (hp as { batch_size?: number }).batch_size, maxTest: 4, lora: { rank: 2 } });
+  const runs = [["lora", { steps: 6, batch_size: 8 }], ["head", { steps: 4 }], ["probe", {}], ["setfit", { pairs: 40, batch_pairs: 4 }], ["setfit", {}], ["prototype", {}], ["knn", {}]] as const;
+  for (const [method, hp] of runs) {
+    const h = hp as { steps?: number; batch_size?: number; pairs?: number; batch_pairs?: number };
+    const o = await runAdaptation({
+      base: fx.baseDir, method, task: data, steps: h.steps, batchSize: h.batch_size, maxTest: 4, lora: { rank: 2 },
+      setfit: { pairs: h.pairs, batchPairs: h.batch_pairs, rank: 2 },
+    });
     const planned = plannedTrainingTokens({ method, hyperparameters: hp }, lineBytesOf(data));
     assert.ok(o.trainingTokens <= planned, `${method}: trained ${o.trainingTokens} tokens, planned ${planned}`);
+    if (method === "setfit") assert.ok(o.trainingTokens > 0);
+    if (method === "prototype" || method === "knn") assert.equal(planned, 0);
   }
 });
 

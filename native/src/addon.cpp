@@ -16,6 +16,7 @@
 
 #include "allocator.h"
 #include "kernels.h"
+#include "lowp.h"
 #include "threadpool.h"
 
 namespace plinth {
@@ -865,6 +866,8 @@ Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+#include "lowp_bindings.inc"
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"alloc", Alloc}, {"release", Release}, {"memoryStats", MemoryStats}, {"emptyCache", EmptyCache},
@@ -879,8 +882,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"attentionBackward", AttentionBackward}, {"crossEntropyForward", CrossEntropyForward},
       {"crossEntropyBackward", CrossEntropyBackward}, {"adamwStep", AdamwStep}, {"sumSquares", SumSquares},
       {"axpy", Axpy}, {"fill", Fill}, {"copyStrided", CopyStrided}, {"dropoutForward", DropoutForward},
-      {"dropoutBackward", DropoutBackward}, {"deviceAlloc", DeviceAlloc}, {"deviceFree", DeviceFree},
-      {"deviceUpload", DeviceUpload}, {"deviceDownload", DeviceDownload}, {"deviceCopy", DeviceCopy}};
+      {"dropoutBackward", DropoutBackward}, {"gemmBf16", GemmBf16}, {"packBf16", PackBf16},
+      {"packInt8", PackInt8}, {"packedSizes", PackedSizes}, {"linearBf16", LinearBf16}, {"linearInt8", LinearInt8},
+      {"lowpPath", LowpPath}, {"lowpNativeSupported", LowpNativeSupported}, {"setLowpNative", SetLowpNative},
+      {"peakBf16", PeakBf16}, {"peakInt8", PeakInt8}, {"memoryBandwidth", MemoryBandwidth}, {"deviceAlloc", DeviceAlloc},
+      {"deviceFree", DeviceFree}, {"deviceUpload", DeviceUpload}, {"deviceDownload", DeviceDownload}, {"deviceCopy", DeviceCopy}};
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;
 }

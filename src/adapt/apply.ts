@@ -16,7 +16,7 @@ import { toFloat32, type RawTensor } from "../io/safetensors.js";
 import { type Pooling, can, isPooling, poolingOf } from "../models/registry.js";
 import type { ForwardContext } from "../nn/context.js";
 import { neighbourProbs, neighboursFromTensors, prototypeProbs, prototypesFromTensors } from "./neighbours.js";
-import { embedThrough } from "./setfit.js";
+import { embedThrough, embedThroughSteps } from "./setfit.js";
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { type AdapterManifest, AdapterError, loadAdapter, probeFromTensors } from "./artifact.js";
 import { type LoadedBase, loadBase } from "./base.js";
@@ -165,7 +165,8 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
           }
         }
       }
-      return done((texts) => probeProbs(probe, embedThrough(model, tok, texts, { maxTokens, pooling, ctx })));
+      return done((texts) => probeProbs(probe, embedThrough(model, tok, texts, { maxTokens, pooling, ctx })),
+        function* (texts, pieces) { return probeProbs(probe, yield* embedThroughSteps(model, tok, texts, { maxTokens, pooling, ctx }, pieces)); });
     }
     case "head":
     case "lora":

@@ -11,6 +11,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type TextTokenizer, tokenizerFor } from "../data/tokenizer.js";
 import { type ModelType, can, loadModel, readModelType, supports, typesWith } from "../models/registry.js";
+import type { WeightFormat } from "../models/inference_weights.js";
 import type { Task } from "../tasks/task.js";
 import { AdapterError, type BaseIdentity, baseIdentity } from "./artifact.js";
 import type { Encoder } from "./probe.js";
@@ -41,10 +42,11 @@ export function baseKind(dir: string): BaseKind {
   throw new AdapterError(`base ${dir}: model_type ${JSON.stringify(type)} is not supported for adaptation (expected ${typesWith("classify").map((t) => JSON.stringify(t)).join(" or ")})`);
 }
 
-export function loadBase(dir: string): LoadedBase {
+/** `weights`: the base's matrices for inference (bf16 or int8 packed; training reads float32 either way). */
+export function loadBase(dir: string, weights: WeightFormat = "fp32"): LoadedBase {
   const kind = baseKind(dir);
   const identity = baseIdentity(dir);
-  const model = loadModel(dir);
+  const model = loadModel(dir, { weights });
   if (!can(model, "classify")) throw new AdapterError(`base ${dir}: a ${kind} model is not a text base for adaptation`);
   model.eval();
   return { dir, kind, model, tok: tokenizerFor(dir), identity };

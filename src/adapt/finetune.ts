@@ -86,6 +86,10 @@ class RngSet extends Rng {
   }
 }
 
+/** The dropout generators of a body and its LoRA layers (each once), saved with checkpoints so a resumed run draws the same masks. */
+export const dropoutRngs = (...holders: object[]): Rng[] =>
+  [...new Set(holders.map((h) => (h as { rng?: unknown }).rng).filter((r): r is Rng => r instanceof Rng))];
+
 /** The trained tensors as the model the trainer checkpoints: `trained.0`, `trained.1`, ... in the order given. */
 export class TrainedTensors extends Module implements TrainableModel {
   readonly trained: Tensor[];

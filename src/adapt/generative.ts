@@ -22,8 +22,7 @@ import { type GenerativeRecord, loadGenerativeData, promptAndReference, splitGen
 import { TaskError } from "../tasks/task.js";
 import { packSequences, packedLoss, supervisedLM } from "../train/sft.js";
 import { AbortedError, Trainer } from "../train/trainer.js";
-import { Rng } from "../tensor/rng.js";
-import { PreemptedError, TrainedTensors, loggedLosses } from "./finetune.js";
+import { PreemptedError, TrainedTensors, dropoutRngs, loggedLosses } from "./finetune.js";
 import { AdapterError, saveAdapter } from "./artifact.js";
 import { loadBase } from "./base.js";
 import { applyLoRA, type LoRAHandle } from "./lora.js";
@@ -270,9 +269,6 @@ function loggedValLosses(path: string): { step: number; loss: number }[] {
     .filter((r) => r.valLoss !== undefined).map((r) => ({ step: r.step, loss: r.valLoss! }));
 }
 
-/** The dropout generators of a body and its LoRA layers (each once), saved with checkpoints so a resumed run draws the same masks. */
-const dropoutRngs = (...holders: object[]): Rng[] =>
-  [...new Set(holders.map((h) => (h as { rng?: unknown }).rng).filter((r): r is Rng => r instanceof Rng))];
 
 function strip(s: GenerativeScores & { replies?: unknown }): GenerativeScores {
   const { loss, perplexity, exactMatch, similarity, tokens, examples } = s;

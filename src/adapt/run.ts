@@ -22,13 +22,12 @@ import { f32 } from "../io/safetensors.js";
 import { accuracy, argmax, expectedCalibrationError, logLoss, macroF1 } from "../tasks/metrics.js";
 import { type Example, type Task, TaskError, exampleText, labelIndex, sampleKShot } from "../tasks/task.js";
 import { can, loraTargets, poolingOf } from "../models/registry.js";
-import { Rng } from "../tensor/rng.js";
 import { memoryStats } from "../tensor/tensor.js";
 import { type AdapterManifest, saveAdapter, probeTensors } from "./artifact.js";
 import { type TaskPrompt, loadBase, promptFor } from "./base.js";
 import { resolveTask } from "../tasks/resolve.js";
 import { SequenceClassifier, freshLike } from "./classifier.js";
-import { fineTune, type FineTuneResult } from "./finetune.js";
+import { dropoutRngs, fineTune, type FineTuneResult } from "./finetune.js";
 import { applyLoRA } from "./lora.js";
 import { embedTexts, probeProbs, trainProbe } from "./probe.js";
 import { fitNeighbours, fitPrototypes, neighbourProbs, neighbourTensors, prototypeProbs, prototypeTensors } from "./neighbours.js";
@@ -63,15 +62,18 @@ export interface AdaptSpec {
   labels?: string[];
   maxTokens?: number;
   lora?: { rank?: number; alpha?: number; dropout?: number; targets?: string[] };
-  /** setfit: pairs drawn in all, pairs per step, and whether LoRA or every weight of the body is tuned (lr is spec.lr). */
-  setfit?: { pairs?: number; batchPairs?: number; body?: SetFitBody; rank?: number };
+  /**
+   * setfit: pairs drawn in all, pairs per step, and whether LoRA (of `rank` and `alpha`) or every
+   * weight of the body is tuned (lr is spec.lr; a rank without a body means LoRA).
+   */
+  setfit?: { pairs?: number; batchPairs?: number; body?: SetFitBody; rank?: number; alpha?: number };
   /** knn: the number of neighbours (default: chosen by leave-one-out on the labels). */
   knnK?: number;
   prompt?: Partial<TaskPrompt>;
   /** Contextual calibration for zero-/few-shot (default true). */
   calibrate?: boolean;
   /**
-   * Training checkpoints go here (head, lora, full): a run with the same spec and folder resumes
+   * Training checkpoints go here (head, lora, full, setfit): a run with the same spec and folder resumes
    * from the newest, so a preempted or interrupted job continues where it stopped.
    */
   checkpointDir?: string;
@@ -146,9 +148,6 @@ function scoreMetrics(probs: number[][], gold: number[]): AdaptMetrics {
 
 const countOf = (ts: { size: number }[]): number => ts.reduce((s, t) => s + t.size, 0);
 
-/** The dropout generators of a body and its LoRA layers (each once), saved with checkpoints so a resumed run draws the same masks. */
-const dropoutRngs = (...holders: object[]): Rng[] =>
-  [...new Set(holders.map((h) => (h as { rng?: unknown }).rng).filter((r): r is Rng => r instanceof Rng))];
 
 export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): Promise<AdaptOutcome> {
   const start = Date.now();
@@ -232,6 +231,7 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   if (spec.method === "setfit") {
     const r = await trainSetFit(base.model, base.tok, train.map((e) => exampleText(e)), y, task.labels.length, {
       ...spec.setfit, lr: spec.lr, maxTokens, seed, signal: opts.signal, onProgress: progress,
+      ...(spec.checkpointDir === undefined ? {} : { checkpoint: { dir: spec.checkpointDir }, preempt: opts.preempt }),
     });
     const probs = r.probs(test.map((e) => exampleText(e)));
     const config = { maxTokens: r.maxTokens, pooling: r.pooling, body: r.body, pairs: r.pairs, steps: r.steps, lr: r.lr, ...(r.lora !== null ? { lora: r.lora } : {}) };

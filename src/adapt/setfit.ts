@@ -14,6 +14,7 @@
  *     const r = await trainSetFit(base.model, base.tok, texts, labels, 2, { seed: 0 });
  *     r.probs(testTexts);    // label probabilities; r.tensors: LoRA factors + probe.* for the adapter
  */
+import { join } from "node:path";
 import type { TextTokenizer } from "../data/tokenizer.js";
 import { f32, type RawTensor } from "../io/safetensors.js";
 import { l2Normalize } from "../models/clip/ops.js";
@@ -27,8 +28,10 @@ import { embedding } from "../tensor/ops/nn.js";
 import { mean, sum } from "../tensor/ops/reduce.js";
 import { AbortedError, Trainer, type Objective } from "../train/trainer.js";
 import { probeTensors } from "./artifact.js";
+import { PreemptedError, TrainedTensors, dropoutRngs, loggedLosses } from "./finetune.js";
 import { type LoRAHandle, applyLoRA } from "./lora.js";
 import { type Encoder, type LinearProbe, probeProbs, trainProbe } from "./probe.js";
+import { type PieceOptions, type Steps, lengthPieces, paddedTokens, sum as total, tokenizeSteps } from "./steps.js";
 
 export type SetFitBody = "lora" | "full";
 
@@ -39,12 +42,20 @@ export interface SetFitOptions {
   batchPairs?: number;
   lr?: number;
   body?: SetFitBody;
-  /** LoRA rank (default 8) and alpha (default 2 x rank). */
+  /** LoRA rank (default 8) and alpha (default 2 x rank). A rank given without a body means body "lora". */
   rank?: number;
   alpha?: number;
   maxTokens?: number;
   seed?: number;
   signal?: AbortSignal;
+  /**
+   * Checkpoints of the tuned tensors, the optimizer and the pair cursor in `dir` (every `every`
+   * steps, default 100, and when preempted); a later call with the same dir and setup resumes
+   * from the newest, exactly.
+   */
+  checkpoint?: { dir: string; every?: number };
+  /** Aborting it checkpoints and stops after the current step: trainSetFit then throws PreemptedError. Needs `checkpoint`. */
+  preempt?: AbortSignal;
   onProgress?: (p: { step: number; total: number; loss: number; tokens: number; elapsedSeconds: number }) => void;
 }
 
@@ -72,6 +83,11 @@ const DEFAULT_LR: Record<SetFitBody, number> = { lora: 2e-3, full: 1e-4 };
 /** The default number of pairs for n labeled examples. */
 export function defaultPairs(n: number): number {
   return Math.max(160, Math.min(960, 20 * n));
+}
+
+/** Optimizer steps and pairs per step of a run on n labeled examples (each step reads at most 2 × batchPairs distinct texts). */
+export function setfitPlan(n: number, { pairs, batchPairs = 16 }: { pairs?: number; batchPairs?: number } = {}): { steps: number; batchPairs: number } {
+  return { steps: Math.max(1, Math.ceil((pairs ?? defaultPairs(n)) / batchPairs)), batchPairs };
 }
 
 export interface Pair {
@@ -129,6 +145,30 @@ export function embedThrough(model: Encoder, tok: TextTokenizer, texts: readonly
   return out;
 }
 
+/**
+ * embedThrough in pieces (steps.ts), for the server's encoder queue: tokenized in slices, then
+ * embedded in forwards of bounded size, shortest first, through `ctx` when given.
+ */
+export function* embedThroughSteps(model: Encoder, tok: TextTokenizer, texts: readonly string[], { maxTokens, pooling, ctx }: { maxTokens: number; pooling: Pooling; ctx?: ForwardContext }, p: PieceOptions = {}): Steps<Float32Array[]> {
+  const limit = Math.min(maxTokens, contextLength(model));
+  const full = yield* tokenizeSteps(texts, (t) => Array.from(tok.encode(t)), p);
+  const seqs = full.map((ids) => (ids.length > 0 ? ids.slice(0, limit) : [tok.eot]));
+  const lengths = seqs.map((s) => s.length);
+  yield { kind: "plan", sequences: seqs.length, tokens: total(lengths), inputTokens: total(full.map((ids) => ids.length)) };
+  const out = new Array<Float32Array>(seqs.length);
+  const causal = can(model, "generate");
+  for (const piece of lengthPieces(lengths, { pieceRows: 32, ...p })) {
+    noGrad(() => {
+      const { pooled, inputs } = poolHidden(model, piece.map((i) => seqs[i]), pooling, { causal, padId: tok.eot, ctx });
+      const C = pooled.shape[1], v = pooled.toArray() as Float32Array;
+      piece.forEach((i, r) => (out[i] = v.slice(r * C, (r + 1) * C)));
+      for (const t of inputs) if (!t.released) t.release();
+    });
+    yield { kind: "forward", tokens: paddedTokens(piece, lengths) };
+  }
+  return out;
+}
+
 /** 1 - cos is pulled to 0 for positives, cos to 0 for negatives: mean((cos(u, v) - same)²). */
 function pairObjective(model: Encoder, seqs: number[][], pairs: Pair[], { batchPairs, pooling, padId }: { batchPairs: number; pooling: Pooling; padId: number }): Objective<Pair[]> {
   let cursor = 0;
@@ -156,6 +196,10 @@ function pairObjective(model: Encoder, seqs: number[][], pairs: Pair[], { batchP
       return mean(mul(d, d));
     },
     count: (batch) => [...new Set(batch.flatMap((p) => [p.a, p.b]))].reduce((s, r) => s + seqs[r].length, 0),
+    state: () => ({ cursor }),
+    restore(extra) {
+      ({ cursor } = extra as { cursor: number });
+    },
     release() {
       for (const t of pending) if (!t.released) t.release();
       pending.length = 0;
@@ -165,7 +209,7 @@ function pairObjective(model: Encoder, seqs: number[][], pairs: Pair[], { batchP
 
 export async function trainSetFit(model: Encoder, tok: TextTokenizer, texts: readonly string[], y: readonly number[], numClasses: number, o: SetFitOptions = {}): Promise<SetFitResult> {
   if (texts.length !== y.length || texts.length < 2) throw new RangeError(`trainSetFit: ${texts.length} texts for ${y.length} labels (need the same count, at least 2)`);
-  const body = o.body ?? "full";
+  const body = o.body ?? (o.rank !== undefined || o.alpha !== undefined ? "lora" : "full");
   if (body !== "lora" && body !== "full") throw new RangeError(`trainSetFit: body must be "lora" or "full", got ${JSON.stringify(body)}`);
   const seed = o.seed ?? 0;
   const maxTokens = Math.min(o.maxTokens ?? 128, contextLength(model));
@@ -174,6 +218,7 @@ export async function trainSetFit(model: Encoder, tok: TextTokenizer, texts: rea
   const batchPairs = o.batchPairs ?? 16;
   if (!(Number.isInteger(pairCount) && pairCount >= 1)) throw new RangeError(`trainSetFit: pairs must be a positive integer, got ${pairCount}`);
   if (!(Number.isInteger(batchPairs) && batchPairs >= 1)) throw new RangeError(`trainSetFit: batchPairs must be a positive integer, got ${batchPairs}`);
+  if (o.preempt !== undefined && o.checkpoint === undefined) throw new RangeError("trainSetFit: preempt needs checkpoint (a preempted run resumes from its checkpoint)");
   const lr = o.lr ?? DEFAULT_LR[body];
   const seqs = texts.map((t) => {
     const ids = Array.from(tok.encode(t)).slice(0, maxTokens);
@@ -188,7 +233,7 @@ export async function trainSetFit(model: Encoder, tok: TextTokenizer, texts: rea
   } else {
     trainable = model.parameters();
   }
-  const steps = Math.max(1, Math.ceil(pairCount / batchPairs));
+  const { steps } = setfitPlan(texts.length, { pairs: pairCount, batchPairs });
   const pairs = contrastivePairs(y, steps * batchPairs, new Rng(seed + 0x5e7f));
   const decay = trainable.filter((t) => t.ndim >= 2), noDecay = trainable.filter((t) => t.ndim < 2);
   const trainer = new Trainer({
@@ -196,15 +241,24 @@ export async function trainSetFit(model: Encoder, tok: TextTokenizer, texts: rea
     paramGroups: [{ params: decay, weightDecay: 0.01 }, { params: noDecay, weightDecay: 0 }], parameters: trainable,
     lr, minLr: lr * 0.1, warmup: Math.max(1, Math.round(steps * 0.1)), clip: 1.0, steps, quiet: true, handleSignals: false, signal: o.signal, seed,
     onStep: (r) => o.onProgress?.({ step: r.step, total: steps, loss: r.loss, tokens: r.seen, elapsedSeconds: r.seconds }),
+    ...(o.checkpoint === undefined ? {} : {
+      model: new TrainedTensors(trainable, dropoutRngs(model, ...(lora?.layers.map(([, l]) => l) ?? []))), outDir: o.checkpoint.dir, checkpointEvery: o.checkpoint.every ?? 100, keepLast: 2,
+    }),
   });
+  const preempt = () => trainer.requestStop("preempted");
+  o.preempt?.addEventListener("abort", preempt, { once: true });
+  if (o.preempt?.aborted) preempt();
   model.train(true);
   let result;
   try {
+    trainer.resume();
     result = await trainer.run();
+    if (result.stoppedBy === "signal") throw new PreemptedError(result.steps, steps);
   } catch (e) {
     lora?.remove();
     throw e instanceof AbortedError ? new AbortedError("the adaptation was cancelled") : e;
   } finally {
+    o.preempt?.removeEventListener("abort", preempt);
     trainer.opt.release();
     for (const t of trainable) {
       t.grad?.release();
@@ -221,7 +275,9 @@ export async function trainSetFit(model: Encoder, tok: TextTokenizer, texts: rea
   else for (const [name, p] of model.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
   const trainableParameters = trainable.reduce((s, t) => s + t.size, 0) + probe.dim * probe.numClasses + probe.numClasses;
   return {
-    probe, body, pooling, maxTokens, steps: result.steps, pairs: pairs.length, lr, losses: result.history.map((h) => h.loss), tokens: result.seen, seconds: result.seconds,
+    probe, body, pooling, maxTokens, steps: result.steps, pairs: pairs.length, lr,
+    // A resumed run's history starts at the checkpoint; the log in its folder holds every step.
+    losses: result.resumedFrom !== null && o.checkpoint !== undefined ? loggedLosses(join(o.checkpoint.dir, "metrics.jsonl")) : result.history.map((h) => h.loss), tokens: result.seen, seconds: result.seconds,
     trainableParameters, tensors, lora: lora?.config ?? null,
     probs: (xs) => probeProbs(probe, embed(xs)),
   };

@@ -17,7 +17,8 @@ import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
 import { runGenerativeAdapt, runGenerativeEval } from "./generative.js";
 import { parseCurveMethods, runSuiteEval, suiteHelp } from "./suite.js";
-import { UsageError, checkModelDir, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, checkModelDir, checkWritableDir, oneOf, parseFloatArg, parseIntArg } from "./args.js";
+import { WEIGHT_FORMATS, useInferenceWeights } from "../models/inference_weights.js";
 
 export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
 
@@ -37,6 +38,9 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
   --steps, --lr, --batch-size, --max-tokens   training options (defaults depend on the method)
   --rank, --alpha, --lora-dropout, --targets  LoRA options (default rank 3, alpha 6, dropout 0.05,
                 targets c_attn,c_proj,c_fc on GPT; query,key,value,output.dense,intermediate.dense on BERT)
+  --pairs, --batch-pairs   setfit: pairs drawn in all (default 20 per labeled example, 160 to 960)
+                and per step (default 16); with --rank/--alpha setfit tunes LoRA factors, not every weight
+  --knn-k       knn: neighbours that vote (default: chosen by leave-one-out on the labels)
   --max-test    score at most this many test examples
   --worker      run in a worker process (progress still shows here)
   --objective lm   generative fine-tuning: causal-LM loss on assistant (or completion) tokens only, short
@@ -65,6 +69,7 @@ ${suiteHelp}
   --max-test  score at most this many test examples (default 400)
   --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
   --workers   run every adaptation in its own worker process (clean memory figures)
+  --weights     fp32 (default), bf16 or int8 matrices for --perplexity (the inference weights of generate)
   --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file;
               on a chat or prompt/completion .jsonl: held-out loss and perplexity on the assistant tokens, and
               exact match and string similarity of greedy replies against the references (--json: one JSON object)
@@ -89,6 +94,14 @@ function common(values: Record<string, string | boolean | undefined>): Partial<A
     targets: str("targets")?.split(",").map((s) => s.trim()).filter((s) => s !== ""),
   };
   if (Object.values(lora).some((v) => v !== undefined)) spec.lora = lora;
+  // setfit tunes every body weight unless a LoRA rank or alpha is given (the same rule as a server job's hyperparameters).
+  const setfit = {
+    pairs: str("pairs") === undefined ? undefined : parseIntArg("pairs", str("pairs"), 160, 1),
+    batchPairs: str("batch-pairs") === undefined ? undefined : parseIntArg("batch-pairs", str("batch-pairs"), 16, 1),
+    rank: lora.rank, alpha: lora.alpha,
+  };
+  if (Object.values(setfit).some((v) => v !== undefined)) spec.setfit = setfit;
+  if (str("knn-k") !== undefined) spec.knnK = parseIntArg("knn-k", str("knn-k"), 1, 1);
   return spec;
 }
 
@@ -96,7 +109,7 @@ const OPTIONS = {
   base: { type: "string" }, task: { type: "string" }, test: { type: "string" }, method: { type: "string" }, k: { type: "string" },
   out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, lr: { type: "string" }, "batch-size": { type: "string" },
   "max-tokens": { type: "string" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" }, targets: { type: "string" },
-  "max-test": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  "max-test": { type: "string" }, pairs: { type: "string" }, "batch-pairs": { type: "string" }, "knn-k": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
   objective: { type: "string" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
   json: { type: "boolean" },
 } as const;
@@ -152,19 +165,22 @@ export async function runAdapt(argv: string[]): Promise<void> {
 export async function runEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" } },
+    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" }, weights: { type: "string" } },
   });
   if (values.help) return void console.log(evalHelp);
+  const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
+  if (weights !== "fp32" && values.perplexity === undefined) throw new UsageError("--weights applies to --perplexity (the other evaluations train)");
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
   checkModelDir("base", values.base);
   const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
   if (values.perplexity !== undefined && /\.jsonl$/i.test(values.perplexity) && existsSync(values.perplexity) && isGenerativeJsonl(readFileSync(values.perplexity, "utf8"))) {
-    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false });
+    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false, weights });
   }
   if (values.perplexity !== undefined) {
     const source = values.perplexity;
     const texts = existsSync(source) && !/\.(jsonl|csv)$/.test(source) ? [readFileSync(source, "utf8")] : resolveTask(source).test.map((e) => exampleText(e));
     const { model, tok } = values.adapter !== undefined ? (() => { const a = loadAdapted(values.adapter!, values.base!); return { model: a.body, tok: a.tok }; })() : loadBase(values.base);
+    if (weights !== "fp32") useInferenceWeights(model, weights);
     const p = perplexity(model, tok, texts);
     console.log(`${values.adapter ?? values.base} on ${source}: loss ${p.loss.toFixed(3)} nats/token, perplexity ${p.perplexity.toFixed(2)}, ${p.bitsPerByte.toFixed(3)} bits/byte over ${p.tokens.toLocaleString("en-US")} tokens`);
     return;

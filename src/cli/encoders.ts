@@ -2,7 +2,8 @@
 import { parseArgs } from "node:util";
 import { BPETextTokenizer, tokenizerFor } from "../data/tokenizer.js";
 import { architectureOf, can, contextLength, embedSequences, loadModel, supportedTypes } from "../models/registry.js";
-import { UsageError, parseIntArg } from "./args.js";
+import { UsageError, oneOf, parseIntArg } from "./args.js";
+import { WEIGHT_FORMATS } from "../models/inference_weights.js";
 
 export const fillMaskHelp = `plinth fill-mask — predict the [MASK] tokens of a text with a masked-LM (BERT) model
 
@@ -14,10 +15,11 @@ Examples:
 
 export const embedHelp = `plinth embed — sentence embeddings (mean-pooled hidden states) from a BERT or GPT model
 
-Usage: plinth embed --model <dir> --text "<text>" [--text "<text>" ...] [--json]
+Usage: plinth embed --model <dir> --text "<text>" [--text "<text>" ...] [--json] [--weights fp32|bf16|int8]
 
 Prints each text's embedding norm and, for several texts, their cosine similarities;
---json prints one JSON object per text with the full vector.
+--json prints one JSON object per text with the full vector. --weights bf16|int8 holds the
+model's matrices in bf16 or int8 (symmetric per output channel) instead of float32.
 
 Examples:
   plinth embed --model runs/bert --text "the whale" --text "the sea" --text "tax policy"
@@ -46,16 +48,17 @@ export function runFillMask(argv: string[]): void {
 }
 
 export function runEmbed(argv: string[]): void {
-  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, text: { type: "string", multiple: true }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: "string" }, text: { type: "string", multiple: true }, json: { type: "boolean" }, weights: { type: "string" }, help: { type: "boolean", short: "h" } } });
   if (values.help) {
     console.log(embedHelp);
     return;
   }
   if (values.model === undefined || values.text === undefined) throw new UsageError("--model and at least one --text are required");
+  const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
   const tok = tokenizerFor(values.model);
   const seqs = values.text.map((t) => Array.from(tok.encode(t)));
   if (seqs.some((s) => s.length === 0)) throw new UsageError("--text must not be empty");
-  const model = loadModel(values.model, { op: "embed" });
+  const model = loadModel(values.model, { op: "embed", weights });
   if (!can(model, "embed")) throw new Error(`embed: model_type ${architectureOf(model).modelType} is not supported (${supportedTypes("embed")})`);
   // A text longer than the model's context is read by its last tokens.
   const vectors = embedSequences(model, seqs.map((s) => s.slice(-contextLength(model))));

@@ -7,7 +7,8 @@ import { GPT, generate, loadGPT } from "../models/gpt/index.js";
 import { loadAdapted } from "../adapt/apply.js";
 import { chatPromptIds } from "../tasks/chat.js";
 import { chatTemplateFor } from "../tokenizer/chat_template.js";
-import { UsageError, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, oneOf, parseFloatArg, parseIntArg } from "./args.js";
+import { WEIGHT_FORMATS, useInferenceWeights } from "../models/inference_weights.js";
 
 export const generateHelp = `plinth generate — continue a prompt with a saved GPT
 
@@ -25,6 +26,8 @@ Usage: plinth generate --model <dir> --prompt <text> [--max-tokens 200] [--tempe
                  chat_template, else the default) and answered as the assistant, up to end of text
   --system       a system message before it
   --adapter      a generative adapter (plinth adapt --objective lm) applied to the model
+  --weights      fp32 (default), bf16 or int8: the model's matrices for decoding (int8: symmetric
+                 per output channel; decoding reads every weight once a token, so fewer bytes are faster)
 
 Examples:
   plinth generate --model runs/default --prompt "Call me "
@@ -37,7 +40,7 @@ export function runGenerate(argv: string[]): void {
     options: {
       model: { type: "string" }, prompt: { type: "string" }, "max-tokens": { type: "string" }, temperature: { type: "string" },
       "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, help: { type: "boolean", short: "h" },
-      chat: { type: "string" }, system: { type: "string" }, adapter: { type: "string" },
+      chat: { type: "string" }, system: { type: "string" }, adapter: { type: "string" }, weights: { type: "string" },
     },
   });
   if (values.help) {
@@ -57,7 +60,9 @@ export function runGenerate(argv: string[]): void {
   };
   if (sampling.temperature < 0) throw new UsageError(`--temperature must be >= 0 (0 = greedy), got "${values.temperature}"`);
   if (!(sampling.topP > 0 && sampling.topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got "${values["top-p"]}"`);
+  const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
   const model = values.adapter !== undefined ? (loadAdapted(values.adapter, values.model).body as GPT) : loadGPT(values.model);
+  if (weights !== "fp32") useInferenceWeights(model, weights);
   const meta = join(values.model, "model.safetensors");
   if (!existsSync(meta)) throw new Error(`${meta} is missing`);
   const tok = tokenizerFor(values.model);

@@ -9,6 +9,7 @@ import { loadGenerativeData } from "../tasks/chat.js";
 import { chatTemplateFor } from "../tokenizer/chat_template.js";
 import { Progress } from "../train/progress.js";
 import { UsageError, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
+import { type WeightFormat, useInferenceWeights } from "../models/inference_weights.js";
 
 type Values = Record<string, string | boolean | undefined>;
 const str = (v: Values, k: string): string | undefined => (typeof v[k] === "string" ? (v[k] as string) : undefined);
@@ -57,8 +58,9 @@ function summary(o: GenerativeOutcome): string {
   ].join("\n");
 }
 
-export function runGenerativeEval({ base, adapter, data, maxTest, json }: { base: string; adapter?: string; data: string; maxTest: number; json: boolean }): void {
+export function runGenerativeEval({ base, adapter, data, maxTest, json, weights = "fp32" }: { base: string; adapter?: string; data: string; maxTest: number; json: boolean; weights?: WeightFormat }): void {
   const { model, tok } = adapter !== undefined ? (() => { const a = loadAdapted(adapter, base); return { model: a.body, tok: a.tok }; })() : loadBase(base);
+  if (weights !== "fp32") useInferenceWeights(model, weights);
   if (!can(model, "generate")) throw new UsageError(`--perplexity on chats needs a causal LM (gpt2) base`);
   const records = loadGenerativeData(data).records;
   const s = scoreGenerative(model as GPT, tok, chatTemplateFor(base), records, { maxTest, source: data });

@@ -2,14 +2,17 @@
 import { parseArgs } from "node:util";
 import { backend } from "../native/index.js";
 import { cudaAddon } from "../native/cuda.js";
+import { lowpDescription } from "../tensor/precision.js";
 
 export const infoHelp = `plinth info — show the native core's kernels, threads, memory and GPUs
 
 Usage: plinth info
 
 Kernels are picked at start-up (AVX-512, AVX2+FMA or portable); PLINTH_ISA forces a
-lower path and PLINTH_THREADS sets the thread count. GPUs are listed when the optional
-CUDA backend is built (PLINTH_CUDA=1 npm install, or npm run build:cuda; experimental).
+lower path and PLINTH_THREADS sets the thread count. Low precision (pretrain --precision bf16,
+--weights bf16|int8) uses vdpbf16ps and vpdpbusd where the CPU has avx512_bf16 and avx512_vnni,
+else the same products on float32 FMAs and int32 multiplies (PLINTH_LOWP=emulated forces that).
+GPUs are listed when the optional CUDA backend is built (npm run build:cuda; experimental).
 
 Example:
   PLINTH_ISA=avx2 plinth info`;
@@ -22,6 +25,7 @@ export function runInfo(argv: string[]): void {
   }
   const supported = ["avx512", "avx2", "portable"].filter((n) => backend.isaSupported(n));
   console.log(`kernels: ${backend.isa()} (this CPU supports: ${supported.join(", ")})`);
+  console.log(`low precision: ${lowpDescription()}`);
   console.log(`threads: ${backend.threads()}`);
   const m = backend.memoryStats();
   console.log(`memory: ${(m.bytesInUse / 1e6).toFixed(1)} MB in use, ${(m.bytesCached / 1e6).toFixed(1)} MB cached, peak ${(m.peakBytesInUse / 1e6).toFixed(1)} MB`);

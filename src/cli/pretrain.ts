@@ -23,6 +23,7 @@ import { Trainer, type TrainResult } from "../train/trainer.js";
 import { dataParallel, runUnderMpirun, World, type DataParallel, type DataParallelStats } from "../train/parallel/index.js";
 import { launchedRank, loadMpi } from "../native/mpi.js";
 import { device } from "../tensor/device.js";
+import { PRECISIONS, type Precision, lowpDescription } from "../tensor/precision.js";
 import { UsageError, checkFile, checkModelDir, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
 import { runPretrainContrastive } from "./clip.js";
 
@@ -70,6 +71,9 @@ Usage: plinth pretrain [--objective clm|mlm|embed] [--size tiny|small|S|M] [--da
                 under mpirun/srun the ranks are found on their own. --batch is the global batch
   --bucket-mb   gradient all-reduce bucket size, MB (default 25)
   --shard-optimizer  ZeRO-1: split AdamW's moments across the ranks (memory per rank ~1/N)
+  --precision   fp32 (default) or bf16: matrix products on bf16 operands with float32 accumulation
+                (vdpbf16ps where the CPU has it, see plinth info); weights, optimizer state,
+                LayerNorm, softmax, loss and checkpoints stay float32; recorded in metrics.jsonl
   --device      cpu (default), cuda[:N] (the experimental CUDA backend, when built), or opaque
                 (a test device: CPU kernels on memory JavaScript cannot read); clm only for now
 Runs resume from the newest checkpoint in --out; SIGINT/SIGTERM save one and exit. The corpus
@@ -191,6 +195,8 @@ export interface PretrainOptions {
   /** Data-parallel options, used when this process is one rank of several (mpirun, srun, --procs). */
   bucketMb?: number;
   shardOptimizer?: boolean;
+  /** Matrix products in float32 (default) or bf16 with float32 accumulation (tensor/precision.ts). */
+  precision?: Precision;
   /** Where the model trains: "cpu" (default), "cuda[:N]" or "opaque"; clm only for now. */
   device?: string;
 }
@@ -238,6 +244,7 @@ export function resolvePretrainOptions(options: PretrainOptions): ResolvedPretra
   } else if (o.init !== undefined || o.pooling !== undefined || o.views !== undefined || o.temperature !== undefined) {
     throw new UsageError("--init, --pooling, --views and --temperature belong to --objective embed");
   }
+  if (o.precision !== undefined && !(PRECISIONS as readonly string[]).includes(o.precision)) throw new UsageError(`--precision must be ${PRECISIONS.join(" or ")}, got "${o.precision}"`);
   const presets = presetsOf(o.objective);
   if (!Object.hasOwn(presets, o.size)) throw new UsageError(`unknown --size "${o.size}" for ${o.objective} (expected ${Object.keys(presets).join(", ")})`);
   const int = (name: string, v: number | undefined, min: number) => {
@@ -381,11 +388,11 @@ async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): 
   }
   const trainer = new Trainer({
     model, objective, outDir, parallel: dp?.attach, gradAccum: o.gradAccum, lr: o.lr, warmup: o.warmup, seconds: o.seconds, tokens: o.tokens, steps: o.steps,
-    evalEvery: o.evalEvery, checkpointEvery: o.checkpointEvery, seed: o.seed, quiet: o.quiet, label: "pretrain",
+    evalEvery: o.evalEvery, checkpointEvery: o.checkpointEvery, seed: o.seed, quiet: o.quiet, label: "pretrain", precision: o.precision,
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
-    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}${dp === null ? "" : ` over ${dp.world.size} ranks (${o.batch / dp.world.size} rows each${o.shardOptimizer ? ", optimizer sharded" : ""})`}`);
+    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}${o.precision === "bf16" ? `, bf16 matrix products (${lowpDescription()})` : ""}${dp === null ? "" : ` over ${dp.world.size} ranks (${o.batch / dp.world.size} rows each${o.shardOptimizer ? ", optimizer sharded" : ""})`}`);
     if (resumed !== null) console.log(`resuming from the checkpoint at step ${resumed}`);
   }
   const result = await trainer.run();
@@ -395,7 +402,7 @@ async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): 
   const unigram = unigramBaseline(corpus.train, corpus.val, tokenizer.vocabSize);
   writeFileSync(join(outDir, "summary.json"), JSON.stringify({
     objective: o.objective, ...(o.objective === "embed" ? { init: o.init ?? null, pooling: poolingOf(model), views: o.views ?? "dropout", valTop1: [...result.history].reverse().find((h) => h.scores?.valTop1 !== undefined)?.scores?.valTop1 ?? null } : {}),
-    size: o.size, params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
+    size: o.size, precision: o.precision ?? "fp32", params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
     valLoss: result.valLoss, valPerplexity: Math.exp(result.valLoss), valBitsPerByte: result.valLoss / Math.LN2 / corpus.bytesPerToken,
     unigramLoss: unigram, unigramPerplexity: Math.exp(unigram), unigramBitsPerByte: unigram / Math.LN2 / corpus.bytesPerToken, data: o.data,
   }, null, 2) + "\n");
@@ -456,7 +463,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
       steps: { type: "string" }, out: { type: "string" }, tokenizer: { type: "string" }, vocab: { type: "string" }, batch: { type: "string" }, ctx: { type: "string" },
       lr: { type: "string" }, warmup: { type: "string" }, "grad-accum": { type: "string" }, "eval-every": { type: "string" }, "checkpoint-every": { type: "string" },
       seed: { type: "string" }, init: { type: "string" }, pooling: { type: "string" }, views: { type: "string" }, temperature: { type: "string" }, "sample-mb": { type: "string" }, "prep-memory-mb": { type: "string" }, "prep-threads": { type: "string" }, help: { type: "boolean", short: "h" },
-      procs: { type: "string" }, "bucket-mb": { type: "string" }, "shard-optimizer": { type: "boolean" }, device: { type: "string" },
+      procs: { type: "string" }, "bucket-mb": { type: "string" }, "shard-optimizer": { type: "boolean" }, precision: { type: "string" }, device: { type: "string" },
     },
   });
   if (values.help) {
@@ -477,7 +484,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
     prepMemoryMb: values["prep-memory-mb"] === undefined ? undefined : parsePositiveArg("prep-memory-mb", values["prep-memory-mb"], 256),
     prepThreads: optionalInt("prep-threads", values["prep-threads"], 0),
     bucketMb: values["bucket-mb"] === undefined ? undefined : parsePositiveArg("bucket-mb", values["bucket-mb"], 25),
-    shardOptimizer: values["shard-optimizer"], device: values.device,
+    shardOptimizer: values["shard-optimizer"], precision: values.precision as Precision | undefined, device: values.device,
     init: values.init, pooling: values.pooling as Pooling | undefined, views: values.views as EmbedViews | undefined,
     temperature: values.temperature === undefined ? undefined : parsePositiveArg("temperature", values.temperature, 0.05),
   });

@@ -4,7 +4,8 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { AdapterImportError, Registry, adapterFolders, importAdapter, tenantProblem } from "../registry/index.js";
 import { createServer } from "../serve/index.js";
-import { UsageError, checkWritableDir, parseIntArg } from "./args.js";
+import { UsageError, checkWritableDir, oneOf, parseIntArg } from "./args.js";
+import { WEIGHT_FORMATS } from "../models/inference_weights.js";
 import { limitOptions, limitParseOptions, limitsHelp } from "./serve_limits.js";
 
 export const serveHelp = `plinth serve — OpenAI-compatible multi-adapter server with keys, metering, fine-tuning jobs and a dashboard
@@ -30,6 +31,8 @@ Usage: plinth serve [--registry runs/registry.db] [--model name=dir ...] [--adap
                    admin routes are off. (--admin-key SECRET still works but is deprecated: a secret on the
                    command line is visible to every user of the machine in ps and /proc.)
   --max-batch      sequences decoded together per base (1 = one request at a time)
+  --weights        fp32 (default), bf16 or int8: the bases' matrices for inference (generation, scoring,
+                   embeddings; fine-tuning jobs train on float32)
   --workers        fine-tuning worker processes at once (default 1)
   --create-key     create an API key for a tenant, print it once, and exit (as plinth keys create)
   --rpm            with --create-key: requests per minute allowed
@@ -154,7 +157,7 @@ export async function runServe(argv: string[]): Promise<void> {
     options: {
       registry: { type: "string" }, model: { type: "string", multiple: true }, adapters: { type: "string" }, tenant: { type: "string" },
       port: { type: "string" }, host: { type: "string" },
-      "admin-key": { type: "string" }, "admin-key-file": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" },
+      "admin-key": { type: "string" }, "admin-key-file": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" }, weights: { type: "string" },
       "create-key": { type: "string" }, rpm: { type: "string" }, "token-quota": { type: "string" }, help: { type: "boolean", short: "h" },
       ...limitParseOptions,
     },
@@ -167,6 +170,7 @@ export async function runServe(argv: string[]): Promise<void> {
   // Every flag is checked before the registry is opened (or created).
   const maxBatch = parseIntArg("max-batch", values["max-batch"], 32, 1), maxWorkers = parseIntArg("workers", values.workers, 1, 1);
   const limits = limitOptions(values);
+  const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
   const port = parseIntArg("port", values.port, 8080);
   if (port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got "${values.port}"`);
   const rpm = values.rpm === undefined ? null : parseIntArg("rpm", values.rpm, 0, 1);
@@ -203,7 +207,7 @@ export async function runServe(argv: string[]): Promise<void> {
   }
   const server = await createServer({
     registry: path, adminKey,
-    maxBatch, maxWorkers, ...limits,
+    maxBatch, maxWorkers, weights, ...limits,
   });
   const url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
   console.error(`plinth serve: ${url}/v1 (OpenAI-compatible), dashboard ${url}/dashboard/`);

@@ -112,6 +112,23 @@ export async function* pieces(scan: Scan, plan: SplitPlan, from: Position, piece
   }
 }
 
+/**
+ * Feeds text to a piece cutter, the meter following what the cutter holds; returns the pieces it
+ * completes, each ending `after` the document offset reached (counted on from `at`).
+ */
+function cut(cutter: PieceCutter, text: string, meter: Meter, side: 0 | 1, index: number, at: number): { pieces: Piece[]; at: number } {
+  const before = cutter.held;
+  const out = cutter.push(text);
+  meter.add(2 * (cutter.held - before));
+  const pieces: Piece[] = [];
+  for (const p of out) {
+    meter.add(-2 * p.length);
+    at += p.length;
+    pieces.push({ text: p, side, eot: false, after: { doc: index, chars: at } });
+  }
+  return { pieces, at };
+}
+
 async function* documentPieces(doc: StreamDoc, index: number, side: 0 | 1, skip: number, pieceChars: number, meter: Meter): AsyncGenerator<Piece> {
   const cutter = new PieceCutter(pieceChars);
   let seen = 0;  // characters of the document read so far
@@ -120,15 +137,9 @@ async function* documentPieces(doc: StreamDoc, index: number, side: 0 | 1, skip:
     const start = seen;
     seen += chunk.length;
     if (seen <= skip) continue;
-    const text = start < skip ? chunk.slice(skip - start) : chunk;
-    const before = cutter.held;
-    const out = cutter.push(text);
-    meter.add(2 * (cutter.held - before));
-    for (const p of out) {
-      meter.add(-2 * p.length);
-      at += p.length;
-      yield { text: p, side, eot: false, after: { doc: index, chars: at } };
-    }
+    const r = cut(cutter, start < skip ? chunk.slice(skip - start) : chunk, meter, side, index, at);
+    at = r.at;
+    yield* r.pieces;
   }
   const last = cutter.end();
   meter.add(-2 * last.length);
@@ -168,15 +179,9 @@ async function* blockPieces(doc: StreamDoc, index: number, plan: Extract<SplitPl
     const start = pos;
     pos += block.length;
     if (pos <= skip) return;
-    const text = start < skip ? block.slice(skip - start) : block;
-    const before = cutter.held;
-    const out = cutter.push(text);
-    meter.add(2 * (cutter.held - before));
-    for (const p of out) {
-      meter.add(-2 * p.length);
-      at += p.length;
-      pushed.push({ text: p, side, eot: false, after: { doc: index, chars: at } });
-    }
+    const r = cut(cutter, start < skip ? block.slice(skip - start) : block, meter, side, index, at);
+    at = r.at;
+    pushed.push(...r.pieces);
   };
   for await (const chunk of doc.chunks) {
     const before = blocks.held;

@@ -38,7 +38,8 @@ export function tokenizerFromRecipe(recipe: TokenizerRecipe): TokenizerLike {
   return recipe.kind === "bpe" ? new BPETextTokenizer(BPETokenizer.fromJSON(recipe.json)) : new ByteTextTokenizer();
 }
 
-function encodeHere(tokenizer: TokenizerLike, texts: string[], dtype: ShardDType): Encoded {
+/** The texts' ids packed into one typed array, and each text's count: what a worker sends back (and the calling thread makes for a tokenizer without a recipe). */
+export function encodeTexts(tokenizer: TokenizerLike, texts: string[], dtype: ShardDType): Encoded {
   const parts = texts.map((t) => tokenizer.encode(t));
   const counts = Int32Array.from(parts, (p) => p.length);
   const ids = dtype === "uint16" ? new Uint16Array(counts.reduce((a, b) => a + b, 0)) : new Int32Array(counts.reduce((a, b) => a + b, 0));
@@ -113,7 +114,7 @@ export class TokenizePool {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.workers.length === 0) {
       try {
-        return Promise.resolve(encodeHere(this.tokenizer, texts, this.dtype));
+        return Promise.resolve(encodeTexts(this.tokenizer, texts, this.dtype));
       } catch (e) {
         return Promise.reject(e);
       }

@@ -236,6 +236,19 @@ export function parseJsonlSpec(spec: string): { path: string; field: string } | 
   return { path: m[1], field: m[2] ?? "text" };
 }
 
+/** The string `field` of line `lineNo` (not blank) of a JSONL source; an error names path:line. The streaming reader uses it too. */
+export function jsonlValue(line: string, lineNo: number, path: string, field: string, spec: string): string {
+  let row: unknown;
+  try {
+    row = JSON.parse(line);
+  } catch (e) {
+    throw new Error(`source ${spec}: ${path}:${lineNo} is not valid JSON (${(e as Error).message})`);
+  }
+  const value = row !== null && typeof row === "object" ? (row as Record<string, unknown>)[field] : undefined;
+  if (typeof value !== "string") throw new Error(`source ${spec}: ${path}:${lineNo} has no string field "${field}"`);
+  return value;
+}
+
 function jsonl(path: string, field: string, spec: string): LoadedSource {
   const out: LoadedSource = { spec, docs: [], files: [], skippedBinary: [], invalidUtf8Files: [] };
   const text = readText(path, out);
@@ -244,15 +257,7 @@ function jsonl(path: string, field: string, spec: string): LoadedSource {
   for (const line of text.split("\n")) {
     lineNo++;
     if (line.trim() === "") continue;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`source ${spec}: ${path}:${lineNo} is not valid JSON (${(e as Error).message})`);
-    }
-    const value = row !== null && typeof row === "object" ? (row as Record<string, unknown>)[field] : undefined;
-    if (typeof value !== "string") throw new Error(`source ${spec}: ${path}:${lineNo} has no string field "${field}"`);
-    out.docs.push({ id: `${path}:${lineNo}`, text: value });
+    out.docs.push({ id: `${path}:${lineNo}`, text: jsonlValue(line, lineNo, path, field, spec) });
   }
   return out;
 }

@@ -10,7 +10,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { fileText, lines, Prefetcher, type FileReport, type Prefetched, type ReadOptions } from "./read.js";
-import { builtinDocs, builtinParts, builtinRecords, parseJsonlSpec, sourcePaths, type SourceFile } from "./sources.js";
+import { builtinDocs, builtinParts, builtinRecords, jsonlValue, parseJsonlSpec, sourcePaths, type SourceFile } from "./sources.js";
 
 export type SourceItem =
   | { kind: "file"; path: string; size: number }
@@ -71,15 +71,7 @@ export async function* itemDocs(item: SourceItem, report: FileReport, o: ReadOpt
   const { path, field, spec } = item;
   for await (const { line, number } of lines(fileText(path, report, o, prefetched))) {
     if (line.trim() === "") continue;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`source ${spec}: ${path}:${number} is not valid JSON (${(e as Error).message})`);
-    }
-    const value = row !== null && typeof row === "object" ? (row as Record<string, unknown>)[field] : undefined;
-    if (typeof value !== "string") throw new Error(`source ${spec}: ${path}:${number} has no string field "${field}"`);
-    yield { id: `${path}:${number}`, chunks: [value], dropIfEmpty: false };
+    yield { id: `${path}:${number}`, chunks: [jsonlValue(line, number, path, field, spec)], dropIfEmpty: false };
   }
   if (report.binary) throw new Error(`source ${spec}: ${path} is binary, not JSONL`);
 }

@@ -6,7 +6,7 @@
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { parentPort, workerData } from "node:worker_threads";
-import { tokenizerFromRecipe, type EncodeReply, type EncodeRequest, type WorkerSetup } from "./pool.js";
+import { encodeTexts, tokenizerFromRecipe, type EncodeReply, type EncodeRequest, type WorkerSetup } from "./pool.js";
 
 const setup = workerData as WorkerSetup;
 const tokenizer = tokenizerFromRecipe(setup.recipe);
@@ -28,18 +28,9 @@ function collectIfGrown(): void {
 port.postMessage({ ready: tokenizer.fingerprint() });
 port.on("message", (req: EncodeRequest) => {
   try {
-    const parts = req.texts.map((t) => tokenizer.encode(t));
-    const counts = new Int32Array(parts.length);
-    let total = 0;
-    parts.forEach((p, i) => (total += counts[i] = p.length));
-    const ids = setup.dtype === "uint16" ? new Uint16Array(total) : new Int32Array(total);
-    let at = 0;
-    for (const p of parts) {
-      ids.set(p, at);
-      at += p.length;
-    }
+    const { ids, counts } = encodeTexts(tokenizer, req.texts, setup.dtype);
     const reply: EncodeReply = { id: req.id, ids, counts };
-    port.postMessage(reply, [ids.buffer, counts.buffer]);
+    port.postMessage(reply, [ids.buffer as ArrayBuffer, counts.buffer as ArrayBuffer]);  // fresh arrays: their buffers are their own
     collectIfGrown();
   } catch (e) {
     port.postMessage({ id: req.id, error: (e as Error).stack ?? String(e) });

@@ -5,10 +5,13 @@
  * XXH64 content checksum does not match its output (a flipped bit inside a block, which fzstd
  * alone would decode into plausible garbage) are errors. Concatenated and skippable frames are
  * read as the zstd tool reads them. Frames written without a checksum (`zstd --no-check`) are
- * decoded unchecked.
+ * decoded unchecked. The checksum is the low 32 bits of the output's XXH64 (seed 0), from
+ * xxhash-wasm's streaming hasher.
  */
 import { Decompress } from "fzstd";
-import { XXH64 } from "./xxhash64.js";
+import xxhash, { type XXHash } from "xxhash-wasm";
+
+const { create64 } = await xxhash();
 
 const ZSTD_MAGIC = 0xfd2fb528;
 
@@ -25,7 +28,7 @@ export class ZstdStream {
   private lastBlock = false;
   private hasChecksum = false;
   private frame: Decompress | null = null;
-  private hash: XXH64 | null = null;
+  private hash: XXHash<bigint> | null = null;
   private frames = 0;
   private out: Uint8Array[] = [];
 
@@ -96,7 +99,7 @@ export class ZstdStream {
         const fcs = [singleSegment, 2, 4, 8][d >> 6];
         const dict = [0, 1, 2, 4][d & 3];
         this.hasChecksum = ((d >> 2) & 1) === 1;
-        this.hash = this.hasChecksum ? new XXH64() : null;
+        this.hash = this.hasChecksum ? create64() : null;
         this.feed(bytes, false);
         const rest = (singleSegment ? 0 : 1) + dict + fcs;
         if (rest > 0) {
@@ -157,7 +160,7 @@ export class ZstdStream {
   private finishFrame(checksum: Uint8Array): void {
     this.feed(checksum, true);
     if (this.hash !== null) {
-      const [, lo] = this.hash.digest();
+      const lo = Number(this.hash.digest() & 0xffffffffn);
       const stored = (checksum[0] | (checksum[1] << 8) | (checksum[2] << 16) | (checksum[3] << 24)) >>> 0;
       if (stored !== lo) {
         throw new Error(`zstd: frame ${this.frames + 1}: content checksum mismatch (stored ${stored.toString(16)}, computed ${lo.toString(16)}): the file is corrupt`);

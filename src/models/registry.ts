@@ -28,6 +28,7 @@ import { gptArchitecture } from "./gpt/arch.js";
 import { type Pooling, POOLING_CONFIG_KEY, checkPooling, poolHidden, poolingOf, poolingRecorded, setPooling } from "./pooling.js";
 import type { GPTConfig } from "./gpt/config.js";
 import type { GPT } from "./gpt/model.js";
+import { parseWeightFormat, useInferenceWeights, type WeightFormat } from "./inference_weights.js";
 
 export type { Architecture, Capability, ConfigContext, HFExportFiles, ModelType, TokenNames } from "./architecture.js";
 export { type Pooling, POOLINGS, POOLING_CONFIG_KEY, checkPooling, isPooling, poolHidden, poolingOf } from "./pooling.js";
@@ -191,9 +192,12 @@ export interface LoadOptions {
   huggingFace?: boolean;
   /** Receives what loading adjusted. */
   notes?: string[];
+  /** Matrices for inference: fp32 (default), bf16 or int8 (inference_weights.ts). */
+  weights?: WeightFormat;
 }
 
-function build<M extends Module, C extends object>(a: Architecture<M, C>, dir: string, file: ConfigFile, { op = "load", huggingFace = false, notes = [] }: LoadOptions): M {
+function build<M extends Module, C extends object>(a: Architecture<M, C>, dir: string, file: ConfigFile, { op = "load", huggingFace = false, notes = [], weights: format }: LoadOptions): M {
+  if (format !== undefined) parseWeightFormat(format, `${op}: weights`);
   const config = a.readConfig(file.raw, { op, path: file.path, huggingFace, notes });
   const weights = a.mapWeights(readWeights(dir, op), `${op}: ${dir}`);
   const model = a.create(config);
@@ -210,6 +214,7 @@ function build<M extends Module, C extends object>(a: Architecture<M, C>, dir: s
       throw new Error(`${op}: ${file.path}: ${POOLING_CONFIG_KEY}: ${(e as Error).message}`);
     }
   }
+  if (format !== undefined && format !== "fp32") useInferenceWeights(model, format);
   return model;
 }
 

@@ -85,6 +85,23 @@ export interface NativeBackend {
   copyStrided(shape: number[], strides: number[], src: F32, dst: F32): void;
   dropoutForward(n: number, x: F32, y: F32, p: number, seed: number): void;
   dropoutBackward(n: number, gy: F32, gx: F32, p: number, seed: number, acc: boolean): void;
+  // Low precision (native/src/lowp.h): bf16 GEMM for training, packed bf16/int8 weights for inference.
+  gemmBf16(ta: boolean, tb: boolean, M: number, N: number, K: number, batch: number, alpha: number, beta: number,
+    A: F32, lda: number, strideA: number, B: F32, ldb: number, strideB: number, C: F32, ldc: number, strideC: number,
+    bias?: F32 | null): void;
+  packedSizes(N: number, K: number): { bf16Words: number; int8Bytes: number };
+  packBf16(N: number, K: number, W: F32, inOut: boolean, dst: Uint32Array): void;
+  packInt8(N: number, K: number, W: F32, inOut: boolean, dst: Int8Array, scales: F32, wsum: I32): void;
+  linearBf16(M: number, N: number, K: number, x: F32, ldx: number, w: Uint32Array, bias: F32 | null, y: F32, ldy: number): void;
+  linearInt8(M: number, N: number, K: number, x: F32, ldx: number, w: Int8Array, scales: F32, wsum: I32, bias: F32 | null,
+    y: F32, ldy: number): void;
+  /** "avx512_bf16" (vdpbf16ps/vpdpbusd), "avx512", "avx2" or "portable" (float32 FMAs, int32 multiplies). */
+  lowpPath(): string;
+  lowpNativeSupported(): boolean;
+  setLowpNative(on: boolean): string;
+  peakBf16(iterations: number): number;
+  peakInt8(iterations: number): number;
+  memoryBandwidth(megabytes: number, passes: number): number;
   /** The opaque test device's memory: native blocks never exposed as ArrayBuffers. */
   deviceAlloc(bytes: number): unknown;
   deviceFree(block: unknown): boolean;

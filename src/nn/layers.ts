@@ -7,6 +7,8 @@ import { Rng, defaultRng } from "../tensor/rng.js";
 import { Tensor } from "../tensor/tensor.js";
 import { add, dropout, gelu } from "../tensor/ops/elementwise.js";
 import { linear, type WeightLayout } from "../tensor/ops/matmul.js";
+import { PackedWeight, packedLinear } from "../tensor/ops/packed.js";
+import { needsGrad } from "../tensor/autograd.js";
 import { causalSelfAttention, embedding, layerNorm } from "../tensor/ops/nn.js";
 import { Module, parameter } from "./module.js";
 import { type ForwardContext, applyAdapters, attendCached } from "./context.js";
@@ -31,9 +33,18 @@ export class Linear extends Module {
     this.layout = layout;
   }
   readonly layout: WeightLayout;
+  /**
+   * The weight packed for inference (bf16 or int8; models/inference_weights.ts sets it). Used
+   * whenever no gradient is needed; training (or any product that needs a gradient) reads the
+   * float32 weight. Packed once: reset it if the weight changes.
+   */
+  packed: PackedWeight | null = null;
   /** With a context, adds the LoRA deltas of the adapter groups that adapt this layer. */
   forward(x: Tensor, ctx?: ForwardContext): Tensor {
-    return applyAdapters(this, x, linear(x, this.weight, this.bias, this.layout), ctx);
+    const y = this.packed !== null && !needsGrad(x, this.weight, this.bias)
+      ? packedLinear(x, this.packed, this.bias)
+      : linear(x, this.weight, this.bias, this.layout);
+    return applyAdapters(this, x, y, ctx);
   }
 }
 

@@ -19,6 +19,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { modelRoutes } from "./routes/models.js";
 import { plinthRoutes } from "./routes/plinth.js";
 import { webRoutes } from "./routes/web.js";
+import type { WeightFormat } from "../models/inference_weights.js";
 
 export interface ServerOptions {
   /** The registry's SQLite file. */
@@ -29,6 +30,8 @@ export interface ServerOptions {
   adminKey?: string | null;
   /** Most sequences decoded together per base (1 = one request at a time). */
   maxBatch?: number;
+  /** The bases' matrices for inference: fp32 (default), bf16 or int8 (models/inference_weights.ts). */
+  weights?: WeightFormat;
   /** JSON body limit in bytes (default 1 MiB). */
   bodyLimit?: number;
   /** Upload limit for /v1/files in bytes (default 32 MiB). */
@@ -63,7 +66,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   const registry = Registry.open(opts.registry);
   if (opts.keyDefaults !== undefined) registry.keys.setDefaults(opts.keyDefaults);
   const dataDir = opts.dataDir ?? dirname(opts.registry);
-  const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 });
+  const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 }, undefined, undefined, opts.weights ?? "fp32");
   // Encoder pieces yield to generation: a scheduler with sequences running or waiting comes first.
   const encoders = new EncoderQueue({
     ...opts.encoder,

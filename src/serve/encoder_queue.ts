@@ -8,8 +8,10 @@
  * - Pieces are sized to a wall time (`unitMs`, default 20 ms; half that while generation is
  *   busy) from each base's measured cost per token, so a piece costs about the same on a tiny
  *   model and on a large one.
- * - Tenants take turns: round-robin by tenant, oldest request first within a tenant, so one
- *   tenant's 256 × 64 request delays another tenant's single input by a piece or two per turn.
+ * - Tenants take turns: round-robin by tenant, so one tenant's 256 × 64 request delays another
+ *   tenant's single input by a piece or two per turn. A tenant's own requests take turns too
+ *   (each turn goes to the next of its requests), so its small requests are not stuck behind
+ *   its own huge ones: every request of every tenant makes progress.
  * - Generation comes first: while the scheduler has sequences, encoder pieces get at most
  *   `generatingShare` of the time (default 20%), so chats keep their latency under encoder load.
  * - A tenant has at most `maxPerTenant` requests queued or running (beyond: 429).
@@ -213,6 +215,7 @@ export class EncoderQueue {
     const tenant = this.order[this.turnAt];
     const entry = this.byTenant.get(tenant)![0];
     this.turnAt++;  // the next tenant's turn, whatever this piece does
+    const list = this.byTenant.get(tenant)!;
     const t0 = performance.now();
     const target = this.targetMs();
     let s0 = t0, stepping = false;
@@ -241,6 +244,8 @@ export class EncoderQueue {
       if (stepping) this.account(entry, performance.now() - s0, null);  // the piece that threw
       this.finish(entry, e);
     }
+    // The tenant's next turn goes to its next request: this one, unfinished, goes to the back of its line.
+    if (list[0] === entry && list.length > 1) list.push(list.shift()!);
     const ms = performance.now() - t0;
     this.turns++;
     this.turnsMs += ms;

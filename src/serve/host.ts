@@ -9,6 +9,7 @@ import { type AdaptedModel, applyAdapter } from "../adapt/apply.js";
 import { AdapterMismatchError, bindLoRA } from "../adapt/lora_factors.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
+import type { WeightFormat } from "../models/inference_weights.js";
 import { can, supports } from "../models/registry.js";
 import { loadClipRun } from "../data/clip_run.js";
 
@@ -70,7 +71,7 @@ export class ModelHost {
    * the least recently used leave first, never the one just loaded.
    */
   constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}, readonly maxAdapters = 256,
-    readonly maxAdapterBytes = 2 * 1024 ** 3) {}
+    readonly maxAdapterBytes = 2 * 1024 ** 3, readonly weights: WeightFormat = "fp32") {}
 
   base(name: string): LoadedModel {
     let b = this.bases.get(name);
@@ -78,7 +79,7 @@ export class ModelHost {
       const entry = this.registry.catalog.model(name);
       if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
       if (supports(entry.modelType, "score-images")) throw apiError("unsupported_model", `The model '${name}' is an image-text (CLIP) model; use it with /v1/zero-shot and an image.`, "model");
-      const loaded = loadBase(entry.dir);
+      const loaded = loadBase(entry.dir, this.weights);
       if (loaded.identity.sha256 !== entry.sha256) {
         throw apiError("internal_error", `The base '${name}' changed on disk: registered sha256 ${entry.sha256}, found ${loaded.identity.sha256}; re-register it.`);
       }

@@ -24,6 +24,7 @@ import { setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultSteps } from "../adapt/finetune.js";
+import { setfitPlan } from "../adapt/setfit.js";
 import type { JobEntry, Registry } from "../registry/index.js";
 import { listCheckpoints } from "../train/checkpoint.js";
 import { apiError } from "./errors.js";
@@ -73,9 +74,16 @@ export function pickJob(queued: readonly JobEntry[], running: ReadonlyMap<string
   return best;
 }
 
-/** Training examples a job plans: steps × batch (with the trainers' defaults); 0 for a probe (no steps). */
+/**
+ * Training examples a job plans: steps × batch (with the trainers' defaults); for setfit, steps ×
+ * the texts of a step's pairs; 0 for probe, prototype and knn (no steps).
+ */
 export function plannedExamples(method: string, hp: Record<string, number>, rows: number, generative: boolean): number {
-  if (rows === 0 || (method === "probe" && !generative)) return 0;
+  if (rows === 0 || (!generative && (method === "probe" || method === "prototype" || method === "knn"))) return 0;
+  if (method === "setfit" && !generative) {
+    const { steps, batchPairs } = setfitPlan(rows, { pairs: hp.pairs, batchPairs: hp.batch_pairs });
+    return steps * Math.min(2 * batchPairs, rows);
+  }
   if (generative) {
     const batch = hp.batch_size ?? 8;
     return (hp.steps ?? Math.max(1, Math.ceil(((hp.n_epochs ?? 3) * rows) / batch))) * batch;
@@ -141,10 +149,12 @@ export class JobRunner {
     const planned = plannedExamples(method, hp, file.rows, file.labels.length === 0);
     const max = this.maxExamplesOf(tenant);
     if (planned <= max) return;
-    const param = hp.steps !== undefined ? "steps" : hp.n_epochs !== undefined ? "n_epochs" : "batch_size";
+    const param = method === "setfit" ? (hp.pairs !== undefined ? "pairs" : "batch_pairs")
+      : hp.steps !== undefined ? "steps" : hp.n_epochs !== undefined ? "n_epochs" : "batch_size";
     const fmt = (n: number) => n.toLocaleString("en-US");
+    const [what, lower] = method === "setfit" ? ["steps × the texts of a step's pairs", "pairs or batch_pairs"] : ["steps × batch_size", "steps, n_epochs or batch_size"];
     throw apiError("invalid_value",
-      `Invalid value for 'hyperparameters.${param}': this job plans ${fmt(planned)} training examples (steps × batch_size); a job may train on at most ${fmt(max)}. Lower steps, n_epochs or batch_size, or split the training into several jobs.`,
+      `Invalid value for 'hyperparameters.${param}': this job plans ${fmt(planned)} training examples (${what}); a job may train on at most ${fmt(max)}. Lower ${lower}, or split the training into several jobs.`,
       `hyperparameters.${param}`);
   }
 

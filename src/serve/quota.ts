@@ -20,6 +20,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultSteps } from "../adapt/finetune.js";
+import { setfitPlan } from "../adapt/setfit.js";
 import type { ApiKey, FileEntry, QuotaState, Registry, Reservation, UsageDelta, UsageKind } from "../registry/index.js";
 import { ApiError } from "./errors.js";
 
@@ -128,8 +129,9 @@ export function admitPrompt(registry: Registry, key: ApiKey, r: { kind: UsageKin
  * The most training tokens a fine-tuning job can use. A classifier job (lora, full, head) reads
  * steps × its batch's longest examples, each cut to the classifier's 128 tokens: a byte-level
  * tokenizer never makes more tokens than a text has bytes, and a JSONL line has at least as
- * many bytes as its text, so this is an upper bound. A probe trains on frozen features and
- * counts none. A generative job (a file without labels) trains packed rows of at most the
+ * many bytes as its text, so this is an upper bound. setfit reads, each step, at most two
+ * texts per pair of the step (its defaults: pairs from the labeled count, 16 a step). A probe
+ * trains on frozen features and counts none, nor do prototype and knn (no training). A generative job (a file without labels) trains packed rows of at most the
  * context's tokens: steps × batch × context, with its defaults (3 epochs over at most one row
  * per example, batches of 8).
  */
@@ -140,8 +142,12 @@ export function plannedTrainingTokens(job: { method: string; hyperparameters: Re
     const batch = hp.batch_size ?? 8;
     return (hp.steps ?? Math.max(1, Math.ceil(((hp.n_epochs ?? 3) * rows) / batch))) * batch * generative.ctx;
   }
-  if (job.method === "probe") return 0;
+  if (job.method === "probe" || job.method === "prototype" || job.method === "knn") return 0;
   const perExample = lineBytes.map((b) => Math.min(128, b + 2)).sort((a, b) => b - a);
+  if (job.method === "setfit") {
+    const { steps, batchPairs } = setfitPlan(rows, { pairs: hp.pairs, batchPairs: hp.batch_pairs });
+    return steps * perExample.slice(0, 2 * batchPairs).reduce((s, b) => s + b, 0);
+  }
   const batch = Math.min(hp.batch_size ?? 16, rows);
   const steps = hp.steps ?? defaultSteps(rows, { epochs: hp.n_epochs, batchSize: batch });
   return steps * perExample.slice(0, batch).reduce((s, b) => s + b, 0);

@@ -29,6 +29,9 @@ export interface SequenceRequest {
   signal?: AbortSignal;
   /** Restricts which tokens may come next (response_format): applied to this sequence's logits only. */
   constraint?: TokenConstraint;
+  /** Whose request this is, and the request (its choices share it): counted by queuedRequests. */
+  tenant?: string;
+  request?: object;
 }
 
 /**
@@ -147,6 +150,13 @@ export class Scheduler {
 
   stats(): SchedulerStats {
     return { steps: this.steps, tokens: this.tokens, active: this.active.length, waiting: this.waiting.length, meanBatch: this.steps === 0 ? 0 : this.rowsTotal / this.steps };
+  }
+
+  /** A tenant's requests with a sequence waiting for a batch slot (a request's choices count once). */
+  queuedRequests(tenant: string): number {
+    const requests = new Set<object>();
+    for (const s of this.waiting) if (s.end === null && s.req.tenant === tenant) requests.add(s.req.request ?? s);
+    return requests.size;
   }
 
   /** Queues a sequence; iterate the result for its tokens. Leaving the loop early cancels it. */

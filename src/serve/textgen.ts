@@ -24,6 +24,8 @@ export interface TextParams {
   topLogprobs: number | null;
   /** A fresh token constraint for each choice (response_format), or none. */
   constraint?: () => TokenConstraint;
+  /** The caller's tenant: its queued requests are counted (Scheduler.queuedRequests). */
+  tenant?: string;
 }
 
 export interface TextDelta {
@@ -77,6 +79,7 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
     w?.();
   };
 
+  const request = {};  // the choices' sequences count as one queued request
   const runChoice = async (index: number): Promise<void> => {
     const tokens: number[] = [];
     let pending: TokenEvent[] = [];
@@ -90,6 +93,7 @@ export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null
       prompt: p.prompt, adapter, maxTokens: p.maxTokens, temperature: p.temperature, topP: p.topP,
       seed: p.seed + index, stopTokens: [tok.eot], logprobs: p.topLogprobs !== null, topLogprobs: p.topLogprobs ?? 0, signal: own.signal,
       ...(p.constraint !== undefined ? { constraint: p.constraint() } : {}),
+      tenant: p.tenant, request,
     });
     let r = await it.next();
     for (; !r.done; r = await it.next()) {

@@ -73,6 +73,9 @@ const spec: AdaptSpec = {
   steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, batchSize: hp.batch_size, maxTest: hp.max_test,
   labelsPerClass: hp.labels_per_class,
   lora: job.method === "lora" ? { rank: hp.rank, alpha: hp.alpha } : undefined,
+  // setfit tunes every body weight, or LoRA factors when rank or alpha is given (as plinth adapt does).
+  setfit: job.method === "setfit" ? { pairs: hp.pairs, batchPairs: hp.batch_pairs, rank: hp.rank, alpha: hp.alpha } : undefined,
+  knnK: job.method === "knn" ? hp.knn_k : undefined,
 };
 
 /** A run that threw: a job still running is marked failed (a cancelled one stays cancelled); the worker exits. */
@@ -123,6 +126,19 @@ if (file.labels.length === 0) {
   });
 }
 
+/** What each classifier method does, for the job's events. */
+const METHOD_TEXT: Record<string, string> = {
+  lora: "low-rank updates of the body's projections and a classification head",
+  full: "every weight of the body and a classification head",
+  head: "a classification head on the frozen body",
+  probe: "logistic regression on the frozen body's pooled embeddings",
+  setfit: "contrastive tuning of the body on pairs of the labels (same label close, different labels apart), then a logistic head on its embeddings",
+  prototype: "the nearest class mean of the frozen embeddings (cosine; no training)",
+  knn: "a vote of the nearest labeled examples in the frozen embeddings (cosine; no training)",
+};
+const given = Object.entries(hp).map(([k, v]) => `${k}=${v}`).join(", ");
+if (resumeAt === undefined) registry.jobs.addEvent(jobId, "info", `Method ${job.method}: ${METHOD_TEXT[job.method] ?? job.method}${given === "" ? "" : ` (${given})`}`);
+
 await train(async () => {
   const { runAdaptation } = await import("../adapt/run.js");
   const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal, preempt: preempt.signal });
@@ -169,7 +185,7 @@ function commit(o: AdaptOutcome, audits: AuditRecord[]): void {
     for (const a of audits) registry.results.addAudit(job!.tenant, id, a.name, a.passed, a.result);
     registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
     registry.jobs.addEvent(jobId, "info", `Held-out accuracy ${(o.metrics.accuracy * 100).toFixed(1)}%, macro-F1 ${o.metrics.macroF1.toFixed(3)} on ${o.testExamples} examples`, metrics);
-    registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
+    registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.method}, ${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
   })();
 }
 

@@ -25,6 +25,8 @@ export interface StepRecord {
   /** Units per second since this run started (or resumed). */
   rate: number;
   schedule: ScheduleKind;
+  /** Set when the step's matrix products ran below float32 ("bf16"). */
+  precision?: string;
   /** The objective's own numbers for this step (CLIP: logitScale). */
   stats?: Record<string, number>;
   /** Set on steps that ran a validation. */
@@ -65,6 +67,7 @@ export class MetricsLog {
     const u = this.unit;
     const line: Record<string, unknown> = { step: r.step, [u]: r.seen, loss: r.loss, lr: r.lr, seconds: r.seconds, [`${u}PerSecond`]: r.rate, schedule: r.schedule, ...r.stats };
     if (r.valLoss !== undefined) line.valLoss = r.valLoss;
+    if (r.precision !== undefined) line.precision = r.precision;
     Object.assign(line, r.scores);
     appendFileSync(this.path, JSON.stringify(line) + "\n");
   }

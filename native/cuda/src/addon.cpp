@@ -162,8 +162,12 @@ int device_of(const Napi::CallbackInfo& info) { return static_cast<int>(reinterp
 #define I32(i, what) ref_arg<int32_t>(info, fname, i, what, dev)
 #define UNDEF return info.Env().Undefined()
 
-KERNEL(Gemm) {
-  BEGIN("gemm");
+// gemm, and gemmBf16 (the same product on bf16 tensor cores with fp32 accumulation: the
+// mixed-precision path `precision("bf16")` selects; no column sums, like the CPU's).
+Napi::Value GemmWith(const Napi::CallbackInfo& info, bool bf16) {
+  const char* fname = bf16 ? "gemmBf16" : "gemm";
+  const int dev = device_of(info);
+  plinth_cuda_set_device(dev);
   const bool ta = bool_arg(info, fname, 0, "transA"), tb = bool_arg(info, fname, 1, "transB");
   const int64_t M = int_arg(info, fname, 2, "M"), N = int_arg(info, fname, 3, "N"), K = int_arg(info, fname, 4, "K");
   const int64_t batch = int_arg(info, fname, 5, "batch");
@@ -175,7 +179,7 @@ KERNEL(Gemm) {
   auto C = F32(14, "C");
   const int64_t ldc = int_arg(info, fname, 15, "ldc"), sC = int_arg(info, fname, 16, "strideC");
   auto bias = F32_OPT(17, "bias");
-  auto colsum = F32_OPT(18, "colsum");
+  auto colsum = bf16 ? Ref<float>{nullptr, 0, dev} : F32_OPT(18, "colsum");
   need(info, fname, bias, N, "bias");
   need(info, fname, colsum, N, "colsum");
   const int64_t arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
@@ -187,9 +191,15 @@ KERNEL(Gemm) {
     }
     need(info, fname, C, extent({batch, M, N}, {sC, ldc, 1}), "C");
   }
-  CUDA_OK(plinth_cuda_gemm(ta, tb, M, N, K, batch, alpha, beta, A.p, lda, sA, B.p, ldb, sB, C.p, ldc, sC, bias.p, colsum.p));
+  if (bf16) plinth_cuda_set_autocast(1);
+  const int rc = plinth_cuda_gemm(ta, tb, M, N, K, batch, alpha, beta, A.p, lda, sA, B.p, ldb, sB, C.p, ldc, sC, bias.p, colsum.p);
+  if (bf16) plinth_cuda_set_autocast(0);
+  CUDA_OK(rc);
   UNDEF;
 }
+
+KERNEL(Gemm) { return GemmWith(info, false); }
+KERNEL(GemmBf16) { return GemmWith(info, true); }
 
 KERNEL(BinaryForward) {
   BEGIN("binaryForward");
@@ -641,7 +651,7 @@ Napi::Value Kernels(const Napi::CallbackInfo& info) {
   const int d = device_arg(info, fname, 0);
   void* data = reinterpret_cast<void*>(static_cast<intptr_t>(d));
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
-      {"gemm", Gemm}, {"binaryForward", BinaryForward}, {"binaryBackward", BinaryBackward}, {"unaryForward", UnaryForward},
+      {"gemm", Gemm}, {"gemmBf16", GemmBf16}, {"binaryForward", BinaryForward}, {"binaryBackward", BinaryBackward}, {"unaryForward", UnaryForward},
       {"unaryBackward", UnaryBackward}, {"reduceForward", ReduceForward}, {"reduceBackward", ReduceBackward},
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward}, {"layernormForward", LayernormForward},
       {"layernormBackward", LayernormBackward}, {"geluForward", GeluForward}, {"geluBackward", GeluBackward},

@@ -7,7 +7,8 @@
 import { Module, decayGroups } from "../../nn/module.js";
 import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn/layers.js";
 import { type ForwardContext, type KVCache, type RowAdapter, advanceCaches, kvPositions } from "../../nn/context.js";
-import { noGrad, to } from "../../tensor/autograd.js";
+import { needsGrad, noGrad, to } from "../../tensor/autograd.js";
+import { type PackedWeight, packedLinear } from "../../tensor/ops/packed.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
 import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
@@ -53,6 +54,8 @@ export class GPT extends Module {
   /** Drives initialisation, then dropout masks; its state goes into checkpoints for exact resume. */
   readonly rng: Rng;
   private positions = new Map<number, Tensor>();
+  /** The tied LM head (wte) packed for inference (models/inference_weights.ts), used when no gradient is needed. */
+  headPacked: PackedWeight | null = null;
 
   constructor(readonly config: GPTConfig, { seed = 0 } = {}) {
     super();
@@ -105,12 +108,19 @@ export class GPT extends Module {
     return t.ln_f.forward(x);
   }
 
+  /** Logits of hidden states [..., C] -> [..., V]: the tied LM head. */
+  private head(h: Tensor): Tensor {
+    const wte = this.transformer.wte.weight;
+    if (this.headPacked !== null && !needsGrad(h, wte)) return packedLinear(h, this.headPacked);
+    // wte is [V, C]: the LM head is a linear layer in nn.Linear's layout, so its gradient lands
+    // in wte's own layout (no transposed copy of a [C, V] gradient).
+    return linear(h, wte, null, "out_in");
+  }
+
   /** ids [B, T] (int32) -> logits [B, T, V]; with targets [B, T], also the mean cross-entropy. */
   forward(ids: Tensor, targets?: Tensor): GPTOutput {
     const h = this.hidden(ids);
-    // wte is [V, C]: the LM head is a linear layer in nn.Linear's layout, so its gradient lands
-    // in wte's own layout (no transposed copy of a [C, V] gradient).
-    const logits = linear(h, this.transformer.wte.weight, null, "out_in");
+    const logits = this.head(h);
     const loss = targets === undefined ? null : crossEntropy(logits, targets);
     return { logits, loss };
   }
@@ -125,7 +135,7 @@ export class GPT extends Module {
     const h = this.hidden(ids);
     const [B, T, C] = h.shape;
     const last = reshape(slice(h, 1, T - 1, T), [B, C]);
-    return linear(last, this.transformer.wte.weight, null, "out_in");
+    return this.head(last);
   }
 
   /**
@@ -161,7 +171,7 @@ export class GPT extends Module {
     const ctx: ForwardContext = { kv: order.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
     return noGrad(() => {
       const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, this.config.n_embd]);
-      const logits = linear(embedding(idsTensor(last, [last.length]), h), this.transformer.wte.weight, null, "out_in").toArray() as Float32Array;
+      const logits = this.head(embedding(idsTensor(last, [last.length]), h)).toArray() as Float32Array;
       const out = new Array<Float32Array>(rows.length);
       order.forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
       return out;

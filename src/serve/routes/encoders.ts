@@ -49,10 +49,14 @@ export interface EncoderLimits {
 
 export const DEFAULT_ENCODER_LIMITS: Required<EncoderLimits> = { maxInputs: 256, maxLabels: 64, maxTemplates: 16, maxPairs: 4096, maxTokens: 262_144 };
 
-/** A trained classifier adapter (probe, head, LoRA or full with a score head) applied to its shared base. */
+/** Methods whose adapters classify without a probe or a score head: prompts, and class means or labeled neighbours of the embeddings. */
+const HEADLESS_CLASSIFIERS = new Set(["zero-shot", "few-shot", "prototype", "knn"]);
+
+/** A classifier adapter (probe, setfit, head, LoRA or full with a score head; prototype, knn; a prompt) applied to its shared base. */
 function classifier(host: ModelHost, entry: AdapterEntry) {
   const a = host.adapterData(entry);
-  if (a.probe === null && (a.tensors["score.weight"] === undefined || a.tensors["score.bias"] === undefined)) {
+  const headless = HEADLESS_CLASSIFIERS.has(a.manifest.method) && a.config.objective !== "lm";
+  if (!headless && a.probe === null && (a.tensors["score.weight"] === undefined || a.tensors["score.bias"] === undefined)) {
     throw apiError("unsupported_model", `The adapter '${entry.base}:${entry.name}' (method ${entry.method}) is not a classifier.`, "model");
   }
   return host.applied(entry);

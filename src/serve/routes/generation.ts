@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { now } from "../../registry/index.js";
-import { apiError } from "../errors.js";
+import { ApiError, apiError } from "../errors.js";
 import type { LoadedModel, ModelHost } from "../host.js";
 import { type ChatTemplate, chatTemplateFor } from "../../tokenizer/chat_template.js";
 import { chatPromptIds } from "../../tasks/chat.js";
@@ -21,15 +21,30 @@ import type { LoRAWeights } from "../packed.js";
 import { type RequestMeter, admitGeneration } from "../quota.js";
 import type { Registry } from "../../registry/index.js";
 
-/** Per-request bounds of /v1/completions and /v1/chat/completions. */
+/** Per-request bounds of /v1/completions and /v1/chat/completions, and the per-tenant queue cap. */
 export interface GenerationLimits {
   /** Choices one request may ask for (n, and best_of) (default 8). */
   maxChoices?: number;
   /** Tokens one choice may generate (max_tokens, max_completion_tokens) (default 4,096). */
   maxCompletionTokens?: number;
+  /**
+   * Requests one tenant may have waiting for a batch slot, over all bases (default 64): one
+   * more is a 429 with retry-after, so a tenant cannot line up work ahead of everyone else's.
+   */
+  maxQueuedPerTenant?: number;
 }
 
-export const DEFAULT_GENERATION_LIMITS: Required<GenerationLimits> = { maxChoices: 8, maxCompletionTokens: 4096 };
+export const DEFAULT_GENERATION_LIMITS: Required<GenerationLimits> = { maxChoices: 8, maxCompletionTokens: 4096, maxQueuedPerTenant: 64 };
+
+/** Refuses (429) a request of a tenant that has `cap` requests waiting for a batch slot already. */
+function checkQueued(host: ModelHost, tenant: string, cap: number): void {
+  let queued = 0;
+  for (const name of host.loaded()) queued += host.base(name).scheduler?.queuedRequests(tenant) ?? 0;
+  if (queued < cap) return;
+  throw new ApiError("rate_limit_exceeded",
+    `Too many generation requests waiting for a batch slot for this tenant: ${queued} queued, at most ${cap} at once (completions and chat completions together). Retry when one has started.`,
+    null, { "retry-after": "1" });
+}
 
 export interface GenerationDeps { host: ModelHost; registry: Registry; limits?: GenerationLimits }
 
@@ -133,6 +148,8 @@ async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyRe
   if (resolved.adapter !== null && lora === null) {
     throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no LoRA weights for generation; use /v1/classifications with it.`, "model");
   }
+  // Checked before anything is reserved; from here to the sequences' submission nothing awaits, so the count holds.
+  checkQueued(deps.host, req.apiKey.tenant, deps.limits?.maxQueuedPerTenant ?? DEFAULT_GENERATION_LIMITS.maxQueuedPerTenant);
   // The token quota is a hard limit: the worst case (prompt + n × max_tokens, no more than the
   // context holds: the scheduler samples up to ctx - prompt + 1 tokens) is reserved before any
   // work, max_tokens cut to what the key has left.
@@ -141,7 +158,7 @@ async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyRe
     kind, model: modelId, prompt: params.prompt.length, n: params.n, maxTokens: Math.max(1, Math.min(params.maxTokens, ctx - params.prompt.length + 1)),
   });
   try {
-    return await generate(req, reply, kind, modelId, resolved.base, lora, { ...params, maxTokens: admitted.maxTokens }, render, includeUsage, stream, admitted.meter);
+    return await generate(req, reply, kind, modelId, resolved.base, lora, { ...params, maxTokens: admitted.maxTokens, tenant: req.apiKey.tenant }, render, includeUsage, stream, admitted.meter);
   } finally {
     admitted.meter.settle();  // after a failure: bills what was delivered and releases the reservation (a no-op once settled)
   }

@@ -1,12 +1,15 @@
 /**
- * /v1/fine_tuning/jobs: create (method lora, full, head or probe on a base and an uploaded
- * file), list, retrieve, cancel, events (the loss curve as metrics events), checkpoints, and
- * Plinth's loss curve picture (SVG). A tenant sees only its own jobs.
+ * /v1/fine_tuning/jobs: create (method lora, full, head, probe, setfit, prototype or knn on a
+ * base and an uploaded file), list, retrieve, cancel, events (the loss curve as metrics
+ * events), checkpoints, and Plinth's loss curve picture (SVG). A tenant sees only its own jobs.
  *
  * The method is given OpenAI-style: `method: { type: "lora", lora: { hyperparameters: {...} } }`
  * (or top-level `hyperparameters`), with steps, n_epochs, batch_size, learning_rate, rank,
- * alpha, labels_per_class and max_test; OpenAI's `supervised` runs as lora. Plinth's `audit`
- * names a probe suite (probes/<name>.json) the trained adapter is audited with against its base.
+ * alpha, labels_per_class and max_test; setfit takes pairs, batch_pairs, learning_rate,
+ * rank/alpha (a LoRA body), labels_per_class and max_test; prototype labels_per_class and
+ * max_test; knn those and knn_k (JOB_HYPERPARAMETERS). OpenAI's `supervised` runs as lora.
+ * Plinth's `audit` names a probe suite (probes/<name>.json) the trained adapter is audited
+ * with against its base.
  */
 import { existsSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
@@ -21,12 +24,25 @@ import { reserveJobTokens } from "../quota.js";
 import { acceptOnly } from "../openai_params.js";
 
 
-export const JOB_METHODS = ["lora", "full", "head", "probe"] as const;
+export const JOB_METHODS = ["lora", "full", "head", "probe", "setfit", "prototype", "knn"] as const;
+export type JobMethod = (typeof JOB_METHODS)[number];
 const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {
   steps: { min: 1, max: 100_000, integer: true }, n_epochs: { min: 1, max: 100, integer: true }, batch_size: { min: 1, max: 512, integer: true },
   learning_rate: { min: 1e-7, max: 1, integer: false }, rank: { min: 1, max: 256, integer: true }, alpha: { min: 1e-3, max: 1e4, integer: false },
   labels_per_class: { min: 1, max: 1e6, integer: true }, max_test: { min: 1, max: 1e6, integer: true },
   learning_rate_multiplier: { min: 1e-3, max: 100, integer: false },
+  pairs: { min: 1, max: 100_000, integer: true }, batch_pairs: { min: 1, max: 256, integer: true }, knn_k: { min: 1, max: 1000, integer: true },
+};
+const TRAINED = ["steps", "n_epochs", "batch_size", "learning_rate", "rank", "alpha", "labels_per_class", "max_test", "learning_rate_multiplier"];
+/**
+ * The hyperparameters each method uses (those of `plinth adapt`'s options for it). setfit tunes
+ * every body weight, or LoRA factors when `rank` or `alpha` is given; prototype and knn train nothing.
+ */
+export const JOB_HYPERPARAMETERS: Record<JobMethod, readonly string[]> = {
+  lora: TRAINED, full: TRAINED, head: TRAINED, probe: TRAINED,
+  setfit: ["pairs", "batch_pairs", "learning_rate", "rank", "alpha", "labels_per_class", "max_test"],
+  prototype: ["labels_per_class", "max_test"],
+  knn: ["knn_k", "labels_per_class", "max_test"],
 };
 
 export function jobObject(j: JobEntry) {
@@ -38,7 +54,7 @@ export function jobObject(j: JobEntry) {
   };
 }
 
-function hyperparameters(b: Body, method: string): Record<string, number> {
+function hyperparameters(b: Body, method: string, type: JobMethod): Record<string, number> {
   const m = b.method === undefined ? {} : bodyOf(b.method);
   const inner = m[method] === undefined ? {} : bodyOf(m[method]);
   const raw = { ...(b.hyperparameters === undefined ? {} : bodyOf(b.hyperparameters)), ...(inner.hyperparameters === undefined ? {} : bodyOf(inner.hyperparameters)) };
@@ -47,6 +63,9 @@ function hyperparameters(b: Body, method: string): Record<string, number> {
     if (v === "auto" || v === undefined) continue;
     const spec = HYPER[k];
     if (spec === undefined) throw apiError("unknown_parameter", `Unknown hyperparameter '${k}'; known: ${Object.keys(HYPER).join(", ")}.`, `hyperparameters.${k}`);
+    if (!JOB_HYPERPARAMETERS[type].includes(k)) {
+      throw apiError("invalid_value", `Invalid hyperparameter '${k}' for method ${type}: it takes ${JOB_HYPERPARAMETERS[type].join(", ")}.`, `hyperparameters.${k}`);
+    }
     out[k] = num({ [k]: v }, k, { ...spec, fallback: 0 });
   }
   return out;
@@ -98,7 +117,7 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       }
       const suffix = str(b, "suffix");
       if (suffix !== undefined && !/^[A-Za-z0-9_.-]{1,40}$/.test(suffix)) throw apiError("invalid_value", "Invalid value for 'suffix': 1-40 characters of letters, digits, _ . -", "suffix");
-      const hp = hyperparameters(b, m.type === "supervised" ? "supervised" : method), seed = num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 });
+      const hp = hyperparameters(b, m.type === "supervised" ? "supervised" : method, method as JobMethod), seed = num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 });
       runner.checkJobSize(req.apiKey.tenant, method, hp, file);
       // The token quota is a hard limit: the job's planned training tokens are reserved with it (429, and no job, if they do not fit).
       const job = registry.db.transaction(() => {

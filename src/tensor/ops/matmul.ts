@@ -5,11 +5,21 @@
  *
  *   matmul  a[..., M, K] @ b[..., K, N] -> [..., M, N]   (b may be 2-D and shared by every batch)
  *   linear  x[..., in] @ W + bias, W stored [in, out] (GPT-2 Conv1D) or [out, in] (nn.Linear)
+ *
+ * Under withPrecision("bf16") every product here, forward and backward, runs on bf16 operands
+ * with float32 accumulation (precision.ts); the backward uses the precision of its forward.
  */
 import { record } from "../autograd.js";
 import { ShapeError, fmt, numel, sameShape } from "../shape.js";
 import { Tensor, copyRaw, empty, f32, zeros } from "../tensor.js";
 import { expectFloat, gradSink, kernelsOf } from "./util.js";
+import { precision } from "../precision.js";
+import type { Kernels } from "../../native/index.js";
+
+/** The GEMM of the current precision (precision.ts) in a device's kernel table; bf16 has no fused column sums. */
+function gemmKernel(k: Kernels): Kernels["gemm"] {
+  return precision() === "bf16" ? k.gemmBf16 : k.gemm;
+}
 
 /** How GEMM reads a tensor's last two dims: as stored, or transposed. */
 interface MatView {
@@ -66,14 +76,15 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   // A 2-D b shared by row-major batches of a is one tall GEMM: fold the batch into M.
   const fold = shared && batch > 1 && !va.trans && va.ld === K && va.batchStride === M * K;
   const [foldM, foldBatch] = fold ? [M * batch, 1] : [M, batch];
-  k.gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, f32(va.t), va.ld, va.batchStride, f32(vb.t), vb.ld, sB, f32(out), N, M * N);
+  const gemm = gemmKernel(k);
+  gemm(va.trans, vb.trans, foldM, N, K, foldBatch, 1, 0, f32(va.t), va.ld, va.batchStride, f32(vb.t), vb.ld, sB, f32(out), N, M * N);
   const saved = [va, vb].filter((v) => v.copied).map((v) => v.t);
   return record("matmul", [a, b], out, (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (a.requiresGrad) {
       // dA = g @ op(B)^T
       ga = empty([...a.shape], "float32", dev);
-      k.gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, f32(g), N, M * N, f32(vb.t), vb.ld, sB, f32(ga), K, M * K);
+      gemm(false, !vb.trans, foldM, K, N, foldBatch, 1, 0, f32(g), N, M * N, f32(vb.t), vb.ld, sB, f32(ga), K, M * K);
     }
     if (b.requiresGrad) {
       // dB = op(A)^T @ g, summed over the batch when b is shared
@@ -81,15 +92,15 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       const target = sink ?? zeros([...b.shape], dev);
       if (shared) {
         if (!va.trans && (batch === 1 || va.batchStride === M * va.ld)) {
-          k.gemm(true, false, K, N, M * batch, 1, 1, 1, f32(va.t), va.ld, 0, f32(g), N, 0, f32(target), N, 0);
+          gemm(true, false, K, N, M * batch, 1, 1, 1, f32(va.t), va.ld, 0, f32(g), N, 0, f32(target), N, 0);
         } else {
           for (let i = 0; i < batch; i++) {
-            k.gemm(!va.trans, false, K, N, M, 1, 1, 1, f32(va.t, i * va.batchStride), va.ld, 0,
+            gemm(!va.trans, false, K, N, M, 1, 1, 1, f32(va.t, i * va.batchStride), va.ld, 0,
               f32(g, i * M * N), N, 0, f32(target), N, 0);
           }
         }
       } else {
-        k.gemm(!va.trans, false, K, N, M, batch, 1, 1, f32(va.t), va.ld, va.batchStride, f32(g), N, M * N, f32(target), N, K * N);
+        gemm(!va.trans, false, K, N, M, batch, 1, 1, f32(va.t), va.ld, va.batchStride, f32(g), N, M * N, f32(target), N, K * N);
       }
       gb = sink === null ? target : null;
     }
@@ -124,7 +135,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   const tw = layout === "out_in";
   const out = empty([...x.shape.slice(0, -1), outF], "float32", dev);
   // The bias is added in the GEMM's epilogue (no separate broadcast pass over the output).
-  k.gemm(false, tw, rows, outF, inF, 1, 1, 0, f32(cx), inF, 0, f32(weight), tw ? inF : outF, 0, f32(out), outF, 0,
+  const gemm = gemmKernel(k), bf16 = gemm !== k.gemm;
+  gemm(false, tw, rows, outF, inF, 1, 1, 0, f32(cx), inF, 0, f32(weight), tw ? inF : outF, 0, f32(out), outF, 0,
     bias === null ? null : f32(bias));
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record("linear", inputs, out, (g) => {
@@ -132,16 +144,16 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
     if (x.requiresGrad) {
       gx = empty([...x.shape], "float32", dev);
       // dx = g @ W^T
-      k.gemm(false, !tw, rows, inF, outF, 1, 1, 0, f32(g), outF, 0, f32(weight), tw ? inF : outF, 0, f32(gx), inF, 0);
+      gemm(false, !tw, rows, inF, outF, 1, 1, 0, f32(g), outF, 0, f32(weight), tw ? inF : outF, 0, f32(gx), inF, 0);
     }
     if (weight.requiresGrad) {
       const sink = gradSink(weight, zeros);
       const target = sink ?? zeros([...weight.shape], dev);
-      if (tw) k.gemm(true, false, outF, inF, rows, 1, 1, 1, f32(g), outF, 0, f32(cx), inF, 0, f32(target), inF, 0);
+      if (tw) gemm(true, false, outF, inF, rows, 1, 1, 1, f32(g), outF, 0, f32(cx), inF, 0, f32(target), inF, 0);
       else {
         // dW = x^T @ g packs g as op(B): the bias gradient (g's column sums) comes out of that pass.
-        if (bias !== null && bias.requiresGrad) gbias = zeros([outF], dev);
-        k.gemm(true, false, inF, outF, rows, 1, 1, 1, f32(cx), inF, 0, f32(g), outF, 0, f32(target), outF, 0,
+        if (bias !== null && bias.requiresGrad && !bf16) gbias = zeros([outF], dev);
+        gemm(true, false, inF, outF, rows, 1, 1, 1, f32(cx), inF, 0, f32(g), outF, 0, f32(target), outF, 0,
           null, gbias === null ? null : f32(gbias));
       }
       gw = sink === null ? target : null;
