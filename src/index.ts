@@ -38,6 +38,10 @@ export type { TextTokenizer } from "./data/tokenizer.js";
 // Models and generation: any saved model folder by its config's model_type, or one family.
 export { loadModel, saveModel, MODEL_TYPES } from "./models/registry.js";
 export type { AnyModel } from "./models/registry.js";
+export { useInferenceWeights, WEIGHT_FORMATS } from "./models/inference_weights.js";
+export type { WeightFormat, InferenceWeightsReport } from "./models/inference_weights.js";
+export { withPrecision, PRECISIONS } from "./tensor/precision.js";
+export type { Precision } from "./tensor/precision.js";
 export { GPT, gptConfig, GPT_PRESETS, saveGPT, loadGPT, generate } from "./models/gpt/index.js";
 export type { GPTConfig, GenerateOptions, GenerateResult } from "./models/gpt/index.js";
 export { BertForMaskedLM, bertConfig, BERT_PRESETS, saveBert, loadBert } from "./models/bert/index.js";

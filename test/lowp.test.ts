@@ -286,3 +286,65 @@ test("bad arguments are refused with the binding's name and what was expected", 
   assert.throws(() => backend.linearInt8(2, 2, 2, f, 2, bytes, scales, wsum, new Float32Array(1), f, 2), /linearInt8: bias has 1 elements; expected N = 2/);
   assert.throws(() => backend.memoryBandwidth(0, 1), /memoryBandwidth: megabytes must be >= 1/);
 });
+
+// Fused attention with bf16 products: the output within bf16 rounding of a float64 reference,
+// the log-sum-exp and every gradient within bf16 rounding of the float32 kernel (itself checked
+// against finite differences in ops.test.ts), causal and not, one and several query blocks.
+function attentionCase(p: Path, B: number, Tq: number, Tk: number, NH: number, HS: number, causal: boolean, acc: boolean): void {
+  const C = NH * HS, C3 = 3 * C;
+  const q = randn(B * Tq * C3, 2), kv = randn(B * Tk * C3, 2), go = randn(B * Tq * C);
+  const run = (bf16: boolean) => onPath(p, () => {
+    const o = new Float32Array(B * Tq * C), lse = new Float32Array(B * NH * Tq);
+    const dims = [B, Tq, Tk, NH, HS], scale = 1 / Math.sqrt(HS);
+    backend.attentionForward(dims, scale, causal, q, Tq * C3, C3, kv.subarray(C), Tk * C3, C3, kv.subarray(2 * C), Tk * C3, C3, o, Tq * C, C, lse, bf16);
+    const gq = new Float32Array(B * Tq * C3).fill(acc ? 0.5 : NaN), gkv = new Float32Array(B * Tk * C3).fill(acc ? 0.5 : NaN);
+    backend.attentionBackward(dims, scale, causal, q, Tq * C3, C3, kv.subarray(C), Tk * C3, C3, kv.subarray(2 * C), Tk * C3, C3, o, Tq * C, C, lse,
+      go, gq, gkv.subarray(C), gkv.subarray(2 * C), acc, bf16);
+    const pick = (x: Float32Array, T: number, part: number) => Float32Array.from({ length: B * T * C }, (_, i) => x[Math.floor(i / C) * C3 + part * C + (i % C)]);
+    return { o, lse, gq: pick(gq, Tq, 0), gk: pick(gkv, Tk, 1), gv: pick(gkv, Tk, 2) };
+  });
+  const f = run(false), h = run(true);
+  // float64 forward
+  const ref = new Float64Array(B * Tq * C);
+  for (let b = 0; b < B; b++) for (let hd = 0; hd < NH; hd++) for (let t = 0; t < Tq; t++) {
+    const lim = causal ? t + (Tk - Tq) + 1 : Tk, s = new Float64Array(lim);
+    for (let j = 0; j < lim; j++) {
+      for (let d = 0; d < HS; d++) s[j] += q[(b * Tq + t) * C3 + hd * HS + d] * kv[(b * Tk + j) * C3 + C + hd * HS + d];
+      s[j] /= Math.sqrt(HS);
+    }
+    const m = Math.max(...s);
+    let z = 0;
+    for (let j = 0; j < lim; j++) z += s[j] = Math.exp(s[j] - m);
+    for (let d = 0; d < HS; d++) {
+      let o = 0;
+      for (let j = 0; j < lim; j++) o += (s[j] / z) * kv[(b * Tk + j) * C3 + 2 * C + hd * HS + d];
+      ref[(b * Tq + t) * C + hd * HS + d] = o;
+    }
+  }
+  const what = `attention bf16 on ${pathName(p)} [B ${B}, Tq ${Tq}, Tk ${Tk}, NH ${NH}, HS ${HS}]${causal ? " causal" : ""}${acc ? " acc" : ""}`;
+  const close = (name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number, mustDiffer: boolean) => {
+    // Errors scale with the operands (|q|, |k|, |v|, |dO| ~ 1 here), not with the result: a
+    // gradient that cancels to ~0 in float32 (one key: dq = 0) keeps bf16's rounding of dP - D.
+    let scale = 1, worst = 0;
+    for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    assert.ok(worst <= rel * scale, `${what} ${name}: differs by ${worst} at scale ${scale}`);
+    if (mustDiffer) assert.ok(worst > 0, `${what} ${name}: identical to float32 (the bf16 path did not run)`);
+  };
+  close("o vs float64", h.o, ref, 0.03, false);
+  close("o vs float32", h.o, f.o, 0.03, true);
+  close("lse", h.lse, f.lse, 0.01, false);
+  close("dq", h.gq, f.gq, 0.05, true);
+  close("dk", h.gk, f.gk, 0.05, true);
+  close("dv", h.gv, f.gv, 0.05, true);
+}
+
+for (const p of PATHS) {
+  test(`attention with bf16 products on ${pathName(p)}: forward vs float64, backward vs the float32 kernel`, () => {
+    attentionCase(p, 1, 1, 1, 1, 8, true, false);
+    attentionCase(p, 2, 5, 5, 2, 16, true, false);
+    attentionCase(p, 1, 70, 70, 2, 32, true, true);     // two query blocks, 64 + 6
+    attentionCase(p, 1, 30, 30, 3, 17, false, false);   // full attention, odd head size
+    attentionCase(p, 2, 3, 9, 2, 8, true, false);       // Tk > Tq: rows continue a prefix
+  });
+}

@@ -226,3 +226,21 @@ test("plinth serve on int8 weights: the same greedy completion and near-equal em
     fx.cleanup();
   }
 });
+
+test("PLINTH_PRECISION sets the precision of trainers that take no flag; a bad value is an error naming it", async () => {
+  const prev = process.env.PLINTH_PRECISION;
+  try {
+    process.env.PLINTH_PRECISION = "bf16";
+    const { run } = train("fp32", 2);  // an explicit option wins over the variable
+    assert.equal((await run).history[0].precision, undefined);
+    const model = new GPT(config, { seed: 3 });
+    const r = await new Trainer({ model, objective: languageModeling(model, clm, { ...data, batch: 2, ctx: 16, evalWindows: 1 }), steps: 2, quiet: true, handleSignals: false }).run();
+    assert.deepEqual(r.history.map((h) => h.precision), ["bf16", "bf16"]);
+    process.env.PLINTH_PRECISION = "half";
+    assert.throws(() => new Trainer({ model, objective: languageModeling(model, clm, { ...data, batch: 2, ctx: 16 }), steps: 1, quiet: true, handleSignals: false }),
+      /PLINTH_PRECISION "half": expected one of fp32, bf16/);
+  } finally {
+    if (prev === undefined) delete process.env.PLINTH_PRECISION;
+    else process.env.PLINTH_PRECISION = prev;
+  }
+});

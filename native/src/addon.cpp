@@ -718,15 +718,23 @@ AttentionArgs attention_args(const Napi::CallbackInfo& info, const char* fname, 
   return a;
 }
 
+// A trailing `true` (argument 16 forward, 21 backward) runs the products in bf16 (lowp.h).
+bool bf16_flag(const Napi::CallbackInfo& info, const char* fname, int i) {
+  if (info.Length() <= static_cast<size_t>(i) || info[i].IsUndefined()) return false;
+  return bool_arg(info, fname, i, "bf16");
+}
+
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   AttentionArgs a = attention_args(info, "attentionForward", false);
-  if (mul_sat(a.B, a.Tq, a.NH) > 0) kernels().attention_forward(a);
+  const bool bf16 = bf16_flag(info, "attentionForward", 16);
+  if (mul_sat(a.B, a.Tq, a.NH) > 0) (bf16 ? lowp().attention_forward_bf16 : kernels().attention_forward)(a);
   return info.Env().Undefined();
 }
 
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   AttentionArgs a = attention_args(info, "attentionBackward", true);
-  if (mul_sat(a.B, a.Tq, a.NH) > 0) kernels().attention_backward(a);
+  const bool bf16 = bf16_flag(info, "attentionBackward", 21);
+  if (mul_sat(a.B, a.Tq, a.NH) > 0) (bf16 ? lowp().attention_backward_bf16 : kernels().attention_backward)(a);
   return info.Env().Undefined();
 }
 

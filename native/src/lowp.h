@@ -35,6 +35,9 @@ struct LowpTable {
   // Same with W packed int8 (scales [N], wsum [N]).
   void (*linear_int8)(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const int8_t* w,
                       const float* scales, const int32_t* wsum, const float* bias, float* y, int64_t ldy);
+  // Fused attention (kernels.h AttentionArgs, as attention_forward/backward) with bf16 products.
+  void (*attention_forward_bf16)(const AttentionArgs& a);
+  void (*attention_backward_bf16)(const AttentionArgs& a);
   // Register-only dot-product loops: FLOPs (bf16) or integer ops (int8) done by the calling thread.
   double (*bf16_peak)(int64_t iterations);
   double (*int8_peak)(int64_t iterations);
@@ -63,6 +66,7 @@ int64_t stream_read(const float* buf, int64_t n);
 // Builds the table of one low-precision namespace lp_<name> (kernels/lowp.inc defines every entry).
 #define PLINTH_DEFINE_LOWP(name)                                                                    \
   static const LowpTable k_lowp_##name = {#name, &lp_##name::gemm_bf16, &lp_##name::linear_bf16,     \
-                                          &lp_##name::linear_int8, &lp_##name::bf16_peak,             \
+                                          &lp_##name::linear_int8, &lp_##name::attention_forward_bf16, \
+                                          &lp_##name::attention_backward_bf16, &lp_##name::bf16_peak, \
                                           &lp_##name::int8_peak};                                     \
   const LowpTable& lowp_##name() { return k_lowp_##name; }

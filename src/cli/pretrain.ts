@@ -23,7 +23,7 @@ import { Trainer, type TrainResult } from "../train/trainer.js";
 import { dataParallel, runUnderMpirun, World, type DataParallel, type DataParallelStats } from "../train/parallel/index.js";
 import { launchedRank, loadMpi } from "../native/mpi.js";
 import { device } from "../tensor/device.js";
-import { PRECISIONS, type Precision, lowpDescription } from "../tensor/precision.js";
+import { PRECISIONS, type Precision, defaultPrecision, lowpDescription } from "../tensor/precision.js";
 import { UsageError, checkFile, checkModelDir, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
 import { runPretrainContrastive } from "./clip.js";
 
@@ -73,7 +73,8 @@ Usage: plinth pretrain [--objective clm|mlm|embed] [--size tiny|small|S|M] [--da
   --shard-optimizer  ZeRO-1: split AdamW's moments across the ranks (memory per rank ~1/N)
   --precision   fp32 (default) or bf16: matrix products on bf16 operands with float32 accumulation
                 (vdpbf16ps where the CPU has it, see plinth info); weights, optimizer state,
-                LayerNorm, softmax, loss and checkpoints stay float32; recorded in metrics.jsonl
+                LayerNorm, softmax, loss and checkpoints stay float32; recorded in metrics.jsonl.
+                Other trainers (plinth adapt, CLIP, fine-tuning jobs) take PLINTH_PRECISION=bf16
   --device      cpu (default), cuda[:N] (the experimental CUDA backend, when built), or opaque
                 (a test device: CPU kernels on memory JavaScript cannot read); clm only for now
 Runs resume from the newest checkpoint in --out; SIGINT/SIGTERM save one and exit. The corpus
@@ -392,7 +393,7 @@ async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): 
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
-    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}${o.precision === "bf16" ? `, bf16 matrix products (${lowpDescription()})` : ""}${dp === null ? "" : ` over ${dp.world.size} ranks (${o.batch / dp.world.size} rows each${o.shardOptimizer ? ", optimizer sharded" : ""})`}`);
+    console.log(`model: ${describe}, batch ${o.batch}x${o.gradAccum}${(o.precision ?? defaultPrecision()) === "bf16" ? `, bf16 matrix products (${lowpDescription()})` : ""}${dp === null ? "" : ` over ${dp.world.size} ranks (${o.batch / dp.world.size} rows each${o.shardOptimizer ? ", optimizer sharded" : ""})`}`);
     if (resumed !== null) console.log(`resuming from the checkpoint at step ${resumed}`);
   }
   const result = await trainer.run();
@@ -402,7 +403,7 @@ async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): 
   const unigram = unigramBaseline(corpus.train, corpus.val, tokenizer.vocabSize);
   writeFileSync(join(outDir, "summary.json"), JSON.stringify({
     objective: o.objective, ...(o.objective === "embed" ? { init: o.init ?? null, pooling: poolingOf(model), views: o.views ?? "dropout", valTop1: [...result.history].reverse().find((h) => h.scores?.valTop1 !== undefined)?.scores?.valTop1 ?? null } : {}),
-    size: o.size, precision: o.precision ?? "fp32", params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
+    size: o.size, precision: o.precision ?? defaultPrecision(), params: model.numParameters(), steps: result.steps, tokens: result.seen, seconds: Math.round(result.seconds), schedule: result.schedule,
     valLoss: result.valLoss, valPerplexity: Math.exp(result.valLoss), valBitsPerByte: result.valLoss / Math.LN2 / corpus.bytesPerToken,
     unigramLoss: unigram, unigramPerplexity: Math.exp(unigram), unigramBitsPerByte: unigram / Math.LN2 / corpus.bytesPerToken, data: o.data,
   }, null, 2) + "\n");

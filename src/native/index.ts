@@ -71,10 +71,12 @@ export interface NativeBackend {
   embeddingForward(n: number, C: number, V: number, ids: I32, table: F32, out: F32): void;
   embeddingBackward(n: number, C: number, V: number, ids: I32, gout: F32, gtable: F32): void;
   attentionForward(dims: number[], scale: number, causal: boolean, q: F32, qBs: number, qTs: number, k: F32, kBs: number,
-    kTs: number, v: F32, vBs: number, vTs: number, o: F32, oBs: number, oTs: number, lse: F32 | null): void;
+    kTs: number, v: F32, vBs: number, vTs: number, o: F32, oBs: number, oTs: number, lse: F32 | null,
+    /** bf16 products (native/src/kernels/lowp.inc; tested, not yet faster than float32, so unused by training) */
+    bf16?: boolean): void;
   attentionBackward(dims: number[], scale: number, causal: boolean, q: F32, qBs: number, qTs: number, k: F32, kBs: number,
     kTs: number, v: F32, vBs: number, vTs: number, o: F32, oBs: number, oTs: number, lse: F32,
-    go: F32, gq: F32, gk: F32, gv: F32, acc: boolean): void;
+    go: F32, gq: F32, gk: F32, gv: F32, acc: boolean, bf16?: boolean): void;
   crossEntropyForward(N: number, V: number, logits: F32, targets: I32, lse: F32, losses: F32): number;
   crossEntropyBackward(N: number, V: number, logits: F32, targets: I32, lse: F32, scale: number, glogits: F32): void;
   adamwStep(n: number, p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,

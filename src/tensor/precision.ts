@@ -30,6 +30,16 @@ export function parsePrecision(value: string, what = "precision"): Precision {
   return value as Precision;
 }
 
+/**
+ * The precision trainers use when none is given: PLINTH_PRECISION (fp32 or bf16) if set, else
+ * fp32. It reaches every trainer (fine-tuning, adaptation jobs in worker processes, CLIP) without
+ * a flag of its own; a bad value is an error naming the variable.
+ */
+export function defaultPrecision(): Precision {
+  const env = process.env.PLINTH_PRECISION;
+  return env === undefined || env === "" ? "fp32" : parsePrecision(env, "PLINTH_PRECISION");
+}
+
 /** Runs fn with matrix products in precision p, then restores the previous mode. */
 export function withPrecision<T>(p: Precision, fn: () => T): T {
   parsePrecision(p);

@@ -25,7 +25,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Module } from "../nn/module.js";
 import { AdamW, clipGradNorm, type ParamGroup } from "../optim/adamw.js";
-import { type Precision, parsePrecision, withPrecision } from "../tensor/precision.js";
+import { type Precision, defaultPrecision, parsePrecision, withPrecision } from "../tensor/precision.js";
 import { Rng } from "../tensor/rng.js";
 import type { Device } from "../tensor/device.js";
 import { Tensor, fromHost } from "../tensor/tensor.js";
@@ -149,7 +149,7 @@ export interface TrainerOptions<B> {
   /**
    * "bf16": mixed precision, the matrix products of every step (forward and backward) and of
    * validation on bf16 operands with float32 accumulation; parameters, gradients, optimizer
-   * state and checkpoints stay float32 (tensor/precision.ts). Default "fp32".
+   * state and checkpoints stay float32 (tensor/precision.ts). Default: PLINTH_PRECISION, else "fp32".
    */
   precision?: Precision;
   /** Milliseconds, for every time the trainer measures (default performance.now); tests inject a fake clock. */
@@ -206,7 +206,7 @@ export class Trainer<B> {
     const { model, objective, outDir, gradAccum, lr } = this.o;
     if (!(Number.isInteger(gradAccum) && gradAccum >= 1)) throw new RangeError(`Trainer: gradAccum must be a positive integer, got ${gradAccum}`);
     if (outDir !== undefined && model === undefined) throw new Error("Trainer: checkpoints (outDir) need the model");
-    parsePrecision(this.o.precision ?? "fp32", "Trainer: precision");
+    this.o.precision = this.o.precision === undefined ? defaultPrecision() : parsePrecision(this.o.precision, "Trainer: precision");
     const groups = this.o.paramGroups ?? model?.paramGroups(this.o.weightDecay ?? 0.1);
     if (groups === undefined) throw new Error("Trainer: give the model or paramGroups");
     this.parameters = this.o.parameters ?? model?.parameters() ?? groups.flatMap((g) => g.params);
@@ -279,7 +279,7 @@ export class Trainer<B> {
     const wasTraining = model?.training ?? false;
     model?.eval();
     try {
-      return withPrecision(this.o.precision ?? "fp32", () => objective.validate!(new Rng(seed + 1)));
+      return withPrecision(this.o.precision!, () => objective.validate!(new Rng(seed + 1)));
     } finally {
       model?.train(wasTraining);
     }
@@ -313,7 +313,7 @@ export class Trainer<B> {
         let lossSum = 0;
         for (let micro = 0; micro < gradAccum; micro++) {
           const batch = objective.next(this.dataRng);
-          withPrecision(o.precision ?? "fp32", () => {
+          withPrecision(o.precision!, () => {
             const loss = objective.loss(batch);
             const value = loss.item();
             if (!Number.isFinite(value)) {
@@ -352,7 +352,7 @@ export class Trainer<B> {
         const runSeconds = (o.now() - this.runStart) / 1000;
         const rec: StepRecord = { step: this.step, seen: this.seen, loss: value, lr, seconds, rate: Math.round((this.seen - seenAtStart) / runSeconds), schedule: this.schedule.kind };
         if (stats !== undefined) rec.stats = stats;
-        if (o.precision !== undefined && o.precision !== "fp32") rec.precision = o.precision;
+        if (o.precision !== "fp32") rec.precision = o.precision;
         if (this.step % o.evalEvery === 0 || this.schedule.finished(this.step, seconds)) {
           const v = this.validate();
           validatedAt = this.step;
