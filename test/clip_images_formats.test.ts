@@ -76,6 +76,7 @@ test("a run on a user's folder trains its captions and scores zero-shot with the
   });
   assert.ok(run.train.items.every((it) => it.captions[0] === `a photo of a ${it.label}.`));
   const summary = JSON.parse(readFileSync(join(dir, "run", "summary.json"), "utf8"));
+  assert.ok(run.heldOut !== null, "a single process scores its own run");
   if (run.heldOut.zeroShot !== null) {
     assert.deepEqual(summary.heldOut.zeroShot.templates, templates);
     assert.equal(summary.heldOut.zeroShot.labels.length, 2);

@@ -16,6 +16,7 @@ import type { ParamGroup } from "../optim/adamw.js";
 import { Rng } from "../tensor/rng.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { shuffled } from "../tasks/task.js";
+import type { DataParallel } from "../train/parallel/index.js";
 import { AbortedError, Trainer, type Objective, type TrainableModel } from "../train/trainer.js";
 import type { SequenceClassifier } from "./classifier.js";
 
@@ -46,6 +47,12 @@ export interface FineTuneOptions {
   seed?: number;
   onProgress?: (p: FineTuneProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Data-parallel over MPI ranks (train/parallel): `batchSize` is the global batch (a multiple of
+   * the world size); every rank draws the same shuffled batch and trains on its rows, and the
+   * gradients are averaged, so the run follows the single-process one. Rank 0 alone checkpoints.
+   */
+  parallel?: DataParallel;
   /**
    * Checkpoints of the trained tensors, the optimizer and the data order in `dir`, every `every`
    * steps (default 100) and when preempted; a later call with the same dir and the same setup
@@ -150,6 +157,26 @@ export function classification(clf: SequenceClassifier, texts: readonly string[]
   };
 }
 
+/**
+ * This rank's rows of every global batch (data-parallel). The classifier's loss is a mean over the
+ * rows and every rank holds the same number, so the average across ranks is the global mean.
+ */
+function rowsOfBatch(objective: Objective<number[]>, batchSize: number, dp: DataParallel | undefined): Objective<number[]> {
+  if (dp === undefined) return objective;
+  const { lo, hi } = dp.rows(batchSize, "batch of examples");
+  const counts = new WeakMap<number[], number>();
+  return {
+    ...objective,
+    next(rng) {
+      const global = objective.next(rng);
+      const mine = global.slice(lo, hi);
+      counts.set(mine, objective.count(global));
+      return mine;
+    },
+    count: (batch) => counts.get(batch) ?? objective.count(batch),
+  };
+}
+
 /** Trains and resolves when done; yields to the event loop after every step, so a worker reads a cancel message. */
 export async function fineTune(clf: SequenceClassifier, texts: readonly string[], labels: readonly number[], o: FineTuneOptions): Promise<FineTuneResult> {
   const n = texts.length;
@@ -162,7 +189,7 @@ export async function fineTune(clf: SequenceClassifier, texts: readonly string[]
   const lr = o.lr ?? 1e-3;
   const decay = o.trainable.filter((t) => t.ndim >= 2), noDecay = o.trainable.filter((t) => t.ndim < 2);
   const trainer = new Trainer({
-    objective: classification(clf, texts, labels, { batchSize, seed: o.seed ?? 0 }),
+    objective: rowsOfBatch(classification(clf, texts, labels, { batchSize, seed: o.seed ?? 0 }), batchSize, o.parallel), parallel: o.parallel?.attach,
     paramGroups: [{ params: decay, weightDecay: o.weightDecay ?? 0.01 }, { params: noDecay, weightDecay: 0 }], parameters: o.trainable,
     lr, minLr: lr * 0.1, warmup: Math.max(1, Math.round(steps * (o.warmupFraction ?? 0.1))), betas: [0.9, 0.999], eps: 1e-8, clip: o.clip ?? 1.0,
     steps, quiet: true, handleSignals: false, signal: o.signal,

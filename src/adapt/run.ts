@@ -28,6 +28,8 @@ import { type TaskPrompt, loadBase, promptFor } from "./base.js";
 import { resolveTask } from "../tasks/resolve.js";
 import { SequenceClassifier, freshLike } from "./classifier.js";
 import { dropoutRngs, fineTune, type FineTuneResult } from "./finetune.js";
+import { launchedRank } from "../native/mpi.js";
+import { joinIfLaunched } from "../train/parallel/index.js";
 import { applyLoRA } from "./lora.js";
 import { embedTexts, probeProbs, trainProbe } from "./probe.js";
 import { fitNeighbours, fitPrototypes, neighbourProbs, neighbourTensors, prototypeProbs, prototypeTensors } from "./neighbours.js";
@@ -154,6 +156,8 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   if (!(ADAPT_METHODS as readonly string[]).includes(spec.method)) {
     throw new TaskError(`unknown adaptation method ${JSON.stringify(spec.method)}; methods are ${ADAPT_METHODS.join(", ")}`);
   }
+  const ranks = launchedRank()?.size ?? 1;
+  if (ranks > 1 && spec.method !== "full") throw new TaskError(`only --method full runs data-parallel; ${spec.method} runs in one process (this is one of ${ranks} MPI ranks)`);
   const seed = spec.seed ?? 0;
   const k = spec.labelsPerClass ?? "all";
   if (k !== "all" && (!Number.isInteger(k) || k < 0)) throw new RangeError(`labelsPerClass must be a non-negative integer or "all", got ${String(k)}`);
@@ -253,7 +257,12 @@ export async function runAdaptation(spec: AdaptSpec, opts: AdaptOptions = {}): P
   } else {
     trainable = [...encoder.parameters(), ...head];
   }
+  // Full fine-tuning runs data-parallel when this process is one rank of several (mpirun, --procs):
+  // every rank trains on its rows of each batch; rank 0 alone checkpoints, scores and saves.
+  const dp = spec.method === "full" ? joinIfLaunched() : null;
+  if (dp !== null && !dp.world.leader) spec = { ...spec, out: undefined };
   const ft = await fineTune(clf, train.map((e) => exampleText(e)), y, {
+    parallel: dp ?? undefined,
     trainable, steps: spec.steps, epochs: spec.epochs, lr: spec.lr ?? DEFAULT_LR[spec.method], batchSize: spec.batchSize, seed,
     signal: opts.signal, onProgress: progress, preempt: spec.checkpointDir === undefined ? undefined : opts.preempt,
     checkpoint: spec.checkpointDir === undefined ? undefined : { dir: spec.checkpointDir, rngs: dropoutRngs(encoder, ...(loraHandle?.layers.map(([, l]) => l) ?? [])) },

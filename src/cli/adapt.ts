@@ -15,9 +15,11 @@ import { accuracy, argmax, expectedCalibrationError, macroF1 } from "../tasks/me
 import { exampleText, labelIndex } from "../tasks/task.js";
 import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
+import { launchedRank, loadMpi } from "../native/mpi.js";
+import { runUnderMpirun } from "../train/parallel/index.js";
 import { runGenerativeAdapt, runGenerativeEval } from "./generative.js";
 import { parseCurveMethods, runSuiteEval, suiteHelp } from "./suite.js";
-import { UsageError, checkModelDir, checkWritableDir, oneOf, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, checkModelDir, checkWritableDir, oneOf, optionalInt, parseFloatArg, parseIntArg } from "./args.js";
 import { WEIGHT_FORMATS, useInferenceWeights } from "../models/inference_weights.js";
 
 export const adaptHelp = `plinth adapt — adapt a base to a labeled task; writes an adapter bound to the base
@@ -43,6 +45,8 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
   --knn-k       knn: neighbours that vote (default: chosen by leave-one-out on the labels)
   --max-test    score at most this many test examples
   --worker      run in a worker process (progress still shows here)
+  --procs N     full: data-parallel over N processes on this machine (runs mpirun; needs Open MPI; under
+                mpirun/srun the ranks are found on their own); --batch-size is the global batch, a multiple of N
   --objective lm   generative fine-tuning: causal-LM loss on assistant (or completion) tokens only, short
                 examples packed into rows of the base's context; --data is a chat {"messages": [...]} or
                 {"prompt","completion"} .jsonl, or plain text for continued pretraining ("src/**/*.ts");
@@ -137,7 +141,7 @@ function summary(r: AdaptOutcome): string {
 }
 
 export async function runAdapt(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: OPTIONS });
+  const { values } = parseArgs({ args: argv, options: { ...OPTIONS, procs: { type: "string" } } });
   if (values.help) return void console.log(adaptHelp);
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
   if (values.objective !== undefined) return runGenerativeAdapt(values);
@@ -154,6 +158,23 @@ export async function runAdapt(argv: string[]): Promise<void> {
     maxTest: values["max-test"] === undefined ? undefined : parseIntArg("max-test", values["max-test"], 0, 1),
     out: values.out ?? join("runs", "adapters", `${values.task.replace(/.*[\\/]/, "").replace(/\.\w+$/, "")}-${method}`),
   };
+  const procs = optionalInt("procs", values.procs, 1);
+  if (procs !== undefined && procs > 1 && launchedRank() === null) {
+    if (method !== "full") throw new UsageError(`--procs: only --method full runs data-parallel, not ${method}`);
+    if (values.worker) throw new UsageError("--procs and --worker do not go together (each rank is its own process)");
+    const batch = parseIntArg("batch-size", values["batch-size"], 16, 1);
+    if (batch % procs !== 0) throw new UsageError(`--batch-size ${batch} must be a multiple of --procs ${procs} (it is the global batch)`);
+    loadMpi(); // the binding's absence is a clear error here, before any rank starts
+    const rest = argv.filter((a, i) => !(a === "--procs" || a.startsWith("--procs=") || (i > 0 && argv[i - 1] === "--procs")));
+    const code = await runUnderMpirun(procs, process.argv[1], ["adapt", ...rest]);
+    if (code !== 0) throw new Error(`the ${procs} ranks failed (mpirun exited with ${code})`);
+    return;
+  }
+  const rank = launchedRank();
+  if (rank !== null && rank.size > 1 && rank.rank !== 0) {
+    await runAdaptation(spec); // a rank other than 0 trains its rows quietly; rank 0 reports and saves
+    return;
+  }
   const bar = new Progress(`adapt ${method}`);
   const onProgress = (p: { step: number; total: number; loss?: number; elapsedSeconds: number }): void =>
     bar.update(p.step / p.total, { step: `${p.step}/${p.total}`, ...(p.loss !== undefined ? { loss: p.loss.toFixed(4) } : {}), rate: `${(p.step / Math.max(p.elapsedSeconds, 1e-3)).toFixed(1)} steps/s` }, p.step === p.total);

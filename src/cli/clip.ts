@@ -15,8 +15,10 @@ import { loadClipRun } from "../data/clip_run.js";
 import { CLIP_PRESETS } from "../models/clip/index.js";
 import { searchImages, zeroShotImage } from "../eval/clip_images.js";
 import { type HeldOutScores, pretrainContrastive } from "../eval/clip_run.js";
+import { launchedRank, loadMpi } from "../native/mpi.js";
+import { runUnderMpirun } from "../train/parallel/index.js";
 import { formatSeconds } from "../train/progress.js";
-import { UsageError, parseDuration, parseFloatArg, parseIntArg } from "./args.js";
+import { UsageError, optionalInt, parseDuration, parseFloatArg, parseIntArg, parsePositiveArg } from "./args.js";
 
 export const contrastiveHelp = `plinth pretrain --objective contrastive — CLIP image–text pretraining
 
@@ -30,6 +32,10 @@ Usage: plinth pretrain --objective contrastive [--data emoji | --images <dir> [-
                  (default for --images: ${GENERAL_IMAGE_PROMPTS.map((t) => JSON.stringify(t)).join(", ")}; the emoji set keeps its own)
   --image-size   pixels per side (default: the preset's, 32 for tiny); --batch (64), --lr (5e-4), --warmup (50)
   --test-fraction  share of images held out by image identity (default 0.2); --seed; --vocab (1024)
+  --procs N      data-parallel over N processes on this machine (runs mpirun; needs Open MPI); --batch is the
+                 global batch (a multiple of N): each rank encodes its share and the embeddings are all-gathered,
+                 so the loss is the one-process InfoNCE over the whole batch. Under mpirun/srun it joins by itself.
+  --bucket-mb    gradient bucket size for the all-reduce (default 25); --shard-optimizer: AdamW moments split across ranks
 The run folder gets config.json + model.safetensors (Hugging Face CLIPModel names), tokenizer.json,
 checkpoints/, metrics.jsonl, loss.svg and summary.json with held-out zero-shot, retrieval and probe scores.
 
@@ -55,6 +61,7 @@ export async function runPretrainContrastive(argv: string[]): Promise<void> {
       objective: { type: "string" }, data: { type: "string" }, images: { type: "string" }, captions: { type: "string" }, size: { type: "string" },
       "image-size": { type: "string" }, time: { type: "string" }, steps: { type: "string" }, out: { type: "string" }, batch: { type: "string" },
       lr: { type: "string" }, warmup: { type: "string" }, seed: { type: "string" }, vocab: { type: "string" }, "test-fraction": { type: "string" }, template: { type: "string", multiple: true },
+      procs: { type: "string" }, "bucket-mb": { type: "string" }, "shard-optimizer": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -72,13 +79,29 @@ export async function runPretrainContrastive(argv: string[]): Promise<void> {
   if (budget.seconds === undefined && budget.steps === undefined) budget.seconds = 180;
   const testFraction = parseFloatArg("test-fraction", values["test-fraction"], 0.2);
   if (!(testFraction > 0 && testFraction < 1)) throw new UsageError(`--test-fraction must be in (0, 1), got ${testFraction}`);
-  const run = await pretrainContrastive({
+  const options = {
     images: values.images, captions: values.captions, templates: values.template, size, imageSize: values["image-size"] ? parseIntArg("image-size", values["image-size"], 32, 8) : undefined,
     outDir: values.out ?? "runs/clip", ...budget, batch: parseIntArg("batch", values.batch, 64, 2), lr: parseFloatArg("lr", values.lr, 5e-4),
     warmup: parseIntArg("warmup", values.warmup, 50), seed: parseIntArg("seed", values.seed, 1234), vocab: parseIntArg("vocab", values.vocab, 1024, 261), testFraction,
-  });
+    bucketMb: values["bucket-mb"] === undefined ? undefined : parsePositiveArg("bucket-mb", values["bucket-mb"], 25), shardOptimizer: values["shard-optimizer"],
+  };
+  const procs = optionalInt("procs", values.procs, 1);
+  if (procs !== undefined && procs > 1 && launchedRank() === null) {
+    loadMpi(); // the binding's absence is a clear error here, before any rank starts
+    if (options.batch % procs !== 0) throw new UsageError(`--batch ${options.batch} must be a multiple of --procs ${procs} (it is the global batch)`);
+    const rest = argv.filter((a, i) => !(a === "--procs" || a.startsWith("--procs=") || (i > 0 && argv[i - 1] === "--procs")));
+    const code = await runUnderMpirun(procs, process.argv[1], ["pretrain", ...rest]);
+    if (code !== 0) throw new Error(`the ${procs} ranks failed (mpirun exited with ${code}); rerun the same command to resume from the newest checkpoint`);
+    return;
+  }
+  const run = await pretrainContrastive(options);
+  if (run.heldOut === null) return; // a rank other than 0: rank 0 reports
   console.log(`\ntrained on ${run.result.images.toLocaleString("en-US")} images in ${formatSeconds(run.result.seconds)} (${run.result.steps} steps, ${(run.result.images / run.result.seconds).toFixed(0)} images/s)`);
   printHeldOut(run.heldOut);
+  if (run.parallel !== undefined) {
+    const p = run.parallel;
+    console.log(`data-parallel: ${p.world} ranks, ${p.buckets} gradient buckets, communication ${p.commSeconds.toFixed(2)} s over ${p.steps} steps, ${(100 * p.hiddenShare).toFixed(0)}% hidden behind backward; optimizer state ${(p.optimizerBytes / 1e6).toFixed(2)} MB on rank 0`);
+  }
   console.log(`saved ${run.outDir}: config.json, model.safetensors, tokenizer.json, checkpoints/, metrics.jsonl, loss.svg, summary.json`);
 }
 

@@ -27,13 +27,19 @@ interface SeedRow {
 }
 
 /** Each seed trains for `steps` (comparable across seeds whatever the machine's load) or, without steps, for `seconds`. */
+function scored<R extends { heldOut: HeldOutScores | null }>(run: R): R & { heldOut: HeldOutScores } {
+  if (run.heldOut === null) throw new Error("clip study: the run was not scored (it ran as a rank other than 0 of a data-parallel job)");
+  return run as R & { heldOut: HeldOutScores };
+}
+
 export async function clipStudy({ seeds, seconds, steps, size, outDir, batch }: { seeds: number[]; seconds?: number; steps?: number; size: string; outDir: string; batch: number }): Promise<void> {
   if (steps === undefined && seconds === undefined) throw new Error("clipStudy: give steps or seconds per seed");
   const budget = steps !== undefined ? `${steps} steps (${steps * batch} images)` : `${seconds}s`;
   const root = resolve(outDir);
   const common = { size, batch, lr: 5e-4, warmup: 50, vocab: 1024, testFraction: 0.2, cacheDir: join(root, ".cache") };
   rmSync(join(root, "control"), { recursive: true, force: true });
-  const control = await pretrainContrastive({ ...common, outDir: join(root, "control"), steps: 0, seed: seeds[0], quiet: true });
+  // One process: every run is rank 0 of its own and is scored (heldOut is null only on the other ranks of a data-parallel run).
+  const control = scored(await pretrainContrastive({ ...common, outDir: join(root, "control"), steps: 0, seed: seeds[0], quiet: true }));
   console.log("control: the untrained model (step 0)");
   printHeldOut(control.heldOut);
   const rows: SeedRow[] = [];
@@ -43,7 +49,7 @@ export async function clipStudy({ seeds, seconds, steps, size, outDir, batch }: 
     const dir = join(root, `seed-${seed}`);
     rmSync(dir, { recursive: true, force: true });
     console.log(`\nseed ${seed}: ${budget} of training`);
-    const run = await pretrainContrastive({ ...common, outDir: dir, ...(steps !== undefined ? { steps } : { seconds }), seed });
+    const run = scored(await pretrainContrastive({ ...common, outDir: dir, ...(steps !== undefined ? { steps } : { seconds }), seed }));
     printHeldOut(run.heldOut);
     rows.push({ seed, steps: run.result.steps, seconds: run.result.seconds, imagesPerSecond: run.result.images / run.result.seconds, heldOut: run.heldOut });
     curves.push({ name: `seed ${seed}`, color: colors[curves.length % colors.length], points: [[0, 100 * control.heldOut.zeroShot!.accuracy], ...run.result.history.filter((r) => r.scores?.zeroShot !== undefined).map((r) => [r.images, 100 * r.scores!.zeroShot] as [number, number])] });

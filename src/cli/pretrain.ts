@@ -69,6 +69,8 @@ Usage: plinth pretrain [--objective clm|mlm|embed] [--size tiny|small|S|M] [--da
   --batch, --ctx, --lr, --warmup, --grad-accum, --eval-every, --checkpoint-every, --seed
   --procs N     data-parallel over N processes on this machine (runs mpirun; needs Open MPI);
                 under mpirun/srun the ranks are found on their own. --batch is the global batch
+                (embed, contrastive: each rank embeds its rows and the embeddings are all-gathered,
+                so the InfoNCE loss is the one-process loss over the whole batch)
   --bucket-mb   gradient all-reduce bucket size, MB (default 25)
   --shard-optimizer  ZeRO-1: split AdamW's moments across the ranks (memory per rank ~1/N)
   --precision   fp32 (default) or bf16: matrix products on bf16 operands with float32 accumulation
@@ -379,11 +381,11 @@ async function pretrainOn(o: ResolvedPretrainOptions, dp: DataParallel | null): 
   });
   let objective = (dp === null ? single : dp.objective(single)) as Objective<unknown>;
   if (o.objective === "embed") {
-    if (dp !== null) throw new UsageError("--objective embed runs in one process (data-parallel ranks are for clm and mlm)");
     const pooling = o.pooling ?? poolingOf(model);
     choosePooling(model, pooling);
     objective = sentenceEmbedding(model, {
       train: corpus.train, val: corpus.val, batch: o.batch, span: ctx, pooling, causal: can(model, "generate"), padId: tokenizer.eot, views: o.views, temperature: o.temperature,
+      parallel: dp ?? undefined,
     }) as Objective<unknown>;
     describe += `, ${pooling} pooling, ${o.views ?? "dropout"} views, spans of up to ${ctx} tokens`;
   }

@@ -27,7 +27,8 @@ export interface HeldOutScores {
 }
 
 export interface ContrastiveRun extends TrainedClipRun {
-  heldOut: HeldOutScores;
+  /** Null on the ranks other than 0 of a data-parallel run (rank 0 alone scores and writes). */
+  heldOut: HeldOutScores | null;
 }
 
 /** The labels both splits have, and the held-out images that carry one of them (with its index). */
@@ -76,11 +77,13 @@ export async function pretrainContrastive(o: ContrastiveRunOptions): Promise<Con
     };
   };
   const run = await trainClipRun(o, { onEval });
+  if (run.parallel !== undefined && run.parallel.rank !== 0) return { ...run, heldOut: null };
   const { model, encoder, train, test, result } = run;
   const heldOut = evaluateHeldOut(model, encoder, train, test, templates);
   writeFileSync(join(run.outDir, "summary.json"), JSON.stringify({
     objective: "contrastive", size: o.size, imageSize: run.imageSize, params: model.numParameters(), seed: o.seed, steps: result.steps, images: result.images,
-    seconds: Math.round(result.seconds), imagesPerSecond: result.images / result.seconds, valLoss: result.valLoss, train: train.items.length, heldOut,
+    seconds: Math.round(result.seconds), imagesPerSecond: result.images / result.seconds, valLoss: result.valLoss, train: train.items.length,
+    ...(run.parallel !== undefined ? { ranks: run.parallel.world } : {}), heldOut,
   }, null, 2) + "\n");
   return { ...run, heldOut };
 }

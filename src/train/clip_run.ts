@@ -15,8 +15,10 @@ import { renderEmojiDataset } from "../data/emoji.js";
 import { loadFolderPairs, splitById, type PairDataset } from "../data/pairs.js";
 import { tokenizerFor } from "../data/tokenizer.js";
 import { CLIP_PRESETS, ClipModel, clipConfig, saveClip } from "../models/clip/index.js";
+import { launchedRank, loadMpi } from "../native/mpi.js";
 import type { BPETokenizer } from "../tokenizer/index.js";
 import { ContrastiveTrainer, type ContrastiveResult } from "./contrastive.js";
+import { dataParallel, World, type DataParallel, type DataParallelStats } from "./parallel/index.js";
 import { formatSeconds } from "./progress.js";
 
 export interface ContrastiveRunOptions {
@@ -38,6 +40,10 @@ export interface ContrastiveRunOptions {
   testFraction: number;
   cacheDir?: string;
   quiet?: boolean;
+  /** Data-parallel runs (this process is one rank of several under mpirun/srun): gradient bucket size, MB. */
+  bucketMb?: number;
+  /** Data-parallel runs: ZeRO stage 1 (AdamW's moments split across ranks). */
+  shardOptimizer?: boolean;
 }
 
 export interface TrainedClipRun {
@@ -48,6 +54,8 @@ export interface TrainedClipRun {
   train: PairDataset;
   test: PairDataset;
   result: ContrastiveResult;
+  /** Data-parallel runs: this rank's communication statistics (only rank 0 saves and scores the run). */
+  parallel?: DataParallelStats;
 }
 
 /** What a run's periodic evaluation sees; it returns the scores to log (or nothing to skip them). */
@@ -65,6 +73,19 @@ async function loadPairs(o: ContrastiveRunOptions, size: number, cacheDir: strin
 export async function trainClipRun(o: ContrastiveRunOptions, { onEval }: { onEval?: ClipEvalHook } = {}): Promise<TrainedClipRun> {
   const preset = CLIP_PRESETS[o.size];
   if (preset === undefined) throw new RangeError(`CLIP pretraining: unknown size "${o.size}" (expected ${Object.keys(CLIP_PRESETS).join(", ")})`);
+  // One rank of several: rank 0 renders the images and trains the caption tokenizer while the
+  // others wait, then they read both; rank 0 alone prints, checkpoints and saves.
+  let dp: DataParallel | null = null;
+  const launched = launchedRank();
+  if (launched !== null && launched.size > 1) {
+    loadMpi();
+    dp = dataParallel(World.join(), { bucketMb: o.bucketMb, shardOptimizer: o.shardOptimizer });
+    dp.rows(o.batch, "batch of pairs");
+    if (!dp.world.leader) {
+      o = { ...o, quiet: true };
+      await dp.world.done(dp.world.mpi.barrier(), "waiting for rank 0 to prepare the images and the tokenizer", 24 * 3600);
+    }
+  }
   const outDir = resolve(o.outDir);
   mkdirSync(outDir, { recursive: true });
   const size = o.imageSize ?? preset.vision.image_size!;
@@ -77,6 +98,7 @@ export async function trainClipRun(o: ContrastiveRunOptions, { onEval }: { onEva
   const tokPath = join(outDir, "tokenizer.json");
   const tokenizer = existsSync(tokPath) ? tokenizerFor(outDir) : trainCaptionTokenizer(train.items.flatMap((it) => it.captions), o.vocab);
   if (!existsSync(tokPath) && "bpe" in tokenizer) (tokenizer.bpe as BPETokenizer).save(tokPath);
+  if (dp !== null && dp.world.leader) await dp.world.done(dp.world.mpi.barrier(), "the data-ready barrier", 24 * 3600);
   const encoder = new CaptionEncoder(tokenizer, preset.text.max_position_embeddings!);
   const config = clipConfig({
     projection_dim: preset.projection_dim,
@@ -86,14 +108,16 @@ export async function trainClipRun(o: ContrastiveRunOptions, { onEval }: { onEva
   const model = new ClipModel(config, { seed: o.seed });
   const trainer = new ContrastiveTrainer({
     model, captions: encoder, train, val: test, outDir, batch: o.batch, lr: o.lr, warmup: o.warmup, seconds: o.seconds, steps: o.steps, seed: o.seed, quiet: o.quiet,
-    evalEvery: 100, onEval: onEval?.({ model, encoder, train, test }),
+    evalEvery: 100, onEval: onEval?.({ model, encoder, train, test }), parallel: dp ?? undefined,
   });
   const resumed = trainer.resume();
   if (!o.quiet) {
-    console.log(`model: CLIP ${o.size}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (ViT ${size}px/${config.vision_config.patch_size} d=${config.vision_config.hidden_size}x${config.vision_config.num_hidden_layers}, text d=${config.text_config.hidden_size}x${config.text_config.num_hidden_layers}, ${tokenizer.vocabSize} tokens), batch ${o.batch}`);
+    const over = dp === null ? "" : ` over ${dp.world.size} ranks (${o.batch / dp.world.size} pairs each, embeddings all-gathered${o.shardOptimizer ? ", optimizer sharded" : ""})`;
+    console.log(`model: CLIP ${o.size}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters (ViT ${size}px/${config.vision_config.patch_size} d=${config.vision_config.hidden_size}x${config.vision_config.num_hidden_layers}, text d=${config.text_config.hidden_size}x${config.text_config.num_hidden_layers}, ${tokenizer.vocabSize} tokens), batch ${o.batch}${over}`);
     if (resumed !== null) console.log(`resuming from the checkpoint at step ${resumed}`);
   }
   const result = await trainer.run();
+  if (dp !== null && !dp.world.leader) return { outDir, imageSize: size, model, encoder, train, test, result, parallel: dp.stats() };
   saveClip(outDir, model, { objective: "contrastive" });
-  return { outDir, imageSize: size, model, encoder, train, test, result };
+  return { outDir, imageSize: size, model, encoder, train, test, result, ...(dp !== null ? { parallel: dp.stats() } : {}) };
 }

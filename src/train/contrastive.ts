@@ -14,9 +14,11 @@ import type { CaptionEncoder } from "../data/captions.js";
 import { augmentInto, normalizeInto } from "../data/images.js";
 import { imageOf, type PairDataset } from "../data/pairs.js";
 import type { ClipModel } from "../models/clip/model.js";
+import { contrastiveLoss } from "../models/clip/ops.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { Rng } from "../tensor/rng.js";
 import { Tensor, empty } from "../tensor/tensor.js";
+import type { DataParallel } from "./parallel/index.js";
 import { Trainer, type Objective, type StepRecord } from "./trainer.js";
 
 const MAX_LOGIT_SCALE = Math.log(100);
@@ -45,13 +47,29 @@ export interface ContrastiveObjectiveOptions {
   augment?: boolean;
   /** Extra held-out scores (e.g. zero-shot accuracy) computed at each validation, stored in the step's record. */
   onEval?: () => Record<string, number>;
+  /**
+   * Data-parallel: this rank encodes its rows of every global batch of `batch` pairs, and the
+   * image and text embeddings of all ranks are all-gathered (with their gradient) so that the
+   * InfoNCE loss is the single-process loss over the whole global batch.
+   */
+  parallel?: Pick<DataParallel, "rows" | "gather">;
 }
 
 export type PairBatch = { pixels: Tensor; ids: Tensor };
 
-export function contrastive(model: ClipModel, { captions, train, val, batch, augment = true, onEval }: ContrastiveObjectiveOptions): Objective<PairBatch> {
+/** Rows [lo, hi) of a batch tensor [B, ...]. */
+function rowsOf(t: Tensor, lo: number, hi: number): Tensor {
+  const per = t.size / t.shape[0];
+  const out = empty([hi - lo, ...t.shape.slice(1)], t.dtype);
+  if (t.dtype === "int32") out.ids.set(t.ids.subarray(lo * per, hi * per));
+  else out.data.set(t.data.subarray(lo * per, hi * per));
+  return out;
+}
+
+export function contrastive(model: ClipModel, { captions, train, val, batch, augment = true, onEval, parallel }: ContrastiveObjectiveOptions): Objective<PairBatch> {
   if (!Number.isInteger(batch) || batch < 2) throw new RangeError(`contrastive: batch ${batch} must be an integer >= 2 (the other pairs are the negatives)`);
   if (train.items.length < batch) throw new RangeError(`contrastive: ${train.items.length} training pairs are fewer than one batch of ${batch}`);
+  const mine = parallel?.rows(batch, "batch of pairs");
   if (train.size !== model.config.vision_config.image_size) {
     throw new RangeError(`contrastive: images are ${train.size}x${train.size}, the model expects vision_config.image_size ${model.config.vision_config.image_size}`);
   }
@@ -77,8 +95,20 @@ export function contrastive(model: ClipModel, { captions, train, val, batch, aug
     unit: "images",
     unitsPerBatch: batch,
     chart: { title: "contrastive (CLIP) pretraining", yLabel: "symmetric InfoNCE (nats)" },
-    next: (rng) => pairBatch(train, captions, picks(rng), augment ? rng : null),
-    loss: ({ pixels, ids }) => model.forward(pixels, ids).loss,
+    next(rng) {
+      const global = pairBatch(train, captions, picks(rng), augment ? rng : null);
+      if (mine === undefined) return global;
+      // Every rank draws (and augments) the whole global batch, so the data RNG stays in step; it keeps its rows.
+      const local = { pixels: rowsOf(global.pixels, mine.lo, mine.hi), ids: rowsOf(global.ids, mine.lo, mine.hi) };
+      global.pixels.release();
+      global.ids.release();
+      return local;
+    },
+    loss({ pixels, ids }) {
+      if (parallel === undefined) return model.forward(pixels, ids).loss;
+      const images = parallel.gather(model.imageEmbeds(pixels)), texts = parallel.gather(model.textEmbeds(ids));
+      return contrastiveLoss(images, texts, model.logit_scale).loss;
+    },
     count: () => batch,
     release({ pixels, ids }) {
       pixels.release();
@@ -117,8 +147,10 @@ function heldOutLoss(model: ClipModel, captions: CaptionEncoder, val: PairDatase
   return total / count;
 }
 
-export interface ContrastiveOptions extends ContrastiveObjectiveOptions {
+export interface ContrastiveOptions extends Omit<ContrastiveObjectiveOptions, "parallel"> {
   model: ClipModel;
+  /** Data-parallel over MPI ranks (train/parallel): the batch is the global batch. */
+  parallel?: DataParallel;
   outDir: string;
   lr?: number;
   minLr?: number;
@@ -169,7 +201,7 @@ export class ContrastiveTrainer {
   constructor(o: ContrastiveOptions) {
     const lr = o.lr ?? 5e-4;
     this.trainer = new Trainer({
-      model: o.model, objective: contrastive(o.model, o), outDir: o.outDir, lr, minLr: o.minLr ?? lr / 10, warmup: o.warmup ?? 50, weightDecay: o.weightDecay,
+      model: o.model, objective: contrastive(o.model, o), parallel: o.parallel?.attach, outDir: o.outDir, lr, minLr: o.minLr ?? lr / 10, warmup: o.warmup ?? 50, weightDecay: o.weightDecay,
       betas: [0.9, 0.98], eps: 1e-6, clip: o.clip, steps: o.steps, seconds: o.seconds, evalEvery: o.evalEvery ?? 100, checkpointEvery: o.checkpointEvery ?? 500,
       keepLast: o.keepLast ?? 2, seed: o.seed, quiet: o.quiet, now: o.now, onStep: o.onStep && ((r) => o.onStep!(toStep(r))),
     });

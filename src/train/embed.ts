@@ -27,6 +27,7 @@ import { add, scale } from "../tensor/ops/elementwise.js";
 import { matmul } from "../tensor/ops/matmul.js";
 import { crossEntropy } from "../tensor/ops/nn.js";
 import { slice, transpose } from "../tensor/ops/views.js";
+import type { DataParallel } from "./parallel/index.js";
 import type { Objective } from "./trainer.js";
 
 export type EmbedViews = "dropout" | "neighbours";
@@ -47,11 +48,19 @@ export interface SentenceEmbeddingOptions {
   noise?: number;
   /** Validation batches (default 8). */
   evalBatches?: number;
+  /**
+   * Data-parallel: `batch` is the global batch; this rank embeds its rows of it and the
+   * embeddings of every rank are all-gathered (with their gradient), so the InfoNCE loss is the
+   * single-process loss over the whole batch.
+   */
+  parallel?: Pick<DataParallel, "rows" | "gather">;
 }
 
 export interface SpanBatch {
   a: number[][];
   b: number[][];
+  /** Data-parallel: the tokens of the whole global batch (a rank holds only its rows). */
+  tokens?: number;
 }
 
 /** The Dropout layers of a module tree (the walk Module.train makes). */
@@ -91,6 +100,7 @@ export function sentenceEmbedding(model: HiddenBody & Module, o: SentenceEmbeddi
   const layers = dropoutLayers(model);
   const pool: PoolOptions = { causal: o.causal, padId: o.padId };
   const pending: Tensor[] = [];
+  const mine = o.parallel?.rows(batch, "batch of spans");
 
   const draw = (src: TokenSource, rng: Rng, mode: EmbedViews, starts?: number[]): SpanBatch => {
     const T = shortest + rng.int(span - shortest + 1);
@@ -107,8 +117,8 @@ export function sentenceEmbedding(model: HiddenBody & Module, o: SentenceEmbeddi
   };
 
   /** Symmetric InfoNCE of the two views and the in-batch top-1 retrieval accuracy. */
-  const lossOf = (x: SpanBatch): { loss: Tensor; top1: () => number } => {
-    const B = x.a.length;
+  const lossOf = (x: SpanBatch, gathered = false): { loss: Tensor; top1: () => number } => {
+    const n = x.a.length;
     const forward = () => {
       // Both views in one forward: one batch of 2B equal-length rows, so dropout draws fresh masks per row.
       const r = poolHidden(model, [...x.a, ...x.b], pooling, pool);
@@ -117,7 +127,12 @@ export function sentenceEmbedding(model: HiddenBody & Module, o: SentenceEmbeddi
     };
     const pooled = views === "dropout" && model.training ? withNoise(layers, noise, forward) : forward();
     const unit = l2Normalize(pooled);
-    const u = slice(unit, 0, 0, B), v = slice(unit, 0, B, 2 * B);
+    let u = slice(unit, 0, 0, n), v = slice(unit, 0, n, 2 * n);
+    if (gathered) {
+      u = o.parallel!.gather(u);
+      v = o.parallel!.gather(v);
+    }
+    const B = u.shape[0];
     const logits = scale(matmul(u, transpose(v)), 1 / temperature);
     const t1 = idsTensor(Array.from({ length: B }, (_, i) => i), [B]), t2 = idsTensor(Array.from({ length: B }, (_, i) => i), [B]);
     pending.push(t1, t2);
@@ -145,9 +160,15 @@ export function sentenceEmbedding(model: HiddenBody & Module, o: SentenceEmbeddi
     name: "embed",
     unit: "tokens",
     chart: { title: `sentence-embedding (${views} views) training`, yLabel: "InfoNCE (nats)" },
-    next: (rng) => draw(train, rng, views),
-    loss: (x) => lossOf(x).loss,
-    count: (x) => x.a.reduce((s, r) => s + r.length, 0) * 2,
+    next(rng) {
+      const global = draw(train, rng, views);
+      if (mine === undefined) return global;
+      // Every rank draws the whole global batch (the data RNG stays in step) and keeps its rows.
+      const tokens = global.a.reduce((s, r) => s + r.length, 0) * 2;
+      return { a: global.a.slice(mine.lo, mine.hi), b: global.b.slice(mine.lo, mine.hi), tokens };
+    },
+    loss: (x) => lossOf(x, mine !== undefined).loss,
+    count: (x) => x.tokens ?? x.a.reduce((s, r) => s + r.length, 0) * 2,
     release,
     validate(rng) {
       // Neighbouring spans spread evenly over the held-out stream, whatever the training views: two

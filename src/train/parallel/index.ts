@@ -10,18 +10,21 @@
  *     const trainer = new Trainer({ model, objective: dp.objective(objective), parallel: dp.attach, ... });
  *     await trainer.run();  dp.stats();                    // communication time, hidden share
  */
+import { launchedRank, loadMpi } from "../../native/mpi.js";
 import type { AdamW } from "../../optim/adamw.js";
 import type { Tensor } from "../../tensor/tensor.js";
 import type { Objective, ParallelStep } from "../trainer.js";
 import { GradReducer } from "./buckets.js";
+import { gatherRows } from "./gather.js";
 import { shardRows, type RowBatch } from "./shard.js";
-import type { World } from "./world.js";
+import { World } from "./world.js";
 import { ShardedAdamW } from "./zero.js";
 
 export { World } from "./world.js";
 export { GradReducer, planBuckets, type Bucket, type CommStats } from "./buckets.js";
 export { ShardedAdamW } from "./zero.js";
 export { shardRows, type RowBatch } from "./shard.js";
+export { gatherRows } from "./gather.js";
 export { launchArgs, runUnderMpirun, ranksThreads } from "./launch.js";
 
 export interface DataParallelOptions {
@@ -48,6 +51,12 @@ export interface DataParallel {
   readonly world: World;
   /** This rank's view of a token-batch objective. */
   objective<B extends RowBatch>(objective: Objective<B>): Objective<unknown>;
+  /**
+   * Batch-coupled losses (InfoNCE): this rank's rows [lo, hi) of a global batch of `rows`, and the
+   * differentiable all-gather of its features (gather.ts) that gives every rank the whole batch's.
+   */
+  rows(rows: number, what: string): { lo: number; hi: number };
+  gather(x: Tensor): Tensor;
   /** TrainerOptions.parallel. */
   attach: (trainer: { opt: AdamW; parameters: Tensor[] }) => ParallelStep;
   stats(): DataParallelStats;
@@ -61,6 +70,12 @@ export function dataParallel(world: World, { bucketMb = 25, shardOptimizer = fal
   return {
     world,
     objective: (objective) => shardRows(objective, world.rank, world.size) as Objective<unknown>,
+    rows(rows, what) {
+      if (rows % world.size !== 0) throw new RangeError(`data parallelism: the ${what} of ${rows} does not split evenly over ${world.size} ranks (choose a --batch that is a multiple of ${world.size})`);
+      const lo = (world.rank * rows) / world.size;
+      return { lo, hi: lo + rows / world.size };
+    },
+    gather: (x) => gatherRows(world, x),
     attach(trainer) {
       if (reducer !== null) throw new Error("dataParallel: attach() was already called (one trainer per dataParallel)");
       opt = trainer.opt;
@@ -91,4 +106,15 @@ export function dataParallel(world: World, { bucketMb = 25, shardOptimizer = fal
       };
     },
   };
+}
+
+/**
+ * The data-parallel runtime when this process is one rank of several (mpirun, srun, --procs),
+ * else null. A clear error names what to install when the MPI binding is missing.
+ */
+export function joinIfLaunched(options: DataParallelOptions = {}): DataParallel | null {
+  const launched = launchedRank();
+  if (launched === null || launched.size <= 1) return null;
+  loadMpi();
+  return dataParallel(World.join(), options);
 }
