@@ -109,9 +109,9 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
 
 
 test("kill -9 of the server mid-job loses no committed data; after restart the job finishes (adopted, or resumed)", async () => {
-  const tenant = Registry.open(fx.dbPath);
-  const key = tenant.keys.create("durable").secret;
-  tenant.close();
+  const tenant = await Registry.open(fx.dbPath);
+  const key = (await tenant.keys.create("durable")).secret;
+  await tenant.close();
   for (const killWorker of [false, true]) {
     let { child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]);
     let client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
@@ -125,10 +125,10 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     }
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
-    const reg = Registry.open(fx.dbPath, { readonly: true });
-    const atKill = reg.jobs.job(job.id)!;
-    const eventsAtKill = reg.jobs.events(job.id, { order: "asc", limit: 100_000 });
-    reg.close();
+    const reg = await Registry.open(fx.dbPath, { readonly: true });
+    const atKill = (await reg.jobs.job(job.id))!;
+    const eventsAtKill = await reg.jobs.events(job.id, { order: "asc", limit: 100_000 });
+    await reg.close();
     assert.equal(atKill.status, "running");
     assert.ok(eventsAtKill.filter((e) => e.type === "metrics").length >= 2);
     // The orphaned worker either dies too, or is paused until the new server is up (so the

@@ -82,8 +82,8 @@ test("a server started with limit flags enforces them", async () => {
   });
   const url = await server.listen({ port: 0 });
   try {
-    const { secret, key } = server.registry.keys.create("acme");  // no limits of its own: the defaults apply
-    const own = server.registry.keys.create("acme", { tokenQuota: 1_000_000 });
+    const { secret, key } = await server.registry.keys.create("acme");  // no limits of its own: the defaults apply
+    const own = await server.registry.keys.create("acme", { tokenQuota: 1_000_000 });
     const post = async (path: string, body: unknown, k = secret) => {
       const res = await fetch(`${url}${path}`, { method: "POST", headers: { authorization: `Bearer ${k}`, "content-type": "application/json" }, body: JSON.stringify(body) });
       return { status: res.status, body: await res.json() as { error?: { param: string | null; code: string } } };
@@ -107,7 +107,7 @@ test("a server started with limit flags enforces them", async () => {
       } else assert.equal(r.status, 200);
     }
     assert.equal(refused, 1, "the default token quota was reached");
-    assert.ok(server.registry.keys.tokensUsed(key.id) <= 40);
+    assert.ok(await server.registry.keys.tokensUsed(key.id) <= 40);
     assert.equal((await post("/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello there" }], max_tokens: 5 }, own.secret)).status, 200);
     // One encoder request in flight per tenant.
     const labels = Array.from({ length: 64 }, (_, i) => `label${i}`);

@@ -74,12 +74,12 @@ export async function makeFixture(): Promise<ServeFixture> {
     return out;
   });
   const dbPath = join(root, "registry.db");
-  const reg = Registry.open(dbPath);
-  reg.catalog.addModel("tiny", baseDir);
-  reg.catalog.addAdapter("acme", "style", "tiny", adapterDirs[0]);
-  reg.catalog.addAdapter("globex", "secret", "tiny", adapterDirs[1]);
-  const keyA = reg.keys.create("acme").secret;
-  const keyB = reg.keys.create("globex").secret;
-  reg.close();
+  const reg = await Registry.open(dbPath);
+  await reg.catalog.addModel("tiny", baseDir);
+  await reg.catalog.addAdapter("acme", "style", "tiny", adapterDirs[0]);
+  await reg.catalog.addAdapter("globex", "secret", "tiny", adapterDirs[1]);
+  const keyA = (await reg.keys.create("acme")).secret;
+  const keyB = (await reg.keys.create("globex")).secret;
+  await reg.close();
   return { root, dbPath, baseDir, adapterDirs, keyA, keyB, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
