@@ -53,7 +53,7 @@ after(async () => {
   await context?.close();
   await server?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
-  fx?.cleanup();
+  await fx?.cleanup();
 });
 
 test("the dashboard shows lineage, live loss curves, evaluations, audits, a playground and usage", { skip: browser.action === "skip" ? browser.message : false }, async () => {

@@ -17,14 +17,14 @@ let A: OpenAI, B: OpenAI;
 
 before(async () => {
   fx = await makeFixture();
-  server = await createServer({ registry: fx.dbPath, runJobs: false, bodyLimit: 64 * 1024, adminKey: "admin-secret" });
+  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, bodyLimit: 64 * 1024, adminKey: "admin-secret" });
   url = await server.listen({ port: 0 });
   A = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   B = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyB, maxRetries: 0 });
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 type ErrorBody = { error: { message: string; type: string; param: string | null; code: string } };

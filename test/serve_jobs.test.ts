@@ -37,7 +37,7 @@ const loraJob = (file: string, steps: number) => ({
 });
 
 test("a LoRA fine-tuning job runs in a worker while the server keeps answering, then its adapter serves", async () => {
-  const server = await createServer({ registry: fx.dbPath });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
@@ -113,7 +113,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
   const key = (await tenant.keys.create("durable")).secret;
   await tenant.close();
   for (const killWorker of [false, true]) {
-    let { child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]);
+    let { child, url } = await spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0"]);
     let client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
     const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
@@ -134,7 +134,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     // The orphaned worker either dies too, or is paused until the new server is up (so the
     // job is still running when the server comes back, however slow the restart).
     process.kill(atKill.workerPid!, killWorker ? "SIGKILL" : "SIGSTOP");
-    ({ child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]));
+    ({ child, url } = await spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0"]));
     if (!killWorker) process.kill(atKill.workerPid!, "SIGCONT");
     client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     try {
@@ -159,7 +159,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
 });
 
 test("cancelling a running job stops its worker and registers nothing", async () => {
-  const server = await createServer({ registry: fx.dbPath });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
@@ -184,7 +184,7 @@ test("cancelling a running job stops its worker and registers nothing", async ()
 });
 
 test("probe, head and full jobs give classifier adapters served by /v1/classifications", async () => {
-  const server = await createServer({ registry: fx.dbPath, maxWorkers: 2 });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, maxWorkers: 2 });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {

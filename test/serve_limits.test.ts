@@ -25,12 +25,12 @@ let url: string;
 before(async () => {
   fx = await makeFixture();
   writeDataset(join(fx.root, "train.jsonl"), 40);
-  server = await createServer({ registry: fx.dbPath, runJobs: false, adminKey: ADMIN });
+  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, adminKey: ADMIN });
   url = await server.listen({ port: 0 });
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 type ErrorBody = { error: { message: string; type: string; param: string | null; code: string } };

@@ -25,7 +25,7 @@ before(async () => {
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 type Reply = { status: number; body: Record<string, any> };

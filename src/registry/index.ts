@@ -60,3 +60,4 @@ export * from "./adapter_import.js";
 export * from "./jobs.js";
 export * from "./keys.js";
 export * from "./results.js";
+export * from "./copy.js";

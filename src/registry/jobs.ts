@@ -82,6 +82,9 @@ export class CursorError extends Error {
   }
 }
 
+/** The advisory lock job claims take turns on, on PostgreSQL ("plinth-jobs" folded to 48 bits). */
+const CLAIM_LOCK = 0x706a6f6273;
+
 export class JobStore {
   constructor(private readonly db: Store) {}
 
@@ -153,29 +156,32 @@ export class JobStore {
   /**
    * Claims the next queued job for a replica on machine `host`, fairly: `choose` picks among the
    * queued jobs (oldest first) given the jobs running per tenant on every replica, and a tenant
-   * at its cap (`capOf`) is passed over. On PostgreSQL the queued rows are read `FOR UPDATE SKIP
-   * LOCKED` (replicas claiming at once take different jobs and never wait on each other) and a
-   * per-tenant advisory lock makes the cap exact across replicas; SQLite's write lock serializes
-   * claims. The job comes back running, its attempt counted, with no worker pid yet (the worker
+   * at its cap (`capOf`) is passed over. On PostgreSQL claims take turns on one advisory lock
+   * (so the caps are exact across replicas) and the chosen row is locked `FOR UPDATE SKIP LOCKED`:
+   * a job another transaction is changing (a cancel, a sweep) is passed over, never waited for.
+   * SQLite's write lock serializes claims. The job comes back running, its attempt counted, with no worker pid yet (the worker
    * attaches); `exclude`: jobs this replica still holds (a preempted worker not yet gone).
    */
   async claimNext(host: string, choose: (queued: JobEntry[], running: Map<string, number>) => JobEntry | undefined,
     capOf: (tenant: string) => number, exclude: ReadonlySet<string> = new Set()): Promise<JobEntry | undefined> {
     return this.db.tx(async () => {
-      let queued = (await this.db.all<JobRow>(`SELECT * FROM jobs WHERE status = 'queued' ORDER BY seq${this.db.dialect.forUpdateSkipLocked}`)).map(toJob).filter((j) => !exclude.has(j.id));
+      // Claims take turns across replicas (one is a few milliseconds, once per job start), so the
+      // running counts below are exact and the caps hold; SQLite's write lock does the same.
+      if (this.db.dialect.name === "postgres") await this.db.get("SELECT pg_advisory_xact_lock(?) AS locked", [CLAIM_LOCK]);
+      let queued = (await this.db.all<JobRow>("SELECT * FROM jobs WHERE status = 'queued' ORDER BY seq")).map(toJob).filter((j) => !exclude.has(j.id));
       const running = new Map((await this.db.all<{ tenant: string; n: number }>("SELECT tenant, COUNT(*) AS n FROM jobs WHERE status = 'running' GROUP BY tenant")).map((r) => [r.tenant, r.n]));
       for (;;) {
         const job = choose(queued, running);
         if (job === undefined) return undefined;
-        if (this.db.dialect.name === "postgres") {
-          // Another replica may be claiming a job of this tenant right now: take turns, then count again.
-          await this.db.get("SELECT pg_advisory_xact_lock(hashtext(?)) AS locked", [`plinth-jobs:${job.tenant}`]);
-          const n = (await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM jobs WHERE status = 'running' AND tenant = ?", [job.tenant]))!.n;
-          running.set(job.tenant, n);
-          if (n >= capOf(job.tenant)) {
-            queued = queued.filter((j) => j.tenant !== job.tenant);
-            continue;
-          }
+        // The chosen row, locked; one another replica is claiming right now is skipped, not waited for.
+        const mine = await this.db.get(`SELECT id FROM jobs WHERE id = ? AND status = 'queued'${this.db.dialect.forUpdateSkipLocked}`, [job.id]);
+        if (mine === undefined) {
+          queued = queued.filter((j) => j.id !== job.id);
+          continue;
+        }
+        if ((running.get(job.tenant) ?? 0) >= capOf(job.tenant)) {
+          queued = queued.filter((j) => j.tenant !== job.tenant);
+          continue;
         }
         const changed = await this.db.run(`UPDATE jobs SET status = 'running', worker_host = ?, worker_pid = NULL, heartbeat = ?, attempts = attempts + 1,
           started = COALESCE(started, ?) WHERE id = ? AND status = 'queued'`, [host, Date.now(), now(), job.id]);

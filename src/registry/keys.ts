@@ -191,7 +191,13 @@ export class KeyStore {
 
   async quota(keyId: string): Promise<QuotaState> {
     const key = await this.get(keyId);
-    const used = await this.tokensUsed(keyId), reserved = await this.tokensReserved(keyId);
+    // Used and reserved in one statement, so one snapshot: on PostgreSQL (READ COMMITTED) two
+    // statements could straddle another replica's settle, which moves tokens from one to the other.
+    const r = await this.db.get<{ used: number | null; reserved: number | null }>(`SELECT
+        (SELECT SUM(prompt_tokens + completion_tokens + training_tokens) FROM usage WHERE key_id = ?) AS used,
+        (SELECT SUM(r.held) FROM reservations r LEFT JOIN jobs j ON j.id = r.job_id
+          WHERE r.key_id = ? AND (r.job_id IS NULL OR (j.status IS NOT NULL AND j.status NOT IN (${TERMINAL_SQL})))) AS reserved`, [keyId, keyId]);
+    const used = r?.used ?? 0, reserved = r?.reserved ?? 0;
     const quota = key?.tokenQuota ?? null;
     return { quota, used, reserved, available: quota === null ? Infinity : Math.max(0, quota - used - reserved) };
   }
