@@ -56,7 +56,7 @@ function sentences(): { text: string; label: string }[] {
     .filter((r) => r.class !== null && r.text.trim().length > 10).map((r) => ({ text: r.text.trim(), label: r.class === 1 ? "positive" : "negative" })));
 }
 
-function setup(dir: string): World {
+async function setup(dir: string): Promise<World> {
   const rows = sentences();
   const texts = rows.map((r) => r.text);
   const tok = new BPETextTokenizer(trainBPE(texts, { vocabSize: 2048 }));
@@ -72,11 +72,11 @@ function setup(dir: string): World {
     "score.bias": f32([...clf.score.bias!.shape], clf.score.bias!.toArray() as Float32Array),
   });
   const db = join(dir, "registry.db");
-  const reg = Registry.open(db);
-  reg.catalog.addModel("S", base);
-  reg.catalog.addAdapter("flood", "clf", "S", head);
-  const keyA = reg.keys.create("flood").secret, keyB = reg.keys.create("victim").secret;
-  reg.close();
+  const reg = await Registry.open(db);
+  await reg.catalog.addModel("S", base);
+  await reg.catalog.addAdapter("flood", "clf", "S", head);
+  const keyA = (await reg.keys.create("flood")).secret, keyB = (await reg.keys.create("victim")).secret;
+  await reg.close();
   const train = join(dir, "train.jsonl");
   writeFileSync(train, rows.slice(0, 400).map((r) => JSON.stringify(r)).join("\n") + "\n");
   return { db, keyA, keyB, train, texts };
@@ -111,7 +111,7 @@ export async function fairnessBench({ seconds = 20, connections = 4, slice = 10,
   const rows: Row[] = [];
   let server: { child: ChildProcess; url: string } | null = null;
   try {
-    const w = setup(dir);
+    const w = await setup(dir);
     server = await spawnServer({
       registry: w.db, maxWorkers: 1, bodyLimit: 4 << 20,
       encoder: { maxPairs: 256 * 64, maxTokens: 4_000_000 },

@@ -35,15 +35,15 @@ function sentences(): string[] {
     .map((r) => r.text.trim()).filter((t) => t.length > 10));
 }
 
-function setup(dir: string): { db: string; key: string; models: string[]; prompts: string[] } {
+async function setup(dir: string): Promise<{ db: string; key: string; models: string[]; prompts: string[] }> {
   const texts = sentences();
   const tok = new BPETextTokenizer(trainBPE(texts, { vocabSize: 2048 }));
   const base = join(dir, "base");
   saveGPT(base, new GPT(gptConfig({ vocab_size: tok.vocabSize, ...GPT_PRESETS.S }), { seed: 1 }));
   tok.bpe.save(join(base, "tokenizer.json"));
   const db = join(dir, "registry.db");
-  const reg = Registry.open(db);
-  reg.catalog.addModel("S", base);
+  const reg = await Registry.open(db);
+  await reg.catalog.addModel("S", base);
   const models = ["S"];
   for (const seed of [1, 2]) {
     const gpt = loadGPT(base);
@@ -52,11 +52,11 @@ function setup(dir: string): { db: string; key: string; models: string[]; prompt
     for (const t of lora.trainableParameters()) for (let i = 0; i < t.size; i++) t.data[i] = rng.normal() * 0.02;
     const out = join(dir, `lora${seed}`);
     saveAdapter(out, { method: "lora", task: "bench", labels: ["a", "b"], config: { lora: lora.config }, base: baseIdentity(base) }, lora.tensors());
-    reg.catalog.addAdapter("bench", `style${seed}`, "S", out);
+    await reg.catalog.addAdapter("bench", `style${seed}`, "S", out);
     models.push(`S:style${seed}`);
   }
-  const key = reg.keys.create("bench").secret;
-  reg.close();
+  const key = (await reg.keys.create("bench")).secret;
+  await reg.close();
   return { db, key, models, prompts: texts.slice(0, 64).map((t) => t.slice(0, 80)) };
 }
 
@@ -111,7 +111,7 @@ export async function serveBench({ seconds = 30, connections = 32 } = {}): Promi
   const dir = mkdtempSync(join(tmpdir(), "plinth-bench-serve-"));
   const rows: Row[] = [];
   try {
-    const { db, key, models, prompts } = setup(dir);
+    const { db, key, models, prompts } = await setup(dir);
     // Both servers run side by side; the load alternates between them in rounds, so the
     // machine's background load (other processes) falls on both modes alike.
     const modes = [["batched", 32], ["one-at-a-time", 1]] as const;

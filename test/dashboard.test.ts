@@ -35,11 +35,11 @@ test("the browser decision: present runs, absent skips with what to install, abs
 if (browser.action === "run") before(async () => {
   fx = await makeFixture();
   writeDataset(join(fx.root, "train.jsonl"), 40);
-  const reg = Registry.open(fx.dbPath);
-  reg.results.addEvaluation("acme", "tiny:style", "toy", { accuracy: 0.75, macro_f1: 0.7 });
-  reg.results.addAudit("acme", "tiny:style", "inherited-bias", false, { gap: 0.31 });
-  reg.results.addAudit("globex", "tiny:secret", "globex-only-audit", true, {});
-  reg.close();
+  const reg = await Registry.open(fx.dbPath);
+  await reg.results.addEvaluation("acme", "tiny:style", "toy", { accuracy: 0.75, macro_f1: 0.7 });
+  await reg.results.addAudit("acme", "tiny:style", "inherited-bias", false, { gap: 0.31 });
+  await reg.results.addAudit("globex", "tiny:secret", "globex-only-audit", true, {});
+  await reg.close();
   server = await createServer({ registry: fx.dbPath });
   url = await server.listen({ port: 0 });
   profile = mkdtempSync(join(tmpdir(), "plinth-chromium-"));
@@ -53,7 +53,7 @@ after(async () => {
   await context?.close();
   await server?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
-  fx?.cleanup();
+  await fx?.cleanup();
 });
 
 test("the dashboard shows lineage, live loss curves, evaluations, audits, a playground and usage", { skip: browser.action === "skip" ? browser.message : false }, async () => {

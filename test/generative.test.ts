@@ -196,10 +196,10 @@ test("a chat fine-tuning job through the server: ft:<base>:<tenant>:<suffix>:<id
   const { Registry } = await import("../src/registry/index.js");
   const { createServer } = await import("../src/serve/index.js");
   const dbPath = join(dir, "registry.db");
-  const reg = Registry.open(dbPath);
-  reg.catalog.addModel("tiny", baseDir);
-  const keyA = reg.keys.create("acme").secret, keyB = reg.keys.create("globex").secret;
-  reg.close();
+  const reg = await Registry.open(dbPath);
+  await reg.catalog.addModel("tiny", baseDir);
+  const keyA = (await reg.keys.create("acme")).secret, keyB = (await reg.keys.create("globex")).secret;
+  await reg.close();
   const server = await createServer({ registry: dbPath });
   const url = await server.listen({ port: 0 });
   const a = new OpenAI({ baseURL: `${url}/v1`, apiKey: keyA, maxRetries: 0 });

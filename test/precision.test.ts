@@ -208,7 +208,7 @@ test("plinth serve on int8 weights: the same greedy completion and near-equal em
       const adapted = ((await post("completions", { ...req, model: "tiny:style", logprobs: 1 })).choices as { logprobs: { token_logprobs: number[] } }[])[0].logprobs.token_logprobs;
       const base = ((await post("completions", { ...req, logprobs: 1 })).choices as { logprobs: { token_logprobs: number[] } }[])[0].logprobs.token_logprobs;
       const emb = ((await post("embeddings", { model: "tiny", input: "the movie was good" })).data as { embedding: number[] }[])[0].embedding;
-      const packed = server.host.base("tiny").model as unknown as GPT;
+      const packed = (await server.host.base("tiny")).model as unknown as GPT;
       return { text, adapted, base, emb, packedFormat: packed.transformer.h[0].attn.c_attn.packed?.format ?? "fp32" };
     } finally {
       await server.close();

@@ -14,13 +14,13 @@ let clientA: OpenAI;
 
 before(async () => {
   fx = await makeFixture();
-  server = await createServer({ registry: fx.dbPath, runJobs: false });
+  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false });
   url = await server.listen({ port: 0 });
   clientA = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 test("models: the base and the tenant's own adapters, with parent and root", async () => {

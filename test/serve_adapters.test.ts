@@ -58,9 +58,9 @@ test("POST /v1/plinth/adapters registers a plinth adapt folder for a tenant, by 
     assert.equal(ok.body.id, "tiny:sentiment-lora");  // named after the folder, bound to the base with its hash
     assert.equal(ok.body.tenant, "acme");
     assert.equal(ok.body.created, true);
-    const entry = server.registry.catalog.adapter("acme", "tiny", "sentiment-lora")!;
+    const entry = (await server.registry.catalog.adapter("acme", "tiny", "sentiment-lora"))!;
     assert.ok(entry.dir.startsWith(join(dataDir, "adapters", "acme")), entry.dir);
-    assert.equal(entry.baseSha256, server.registry.catalog.model("tiny")!.sha256);
+    assert.equal(entry.baseSha256, (await server.registry.catalog.model("tiny"))!.sha256);
 
     // The same folder again is a no-op; the same name with other weights is refused.
     assert.equal((await register({ tenant: "acme", dir: made })).body.created, false);
@@ -138,13 +138,13 @@ test("plinth serve --adapters <dir> --tenant registers every adapter folder at s
     child.kill("SIGTERM");
     if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
   }
-  const reg = Registry.open(fx.dbPath);
+  const reg = await Registry.open(fx.dbPath);
   try {
-    const names = reg.catalog.adapters("globex").map((a) => a.name);
+    const names = (await reg.catalog.adapters("globex")).map((a) => a.name);
     assert.ok(names.includes("news-lora") && names.includes("spam-lora"), names.join(","));
-    assert.ok(reg.catalog.adapters("globex").every((a) => !a.dir.startsWith(dir)), "the server keeps its own copies");
+    assert.ok((await reg.catalog.adapters("globex")).every((a) => !a.dir.startsWith(dir)), "the server keeps its own copies");
   } finally {
-    reg.close();
+    await reg.close();
   }
 
   // Again at the next start: already registered (--create-key makes the call return once registered).

@@ -29,9 +29,9 @@ before(async () => {
   const t = CLIP_PRESETS.tiny;
   saveClip(clipDir, new ClipModel(clipConfig({ projection_dim: t.projection_dim, text_config: { ...t.text, vocab_size: tok.vocabSize, eos_token_id: tok.eot }, vision_config: t.vision })));
   tok.bpe.save(join(clipDir, "tokenizer.json"));
-  const reg = Registry.open(fx.dbPath);
-  reg.catalog.addModel("clip-tiny", clipDir);
-  reg.close();
+  const reg = await Registry.open(fx.dbPath);
+  await reg.catalog.addModel("clip-tiny", clipDir);
+  await reg.close();
   png = await sharp(Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256)), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
 });
 after(() => fx.cleanup());
@@ -42,8 +42,8 @@ async function post(url: string, path: string, key: string, body: unknown, signa
   const res = await fetch(`${url}${path}`, { method: "POST", signal, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
   return { status: res.status, body: await res.json() as Reply["body"] };
 }
-const quotaKey = (server: PlinthServer, tokenQuota: number) => {
-  const { key, secret } = server.registry.keys.create("acme", { tokenQuota });
+const quotaKey = async (server: PlinthServer, tokenQuota: number) => {
+  const { key, secret } = await server.registry.keys.create("acme", { tokenQuota });
   return { id: key.id, secret, row: key };
 };
 
@@ -51,7 +51,7 @@ test("an encoder request whose input does not fit the quota left is a 429 before
   const server = await createServer({ registry: fx.dbPath, runJobs: false });
   const url = await server.listen({ port: 0 });
   try {
-    const k = quotaKey(server, 20);
+    const k = await quotaKey(server, 20);
     const input = ["the movie was good and the plot was great", "the movie was bad and the plot was awful"];
     for (const [path, body] of [["/v1/embeddings", { model: "tiny", input }], ["/v1/zero-shot", { model: "tiny", input, labels: ["good", "bad"] }]] as const) {
       const r = await post(url, path, k.secret, body);
@@ -61,12 +61,12 @@ test("an encoder request whose input does not fit the quota left is a 429 before
     }
     // No forward ran: the queue has measured no base yet, and nothing was billed or is still held.
     assert.deepEqual(server.encoders.stats().pieceTokens, {});
-    assert.equal(server.registry.keys.tokensUsed(k.id), 0);
-    assert.equal(server.registry.keys.tokensReserved(k.id), 0);
+    assert.equal(await server.registry.keys.tokensUsed(k.id), 0);
+    assert.equal(await server.registry.keys.tokensReserved(k.id), 0);
     // What fits runs and bills exactly what it reports.
     const ok = await post(url, "/v1/embeddings", k.secret, { model: "tiny", input: ["good"] });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
-    assert.equal(server.registry.keys.tokensUsed(k.id), ok.body.usage!.prompt_tokens);
+    assert.equal(await server.registry.keys.tokensUsed(k.id), ok.body.usage!.prompt_tokens);
   } finally {
     await server.close();
   }
@@ -81,7 +81,7 @@ test("concurrent embeddings and zero-shot requests never use more than the quota
     const per = one.body.usage!.prompt_tokens;
     assert.ok(per > 0);
     // Room for about three of the eight requests (a tenant's cap of requests in flight): checked but not reserved, all eight would pass the gate together.
-    const k = quotaKey(server, 3 * per + 3);
+    const k = await quotaKey(server, 3 * per + 3);
     const bodies = Array.from({ length: 8 }, (_, i) => i % 2 === 0 ? ["/v1/embeddings", { model: "tiny", input }] as const
       : ["/v1/zero-shot", { model: "tiny", input, labels: ["good", "bad"] }] as const);
     const results = await Promise.all(bodies.map(([path, body]) => post(url, path, k.secret, body)));
@@ -89,10 +89,10 @@ test("concurrent embeddings and zero-shot requests never use more than the quota
     assert.equal(ok.length + refused.length, 8, results.map((r) => `${r.status} ${JSON.stringify(r.body.error ?? "")}`).join("\n"));
     assert.ok(ok.length >= 1 && refused.length >= 1, `${ok.length} served, ${refused.length} refused`);
     for (const r of refused) assert.equal(r.body.error!.code, "insufficient_quota");
-    const used = server.registry.keys.tokensUsed(k.id);
+    const used = await server.registry.keys.tokensUsed(k.id);
     assert.ok(used <= 3 * per + 3, `used ${used} of a ${3 * per + 3}-token quota`);
     assert.equal(used, ok.reduce((s, r) => s + r.body.usage!.prompt_tokens, 0), "billed what the replies reported");
-    assert.equal(server.registry.keys.tokensReserved(k.id), 0, "every reservation was settled");
+    assert.equal(await server.registry.keys.tokensReserved(k.id), 0, "every reservation was settled");
   } finally {
     await server.close();
   }

@@ -17,14 +17,14 @@ let A: OpenAI, B: OpenAI;
 
 before(async () => {
   fx = await makeFixture();
-  server = await createServer({ registry: fx.dbPath, runJobs: false, bodyLimit: 64 * 1024, adminKey: "admin-secret" });
+  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, bodyLimit: 64 * 1024, adminKey: "admin-secret" });
   url = await server.listen({ port: 0 });
   A = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   B = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyB, maxRetries: 0 });
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 type ErrorBody = { error: { message: string; type: string; param: string | null; code: string } };
@@ -119,10 +119,10 @@ test("keys: missing and wrong keys get 401; rate limits and token quotas get 429
   isOpenAIError({ status: noKey.status, body: await noKey.json() as ErrorBody }, 401, "missing_api_key");
   await rejects(new OpenAI({ baseURL: `${url}/v1`, apiKey: "pk-wrong", maxRetries: 0 }).models.list(), 401, "invalid_api_key");
   // Keys are stored hashed: the secret itself is nowhere in the registry file's key table.
-  const reg = Registry.open(fx.dbPath, { readonly: true });
-  const rows = reg.db.prepare<{ hash: string }>("SELECT hash FROM api_keys").all();
+  const reg = await Registry.open(fx.dbPath, { readonly: true });
+  const rows = await reg.db.all<{ hash: string }>("SELECT hash FROM api_keys");
   assert.ok(rows.length >= 2 && rows.every((r) => /^[0-9a-f]{64}$/.test(r.hash) && r.hash !== fx.keyA));
-  reg.close();
+  await reg.close();
 
   const made = await post("/v1/plinth/keys", JSON.stringify({ tenant: "acme", rpm: 2, token_quota: 1000 }), { key: "admin-secret" }) as unknown as { status: number; body: { key: string } };
   assert.equal(made.status, 200);
@@ -139,7 +139,7 @@ test("keys: missing and wrong keys get 401; rate limits and token quotas get 429
 });
 
 test("a client that disconnects mid-stream cancels its sequences", async () => {
-  const scheduler = server.host.base("tiny").scheduler!;
+  const scheduler = (await server.host.base("tiny")).scheduler!;
   const before = scheduler.stats().tokens;
   const ac = new AbortController();
   const res = await fetch(`${url}/v1/chat/completions`, {

@@ -37,7 +37,7 @@ const loraJob = (file: string, steps: number) => ({
 });
 
 test("a LoRA fine-tuning job runs in a worker while the server keeps answering, then its adapter serves", async () => {
-  const server = await createServer({ registry: fx.dbPath });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
@@ -109,11 +109,11 @@ test("a LoRA fine-tuning job runs in a worker while the server keeps answering, 
 
 
 test("kill -9 of the server mid-job loses no committed data; after restart the job finishes (adopted, or resumed)", async () => {
-  const tenant = Registry.open(fx.dbPath);
-  const key = tenant.keys.create("durable").secret;
-  tenant.close();
+  const tenant = await Registry.open(fx.dbPath);
+  const key = (await tenant.keys.create("durable")).secret;
+  await tenant.close();
   for (const killWorker of [false, true]) {
-    let { child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]);
+    let { child, url } = await spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0"]);
     let client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
     const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
@@ -125,16 +125,16 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     }
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
-    const reg = Registry.open(fx.dbPath, { readonly: true });
-    const atKill = reg.jobs.job(job.id)!;
-    const eventsAtKill = reg.jobs.events(job.id, { order: "asc", limit: 100_000 });
-    reg.close();
+    const reg = await Registry.open(fx.dbPath, { readonly: true });
+    const atKill = (await reg.jobs.job(job.id))!;
+    const eventsAtKill = await reg.jobs.events(job.id, { order: "asc", limit: 100_000 });
+    await reg.close();
     assert.equal(atKill.status, "running");
     assert.ok(eventsAtKill.filter((e) => e.type === "metrics").length >= 2);
     // The orphaned worker either dies too, or is paused until the new server is up (so the
     // job is still running when the server comes back, however slow the restart).
     process.kill(atKill.workerPid!, killWorker ? "SIGKILL" : "SIGSTOP");
-    ({ child, url } = await spawnServe(["--registry", fx.dbPath, "--port", "0"]));
+    ({ child, url } = await spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0"]));
     if (!killWorker) process.kill(atKill.workerPid!, "SIGCONT");
     client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     try {
@@ -159,7 +159,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
 });
 
 test("cancelling a running job stops its worker and registers nothing", async () => {
-  const server = await createServer({ registry: fx.dbPath });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
@@ -184,7 +184,7 @@ test("cancelling a running job stops its worker and registers nothing", async ()
 });
 
 test("probe, head and full jobs give classifier adapters served by /v1/classifications", async () => {
-  const server = await createServer({ registry: fx.dbPath, maxWorkers: 2 });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, maxWorkers: 2 });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
@@ -216,7 +216,7 @@ test("probe, head and full jobs give classifier adapters served by /v1/classific
 });
 
 test("setfit, prototype and knn jobs: validated like plinth adapt's options, the method in the job and its events, adapters served by /v1/classifications", async () => {
-  const server = await createServer({ registry: fx.dbPath, maxWorkers: 2, jobs: { maxPerTenant: 3 } });
+  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, maxWorkers: 2, jobs: { maxPerTenant: 3 } });
   const url = await server.listen({ port: 0 });
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   const as = (method: object) => method as unknown as OpenAI.FineTuning.JobCreateParams["method"];
@@ -236,7 +236,7 @@ test("setfit, prototype and knn jobs: validated like plinth adapt's options, the
     await assert.rejects(client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "prototypes" }) }),
       refused("method.type", /expected one of lora, full, head, probe, setfit, prototype, knn/));
     // A setfit job's size counts the texts its pairs read: 100,000 pairs of 256 plan 391 steps × 40 texts.
-    const small = await createServer({ registry: fx.dbPath, runJobs: false, jobs: { maxJobExamples: 10_000 } });
+    const small = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, jobs: { maxJobExamples: 10_000 } });
     try {
       const c2 = new OpenAI({ baseURL: `${await small.listen({ port: 0 })}/v1`, apiKey: fx.keyA, maxRetries: 0 });
       await assert.rejects(c2.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "setfit", setfit: { hyperparameters: { pairs: 100_000, batch_pairs: 256 } } }) }),

@@ -82,8 +82,8 @@ test("a server started with limit flags enforces them", async () => {
   });
   const url = await server.listen({ port: 0 });
   try {
-    const { secret, key } = server.registry.keys.create("acme");  // no limits of its own: the defaults apply
-    const own = server.registry.keys.create("acme", { tokenQuota: 1_000_000 });
+    const { secret, key } = await server.registry.keys.create("acme");  // no limits of its own: the defaults apply
+    const own = await server.registry.keys.create("acme", { tokenQuota: 1_000_000 });
     const post = async (path: string, body: unknown, k = secret) => {
       const res = await fetch(`${url}${path}`, { method: "POST", headers: { authorization: `Bearer ${k}`, "content-type": "application/json" }, body: JSON.stringify(body) });
       return { status: res.status, body: await res.json() as { error?: { param: string | null; code: string } } };
@@ -107,7 +107,7 @@ test("a server started with limit flags enforces them", async () => {
       } else assert.equal(r.status, 200);
     }
     assert.equal(refused, 1, "the default token quota was reached");
-    assert.ok(server.registry.keys.tokensUsed(key.id) <= 40);
+    assert.ok(await server.registry.keys.tokensUsed(key.id) <= 40);
     assert.equal((await post("/v1/chat/completions", { model: "tiny", messages: [{ role: "user", content: "hello there" }], max_tokens: 5 }, own.secret)).status, 200);
     // One encoder request in flight per tenant.
     const labels = Array.from({ length: 64 }, (_, i) => `label${i}`);
@@ -132,7 +132,7 @@ test("--queued-per-tenant: a tenant's requests waiting for a batch slot beyond t
       body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hello there" }], max_tokens: 3, ...extra }),
     });
     // The one batch slot is held: sequences of a third tenant keep it busy for thousands of steps (until aborted).
-    const base = server.host.base("tiny");
+    const base = await server.host.base("tiny");
     const scheduler = base.scheduler!;
     const prompt = Array.from(base.tok.encode("the movie was"));
     const fillers = Array.from({ length: 60 }, async () => {
@@ -149,8 +149,8 @@ test("--queued-per-tenant: a tenant's requests waiting for a batch slot beyond t
     // Two requests of acme wait (one with n = 2: its choices count as one request).
     const waiting = [chat(fx.keyA, { n: 2 }), chat(fx.keyA)];
     await until(() => queuedOf("acme") === 2);
-    const keyA = server.registry.keys.verify(fx.keyA)!.id;
-    const reserved = server.registry.keys.tokensReserved(keyA);
+    const keyA = (await server.registry.keys.verify(fx.keyA))!.id;
+    const reserved = await server.registry.keys.tokensReserved(keyA);
     const third = await chat(fx.keyA);
     assert.equal(third.status, 429);
     assert.equal(third.headers.get("retry-after"), "1");
@@ -160,7 +160,7 @@ test("--queued-per-tenant: a tenant's requests waiting for a batch slot beyond t
     assert.equal(body.error.type, "rate_limit_error");
     assert.equal(body.error.param, null);
     assert.match(body.error.message, /2 queued, at most 2 at once/);
-    assert.equal(server.registry.keys.tokensReserved(keyA), reserved, "a refused request reserves nothing");
+    assert.equal(await server.registry.keys.tokensReserved(keyA), reserved, "a refused request reserves nothing");
     // Completions count too; another tenant is not limited by acme's queue.
     const completion = await fetch(`${url}/v1/completions`, {
       method: "POST", headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "hi", max_tokens: 2 }),

@@ -25,12 +25,12 @@ let url: string;
 before(async () => {
   fx = await makeFixture();
   writeDataset(join(fx.root, "train.jsonl"), 40);
-  server = await createServer({ registry: fx.dbPath, runJobs: false, adminKey: ADMIN });
+  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, adminKey: ADMIN });
   url = await server.listen({ port: 0 });
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 type ErrorBody = { error: { message: string; type: string; param: string | null; code: string } };
@@ -41,8 +41,8 @@ async function call(path: string, { key, method = "GET", body }: { key: string; 
   });
   return { status: res.status, body: await res.json() as Record<string, unknown> };
 }
-function keyWith(tokenQuota: number | null, tenant = "acme"): { id: string; secret: string } {
-  const { key, secret } = server.registry.keys.create(tenant, { tokenQuota });
+async function keyWith(tokenQuota: number | null, tenant = "acme"): Promise<{ id: string; secret: string }> {
+  const { key, secret } = await server.registry.keys.create(tenant, { tokenQuota });
   return { id: key.id, secret };
 }
 const client = (key: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
@@ -69,25 +69,25 @@ async function chat(key: string, { n = 1, maxTokens = 40, stream = false } = {})
 }
 
 test("quota: 20 concurrent chats against a 200-token quota use at most 200 tokens, exactly what was delivered", async () => {
-  const k = keyWith(200);
+  const k = await keyWith(200);
   const results = await Promise.all(Array.from({ length: 20 }, () => chat(k.secret, { maxTokens: 40 })));
   const delivered = results.reduce<number>((s, r) => s + (r === "429" ? 0 : r), 0);
-  const used = server.registry.keys.tokensUsed(k.id);
+  const used = await server.registry.keys.tokensUsed(k.id);
   assert.ok(used <= 200, `used ${used} of a 200-token quota`);
   assert.equal(used, delivered);
   assert.ok(results.some((r) => r === "429") && results.some((r) => r !== "429"), results.join(" "));
-  assert.equal(server.registry.keys.tokensReserved(k.id), 0);
+  assert.equal(await server.registry.keys.tokensReserved(k.id), 0);
 });
 
 test("quota: n × max_tokens is reserved up front; what does not fit is cut to what is left, or refused", async () => {
-  const small = keyWith(10);
+  const small = await keyWith(10);
   assert.equal(await chat(small.secret, { n: 8, maxTokens: 50 }), "429");  // prompt + 8 choices cannot fit in 10 tokens
-  assert.equal(server.registry.keys.tokensUsed(small.id), 0);
+  assert.equal(await server.registry.keys.tokensUsed(small.id), 0);
   // 60 tokens: the prompt plus n × a max_tokens cut to fit; every choice ends by length or stop.
-  const k = keyWith(60);
+  const k = await keyWith(60);
   const r = await client(k.secret).chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "the movie was" }], n: 4, max_tokens: 50, temperature: 1, seed: 1 });
   assert.equal(r.choices.length, 4);
-  const used = server.registry.keys.tokensUsed(k.id);
+  const used = await server.registry.keys.tokensUsed(k.id);
   assert.ok(used <= 60 && used === r.usage!.total_tokens, `used ${used}, reported ${r.usage!.total_tokens}`);
   const perChoice = Math.floor((60 - r.usage!.prompt_tokens) / 4);
   assert.ok(r.usage!.completion_tokens <= 4 * perChoice);
@@ -95,24 +95,24 @@ test("quota: n × max_tokens is reserved up front; what does not fit is cut to w
 
 test("quota accounting: 32 concurrent requests with n and streams never exceed the quota and bill exactly what they delivered", async () => {
   const quota = 1500;
-  const k = keyWith(quota);
+  const k = await keyWith(quota);
   let peak = 0;
-  const watch = setInterval(() => { peak = Math.max(peak, server.registry.keys.tokensUsed(k.id)); }, 2);
+  const watch = setInterval(() => void server.registry.keys.tokensUsed(k.id).then((n) => { peak = Math.max(peak, n); }), 2);
   const results = await Promise.all(Array.from({ length: 32 }, (_, i) => chat(k.secret, { n: 1 + (i % 4), maxTokens: 10 + (i % 5) * 10, stream: i % 2 === 0 })));
   clearInterval(watch);
   const delivered = results.reduce<number>((s, r) => s + (r === "429" ? 0 : r), 0);
-  const used = server.registry.keys.tokensUsed(k.id);
+  const used = await server.registry.keys.tokensUsed(k.id);
   assert.ok(used <= quota && peak <= quota, `used ${used} (peak ${peak}) of ${quota}`);
   assert.equal(used, delivered, `billed ${used}, delivered ${delivered}`);
   assert.ok(results.filter((r) => r !== "429").length >= 8, results.join(" "));
-  assert.equal(server.registry.keys.tokensReserved(k.id), 0);
+  assert.equal(await server.registry.keys.tokensReserved(k.id), 0);
   // One usage row per request that delivered anything (batched commits update it, they do not add rows).
-  const rows = server.registry.keys.usage("acme", { keyId: k.id });
+  const rows = await server.registry.keys.usage("acme", { keyId: k.id });
   assert.equal(rows.reduce((s, r) => s + r.requests, 0), results.filter((r) => r !== "429" && r > 0).length);
 });
 
 test("quota: a fine-tuning job reserves its planned training tokens; too many for the quota is a 429 and no job", async () => {
-  const k = keyWith(100);
+  const k = await keyWith(100);
   const c = client(k.secret);
   const file = await c.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
   const job = (steps: number) => c.fineTuning.jobs.create({
@@ -122,16 +122,16 @@ test("quota: a fine-tuning job reserves its planned training tokens; too many fo
   await assert.rejects(job(100), isQuotaError);
   assert.equal((await c.fineTuning.jobs.list()).data.length, 0);
   // With room for it, the job holds its plan until it ends (here: cancelled), then nothing.
-  const big = keyWith(1_000_000);
+  const big = await keyWith(1_000_000);
   const cb = client(big.secret);
   const file2 = await cb.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
   const queued = await cb.fineTuning.jobs.create({ model: "tiny", training_file: file2.id, method: { type: "lora", lora: { hyperparameters: { steps: 10, batch_size: 4 } } } as unknown as OpenAI.FineTuning.JobCreateParams["method"] });
   const planned = plannedTrainingTokens({ method: "lora", hyperparameters: { steps: 10, batch_size: 4 } }, lineBytesOf(join(fx.root, "train.jsonl")));
-  assert.equal(server.registry.keys.tokensReserved(big.id), planned);
+  assert.equal(await server.registry.keys.tokensReserved(big.id), planned);
   const usage = await call("/v1/usage", { key: big.secret });
   assert.equal((usage.body.keys as { id: string; tokens_reserved: number }[]).find((x) => x.id === big.id)!.tokens_reserved, planned);
   await cb.fineTuning.jobs.cancel(queued.id);
-  assert.equal(server.registry.keys.tokensReserved(big.id), 0);
+  assert.equal(await server.registry.keys.tokensReserved(big.id), 0);
 });
 
 test("quota: the planned training tokens bound what a job really trains (lora, head, probe, setfit, prototype, knn)", async () => {
@@ -151,34 +151,37 @@ test("quota: the planned training tokens bound what a job really trains (lora, h
 });
 
 test("metering: a request's tokens are committed every 16 delivered tokens or within a second, and settled exactly", async () => {
-  const k = keyWith(100, "meters");
-  const keyRow = server.registry.keys.get(k.id)!;
-  const res = server.registry.keys.reserve(keyRow, { kind: "chat", model: "tiny", min: 5, max: 45 })!;
+  const k = await keyWith(100, "meters");
+  const keyRow = (await server.registry.keys.get(k.id))!;
+  const res = (await server.registry.keys.reserve(keyRow, { kind: "chat", model: "tiny", min: 5, max: 45 }))!;
   assert.equal(res.granted, 45);
   const meter = new RequestMeter(server.registry, res, 5, { tokens: 16, ms: 50 });
   const used = () => server.registry.keys.tokensUsed(k.id);
   meter.deliver(3);
-  assert.equal(used(), 0);  // 8 pending (prompt + 3)
+  await meter.flushed();
+  assert.equal(await used(), 0);  // 8 pending (prompt + 3)
   await new Promise((r) => setTimeout(r, 120));
-  assert.equal(used(), 8);  // the timer committed them
+  await meter.flushed();
+  assert.equal(await used(), 8);  // the timer committed them
   meter.deliver(15);
-  assert.equal(used(), 23);  // 16 pending or more: committed at once
-  assert.equal(server.registry.keys.tokensReserved(k.id), 45 - 23);
-  meter.settle({ promptTokens: 5, completionTokens: 20 });
-  assert.equal(used(), 25);
-  assert.equal(server.registry.keys.tokensReserved(k.id), 0);
+  await meter.flushed();
+  assert.equal(await used(), 23);  // 16 pending or more: committed at once
+  assert.equal(await server.registry.keys.tokensReserved(k.id), 45 - 23);
+  await meter.settle({ promptTokens: 5, completionTokens: 20 });
+  assert.equal(await used(), 25);
+  assert.equal(await server.registry.keys.tokensReserved(k.id), 0);
   // Work of a known size (an encoder's inputs) reserves exactly that, or is refused.
-  assert.throws(() => admitPrompt(server.registry, keyRow, { kind: "embedding", model: "tiny", tokens: 76 }), isQuotaError);
-  admitPrompt(server.registry, keyRow, { kind: "embedding", model: "tiny", tokens: 75 }).settle({ promptTokens: 75 });
-  assert.equal(used(), 100);
+  await assert.rejects(() => admitPrompt(server.registry, keyRow, { kind: "embedding", model: "tiny", tokens: 76 }), isQuotaError);
+  await (await admitPrompt(server.registry, keyRow, { kind: "embedding", model: "tiny", tokens: 75 })).settle({ promptTokens: 75 });
+  assert.equal(await used(), 100);
 });
 
 test("an exhausted quota blocks work, not reads: usage, models, jobs and files stay readable", async () => {
-  const k = keyWith(1_000_000, "readers");
+  const k = await keyWith(1_000_000, "readers");
   const c = client(k.secret);
   const file = await c.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
   const job = await c.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: { type: "probe" } as unknown as OpenAI.FineTuning.JobCreateParams["method"] });
-  server.registry.keys.record({ keyId: k.id, tenant: "readers", kind: "chat", model: "tiny", promptTokens: 1_000_000 });
+  await server.registry.keys.record({ keyId: k.id, tenant: "readers", kind: "chat", model: "tiny", promptTokens: 1_000_000 });
   assert.equal(await chat(k.secret), "429");
   for (const path of ["/v1/usage", "/v1/models", "/v1/models/tiny", `/v1/fine_tuning/jobs/${job.id}`, `/v1/fine_tuning/jobs/${job.id}/events`, "/v1/fine_tuning/jobs", "/v1/files", `/v1/files/${file.id}`]) {
     const r = await call(path, { key: k.secret });
@@ -256,10 +259,10 @@ test("keys: the admin API lists, rotates and revokes keys; tenant names are chec
     assert.equal(a.status, 400, `${JSON.stringify(tenant)}: ${JSON.stringify(a.body)}`);
     assert.equal(a.body.error!.param, "tenant");
   }
-  assert.throws(() => server.registry.keys.create(".."), /tenant "\.\." must be/);
+  await assert.rejects(() => server.registry.keys.create(".."), /tenant "\.\." must be/);
 });
 
-test("plinth keys: list, create, rotate and revoke from the command line; the admin key comes from the environment or a file", () => {
+test("plinth keys: list, create, rotate and revoke from the command line; the admin key comes from the environment or a file", async () => {
   const cli = join(import.meta.dirname, "../src/cli/main.js");
   const db = join(fx.root, "cli-keys.db");
   const run = (...args: string[]) => execFileSync(process.execPath, [cli, "keys", ...args, "--registry", db], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
@@ -271,10 +274,10 @@ test("plinth keys: list, create, rotate and revoke from the command line; the ad
   assert.equal(listed[0].tokenQuota, 100);
   const rotated = run("rotate", listed[0].id);
   assert.ok(rotated.startsWith("pk-") && rotated !== secret);
-  const reg = Registry.open(db, { readonly: true });
-  assert.equal(reg.keys.verify(secret), undefined);
-  assert.equal(reg.keys.verify(rotated)?.id, listed[0].id);
-  reg.close();
+  const reg = await Registry.open(db, { readonly: true });
+  assert.equal(await reg.keys.verify(secret), undefined);
+  assert.equal((await reg.keys.verify(rotated))?.id, listed[0].id);
+  await reg.close();
   run("revoke", listed[0].id);
   assert.equal((JSON.parse(run("list", "--json")) as { revoked: boolean }[])[0].revoked, true);
   assert.throws(() => run("create", ".."), (e: { status?: number; stderr?: string }) => e.status === 2 && /must be 1-64 characters/.test(e.stderr ?? ""));
@@ -299,10 +302,10 @@ test("kill -9 mid-stream keeps the billing of what was delivered, within one met
   const root = join(fx.root, "crash");
   makeBase(join(root, "long"), { n_positions: 512, trainSteps: 0, seed: 3 });  // untrained and greedy: " was was was ..." without an end-of-text
   const db = join(root, "registry.db");
-  const reg = Registry.open(db);
-  reg.catalog.addModel("long", join(root, "long"));
-  const { key, secret } = reg.keys.create("crash", { tokenQuota: 1_000_000 });
-  reg.close();
+  const reg = await Registry.open(db);
+  await reg.catalog.addModel("long", join(root, "long"));
+  const { key, secret } = await reg.keys.create("crash", { tokenQuota: 1_000_000 });
+  await reg.close();
   const env = process.env.PLINTH_ADMIN_KEY;
   process.env.PLINTH_ADMIN_KEY = ADMIN;
   let { child, url: base } = await spawnServe(["--registry", db, "--port", "0"]);
@@ -344,9 +347,9 @@ test("kill -9 mid-stream keeps the billing of what was delivered, within one met
     await new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(null) : child.once("exit", r));
     assert.ok(killed && seen.every((n) => n < MAX), `the streams were in flight when the server died: ${seen.join(" ")}`);
     const delivered = seen.reduce((s, n) => s + n, 0);
-    const after = Registry.open(db, { readonly: true });
-    const rows = after.db.prepare<{ prompt_tokens: number; completion_tokens: number }>("SELECT prompt_tokens, completion_tokens FROM usage WHERE key_id = ?").all(key.id);
-    after.close();
+    const after = await Registry.open(db, { readonly: true });
+    const rows = await after.db.all<{ prompt_tokens: number; completion_tokens: number }>("SELECT prompt_tokens, completion_tokens FROM usage WHERE key_id = ?", [key.id]);
+    await after.close();
     const billed = rows.reduce((s, r) => s + r.completion_tokens, 0);
     if (process.env.PLINTH_TEST_VERBOSE) console.error(`kill at ${atKill.join(" ")}; received ${seen.join(" ")}; billed ${rows.map((r) => r.completion_tokens).join(" ")}`);
     // Every stream had delivered >= 40 tokens: each has a usage row, billed at most one batch behind

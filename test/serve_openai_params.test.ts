@@ -25,7 +25,7 @@ before(async () => {
 });
 after(async () => {
   await server.close();
-  fx.cleanup();
+  await fx.cleanup();
 });
 
 type Reply = { status: number; body: Record<string, any> };
@@ -238,7 +238,7 @@ test("fine-tuning: validation_file is the caller's generative file, recorded on 
   assert.equal(job.status, 200, JSON.stringify(job.body));
   assert.equal(job.body.validation_file, valid);
   assert.equal((await call("GET", `/v1/fine_tuning/jobs/${job.body.id}`)).body.validation_file, valid);
-  assert.equal(server.registry.jobs.job(job.body.id)!.validationFile, valid);
+  assert.equal((await server.registry.jobs.job(job.body.id))!.validationFile, valid);
   refused(await post("/v1/fine_tuning/jobs", { model: "tiny", training_file: train, validation_file: foreign }), "validation_file", /invalid validation_file/);
   refused(await post("/v1/fine_tuning/jobs", { model: "tiny", training_file: train, validation_file: "file-nope" }), "validation_file", /invalid validation_file/);
   refused(await post("/v1/fine_tuning/jobs", { model: "tiny", training_file: train, validation_file: labeled }), "validation_file", /labeled file/);
@@ -269,7 +269,7 @@ test("fine-tuning: a generative job trains on all of its training file and valid
     }
     assert.equal(j.status, "succeeded", JSON.stringify(j.error));
     assert.equal(j.validation_file, valid);
-    const ev = server.registry.results.evaluations("globex").find((e) => e.model === j.fine_tuned_model)!;
+    const ev = (await server.registry.results.evaluations("globex")).find((e) => e.model === j.fine_tuned_model)!;
     assert.equal(ev.metrics.valid_examples, 3, JSON.stringify(ev.metrics));
     assert.equal(ev.metrics.train_examples, 10, "no split is taken from the training file");
     fineTuned = j.fine_tuned_model!;
@@ -278,7 +278,7 @@ test("fine-tuning: a generative job trains on all of its training file and valid
 
 test("DELETE /v1/models/{model}: the tenant's own adapter leaves the catalog and the cache; a base is 403, another tenant's 404", async () => {
   assert.equal((await post("/v1/completions", { ...completion, model: "tiny:style" })).status, 200);
-  const adapterId = server.registry.catalog.adapter("acme", "tiny", "style")!.id;
+  const adapterId = (await server.registry.catalog.adapter("acme", "tiny", "style"))!.id;
   assert.ok(server.host.cachedAdapters().ids.includes(adapterId));
   const base = await call("DELETE", "/v1/models/tiny");
   assert.equal(base.status, 403);
@@ -286,7 +286,7 @@ test("DELETE /v1/models/{model}: the tenant's own adapter leaves the catalog and
   const foreign = await call("DELETE", "/v1/models/tiny:secret");
   assert.equal(foreign.status, 404);
   assert.equal(foreign.body.error.code, "model_not_found");
-  assert.ok(server.registry.catalog.adapter("globex", "tiny", "secret") !== undefined, "the other tenant's adapter is untouched");
+  assert.ok(await server.registry.catalog.adapter("globex", "tiny", "secret") !== undefined, "the other tenant's adapter is untouched");
   const deleted = await client.models.delete("tiny:style");
   assert.deepEqual(deleted, { id: "tiny:style", object: "model", deleted: true });
   assert.ok(!server.host.cachedAdapters().ids.includes(adapterId));

@@ -24,32 +24,32 @@ let fx: ServeFixture;
 before(async () => { fx = await makeFixture(); });
 after(() => fx.cleanup());
 
-test("registry: WAL mode, migrations recorded once, adapters bound to their base, lineage, usage", () => {
-  const reg = Registry.open(fx.dbPath);
+test("registry: WAL mode, migrations recorded once, adapters bound to their base, lineage, usage", async () => {
+  const reg = await Registry.open(fx.dbPath);
   try {
-    assert.equal(reg.db.pragma("journal_mode", { simple: true }), "wal");
-    assert.deepEqual(migrate(reg.db), []);  // already applied
-    const applied = reg.db.prepare<{ version: number }>("SELECT version FROM migrations").all().map((r) => r.version);
+    assert.equal((await reg.db.get<{ journal_mode: string }>("PRAGMA journal_mode"))?.journal_mode, "wal");
+    assert.deepEqual(await migrate(reg.db), []);  // already applied
+    const applied = (await reg.db.all<{ version: number }>("SELECT version FROM migrations")).map((r) => r.version);
     assert.deepEqual(applied, MIGRATIONS.map((m) => m.version));
     // An adapter for another base is refused, naming both hashes.
     const other = join(fx.root, "other-base");
     makeBase(other, { seed: 9, trainSteps: 0 });
-    reg.catalog.addModel("other", other);
-    assert.throws(() => reg.catalog.addAdapter("acme", "wrong", "other", fx.adapterDirs[0]), /was made for base sha256 [0-9a-f]{64}, but other has sha256 [0-9a-f]{64}/);
+    await reg.catalog.addModel("other", other);
+    await assert.rejects(() => reg.catalog.addAdapter("acme", "wrong", "other", fx.adapterDirs[0]), /was made for base sha256 [0-9a-f]{64}, but other has sha256 [0-9a-f]{64}/);
     // Lineage: an adapter trained from another adapter walks back to the root base.
-    const child = reg.catalog.addAdapter("acme", "style-v2", "tiny", fx.adapterDirs[1], { parent: "tiny:style" });
-    assert.deepEqual(reg.catalog.lineage(child), ["tiny:style-v2", "tiny:style", "tiny"]);
-    assert.equal(reg.catalog.adapter("globex", "tiny", "style-v2"), undefined);
+    const child = await reg.catalog.addAdapter("acme", "style-v2", "tiny", fx.adapterDirs[1], { parent: "tiny:style" });
+    assert.deepEqual(await reg.catalog.lineage(child), ["tiny:style-v2", "tiny:style", "tiny"]);
+    assert.equal(await reg.catalog.adapter("globex", "tiny", "style-v2"), undefined);
     // Usage sums per key and kind.
-    const { key } = reg.keys.create("acme", { name: "meter" });
-    reg.keys.record({ keyId: key.id, tenant: "acme", kind: "chat", model: "tiny", promptTokens: 5, completionTokens: 7, computeSeconds: 0.5 });
-    reg.keys.record({ keyId: key.id, tenant: "acme", kind: "chat", model: "tiny", promptTokens: 1, completionTokens: 2, computeSeconds: 0.25 });
-    assert.deepEqual(reg.keys.usage("acme", { keyId: key.id }), [{ key_id: key.id, kind: "chat", requests: 2, prompt_tokens: 6, completion_tokens: 9, training_tokens: 0, compute_seconds: 0.75 }]);
-    assert.equal(reg.keys.tokensUsed(key.id), 15);
-    assert.deepEqual(reg.keys.usage("globex", { keyId: key.id }), []);
-    assert.throws(() => reg.keys.create("bad tenant!"), /tenant "bad tenant!" must be/);
+    const { key } = await reg.keys.create("acme", { name: "meter" });
+    await reg.keys.record({ keyId: key.id, tenant: "acme", kind: "chat", model: "tiny", promptTokens: 5, completionTokens: 7, computeSeconds: 0.5 });
+    await reg.keys.record({ keyId: key.id, tenant: "acme", kind: "chat", model: "tiny", promptTokens: 1, completionTokens: 2, computeSeconds: 0.25 });
+    assert.deepEqual(await reg.keys.usage("acme", { keyId: key.id }), [{ key_id: key.id, kind: "chat", requests: 2, prompt_tokens: 6, completion_tokens: 9, training_tokens: 0, compute_seconds: 0.75 }]);
+    assert.equal(await reg.keys.tokensUsed(key.id), 15);
+    assert.deepEqual(await reg.keys.usage("globex", { keyId: key.id }), []);
+    await assert.rejects(() => reg.keys.create("bad tenant!"), /tenant "bad tenant!" must be/);
   } finally {
-    reg.close();
+    await reg.close();
   }
 });
 
@@ -101,10 +101,10 @@ test("zero-shot text on GPT and BERT bases, BERT embeddings, and zero-shot image
   const bertDir = join(fx.root, "bert");
   saveBert(bertDir, new BertForMaskedLM(bertConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64 }), { seed: 2 }));
   tok.bpe.save(join(bertDir, "tokenizer.json"));
-  const reg = Registry.open(fx.dbPath);
-  reg.catalog.addModel("clip-tiny", clipDir);
-  reg.catalog.addModel("bert-tiny", bertDir);
-  reg.close();
+  const reg = await Registry.open(fx.dbPath);
+  await reg.catalog.addModel("clip-tiny", clipDir);
+  await reg.catalog.addModel("bert-tiny", bertDir);
+  await reg.close();
   const server = await createServer({ registry: fx.dbPath, runJobs: false });
   try {
     const call = async (body: unknown) => {
@@ -146,63 +146,64 @@ test("zero-shot text on GPT and BERT bases, BERT embeddings, and zero-shot image
 });
 
 
-test("registry: job and event lists page with cursors; an unknown cursor is an error, not page one", () => {
-  const reg = Registry.open(fx.dbPath);
+test("registry: job and event lists page with cursors; an unknown cursor is an error, not page one", async () => {
+  const reg = await Registry.open(fx.dbPath);
   try {
-    const keys = { pager: reg.keys.create("pager").key.id, other: reg.keys.create("other").key.id };
-    const file = reg.jobs.addFile({ tenant: "pager", filename: "t.jsonl", purpose: "fine-tune", bytes: 1, path: "/dev/null", rows: 1, labels: ["a"], sha256: "0".repeat(64) });
+    const keys = { pager: (await reg.keys.create("pager")).key.id, other: (await reg.keys.create("other")).key.id };
+    const file = await reg.jobs.addFile({ tenant: "pager", filename: "t.jsonl", purpose: "fine-tune", bytes: 1, path: "/dev/null", rows: 1, labels: ["a"], sha256: "0".repeat(64) });
     const make = (tenant: string) => reg.jobs.createJob({ tenant, keyId: keys[tenant as keyof typeof keys], model: "tiny", trainingFile: file.id, method: "lora", hyperparameters: {}, suffix: null, seed: 0 });
-    const mine = Array.from({ length: 5 }, () => make("pager").id).reverse();  // newest first
-    const theirs = make("other").id;
-    const first = reg.jobs.jobs("pager", { limit: 2 });
+    const mine: string[] = [];
+    for (let i = 0; i < 5; i++) mine.unshift((await make("pager")).id);  // newest first
+    const theirs = (await make("other")).id;
+    const first = await reg.jobs.jobs("pager", { limit: 2 });
     assert.deepEqual(first.data.map((j) => j.id), mine.slice(0, 2));
     assert.equal(first.hasMore, true);
-    const second = reg.jobs.jobs("pager", { after: mine[1], limit: 2 });
+    const second = await reg.jobs.jobs("pager", { after: mine[1], limit: 2 });
     assert.deepEqual(second.data.map((j) => j.id), mine.slice(2, 4));
-    const last = reg.jobs.jobs("pager", { after: mine[3], limit: 2 });
+    const last = await reg.jobs.jobs("pager", { after: mine[3], limit: 2 });
     assert.deepEqual(last.data.map((j) => j.id), [mine[4]]);
     assert.equal(last.hasMore, false);
-    assert.throws(() => reg.jobs.jobs("pager", { after: "ftjob-nope" }), /Unknown cursor after="ftjob-nope": expected a fine-tuning job id of yours/);
-    assert.throws(() => reg.jobs.jobs("pager", { after: theirs }), /Unknown cursor/, "another tenant's job is not a cursor");
-    for (let i = 0; i < 4; i++) reg.jobs.addEvent(mine[0], "info", `step ${i}`);
-    const events = reg.jobs.events(mine[0], { limit: 2 });
+    await assert.rejects(() => reg.jobs.jobs("pager", { after: "ftjob-nope" }), /Unknown cursor after="ftjob-nope": expected a fine-tuning job id of yours/);
+    await assert.rejects(() => reg.jobs.jobs("pager", { after: theirs }), /Unknown cursor/, "another tenant's job is not a cursor");
+    for (let i = 0; i < 4; i++) await reg.jobs.addEvent(mine[0], "info", `step ${i}`);
+    const events = await reg.jobs.events(mine[0], { limit: 2 });
     assert.deepEqual(events.map((e) => e.message), ["step 3", "step 2"]);
-    const next = reg.jobs.events(mine[0], { after: `ftevent-${events[1].id}`, limit: 10 });
+    const next = await reg.jobs.events(mine[0], { after: `ftevent-${events[1].id}`, limit: 10 });
     assert.deepEqual(next.map((e) => e.message), ["step 1", "step 0", "Created fine-tuning job (lora on tiny)"]);
-    const asc = reg.jobs.events(mine[0], { order: "asc", after: `ftevent-${next[1].id}` });
+    const asc = await reg.jobs.events(mine[0], { order: "asc", after: `ftevent-${next[1].id}` });
     assert.deepEqual(asc.map((e) => e.message), ["step 1", "step 2", "step 3"]);
-    assert.throws(() => reg.jobs.events(mine[0], { after: "ftevent-999999" }), /Unknown cursor after="ftevent-999999": expected an event id of job ftjob-/);
-    assert.throws(() => reg.jobs.events(mine[1], { after: `ftevent-${events[0].id}` }), /Unknown cursor/, "another job's event is not a cursor");
+    await assert.rejects(() => reg.jobs.events(mine[0], { after: "ftevent-999999" }), /Unknown cursor after="ftevent-999999": expected an event id of job ftjob-/);
+    await assert.rejects(() => reg.jobs.events(mine[1], { after: `ftevent-${events[0].id}` }), /Unknown cursor/, "another job's event is not a cursor");
   } finally {
-    reg.close();
+    await reg.close();
   }
 });
 
-test("the adapter cache is bounded by bytes as well as by count, least recently used out first", () => {
-  const reg = Registry.open(fx.dbPath);
+test("the adapter cache is bounded by bytes as well as by count, least recently used out first", async () => {
+  const reg = await Registry.open(fx.dbPath);
   try {
-    const a = reg.catalog.adapter("acme", "tiny", "style")!, b = reg.catalog.adapter("globex", "tiny", "secret")!;
+    const a = (await reg.catalog.adapter("acme", "tiny", "style"))!, b = (await reg.catalog.adapter("globex", "tiny", "secret"))!;
     const probe = new ModelHost(reg);
-    const one = Object.values(probe.adapterData(a).tensors).reduce((n, t) => n + t.data.byteLength, 0);
+    const one = Object.values((await probe.adapterData(a)).tensors).reduce((n, t) => n + t.data.byteLength, 0);
     assert.ok(one > 0);
     const host = new ModelHost(reg, {}, 256, Math.floor(1.5 * one));
-    host.adapterData(a);
-    host.adapterData(b);
+    await host.adapterData(a);
+    await host.adapterData(b);
     assert.deepEqual(host.cachedAdapters().ids, [b.id], "two adapters exceed the byte budget: the older leaves");
-    host.adapterData(a);
+    await host.adapterData(a);
     assert.deepEqual(host.cachedAdapters().ids, [a.id]);
     assert.ok(host.cachedAdapters().bytes <= 1.5 * one);
     const byCount = new ModelHost(reg, {}, 1);
-    byCount.adapterData(a);
-    byCount.adapterData(b);
+    await byCount.adapterData(a);
+    await byCount.adapterData(b);
     assert.deepEqual(byCount.cachedAdapters().ids, [b.id]);
     const roomy = new ModelHost(reg);
-    roomy.adapterData(a);
-    roomy.adapterData(b);
-    roomy.adapterData(a);  // a use moves it to the back
+    await roomy.adapterData(a);
+    await roomy.adapterData(b);
+    await roomy.adapterData(a);  // a use moves it to the back
     assert.deepEqual(roomy.cachedAdapters().ids, [b.id, a.id]);
     for (const h of [probe, host, byCount, roomy]) h.close();
   } finally {
-    reg.close();
+    await reg.close();
   }
 });

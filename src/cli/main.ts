@@ -15,6 +15,7 @@ import { UsageError } from "./args.js";
 import { runScale, scaleHelp } from "./scale.js";
 import { embedHelp, fillMaskHelp, runEmbed, runFillMask } from "./encoders.js";
 import { keysHelp, runKeys, runServe, serveHelp } from "./serve.js";
+import { registryHelp, runRegistry } from "./registry.js";
 import { runSearch, runZeroShotImage, searchHelp, zeroShotHelp } from "./clip.js";
 import { adaptHelp, evalHelp, runAdapt, runEval } from "./adapt.js";
 import { auditHelp, runAuditCommand } from "./audit.js";
@@ -37,6 +38,7 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   task: { run: runTask, help: taskHelp },
   serve: { run: runServe, help: serveHelp },
   keys: { run: runKeys, help: keysHelp },
+  registry: { run: runRegistry, help: registryHelp },
   export: { run: runExport, help: exportHelp },
   import: { run: runImport, help: importHelp },
   info: { run: runInfo, help: infoHelp },

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { AdapterImportError, Registry, adapterFolders, importAdapter, tenantProblem } from "../registry/index.js";
+import { AdapterImportError, Registry, adapterFolders, importAdapter, parseLocation, redact, tenantProblem } from "../registry/index.js";
 import { createServer } from "../serve/index.js";
 import { UsageError, checkWritableDir, oneOf, parseIntArg } from "./args.js";
 import { WEIGHT_FORMATS } from "../models/inference_weights.js";
@@ -10,13 +10,17 @@ import { limitOptions, limitParseOptions, limitsHelp } from "./serve_limits.js";
 
 export const serveHelp = `plinth serve — OpenAI-compatible multi-adapter server with keys, metering, fine-tuning jobs and a dashboard
 
-Usage: plinth serve [--registry runs/registry.db] [--model name=dir ...] [--adapters <dir> [--tenant default]]
+Usage: plinth serve [--registry runs/registry.db | postgres://...] [--data-dir DIR] [--model name=dir ...] [--adapters <dir> [--tenant default]]
                     [--port 8080] [--host 127.0.0.1] [--admin-key-file FILE] [--max-batch 32] [--workers 1]
                     [limits: --max-inputs N --slice-seconds X ... (below)]
        plinth serve --create-key <tenant> [--rpm N] [--token-quota N] [--registry ...]
        (plinth keys list|create|rotate|revoke manages keys without a running server)
 
-  --registry       the SQLite registry (created if missing; default runs/registry.db)
+  --registry       the registry: a SQLite file (created if missing; default runs/registry.db, or
+                   PLINTH_REGISTRY_URL) or a postgres://user@host:5432/db URL (many replicas over one
+                   registry; see docs/scaling.md)
+  --data-dir       uploads, adapters and checkpoints (default: the registry file's folder; required
+                   with PostgreSQL: a folder every replica reaches)
   --model          register a base model folder under a name (repeatable), e.g. --model tiny=runs/default
   --adapters       register the adapters plinth adapt wrote: every folder under <dir> with an adapter.json
                    (or <dir> itself), named after its folder and served as <base>:<folder>; each must match
@@ -93,32 +97,49 @@ export async function runKeys(argv: string[]): Promise<void> {
   const quota = values["token-quota"] === undefined ? null : parseIntArg("token-quota", values["token-quota"], 0, 1);
   if (action !== "create" && (values.rpm !== undefined || values["token-quota"] !== undefined || values.name !== undefined)) throw new UsageError("--name, --rpm and --token-quota go with create");
   if (action === "create") checkTenant("tenant", arg!);
-  const path = values.registry ?? "runs/registry.db";
-  if (action !== "create" && !existsSync(path)) throw new UsageError(`--registry ${path} does not exist`);
-  checkWritableDir("registry", dirname(resolve(path)));
-  const reg = Registry.open(path);
+  const { path, where } = registryArg(values.registry);
+  if (where.kind === "sqlite") {
+    if (action !== "create" && !existsSync(where.path)) throw new UsageError(`--registry ${where.path} does not exist`);
+    checkWritableDir("registry", dirname(resolve(where.path)));
+  }
+  const reg = await Registry.open(path);
   try {
     if (action === "list") {
-      const keys = reg.keys.list(values.tenant).map((k) => ({ ...k, ...reg.keys.quota(k.id) }));
+      const keys = [];
+      for (const k of await reg.keys.list(values.tenant)) keys.push({ ...k, ...(await reg.keys.quota(k.id)) });
       if (values.json) return console.log(JSON.stringify(keys, null, 2));
       if (keys.length === 0) return console.error(`no keys${values.tenant === undefined ? "" : ` for tenant ${values.tenant}`} in ${path}`);
       console.log(["id", "tenant", "name", "prefix", "rpm", "quota", "used", "reserved", "status"].join("\t"));
       for (const k of keys) console.log([k.id, k.tenant, k.name, `${k.prefix}…`, k.rpm ?? "-", k.tokenQuota ?? "-", k.used, k.reserved, k.revoked ? "revoked" : "live"].join("\t"));
     } else if (action === "create") {
-      const { key, secret } = reg.keys.create(arg!, { name: values.name, rpm, tokenQuota: quota });
+      const { key, secret } = await reg.keys.create(arg!, { name: values.name, rpm, tokenQuota: quota });
       console.error(`key ${key.id} for tenant ${key.tenant} (shown once; the registry keeps only its hash):`);
       console.log(secret);
     } else if (action === "rotate") {
-      const rotated = reg.keys.rotate(arg!);
+      const rotated = await reg.keys.rotate(arg!);
       if (rotated === undefined) throw new UsageError(`no live key ${arg} in ${path} (unknown or revoked); see plinth keys list`);
       console.error(`key ${rotated.key.id} of tenant ${rotated.key.tenant} rotated: the old secret no longer works; the new one (shown once):`);
       console.log(rotated.secret);
     } else {
-      if (!reg.keys.revoke(arg!)) throw new UsageError(`no key ${arg} in ${path}; see plinth keys list`);
+      if (!(await reg.keys.revoke(arg!))) throw new UsageError(`no key ${arg} in ${path}; see plinth keys list`);
       console.error(`key ${arg} revoked`);
     }
   } finally {
-    reg.close();
+    await reg.close();
+  }
+}
+
+/**
+ * The registry a command works on: --registry, else PLINTH_REGISTRY_URL, else runs/registry.db;
+ * a file path (SQLite, the default engine) or a postgres:// URL. `path` is what to open, and
+ * what messages show (a URL without its password).
+ */
+export function registryArg(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): { path: string; shown: string; where: ReturnType<typeof parseLocation> } {
+  const path = flag ?? (env.PLINTH_REGISTRY_URL !== undefined && env.PLINTH_REGISTRY_URL !== "" ? env.PLINTH_REGISTRY_URL : "runs/registry.db");
+  try {
+    return { path, shown: redact(path), where: parseLocation(path) };
+  } catch (e) {
+    throw new UsageError(`--registry: ${(e as Error).message.replace(/^registry: /, "")}`);
   }
 }
 
@@ -155,7 +176,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      registry: { type: "string" }, model: { type: "string", multiple: true }, adapters: { type: "string" }, tenant: { type: "string" },
+      registry: { type: "string" }, "data-dir": { type: "string" }, model: { type: "string", multiple: true }, adapters: { type: "string" }, tenant: { type: "string" },
       port: { type: "string" }, host: { type: "string" },
       "admin-key": { type: "string" }, "admin-key-file": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" }, weights: { type: "string" },
       "create-key": { type: "string" }, rpm: { type: "string" }, "token-quota": { type: "string" }, help: { type: "boolean", short: "h" },
@@ -166,7 +187,10 @@ export async function runServe(argv: string[]): Promise<void> {
     console.log(serveHelp);
     return;
   }
-  const path = values.registry ?? "runs/registry.db";
+  const { path, where } = registryArg(values.registry);
+  // Uploads, adapters and checkpoints: beside a SQLite registry; with PostgreSQL, a folder every replica shares.
+  if (where.kind === "postgres" && values["data-dir"] === undefined) throw new UsageError("--registry postgres://... needs --data-dir <folder> (uploads, adapters and checkpoints: a folder every replica reaches, such as a network file system)");
+  const dataDir = values["data-dir"] ?? dirname(where.kind === "sqlite" ? where.path : ".");
   // Every flag is checked before the registry is opened (or created).
   const maxBatch = parseIntArg("max-batch", values["max-batch"], 32, 1), maxWorkers = parseIntArg("workers", values.workers, 1, 1);
   const limits = limitOptions(values);
@@ -187,26 +211,27 @@ export async function runServe(argv: string[]): Promise<void> {
   if (values["create-key"] !== undefined) checkTenant("create-key", values["create-key"]);
   const adminKey = adminKeyFrom(values);
   if (values.adapters !== undefined && !statSync(values.adapters, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--adapters ${values.adapters} is not a folder`);
-  checkWritableDir("registry", dirname(resolve(path)));
-  const reg = Registry.open(path);
+  if (where.kind === "sqlite") checkWritableDir("registry", dirname(resolve(where.path)));
+  if (values["data-dir"] !== undefined) checkWritableDir("data-dir", resolve(values["data-dir"]));
+  const reg = await Registry.open(path);
   try {
     for (const { name, dir } of models) {
-      const m = reg.catalog.addModel(name, dir);
+      const m = await reg.catalog.addModel(name, dir);
       console.error(`registered ${m.name} (${m.modelType}, sha256 ${m.sha256.slice(0, 12)}…) from ${m.dir}`);
     }
-    if (values.adapters !== undefined) registerAdapters(reg, values.adapters, tenant, dirname(path));
+    if (values.adapters !== undefined) await registerAdapters(reg, values.adapters, tenant, dataDir);
     if (values["create-key"] !== undefined) {
-      const { key, secret } = reg.keys.create(values["create-key"], { rpm, tokenQuota: quota });
+      const { key, secret } = await reg.keys.create(values["create-key"], { rpm, tokenQuota: quota });
       console.error(`key ${key.id} for tenant ${key.tenant} (shown once; the registry keeps only its hash):`);
       console.log(secret);
       return;
     }
-    if (reg.catalog.models().length === 0) console.error("warning: no base models registered yet; add one with --model name=dir");
+    if ((await reg.catalog.models()).length === 0) console.error("warning: no base models registered yet; add one with --model name=dir");
   } finally {
-    reg.close();
+    await reg.close();
   }
   const server = await createServer({
-    registry: path, adminKey,
+    registry: path, dataDir, adminKey,
     maxBatch, maxWorkers, weights, ...limits,
   });
   const url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
@@ -220,12 +245,12 @@ export async function runServe(argv: string[]): Promise<void> {
 }
 
 /** `--adapters <dir>`: every adapter folder under dir, for one tenant; the first refused folder stops the start. */
-function registerAdapters(reg: Registry, dir: string, tenant: string, dataDir: string): void {
+async function registerAdapters(reg: Registry, dir: string, tenant: string, dataDir: string): Promise<void> {
   try {
     const folders = adapterFolders(dir);
     if (folders.length === 0) throw new UsageError(`--adapters ${dir}: no adapter folders (sub-folders with an adapter.json, as plinth adapt writes)`);
     for (const folder of folders) {
-      const { entry, created } = importAdapter(reg.catalog, { tenant, dir: folder, dataDir });
+      const { entry, created } = await importAdapter(reg.catalog, { tenant, dir: folder, dataDir });
       console.error(`${created ? "registered" : "already registered"} adapter ${entry.base}:${entry.name} for tenant ${tenant} (${entry.method}, task ${entry.task}) from ${folder}`);
     }
   } catch (e) {

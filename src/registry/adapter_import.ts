@@ -15,6 +15,7 @@ import { basename, join, resolve } from "node:path";
 import { type AdapterManifest, readAdapterManifest, sha256File } from "../adapt/artifact.js";
 import { type AdapterEntry, type Catalog, type ModelEntry, NAME_PATTERN } from "./catalog.js";
 import { tenantProblem } from "./keys.js";
+import { isUniqueViolation } from "./store.js";
 
 /** The files an adapter folder holds (src/adapt/artifact.ts); nothing else is copied. */
 const ADAPTER_FILES = ["adapter.json", "adapter.safetensors"] as const;
@@ -77,10 +78,10 @@ function manifestOf(dir: string): AdapterManifest {
 }
 
 /** The registered base the adapter was made for, checked by the sha256 of its weights. */
-function baseOf(catalog: Catalog, dir: string, manifest: AdapterManifest, name: string | undefined): ModelEntry {
+async function baseOf(catalog: Catalog, dir: string, manifest: AdapterManifest, name: string | undefined): Promise<ModelEntry> {
   const want = manifest.base;
   if (name !== undefined) {
-    const model = catalog.model(name);
+    const model = await catalog.model(name);
     if (model === undefined) {
       throw new AdapterImportError("base_not_found", `No base model named '${name}' is registered; register the base adapter ${dir} was made for first (plinth serve --model ${name}=<dir>, or POST /v1/plinth/models).`, "base");
     }
@@ -90,7 +91,7 @@ function baseOf(catalog: Catalog, dir: string, manifest: AdapterManifest, name: 
     return model;
   }
   // The same weights may be registered under two names: the oldest registration is the base.
-  const model = catalog.models().find((m) => m.sha256 === want.sha256);
+  const model = (await catalog.models()).find((m) => m.sha256 === want.sha256);
   if (model === undefined) {
     throw new AdapterImportError("base_not_found", `Adapter ${dir} was made for a ${want.model_type} base with sha256 ${want.sha256}, and no registered base has those weights; register that base first (plinth serve --model name=<dir>, or POST /v1/plinth/models).`, "base");
   }
@@ -98,15 +99,15 @@ function baseOf(catalog: Catalog, dir: string, manifest: AdapterManifest, name: 
 }
 
 /** Validates an adapter folder against its base, copies it under dataDir and registers the copy for the tenant. */
-export function importAdapter(catalog: Catalog, o: AdapterImport): ImportedAdapter {
+export async function importAdapter(catalog: Catalog, o: AdapterImport): Promise<ImportedAdapter> {
   const tenantError = tenantProblem(o.tenant);
   if (tenantError !== null) throw new AdapterImportError("invalid_tenant", `Invalid tenant: ${tenantError}`, "tenant");
   const manifest = manifestOf(o.dir);
-  const base = baseOf(catalog, o.dir, manifest, o.base);
+  const base = await baseOf(catalog, o.dir, manifest, o.base);
   const name = o.name ?? defaultAdapterName(o.dir);
   if (!NAME_PATTERN.test(name)) throw new AdapterImportError("invalid_name", `Adapter name ${JSON.stringify(name)} must be 1-64 characters of letters, digits, _ . -`, "name");
   const sha256 = sha256File(join(o.dir, "adapter.safetensors"));
-  const existing = catalog.adapters(o.tenant).find((a) => a.name === name);
+  const existing = (await catalog.adapters(o.tenant)).find((a) => a.name === name);
   if (existing !== undefined) {
     if (existing.base === base.name && existing.sha256 === sha256) return { entry: existing, created: false };
     throw new AdapterImportError("name_taken", `Tenant ${o.tenant} already has an adapter named '${name}' (${existing.base}:${existing.name}, adapter sha256 ${existing.sha256.slice(0, 12)}…) with other weights or another base; choose another name.`, "name");
@@ -127,11 +128,11 @@ export function importAdapter(catalog: Catalog, o: AdapterImport): ImportedAdapt
     throw e;
   }
   try {
-    return { entry: catalog.addAdapter(o.tenant, name, base.name, resolve(dest)), created: true };
+    return { entry: await catalog.addAdapter(o.tenant, name, base.name, resolve(dest)), created: true };
   } catch (e) {
     rmSync(dest, { recursive: true, force: true });
     // Another registration took the name between the check above and this insert.
-    if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new AdapterImportError("name_taken", `Tenant ${o.tenant} already has an adapter named '${name}'; choose another name.`, "name");
+    if (isUniqueViolation(e)) throw new AdapterImportError("name_taken", `Tenant ${o.tenant} already has an adapter named '${name}'; choose another name.`, "name");
     throw e;
   }
 }

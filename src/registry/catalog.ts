@@ -7,7 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { baseIdentity, readAdapterManifest, sha256File } from "../adapt/artifact.js";
-import { type Database, now } from "./db.js";
+import { now } from "./db.js";
+import type { Store } from "./store.js";
 
 export interface ModelEntry {
   name: string;
@@ -49,85 +50,85 @@ const toAdapter = (r: AdapterRow): AdapterEntry => ({
 export const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export class Catalog {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: Store) {}
 
   /** Registers (or re-registers, after checking its hash) a base model folder under a name. */
-  addModel(name: string, dir: string): ModelEntry {
+  async addModel(name: string, dir: string): Promise<ModelEntry> {
     if (!NAME_PATTERN.test(name)) throw new Error(`registry.addModel: name ${JSON.stringify(name)} must be 1-64 characters of letters, digits, _ . -`);
     const id = baseIdentity(dir);
-    this.db.prepare(`INSERT INTO models (name, dir, model_type, sha256, created) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT(name) DO UPDATE SET dir = excluded.dir, model_type = excluded.model_type, sha256 = excluded.sha256`)
-      .run(name, dir, id.model_type, id.sha256, now());
-    return this.model(name)!;
+    await this.db.run(`INSERT INTO models (name, dir, model_type, sha256, created) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(name) DO UPDATE SET dir = excluded.dir, model_type = excluded.model_type, sha256 = excluded.sha256`,
+      [name, dir, id.model_type, id.sha256, now()]);
+    return (await this.model(name))!;
   }
 
-  model(name: string): ModelEntry | undefined {
-    const r = this.db.prepare<ModelRow>("SELECT * FROM models WHERE name = ?").get(name);
+  async model(name: string): Promise<ModelEntry | undefined> {
+    const r = await this.db.get<ModelRow>("SELECT * FROM models WHERE name = ?", [name]);
     return r === undefined ? undefined : toModel(r);
   }
 
-  models(): ModelEntry[] {
-    return this.db.prepare<ModelRow>("SELECT * FROM models ORDER BY created, name").all().map(toModel);
+  async models(): Promise<ModelEntry[]> {
+    return (await this.db.all<ModelRow>("SELECT * FROM models ORDER BY created, name")).map(toModel);
   }
 
   /**
    * Registers an adapter folder written by saveAdapter for a tenant. Refuses one whose
    * manifest names another base hash than the registered base.
    */
-  addAdapter(tenant: string, name: string, base: string, dir: string, { parent, jobId = null }: { parent?: string; jobId?: string | null } = {}): AdapterEntry {
+  async addAdapter(tenant: string, name: string, base: string, dir: string, { parent, jobId = null }: { parent?: string; jobId?: string | null } = {}): Promise<AdapterEntry> {
     if (!NAME_PATTERN.test(name)) throw new Error(`registry.addAdapter: name ${JSON.stringify(name)} must be 1-64 characters of letters, digits, _ . -`);
-    const model = this.model(base);
+    const model = await this.model(base);
     if (model === undefined) throw new Error(`registry.addAdapter: no base model named ${JSON.stringify(base)}`);
     const manifest = readAdapterManifest(dir);
     if (manifest.base.sha256 !== model.sha256) {
       throw new Error(`registry.addAdapter: adapter ${dir} was made for base sha256 ${manifest.base.sha256}, but ${base} has sha256 ${model.sha256}`);
     }
     const id = `adp_${randomBytes(8).toString("hex")}`;
-    this.db.prepare(`INSERT INTO adapters (id, tenant, name, base, base_sha256, parent, dir, sha256, method, task, labels, job_id, created)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(id, tenant, name, base, model.sha256, parent ?? base, dir, sha256File(join(dir, "adapter.safetensors")),
-        manifest.method, manifest.task, JSON.stringify(manifest.labels), jobId, now());
-    return this.adapterById(id)!;
+    await this.db.run(`INSERT INTO adapters (id, tenant, name, base, base_sha256, parent, dir, sha256, method, task, labels, job_id, created)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [id, tenant, name, base, model.sha256, parent ?? base, dir, sha256File(join(dir, "adapter.safetensors")),
+        manifest.method, manifest.task, JSON.stringify(manifest.labels), jobId, now()]);
+    return (await this.adapterById(id))!;
   }
 
-  adapterById(id: string): AdapterEntry | undefined {
-    const r = this.db.prepare<AdapterRow>("SELECT * FROM adapters WHERE id = ?").get(id);
+  async adapterById(id: string): Promise<AdapterEntry | undefined> {
+    const r = await this.db.get<AdapterRow>("SELECT * FROM adapters WHERE id = ?", [id]);
     return r === undefined ? undefined : toAdapter(r);
   }
 
   /** A tenant's adapter by base and name; another tenant's adapter is never returned. */
-  adapter(tenant: string, base: string, name: string): AdapterEntry | undefined {
-    const r = this.db.prepare<AdapterRow>("SELECT * FROM adapters WHERE tenant = ? AND base = ? AND name = ?").get(tenant, base, name);
+  async adapter(tenant: string, base: string, name: string): Promise<AdapterEntry | undefined> {
+    const r = await this.db.get<AdapterRow>("SELECT * FROM adapters WHERE tenant = ? AND base = ? AND name = ?", [tenant, base, name]);
     return r === undefined ? undefined : toAdapter(r);
   }
 
-  adapters(tenant: string): AdapterEntry[] {
-    return this.db.prepare<AdapterRow>("SELECT * FROM adapters WHERE tenant = ? ORDER BY created, name").all(tenant).map(toAdapter);
+  async adapters(tenant: string): Promise<AdapterEntry[]> {
+    return (await this.db.all<AdapterRow>("SELECT * FROM adapters WHERE tenant = ? ORDER BY created, name", [tenant])).map(toAdapter);
   }
 
   /** Removes an adapter from the catalog (its folder stays on disk); false if there was none. */
-  removeAdapter(id: string): boolean {
-    return this.db.prepare("DELETE FROM adapters WHERE id = ?").run(id).changes > 0;
+  async removeAdapter(id: string): Promise<boolean> {
+    return (await this.db.run("DELETE FROM adapters WHERE id = ?", [id])) > 0;
   }
 
   /** The chain of model ids from an adapter back to its root base. */
-  lineage(a: AdapterEntry): string[] {
+  async lineage(a: AdapterEntry): Promise<string[]> {
     const chain = [`${a.base}:${a.name}`];
     let parent = a.parent;
     for (let guard = 0; guard < 64; guard++) {
       chain.push(parent);
       const i = parent.indexOf(":");
       if (i < 0) break;
-      const up = this.adapter(a.tenant, parent.slice(0, i), parent.slice(i + 1));
+      const up = await this.adapter(a.tenant, parent.slice(0, i), parent.slice(i + 1));
       if (up === undefined) break;
       parent = up.parent;
     }
     return chain;
   }
 
-  freshName(tenant: string, base: string, stem: string): string {
+  async freshName(tenant: string, base: string, stem: string): Promise<string> {
     let name = stem;
-    for (let i = 2; this.adapter(tenant, base, name) !== undefined; i++) name = `${stem}-${i}`;
+    for (let i = 2; (await this.adapter(tenant, base, name)) !== undefined; i++) name = `${stem}-${i}`;
     return name;
   }
 }

@@ -13,7 +13,9 @@
  *     keys.meter(r.id, { completionTokens: 16 });  ...  keys.settle(r.id, { promptTokens: 12, completionTokens: 3 });
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type Database, now } from "./db.js";
+import { hostname } from "node:os";
+import { now } from "./db.js";
+import type { Store } from "./store.js";
 import { TERMINAL } from "./jobs.js";
 
 export interface ApiKey {
@@ -101,7 +103,7 @@ export interface KeyDefaults {
 
 export class KeyStore {
   private defaults: KeyDefaults = { rpm: null, tokenQuota: null };
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: Store) {}
 
   /**
    * Limits a key without its own gets in this process (`plinth serve --default-rpm`,
@@ -121,7 +123,7 @@ export class KeyStore {
   }
 
   /** Creates a key; the returned `secret` is the only copy of it. */
-  create(tenant: string, { name = "default", rpm = null, tokenQuota = null }: { name?: string; rpm?: number | null; tokenQuota?: number | null } = {}): { key: ApiKey; secret: string } {
+  async create(tenant: string, { name = "default", rpm = null, tokenQuota = null }: { name?: string; rpm?: number | null; tokenQuota?: number | null } = {}): Promise<{ key: ApiKey; secret: string }> {
     const problem = tenantProblem(tenant);
     if (problem !== null) throw new Error(`keys.create: ${problem}`);
     if (typeof name !== "string" || name.length === 0 || name.length > 64 || /[\x00-\x1f\x7f]/.test(name)) throw new Error(`keys.create: name must be 1-64 printable characters, got ${JSON.stringify(name)}`);
@@ -130,66 +132,72 @@ export class KeyStore {
     }
     const secret = newSecret();
     const id = `key_${randomBytes(8).toString("hex")}`;
-    this.db.prepare("INSERT INTO api_keys (id, tenant, name, hash, prefix, rpm, token_quota, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-      .run(id, tenant, name, hashKey(secret), secret.slice(0, 7), rpm, tokenQuota, now());
-    return { key: this.get(id)!, secret };
+    await this.db.run("INSERT INTO api_keys (id, tenant, name, hash, prefix, rpm, token_quota, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      [id, tenant, name, hashKey(secret), secret.slice(0, 7), rpm, tokenQuota, now()]);
+    return { key: (await this.get(id))!, secret };
   }
 
-  get(id: string): ApiKey | undefined {
-    const r = this.db.prepare<KeyRow>("SELECT * FROM api_keys WHERE id = ?").get(id);
+  async get(id: string): Promise<ApiKey | undefined> {
+    const r = await this.db.get<KeyRow>("SELECT * FROM api_keys WHERE id = ?", [id]);
     return r === undefined ? undefined : this.withDefaults(toKey(r));
   }
 
   /** The live key a secret belongs to, or undefined. */
-  verify(secret: string): ApiKey | undefined {
-    const r = this.db.prepare<KeyRow>("SELECT * FROM api_keys WHERE hash = ? AND revoked = 0").get(hashKey(secret));
+  async verify(secret: string): Promise<ApiKey | undefined> {
+    const r = await this.db.get<KeyRow>("SELECT * FROM api_keys WHERE hash = ? AND revoked = 0", [hashKey(secret)]);
     return r === undefined ? undefined : this.withDefaults(toKey(r));
   }
 
   /** A tenant's keys (revoked ones included), or every key when no tenant is given. */
-  list(tenant?: string): ApiKey[] {
-    if (tenant === undefined) return this.db.prepare<KeyRow>("SELECT * FROM api_keys ORDER BY tenant, created, id").all().map(toKey);
-    return this.db.prepare<KeyRow>("SELECT * FROM api_keys WHERE tenant = ? ORDER BY created, id").all(tenant).map(toKey);
+  async list(tenant?: string): Promise<ApiKey[]> {
+    if (tenant === undefined) return (await this.db.all<KeyRow>("SELECT * FROM api_keys ORDER BY tenant, created, id")).map(toKey);
+    return (await this.db.all<KeyRow>("SELECT * FROM api_keys WHERE tenant = ? ORDER BY created, id", [tenant])).map(toKey);
   }
 
   /**
    * A new secret for a live key: the same id, tenant, limits and usage (so rotating never
    * resets a quota); the old secret stops working at once. Undefined for an unknown or revoked key.
    */
-  rotate(id: string): { key: ApiKey; secret: string } | undefined {
+  async rotate(id: string): Promise<{ key: ApiKey; secret: string } | undefined> {
     const secret = newSecret();
-    const r = this.db.prepare("UPDATE api_keys SET hash = ?, prefix = ? WHERE id = ? AND revoked = 0").run(hashKey(secret), secret.slice(0, 7), id);
-    return r.changes === 1 ? { key: this.get(id)!, secret } : undefined;
+    const changed = await this.db.run("UPDATE api_keys SET hash = ?, prefix = ? WHERE id = ? AND revoked = 0", [hashKey(secret), secret.slice(0, 7), id]);
+    return changed === 1 ? { key: (await this.get(id))!, secret } : undefined;
   }
 
   /** Revokes a key for good (its usage stays); false if there is no such key. */
-  revoke(id: string): boolean {
-    return this.db.prepare("UPDATE api_keys SET revoked = 1 WHERE id = ?").run(id).changes === 1;
+  async revoke(id: string): Promise<boolean> {
+    return (await this.db.run("UPDATE api_keys SET revoked = 1 WHERE id = ?", [id])) === 1;
   }
 
   /** One usage row, written whole (work metered at its end, like a fine-tuning job's training). */
-  record(u: UsageRecord): void {
-    this.db.prepare(`INSERT INTO usage (key_id, tenant, kind, model, prompt_tokens, completion_tokens, training_tokens, compute_seconds, created)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(u.keyId, u.tenant, u.kind, u.model, u.promptTokens ?? 0, u.completionTokens ?? 0, u.trainingTokens ?? 0, u.computeSeconds ?? 0, now());
+  async record(u: UsageRecord): Promise<void> {
+    await this.db.run(`INSERT INTO usage (key_id, tenant, kind, model, prompt_tokens, completion_tokens, training_tokens, compute_seconds, created)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [u.keyId, u.tenant, u.kind, u.model, u.promptTokens ?? 0, u.completionTokens ?? 0, u.trainingTokens ?? 0, u.computeSeconds ?? 0, now()]);
   }
 
   /** Tokens a key has used in all (prompt + completion + training), for its quota. */
-  tokensUsed(keyId: string): number {
-    const r = this.db.prepare<{ n: number | null }>("SELECT SUM(prompt_tokens + completion_tokens + training_tokens) AS n FROM usage WHERE key_id = ?").get(keyId);
+  async tokensUsed(keyId: string): Promise<number> {
+    const r = await this.db.get<{ n: number | null }>("SELECT SUM(prompt_tokens + completion_tokens + training_tokens) AS n FROM usage WHERE key_id = ?", [keyId]);
     return r?.n ?? 0;
   }
 
   /** Tokens held by a key's work in flight: requests, and fine-tuning jobs not yet finished. */
-  tokensReserved(keyId: string): number {
-    const r = this.db.prepare<{ n: number | null }>(`SELECT SUM(r.held) AS n FROM reservations r LEFT JOIN jobs j ON j.id = r.job_id
-      WHERE r.key_id = ? AND (r.job_id IS NULL OR (j.status IS NOT NULL AND j.status NOT IN (${TERMINAL_SQL})))`).get(keyId);
+  async tokensReserved(keyId: string): Promise<number> {
+    const r = await this.db.get<{ n: number | null }>(`SELECT SUM(r.held) AS n FROM reservations r LEFT JOIN jobs j ON j.id = r.job_id
+      WHERE r.key_id = ? AND (r.job_id IS NULL OR (j.status IS NOT NULL AND j.status NOT IN (${TERMINAL_SQL})))`, [keyId]);
     return r?.n ?? 0;
   }
 
-  quota(keyId: string): QuotaState {
-    const key = this.get(keyId);
-    const used = this.tokensUsed(keyId), reserved = this.tokensReserved(keyId);
+  async quota(keyId: string): Promise<QuotaState> {
+    const key = await this.get(keyId);
+    // Used and reserved in one statement, so one snapshot: on PostgreSQL (READ COMMITTED) two
+    // statements could straddle another replica's settle, which moves tokens from one to the other.
+    const r = await this.db.get<{ used: number | null; reserved: number | null }>(`SELECT
+        (SELECT SUM(prompt_tokens + completion_tokens + training_tokens) FROM usage WHERE key_id = ?) AS used,
+        (SELECT SUM(r.held) FROM reservations r LEFT JOIN jobs j ON j.id = r.job_id
+          WHERE r.key_id = ? AND (r.job_id IS NULL OR (j.status IS NOT NULL AND j.status NOT IN (${TERMINAL_SQL})))) AS reserved`, [keyId, keyId]);
+    const used = r?.used ?? 0, reserved = r?.reserved ?? 0;
     const quota = key?.tokenQuota ?? null;
     return { quota, used, reserved, available: quota === null ? Infinity : Math.max(0, quota - used - reserved) };
   }
@@ -199,80 +207,98 @@ export class KeyStore {
    * granted = min(max, quota - used - reserved), or null (nothing reserved) when that is below
    * `min`. A request's reservation comes with its usage row (zero so far); a job's (`jobId`) is
    * released when the job finishes, whatever way it ends. `holder`: the process that meters it.
+   * On PostgreSQL the key's row is locked for the transaction, so replicas reserving for one key
+   * at once take turns (the quota holds across replicas).
    */
-  reserve(key: Pick<ApiKey, "id" | "tenant">, r: { kind: UsageKind; model: string; min: number; max: number; jobId?: string; holder?: number }): Reservation | null {
+  async reserve(key: Pick<ApiKey, "id" | "tenant">, r: { kind: UsageKind; model: string; min: number; max: number; jobId?: string; holder?: number }): Promise<Reservation | null> {
     if (!(Number.isInteger(r.min) && Number.isInteger(r.max) && r.min >= 0 && r.max >= r.min)) throw new RangeError(`keys.reserve: need integers 0 <= min <= max, got min ${r.min}, max ${r.max}`);
-    return this.db.transaction((): Reservation | null => {
+    return this.db.tx(async (): Promise<Reservation | null> => {
+      await this.db.get(`SELECT id FROM api_keys WHERE id = ?${this.db.dialect.forUpdate}`, [key.id]);
       // Reservations of finished jobs hold nothing: drop them while the write lock is held anyway.
-      this.db.prepare(`DELETE FROM reservations WHERE key_id = ? AND job_id IN (SELECT id FROM jobs WHERE status IN (${TERMINAL_SQL}))`).run(key.id);
-      const { available } = this.quota(key.id);
+      await this.db.run(`DELETE FROM reservations WHERE key_id = ? AND job_id IN (SELECT id FROM jobs WHERE status IN (${TERMINAL_SQL}))`, [key.id]);
+      const { available } = await this.quota(key.id);
       if (available < r.min) return null;
       const granted = Math.min(r.max, available);
       const id = `res_${randomBytes(8).toString("hex")}`;
       let usageId: number | null = null;
       if (r.jobId === undefined) {
-        usageId = Number(this.db.prepare("INSERT INTO usage (key_id, tenant, kind, model, created) VALUES (?, ?, ?, ?, ?)").run(key.id, key.tenant, r.kind, r.model, now()).lastInsertRowid);
+        usageId = (await this.db.get<{ id: number }>("INSERT INTO usage (key_id, tenant, kind, model, created) VALUES (?, ?, ?, ?, ?) RETURNING id", [key.id, key.tenant, r.kind, r.model, now()]))!.id;
       }
-      this.db.prepare("INSERT INTO reservations (id, key_id, usage_id, job_id, holder, held, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .run(id, key.id, usageId, r.jobId ?? null, r.holder ?? process.pid, granted, now());
+      await this.db.run("INSERT INTO reservations (id, key_id, usage_id, job_id, holder, held, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [id, key.id, usageId, r.jobId ?? null, r.holder ?? holderId(), granted, now()]);
       return { id, keyId: key.id, usageId, jobId: r.jobId ?? null, granted };
-    }).immediate();
+    });
   }
 
   /** Moves delivered tokens from a request's reservation to its usage row (one transaction). */
-  meter(reservationId: string, d: UsageDelta): void {
-    this.db.transaction(() => this.apply(reservationId, d)).immediate();
+  async meter(reservationId: string, d: UsageDelta): Promise<void> {
+    await this.db.tx(() => this.apply(reservationId, d));
   }
 
   /** Meters the last tokens and releases what is left of the reservation; a request that used nothing leaves no usage row. */
-  settle(reservationId: string, d: UsageDelta = {}): void {
-    this.db.transaction(() => {
-      const row = this.apply(reservationId, d);
+  async settle(reservationId: string, d: UsageDelta = {}): Promise<void> {
+    await this.db.tx(async () => {
+      const row = await this.apply(reservationId, d);
       if (row === undefined) return;
-      this.db.prepare("DELETE FROM reservations WHERE id = ?").run(reservationId);
+      await this.db.run("DELETE FROM reservations WHERE id = ?", [reservationId]);
       if (row.usage_id !== null) {
-        this.db.prepare("DELETE FROM usage WHERE id = ? AND prompt_tokens = 0 AND completion_tokens = 0 AND training_tokens = 0 AND compute_seconds = 0").run(row.usage_id);
+        await this.db.run("DELETE FROM usage WHERE id = ? AND prompt_tokens = 0 AND completion_tokens = 0 AND training_tokens = 0 AND compute_seconds = 0", [row.usage_id]);
       }
-    }).immediate();
+    });
   }
 
-  private apply(reservationId: string, d: UsageDelta): ReservationRow | undefined {
-    const row = this.db.prepare<ReservationRow>("SELECT * FROM reservations WHERE id = ?").get(reservationId);
+  private async apply(reservationId: string, d: UsageDelta): Promise<ReservationRow | undefined> {
+    const row = await this.db.get<ReservationRow>(`SELECT * FROM reservations WHERE id = ?${this.db.dialect.forUpdate}`, [reservationId]);
     if (row === undefined) return undefined;
     const tokens = tokensOf(d);
     if (tokens === 0 && (d.computeSeconds ?? 0) === 0) return row;
     if (row.usage_id !== null) {
-      this.db.prepare(`UPDATE usage SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, training_tokens = training_tokens + ?,
-        compute_seconds = compute_seconds + ? WHERE id = ?`).run(d.promptTokens ?? 0, d.completionTokens ?? 0, d.trainingTokens ?? 0, d.computeSeconds ?? 0, row.usage_id);
+      await this.db.run(`UPDATE usage SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, training_tokens = training_tokens + ?,
+        compute_seconds = compute_seconds + ? WHERE id = ?`, [d.promptTokens ?? 0, d.completionTokens ?? 0, d.trainingTokens ?? 0, d.computeSeconds ?? 0, row.usage_id]);
     }
-    this.db.prepare("UPDATE reservations SET held = MAX(0, held - ?) WHERE id = ?").run(tokens, reservationId);
+    await this.db.run("UPDATE reservations SET held = CASE WHEN held > ? THEN held - ? ELSE 0 END WHERE id = ?", [tokens, tokens, reservationId]);
     return row;
   }
 
   /**
    * Releases request reservations whose metering process is gone (a server killed mid-request,
    * or this process before a restart): their usage rows keep what was metered before the crash.
-   * Jobs' reservations stay with their jobs. Returns how many were released.
+   * Jobs' reservations stay with their jobs. `alive` says whether a holder (a pid on this
+   * machine) still runs; holders of other machines are left to their own replicas. Returns how
+   * many were released.
    */
-  releaseOrphans(alive: (pid: number) => boolean): number {
-    return this.db.transaction(() => {
-      const rows = this.db.prepare<ReservationRow>("SELECT * FROM reservations WHERE job_id IS NULL").all();
+  async releaseOrphans(alive: (pid: number) => boolean): Promise<number> {
+    return this.db.tx(async () => {
+      const rows = await this.db.all<ReservationRow>("SELECT * FROM reservations WHERE job_id IS NULL");
       let n = 0;
       for (const r of rows) {
-        if (r.holder !== null && r.holder !== process.pid && alive(r.holder)) continue;
-        this.db.prepare("DELETE FROM reservations WHERE id = ?").run(r.id);
-        if (r.usage_id !== null) this.db.prepare("DELETE FROM usage WHERE id = ? AND prompt_tokens = 0 AND completion_tokens = 0 AND training_tokens = 0 AND compute_seconds = 0").run(r.usage_id);
+        if (r.holder !== null) {
+          const host = Math.floor(r.holder / PID_SPAN), pid = r.holder % PID_SPAN;
+          if (host !== 0 && host !== HOST_TAG) continue;  // another machine's replica: only it can tell
+          if (r.holder !== holderId() && alive(pid)) continue;
+        }
+        await this.db.run("DELETE FROM reservations WHERE id = ?", [r.id]);
+        if (r.usage_id !== null) await this.db.run("DELETE FROM usage WHERE id = ? AND prompt_tokens = 0 AND completion_tokens = 0 AND training_tokens = 0 AND compute_seconds = 0", [r.usage_id]);
         n++;
       }
       return n;
-    }).immediate();
+    });
   }
 
   /** Usage of a tenant's keys, summed per key and kind, between two unix times. */
-  usage(tenant: string, { since = 0, until = Number.MAX_SAFE_INTEGER, keyId }: { since?: number; until?: number; keyId?: string } = {}): UsageTotals[] {
-    return this.db.prepare<UsageTotals>(`SELECT key_id, kind, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens,
+  async usage(tenant: string, { since = 0, until = Number.MAX_SAFE_INTEGER, keyId }: { since?: number; until?: number; keyId?: string } = {}): Promise<UsageTotals[]> {
+    return this.db.all<UsageTotals>(`SELECT key_id, kind, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens,
         SUM(completion_tokens) AS completion_tokens, SUM(training_tokens) AS training_tokens, SUM(compute_seconds) AS compute_seconds
-      FROM usage WHERE tenant = ? AND created >= ? AND created <= ? AND (? IS NULL OR key_id = ?)
-      GROUP BY key_id, kind ORDER BY key_id, kind`).all(tenant, since, until, keyId ?? null, keyId ?? null);
+      FROM usage WHERE tenant = ? AND created >= ? AND created <= ? AND (CAST(? AS TEXT) IS NULL OR key_id = ?)
+      GROUP BY key_id, kind ORDER BY key_id, kind`, [tenant, since, until, keyId ?? null, keyId ?? null]);
   }
 }
+
+/**
+ * Who holds a request reservation: this machine (a 31-bit tag of its host name) and this
+ * process's pid, in one integer (tag × 2^22 + pid; pids stay below 2^22), so a replica
+ * releasing orphans after a restart judges only the holders of its own machine.
+ */
+const PID_SPAN = 2 ** 22;
+const HOST_TAG = 1 + (createHash("sha256").update(hostname()).digest().readUInt32BE(0) % (2 ** 31 - 1));
+const holderId = (): number => HOST_TAG * PID_SPAN + process.pid;

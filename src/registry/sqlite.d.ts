@@ -18,6 +18,7 @@ declare module "better-sqlite3" {
     transaction<A extends unknown[], R>(fn: (...args: A) => R): ((...args: A) => R) & { immediate(...args: A): R; deferred(...args: A): R; exclusive(...args: A): R };
     close(): this;
     readonly open: boolean;
+    readonly inTransaction: boolean;
     readonly name: string;
   }
   interface Options {

@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { dirname } from "node:path";
-import { Registry } from "../registry/index.js";
+import { Registry, parseLocation } from "../registry/index.js";
 import { Gate } from "./auth.js";
 import { ApiError, apiError, protocolErrorResponse, toApiError } from "./errors.js";
 import { ModelHost } from "./host.js";
@@ -22,9 +22,9 @@ import { webRoutes } from "./routes/web.js";
 import type { WeightFormat } from "../models/inference_weights.js";
 
 export interface ServerOptions {
-  /** The registry's SQLite file. */
+  /** The registry: a SQLite file (the default engine) or a postgres:// URL. */
   registry: string;
-  /** Where uploads and trained adapters go (default: the registry's folder). */
+  /** Where uploads and trained adapters go (default: the registry's folder; required with PostgreSQL). */
   dataDir?: string;
   /** Secret for admin routes (creating keys, registering models); none: admin routes are off. */
   adminKey?: string | null;
@@ -63,22 +63,24 @@ export interface PlinthServer {
 }
 
 export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
-  const registry = Registry.open(opts.registry);
+  const where = parseLocation(opts.registry);
+  if (where.kind === "postgres" && opts.dataDir === undefined) throw new Error("createServer: a PostgreSQL registry needs a dataDir (the folder every replica shares for uploads and adapters)");
+  const dataDir = opts.dataDir ?? dirname(where.kind === "sqlite" ? where.path : ".");
+  const registry = await Registry.open(opts.registry);
   if (opts.keyDefaults !== undefined) registry.keys.setDefaults(opts.keyDefaults);
-  const dataDir = opts.dataDir ?? dirname(opts.registry);
   const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 }, undefined, undefined, opts.weights ?? "fp32");
   // Encoder pieces yield to generation: a scheduler with sequences running or waiting comes first.
   const encoders = new EncoderQueue({
     ...opts.encoder,
     generating: () => host.loaded().some((name) => {
-      const s = host.base(name).scheduler?.stats();
+      const s = host.loadedBase(name)?.scheduler?.stats();
       return s !== undefined && s.active + s.waiting > 0;
     }),
   });
   const runner = new JobRunner(registry, { dbPath: opts.registry, dataDir, maxWorkers: opts.maxWorkers, ...opts.jobs });
   const gate = new Gate(registry, opts.adminKey ?? null);
   // Work metered by a server killed mid-request: its usage rows keep what was metered, its reservations go back to the quota.
-  registry.keys.releaseOrphans(alive);
+  await registry.keys.releaseOrphans(alive);
   const app = Fastify({
     logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1 << 20,
     // Errors Node's HTTP parser raises before routing (oversized headers, a body that disagrees
@@ -118,7 +120,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
     const route = req.routeOptions.url;
     if (route === undefined || !route.startsWith("/v1/")) return;
     if (!ADMIN_ROUTES.some((prefix) => route === prefix || route.startsWith(`${prefix}/`))) {
-      req.apiKey = gate.admit(req, { work: req.method === "POST" && !NOT_WORK.has(route) });
+      req.apiKey = await gate.admit(req, { work: req.method === "POST" && !NOT_WORK.has(route) });
     }
     // Every query parameter of every /v1 route is checked against what the route declares (config.query).
     req.query = query(req.query, (req.routeOptions.config as { query?: QuerySpec }).query ?? {});
@@ -131,7 +133,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   await app.register(jobRoutes({ registry, runner }));
   await app.register(plinthRoutes({ registry, host, runner, gate, dataDir, encoders }));
   await app.register(webRoutes());
-  if (opts.runJobs ?? true) runner.recover();
+  if (opts.runJobs ?? true) await runner.recover();
 
   return {
     app, registry, host, runner, encoders,
@@ -139,11 +141,11 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
       return await app.listen({ port, host: address });
     },
     async close({ killWorkers = true } = {}) {
-      runner.close({ killWorkers });
+      await runner.close({ killWorkers });
       encoders.close();
       host.close();
       await app.close();
-      registry.close();
+      await registry.close();
     },
   };
 }

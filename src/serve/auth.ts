@@ -30,9 +30,9 @@ export class Gate {
   }
 
   /** The key a request carries, checked against its rate limit, and for work (`work`) against its token quota. */
-  admit(req: FastifyRequest, { work = false }: { work?: boolean } = {}): ApiKey {
+  async admit(req: FastifyRequest, { work = false }: { work?: boolean } = {}): Promise<ApiKey> {
     const secret = bearer(req);
-    const key = this.registry.keys.verify(secret);
+    const key = await this.registry.keys.verify(secret);
     if (key === undefined) throw apiError("invalid_api_key", `Incorrect API key provided: ${secret.slice(0, 7)}${secret.length > 7 ? "…" : ""}. Create one with \`plinth keys create <tenant>\`.`);
     if (key.rpm !== null) {
       const now = Date.now();
@@ -45,7 +45,7 @@ export class Gate {
       this.windows.set(key.id, w);
       if (now - this.lastPrune >= 60_000) this.prune(now);
     }
-    if (work) checkQuotaLeft(this.registry, key);
+    if (work) await checkQuotaLeft(this.registry, key);
     return key;
   }
 

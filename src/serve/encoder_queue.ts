@@ -46,8 +46,12 @@ export interface EncoderTask<R> {
   steps: (pieces: PieceOptions) => Steps<R>;
   /** Aborting drops the request between pieces; run() then rejects with EncoderAbortError. */
   signal?: AbortSignal;
-  /** Sees the plan before any forward runs; what it throws rejects the request (a limit's 400). */
-  admit?: (plan: PiecePlan) => void;
+  /**
+   * Sees the plan before any forward runs; what it throws (or its promise rejects with) rejects
+   * the request (a limit's 400, a quota's 429). The request's next piece waits for its promise;
+   * other requests' pieces run meanwhile.
+   */
+  admit?: (plan: PiecePlan) => void | Promise<void>;
 }
 
 export interface EncoderOutcome<R> {
@@ -86,7 +90,9 @@ interface Entry {
   model: string;
   it: Steps<unknown> | null;
   make: () => Steps<unknown>;
-  admit?: (plan: PiecePlan) => void;
+  admit?: (plan: PiecePlan) => void | Promise<void>;
+  /** An admission in progress (the registry answering): the entry sits out turns until it settles. */
+  admitting: Promise<void> | null;
   plan: PiecePlan | null;
   pieces: number;
   ms: number;
@@ -171,7 +177,7 @@ export class EncoderQueue {
     return new Promise<EncoderOutcome<R>>((resolve, reject) => {
       const pieces: PieceOptions = { pieceTokens: () => this.pieceTokens(task.model), pieceChars: PIECE_CHARS };
       const entry: Entry = {
-        tenant: task.tenant, model: task.model, it: null, make: () => task.steps(pieces) as Steps<unknown>, admit: task.admit,
+        tenant: task.tenant, model: task.model, it: null, make: () => task.steps(pieces) as Steps<unknown>, admit: task.admit, admitting: null,
         plan: null, pieces: 0, ms: 0, resolve: resolve as Entry["resolve"], reject, cleanup: () => {},
       };
       if (task.signal !== undefined) {
@@ -211,11 +217,16 @@ export class EncoderQueue {
     if (this.order.length === 0 || this.closed) return;
     const wait = this.resumeAt - performance.now();
     if (wait > 0 && this.generating()) return this.kick(Math.max(1, wait));
-    if (this.turnAt >= this.order.length) this.turnAt = 0;
-    const tenant = this.order[this.turnAt];
-    const entry = this.byTenant.get(tenant)![0];
-    this.turnAt++;  // the next tenant's turn, whatever this piece does
-    const list = this.byTenant.get(tenant)!;
+    // The next tenant in turn with a request not waiting for its admission, and that request.
+    let entry: Entry | undefined;
+    let list: Entry[] = [];
+    for (let k = 0; k < this.order.length && entry === undefined; k++) {
+      if (this.turnAt >= this.order.length) this.turnAt = 0;
+      list = this.byTenant.get(this.order[this.turnAt])!;
+      this.turnAt++;  // the next tenant's turn, whatever this piece does
+      entry = list.find((e) => e.admitting === null);
+    }
+    if (entry === undefined) return;  // every one waits on the registry: its answer kicks the queue
     const t0 = performance.now();
     const target = this.targetMs();
     let s0 = t0, stepping = false;
@@ -233,7 +244,13 @@ export class EncoderQueue {
         }
         if (r.value.kind === "plan") {
           entry.plan = r.value;
-          entry.admit?.(r.value);
+          const admitted = entry.admit?.(r.value);
+          if (admitted instanceof Promise) {
+            const e = entry;
+            e.admitting = admitted;
+            admitted.then(() => { e.admitting = null; }, (err: unknown) => { e.admitting = null; this.finish(e, err); }).finally(() => this.kick());
+            break;
+          }
         }
         // A turn is about one forward; cheap steps (the plan, a short slice of tokenizing, a
         // small forward) do not end it, so a small request is served in one turn.
@@ -245,7 +262,8 @@ export class EncoderQueue {
       this.finish(entry, e);
     }
     // The tenant's next turn goes to its next request: this one, unfinished, goes to the back of its line.
-    if (list[0] === entry && list.length > 1) list.push(list.shift()!);
+    const at = list.indexOf(entry);
+    if (at >= 0 && list.length > 1) list.push(...list.splice(at, 1));
     const ms = performance.now() - t0;
     this.turns++;
     this.turnsMs += ms;

@@ -5,6 +5,7 @@
  *     throw apiError("model_not_found", `The model "tiny:x" does not exist or you do not have access to it.`, "model");
  */
 import { CursorError } from "../registry/jobs.js";
+import { RegistryUnavailableError } from "../registry/store.js";
 
 export interface ErrorKind {
   status: number;
@@ -59,6 +60,8 @@ export const apiError = (code: ErrorCode, message: string, param: string | null 
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof CursorError) return apiError("invalid_value", e.message, e.param);
+  // PostgreSQL down or restarting: a clean 503 the client may retry (the replica reconnects by itself).
+  if (e instanceof RegistryUnavailableError) return new ApiError("unavailable", "The registry is unavailable for a moment (its database is restarting or unreachable); please retry.", null, { "retry-after": "1" });
   const err = e as { code?: string; statusCode?: number; message?: string };
   switch (err.code) {
     case "FST_ERR_CTP_INVALID_JSON_BODY":

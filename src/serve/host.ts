@@ -45,17 +45,17 @@ export interface LoadedAdapterData {
 const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
 
 /** The id a client calls an adapter by: OpenAI's ft:<base>:<tenant>:<suffix>:<id> for a generative job's (named ft-<id>), else base:name. */
-export function modelIdOf(registry: Registry, a: AdapterEntry): string {
-  if (a.jobId !== null && a.name.startsWith("ft-")) return `ft:${a.base}:${a.tenant}:${registry.jobs.job(a.jobId)?.suffix ?? ""}:${a.name.slice(3)}`;
+export async function modelIdOf(registry: Registry, a: AdapterEntry): Promise<string> {
+  if (a.jobId !== null && a.name.startsWith("ft-")) return `ft:${a.base}:${a.tenant}:${(await registry.jobs.job(a.jobId))?.suffix ?? ""}:${a.name.slice(3)}`;
   return `${a.base}:${a.name}`;
 }
 
 /** The tenant's adapter an ft: model id names (another tenant's is never found). */
-export function fineTunedAdapter(registry: Registry, tenant: string, model: string): AdapterEntry | undefined {
+export async function fineTunedAdapter(registry: Registry, tenant: string, model: string): Promise<AdapterEntry | undefined> {
   const parts = model.split(":");
   if (parts.length !== 5 || parts[0] !== "ft" || parts[2] !== tenant) return undefined;
-  const adapter = registry.catalog.adapter(tenant, parts[1], `ft-${parts[4]}`);
-  return adapter !== undefined && modelIdOf(registry, adapter) === model ? adapter : undefined;
+  const adapter = await registry.catalog.adapter(tenant, parts[1], `ft-${parts[4]}`);
+  return adapter !== undefined && (await modelIdOf(registry, adapter)) === model ? adapter : undefined;
 }
 
 export class ModelHost {
@@ -73,10 +73,17 @@ export class ModelHost {
   constructor(readonly registry: Registry, readonly schedulerOptions: SchedulerOptions = {}, readonly maxAdapters = 256,
     readonly maxAdapterBytes = 2 * 1024 ** 3, readonly weights: WeightFormat = "fp32") {}
 
-  base(name: string): LoadedModel {
+  /** A base already loaded (no registry read), or undefined. */
+  loadedBase(name: string): LoadedModel | undefined {
+    return this.bases.get(name);
+  }
+
+  async base(name: string): Promise<LoadedModel> {
     let b = this.bases.get(name);
     if (b === undefined) {
-      const entry = this.registry.catalog.model(name);
+      const entry = await this.registry.catalog.model(name);
+      b = this.bases.get(name);  // loaded by another request meanwhile
+      if (b !== undefined) return b;
       if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
       if (supports(entry.modelType, "score-images")) throw apiError("unsupported_model", `The model '${name}' is an image-text (CLIP) model; use it with /v1/zero-shot and an image.`, "model");
       const loaded = loadBase(entry.dir, this.weights);
@@ -90,26 +97,28 @@ export class ModelHost {
   }
 
   /** "base", "base:adapter" or "ft:<base>:<tenant>:<suffix>:<id>" for this tenant; unknown and foreign names are both "not found". */
-  resolve(tenant: string, model: string): Resolved {
+  async resolve(tenant: string, model: string): Promise<Resolved> {
     const i = model.indexOf(":");
     const baseName = i < 0 ? model : model.slice(0, i);
     const missing = () => apiError("model_not_found", `The model '${model}' does not exist or you do not have access to it.`, "model");
     if (model.startsWith("ft:")) {
-      const adapter = fineTunedAdapter(this.registry, tenant, model);
+      const adapter = await fineTunedAdapter(this.registry, tenant, model);
       if (adapter === undefined) throw missing();
-      return { id: model, base: this.base(adapter.base), adapter };
+      return { id: model, base: await this.base(adapter.base), adapter };
     }
-    if (this.registry.catalog.model(baseName) === undefined) throw missing();
-    if (i < 0) return { id: model, base: this.base(baseName), adapter: null };
-    const adapter = this.registry.catalog.adapter(tenant, baseName, model.slice(i + 1));
+    if (!this.bases.has(baseName) && (await this.registry.catalog.model(baseName)) === undefined) throw missing();
+    if (i < 0) return { id: model, base: await this.base(baseName), adapter: null };
+    const adapter = await this.registry.catalog.adapter(tenant, baseName, model.slice(i + 1));
     if (adapter === undefined) throw missing();
-    return { id: model, base: this.base(baseName), adapter };
+    return { id: model, base: await this.base(baseName), adapter };
   }
 
-  adapterData(entry: AdapterEntry): LoadedAdapterData {
+  async adapterData(entry: AdapterEntry): Promise<LoadedAdapterData> {
     let a = this.adapters.get(entry.id);
     if (a === undefined) {
-      const base = this.base(entry.base);
+      const base = await this.base(entry.base);
+      a = this.adapters.get(entry.id);  // loaded by another request meanwhile
+      if (a !== undefined) return a;
       const { manifest, tensors } = loadAdapter(entry.dir, base.dir);
       const hasLoRA = Object.keys(tensors).some((k) => k.endsWith(".lora_A"));
       const loraConfig = (manifest.config.lora ?? manifest.config) as Record<string, unknown>;
@@ -146,10 +155,10 @@ export class ModelHost {
   }
 
   /** The adapter applied to its (shared, unchanged) base, ready to predict; cached with the adapter. */
-  applied(entry: AdapterEntry): AdaptedModel {
-    const a = this.adapterData(entry);
+  async applied(entry: AdapterEntry): Promise<AdaptedModel> {
+    const a = await this.adapterData(entry);
     if (a.applied === null) {
-      const base = this.base(entry.base);
+      const base = await this.base(entry.base);
       a.applied = applyAdapter(base, a, entry.dir);
     }
     return a.applied;
@@ -169,10 +178,12 @@ export class ModelHost {
   }
 
   /** An image-text (CLIP) base, for zero-shot image classification. */
-  clip(name: string): ClipRun {
+  async clip(name: string): Promise<ClipRun> {
     let run = this.clips.get(name);
     if (run === undefined) {
-      const entry = this.registry.catalog.model(name);
+      const entry = await this.registry.catalog.model(name);
+      run = this.clips.get(name);
+      if (run !== undefined) return run;
       if (entry === undefined) throw apiError("model_not_found", `The model '${name}' does not exist.`, "model");
       if (!supports(entry.modelType, "score-images")) throw apiError("unsupported_model", `The model '${name}' is a ${entry.modelType} model; zero-shot image classification needs an image-text (CLIP) base.`, "model");
       run = loadClipRun(entry.dir);

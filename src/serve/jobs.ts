@@ -17,15 +17,23 @@
  *   will be done within half a slice); it resumes from that checkpoint, exactly, when its
  *   tenant's turn comes again;
  * - workers run at a lower CPU priority (nice 10), so serving keeps the cores it needs.
+ *
+ * Many replicas over one PostgreSQL registry share the queue: each replica's runner claims the
+ * next job itself (registry jobs.claimNext: FOR UPDATE SKIP LOCKED, caps counted across
+ * replicas), its worker heartbeats, and every runner sweeps for running jobs whose heartbeat
+ * is older than `staleMs` and whose worker is not alive on its own machine: those are
+ * re-queued (the attempt counted, training resuming from the job's checkpoint in the shared
+ * data folder) or failed once out of attempts, so a dead replica's job runs again elsewhere
+ * within staleMs + one sweep. A worker commits only while the job is still its own.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { setPriority } from "node:os";
+import { hostname, setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultSteps } from "../adapt/finetune.js";
 import { setfitPlan } from "../adapt/setfit.js";
-import type { JobEntry, Registry } from "../registry/index.js";
+import { type JobEntry, type Registry, RegistryUnavailableError } from "../registry/index.js";
 import { listCheckpoints } from "../train/checkpoint.js";
 import { apiError } from "./errors.js";
 
@@ -51,8 +59,10 @@ export interface JobRunnerOptions extends JobPolicy {
   /** Workers at once (default 1: the machine's cores go to training or to serving, not both many times over). */
   maxWorkers?: number;
   maxAttempts?: number;
-  /** A running job whose heartbeat is older than this (ms) and whose worker is gone is re-queued. */
+  /** A running job whose heartbeat is older than this (ms) and whose worker is gone is re-queued (default 60 s; workers heartbeat every 2 s). */
   staleMs?: number;
+  /** How often the runner looks for such jobs (ms, default 5 s). */
+  sweepMs?: number;
   workerScript?: string;
 }
 
@@ -122,9 +132,15 @@ export class JobRunner {
   private served = 0;
   private ticker: NodeJS.Timeout | null = null;
   private closed = false;
+  private pumping = false;
+  private pumpAgain = false;
+  private ticking = false;
+  private lastSweep = 0;
   private readonly maxWorkers: number;
   private readonly maxAttempts: number;
   private readonly script: string;
+  /** This machine: where the pids of the workers this runner starts mean something. */
+  readonly host = hostname();
   readonly sliceSeconds: number;
 
   constructor(private readonly registry: Registry, private readonly opts: JobRunnerOptions) {
@@ -164,49 +180,110 @@ export class JobRunner {
     return out;
   }
 
-  private queuedJobs(): JobEntry[] {
-    return this.registry.jobs.jobsWithStatus("queued").filter((j) => !this.slots.has(j.id));
+  private async queuedJobs(): Promise<JobEntry[]> {
+    return (await this.registry.jobs.jobsWithStatus("queued")).filter((j) => !this.slots.has(j.id));
   }
 
   /** Brings the registry's jobs back under management after a (re)start, then starts queued ones. */
-  recover(): void {
-    for (const job of this.registry.jobs.jobsWithStatus("running")) {
-      if (alive(job.workerPid) && job.heartbeat !== null && Date.now() - job.heartbeat < (this.opts.staleMs ?? 60_000)) {
-        this.registry.jobs.addEvent(job.id, "info", `Server restarted; adopted the running worker (pid ${job.workerPid})`);
+  async recover(): Promise<void> {
+    for (const job of await this.registry.jobs.jobsWithStatus("running")) {
+      if (job.workerHost !== null && job.workerHost !== this.host) continue;  // another machine's: the sweep judges it by its heartbeat
+      const fresh = job.heartbeat !== null && Date.now() - job.heartbeat < (this.opts.staleMs ?? 60_000);
+      if (alive(job.workerPid) && fresh) {
+        if (ownedElsewhere(job.workerPid!)) continue;  // the child of another live replica on this machine
+        await this.registry.jobs.addEvent(job.id, "info", `Server restarted; adopted the running worker (pid ${job.workerPid})`);
         this.slots.set(job.id, { tenant: job.tenant, pid: job.workerPid, since: Date.now(), mark: 0, preempted: false });
         this.watch(job.id, job.workerPid!);
-      } else {
-        this.retryOrFail(job, "the server restarted and the job's worker is gone");
+      } else if (job.workerPid !== null || !fresh) {
+        await this.retryOrFail(job, "the server restarted and the job's worker is gone");
       }
     }
-    this.ticker ??= setInterval(() => this.preemptIfWaiting(), 1000);
+    this.ticker ??= setInterval(() => void this.tick(), 1000);
     this.ticker.unref();
-    this.pump();
+    await this.pump();
   }
 
-  private retryOrFail(job: JobEntry, why: string): void {
+  /** Once a second: time-slicing, and now and then the sweep for jobs of dead workers or replicas. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.closed) return;
+    this.ticking = true;
+    try {
+      await this.preemptIfWaiting();
+      if (Date.now() - this.lastSweep >= (this.opts.sweepMs ?? 5000)) {
+        this.lastSweep = Date.now();
+        await this.sweep();
+      }
+    } catch (e) {
+      if (!(e instanceof RegistryUnavailableError)) console.error(`job runner: ${(e as Error).message}`);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /**
+   * Re-queues (or fails, out of attempts) running jobs whose heartbeat is older than staleMs and
+   * whose worker is not alive on this machine: a worker or a whole replica that died. Returns the
+   * ids it moved.
+   */
+  async sweep(): Promise<string[]> {
+    const staleMs = this.opts.staleMs ?? 60_000;
+    const moved: string[] = [];
+    await this.registry.tx(async () => {
+      for (const job of await this.registry.jobs.staleRunning(Date.now() - staleMs)) {
+        if (this.slots.has(job.id)) continue;  // ours: its exit (or watch) handles it
+        if (job.workerHost === this.host && alive(job.workerPid)) continue;  // alive here, only slow
+        const where = job.workerHost === null ? "" : ` on ${job.workerHost}`;
+        await this.retryOrFail(job, `the job's worker${job.workerPid === null ? "" : ` (pid ${job.workerPid}${where})`} stopped heartbeating for ${Math.round((Date.now() - (job.heartbeat ?? 0)) / 1000)}s`);
+        moved.push(job.id);
+      }
+    });
+    if (moved.length > 0) await this.pump();
+    return moved;
+  }
+
+  private async retryOrFail(job: JobEntry, why: string): Promise<void> {
     if (job.attempts < this.maxAttempts) {
       const step = listCheckpoints(join(this.opts.dataDir, "checkpoints", job.id)).at(-1)?.step;
       const from = step === undefined ? "training restarts from step 0" : `training resumes from its checkpoint at step ${step}`;
-      this.registry.jobs.transition(job.id, ["running"], "queued", { message: `Resuming: ${why}; ${from} (attempt ${job.attempts + 1} of ${this.maxAttempts})`, level: "warn" });
+      await this.registry.jobs.transition(job.id, ["running"], "queued", { message: `Resuming: ${why}; ${from} (attempt ${job.attempts + 1} of ${this.maxAttempts})`, level: "warn" });
     } else {
-      this.registry.jobs.transition(job.id, ["running"], "failed", { error: { code: "worker_lost", message: `${why}, after ${job.attempts} attempts` }, message: `Failed: ${why} after ${job.attempts} attempts`, level: "error" });
+      await this.registry.jobs.transition(job.id, ["running"], "failed", { error: { code: "worker_lost", message: `${why}, after ${job.attempts} attempts` }, message: `Failed: ${why} after ${job.attempts} attempts`, level: "error" });
     }
   }
 
-  /** Starts workers for queued jobs while there is room: round-robin by tenant, each under its cap. */
-  pump(): void {
+  /**
+   * Starts workers for queued jobs while there is room: round-robin by tenant, each under its
+   * cap (counted over every replica), each job claimed in the registry before its worker starts.
+   */
+  async pump(): Promise<void> {
     if (this.closed) return;
-    while (this.slots.size < this.maxWorkers) {
-      const job = pickJob(this.queuedJobs(), this.runningByTenant(), this.lastServed, (t) => this.capOf(t));
-      if (job === undefined) return;
-      this.lastServed.set(job.tenant, ++this.served);
-      this.start(job);
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        while (!this.closed && this.slots.size < this.maxWorkers) {
+          const job = await this.registry.jobs.claimNext(this.host,
+            (queued, running) => pickJob(queued, running, this.lastServed, (t) => this.capOf(t)), (t) => this.capOf(t), new Set(this.slots.keys()));
+          if (job === undefined) break;
+          this.lastServed.set(job.tenant, ++this.served);
+          await this.start(job);
+        }
+      } while (this.pumpAgain && !this.closed);
+    } catch (e) {
+      if (!(e instanceof RegistryUnavailableError)) throw e;  // the database is back soon: the next tick pumps again
+    } finally {
+      this.pumping = false;
     }
   }
 
-  private start(job: JobEntry): void {
-    const child = fork(this.script, [this.opts.dbPath, job.id, this.opts.dataDir], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  private async start(job: JobEntry): Promise<void> {
+    this.slots.set(job.id, { tenant: job.tenant, pid: null, since: null, mark: 0, preempted: false });
+    const mark = await this.registry.jobs.lastEventId(job.id);
+    const child = fork(this.script, [this.opts.dbPath, job.id, this.opts.dataDir, this.host], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     // At once, before the child starts its threads (which inherit it): training yields the CPU to serving.
     const nice = this.opts.workerNice ?? DEFAULT_JOB_POLICY.workerNice;
     if (nice !== 0 && child.pid !== undefined) {
@@ -217,35 +294,43 @@ export class JobRunner {
       }
     }
     this.children.set(job.id, child);
-    this.slots.set(job.id, { tenant: job.tenant, pid: child.pid ?? null, since: null, mark: this.registry.jobs.lastEventId(job.id), preempted: false });
-    child.on("exit", (code, signal) => {
+    this.slots.set(job.id, { tenant: job.tenant, pid: child.pid ?? null, since: null, mark, preempted: false });
+    child.on("exit", (code, signal) => void (async () => {
       this.children.delete(job.id);
       this.slots.delete(job.id);
-      const now = this.registry.db.open ? this.registry.jobs.job(job.id) : undefined;
-      if (now?.status === "running" && !this.closed) this.retryOrFail(now, `the worker exited (${signal ?? `code ${code}`})`);
-      this.pump();
-    });
+      if (this.closed || !this.registry.db.open) return;
+      try {
+        const now = await this.registry.jobs.job(job.id);
+        // Still running as this machine's claim: the worker died without committing (a cancel or a preemption is committed).
+        if (now?.status === "running" && now.workerHost === this.host && (now.workerPid === null || now.workerPid === child.pid)) {
+          await this.retryOrFail(now, `the worker exited (${signal ?? `code ${code}`})`);
+        }
+        await this.pump();
+      } catch (e) {
+        if (!(e instanceof RegistryUnavailableError)) console.error(`job runner: ${(e as Error).message}`);
+      }
+    })());
   }
 
   /**
    * Time-slicing: when every worker is busy and another tenant's job could start if one were
    * free, the job longest past its slice is asked to checkpoint and go back to the queue.
    */
-  preemptIfWaiting(): string | null {
+  async preemptIfWaiting(): Promise<string | null> {
     if (this.closed || this.sliceSeconds <= 0) return null;
     const now = Date.now();
-    for (const [id, s] of this.slots) if (s.since === null && this.registry.jobs.hasTrainedSince(id, s.mark)) s.since = now;
+    for (const [id, s] of this.slots) if (s.since === null && (await this.registry.jobs.hasTrainedSince(id, s.mark))) s.since = now;
     if (this.slots.size < this.maxWorkers) {
-      this.pump();
+      await this.pump();
       return null;
     }
-    const queued = this.queuedJobs();
+    const queued = await this.queuedJobs();
     if (queued.length === 0) return null;
     const due = [...this.slots].filter(([, s]) => !s.preempted && s.pid !== null && s.since !== null && now - s.since >= this.sliceSeconds * 1000)
       .sort((a, b) => a[1].since! - b[1].since!);
     for (const [id, slot] of due) {
       // A job about to finish is left to finish: a worker's restart would cost more than it gives.
-      const m = this.registry.jobs.lastMetrics(id);
+      const m = await this.registry.jobs.lastMetrics(id);
       if (m !== null && m.step > 0 && m.total_steps > m.step && (m.elapsed_seconds * (m.total_steps - m.step)) / m.step < this.sliceSeconds / 2) continue;
       const running = this.runningByTenant();
       running.set(slot.tenant, running.get(slot.tenant)! - 1);
@@ -257,7 +342,7 @@ export class JobRunner {
         continue;  // the worker is gone; its exit re-queues the job
       }
       slot.preempted = true;
-      this.registry.jobs.addEvent(id, "info", `Time slice over (${Math.round((now - slot.since!) / 1000)}s of training) and another tenant's job is waiting: checkpointing to yield the worker`);
+      await this.registry.jobs.addEvent(id, "info", `Time slice over (${Math.round((now - slot.since!) / 1000)}s of training) and another tenant's job is waiting: checkpointing to yield the worker`);
       return id;
     }
     return null;
@@ -265,23 +350,28 @@ export class JobRunner {
 
   /** Watches a worker that is not our child (it outlived the previous server). */
   private watch(jobId: string, pid: number): void {
+    let busy = false;
     const timer = setInterval(() => {
-      const job = this.registry.jobs.job(jobId);
-      if (job === undefined || job.status !== "running" || !alive(pid)) {
-        clearInterval(timer);
-        this.adopted.delete(jobId);
-        this.slots.delete(jobId);
-        if (job?.status === "running") this.retryOrFail(job, `the adopted worker (pid ${pid}) exited`);
-        this.pump();
-      }
+      if (busy) return;
+      busy = true;
+      void (async () => {
+        const job = await this.registry.jobs.job(jobId);
+        if (job === undefined || job.status !== "running" || !alive(pid)) {
+          clearInterval(timer);
+          this.adopted.delete(jobId);
+          this.slots.delete(jobId);
+          if (job?.status === "running" && job.workerPid === pid) await this.retryOrFail(job, `the adopted worker (pid ${pid}) exited`);
+          await this.pump();
+        }
+      })().catch(() => {}).finally(() => { busy = false; });
     }, 500);
     timer.unref();
     this.adopted.set(jobId, timer);
   }
 
   /** Cancels a queued or running job; a running worker sees it at its next step, and is killed if it does not stop. */
-  cancel(jobId: string): boolean {
-    const ok = this.registry.jobs.transition(jobId, ["queued", "running", "validating_files"], "cancelled", { message: "The job was cancelled" });
+  async cancel(jobId: string): Promise<boolean> {
+    const ok = await this.registry.jobs.transition(jobId, ["queued", "running", "validating_files"], "cancelled", { message: "The job was cancelled" });
     const child = this.children.get(jobId);
     if (ok && child !== undefined) setTimeout(() => { if (child.exitCode === null) child.kill("SIGKILL"); }, 5000).unref();
     return ok;
@@ -292,15 +382,30 @@ export class JobRunner {
   }
 
   /** Stops managing jobs. With `killWorkers`, running workers are stopped and their jobs re-queued for the next start. */
-  close({ killWorkers = true } = {}): void {
+  async close({ killWorkers = true } = {}): Promise<void> {
     this.closed = true;
     if (this.ticker !== null) clearInterval(this.ticker);
     for (const t of this.adopted.values()) clearInterval(t);
     if (!killWorkers) return;
     for (const [id, child] of this.children) {
       child.kill("SIGKILL");
-      const job = this.registry.jobs.job(id);
-      if (job?.status === "running") this.registry.jobs.transition(id, ["running"], "queued", { message: "Server shut down; the job is re-queued for the next start", level: "warn" });
+      try {
+        const job = await this.registry.jobs.job(id);
+        if (job?.status === "running") await this.registry.jobs.transition(id, ["running"], "queued", { message: "Server shut down; the job is re-queued for the next start", level: "warn" });
+      } catch {
+        // the registry is unreachable: the sweep of another replica (or the next start) re-queues it
+      }
     }
+  }
+}
+
+/** Whether a live process other than this one and init is the parent of pid (another replica's worker). */
+function ownedElsewhere(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return ppid > 1 && ppid !== process.pid && alive(ppid);
+  } catch {
+    return false;
   }
 }

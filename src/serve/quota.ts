@@ -1,7 +1,7 @@
 /**
  * Token quotas as hard limits, and metering as tokens are delivered.
  *
- * Admission reserves the worst case in one SQLite transaction (registry/keys.ts): a generation
+ * Admission reserves the worst case in one registry transaction (registry/keys.ts): a generation
  * request its prompt + n × max_tokens, capped at what the key has left (max_tokens shrinks to
  * fit; below one token per choice the request is a 429), a fine-tuning job its planned training
  * tokens. A request's `RequestMeter` then moves tokens from the reservation to the request's
@@ -21,11 +21,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultSteps } from "../adapt/finetune.js";
 import { setfitPlan } from "../adapt/setfit.js";
-import type { ApiKey, FileEntry, QuotaState, Registry, Reservation, UsageDelta, UsageKind } from "../registry/index.js";
+import { type ApiKey, type FileEntry, type QuotaState, type Registry, RegistryUnavailableError, type Reservation, type UsageDelta, type UsageKind } from "../registry/index.js";
 import { ApiError } from "./errors.js";
 
 export const METER_EVERY_TOKENS = 16;
 export const METER_EVERY_MS = 1000;
+/** Settling retries while the registry is unreachable (about a minute in all). */
+const SETTLE_RETRIES = 8;
 
 function quotaError(key: ApiKey, s: QuotaState, wanted: string): ApiError {
   return new ApiError("insufficient_quota",
@@ -33,9 +35,9 @@ function quotaError(key: ApiKey, s: QuotaState, wanted: string): ApiError {
 }
 
 /** Refuses work when a key has nothing left at all (the gate on every work route; reads are never refused). */
-export function checkQuotaLeft(registry: Registry, key: ApiKey): void {
+export async function checkQuotaLeft(registry: Registry, key: ApiKey): Promise<void> {
   if (key.tokenQuota === null) return;
-  const s = registry.keys.quota(key.id);
+  const s = await registry.keys.quota(key.id);
   if (s.available <= 0) throw quotaError(key, s, "this request needs tokens");
 }
 
@@ -48,6 +50,8 @@ export class RequestMeter {
   private timer: NodeJS.Timeout | null = null;
   private promptBilled = false;
   private done = false;
+  /** Commits run in order, one after another (the registry is asynchronous); settle waits for them. */
+  private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly registry: Registry, readonly reservation: Reservation, private readonly promptTokens: number,
     private readonly every = { tokens: METER_EVERY_TOKENS, ms: METER_EVERY_MS }) {}
@@ -75,18 +79,36 @@ export class RequestMeter {
     if (this.done || this.pendingPrompt + this.pendingCompletion === 0) return;
     const d = { promptTokens: this.pendingPrompt, completionTokens: this.pendingCompletion };
     this.pendingPrompt = this.pendingCompletion = 0;
-    this.registry.keys.meter(this.reservation.id, d);
     this.metered.promptTokens += d.promptTokens;
     this.metered.completionTokens += d.completionTokens;
+    this.chain = this.chain.then(() => this.registry.keys.meter(this.reservation.id, d)).catch(() => {
+      // The registry was unreachable (a database restart): the tokens go back to pending and
+      // ride with the next commit or the settle, so nothing delivered goes unbilled.
+      this.metered.promptTokens -= d.promptTokens;
+      this.metered.completionTokens -= d.completionTokens;
+      if (this.done) this.lateFailed = { promptTokens: (this.lateFailed.promptTokens ?? 0) + d.promptTokens, completionTokens: (this.lateFailed.completionTokens ?? 0) + d.completionTokens };
+      else {
+        this.pendingPrompt += d.promptTokens;
+        this.pendingCompletion += d.completionTokens;
+      }
+    });
   }
+
+  /** Resolves when the commits made so far are written. */
+  flushed(): Promise<void> {
+    return this.chain;
+  }
+
+  /** Tokens of commits that failed after settle had computed its delta (added to it). */
+  private lateFailed: UsageDelta = {};
 
   /**
    * The end: with the request's final usage, writes exactly that (what was metered so far is
    * subtracted); without (the request failed), commits what was delivered. Either way the rest
    * of the reservation is released. Idempotent.
    */
-  settle(final?: UsageDelta): void {
-    if (this.done) return;
+  async settle(final?: UsageDelta): Promise<void> {
+    if (this.done) return this.chain;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const d: UsageDelta = final === undefined
@@ -97,7 +119,23 @@ export class RequestMeter {
         computeSeconds: final.computeSeconds ?? 0,
       };
     this.done = true;
-    this.registry.keys.settle(this.reservation.id, d);
+    await this.chain;
+    // Settling retries for a while (a database restart takes seconds); the reservation is
+    // released by the next start of this replica if it never gets through.
+    for (let attempt = 0; ; attempt++) {
+      const late = this.lateFailed;
+      this.lateFailed = {};
+      const all: UsageDelta = { ...d, promptTokens: (d.promptTokens ?? 0) + (late.promptTokens ?? 0), completionTokens: (d.completionTokens ?? 0) + (late.completionTokens ?? 0) };
+      try {
+        await this.registry.keys.settle(this.reservation.id, all);
+        return;
+      } catch (e) {
+        if (attempt >= SETTLE_RETRIES || !(e instanceof RegistryUnavailableError)) return;
+        d.promptTokens = all.promptTokens;
+        d.completionTokens = all.completionTokens;
+        await new Promise((r) => setTimeout(r, 500 * 2 ** Math.min(attempt, 4)));
+      }
+    }
   }
 }
 
@@ -106,10 +144,10 @@ export class RequestMeter {
  * as much as is left with maxTokens cut to fit (at least one token per choice), or refuses
  * with a 429. Returns the maxTokens to generate with and the request's meter.
  */
-export function admitGeneration(registry: Registry, key: ApiKey, r: { kind: UsageKind; model: string; prompt: number; n: number; maxTokens: number }): { maxTokens: number; meter: RequestMeter } {
+export async function admitGeneration(registry: Registry, key: ApiKey, r: { kind: UsageKind; model: string; prompt: number; n: number; maxTokens: number }): Promise<{ maxTokens: number; meter: RequestMeter }> {
   const min = r.prompt + r.n, max = r.prompt + r.n * r.maxTokens;
-  const res = registry.keys.reserve(key, { kind: r.kind, model: r.model, min, max });
-  if (res === null) throw quotaError(key, registry.keys.quota(key.id), `this request needs at least ${min} tokens (a ${r.prompt}-token prompt and one token for each of ${r.n} choice${r.n > 1 ? "s" : ""})`);
+  const res = await registry.keys.reserve(key, { kind: r.kind, model: r.model, min, max });
+  if (res === null) throw quotaError(key, await registry.keys.quota(key.id), `this request needs at least ${min} tokens (a ${r.prompt}-token prompt and one token for each of ${r.n} choice${r.n > 1 ? "s" : ""})`);
   const maxTokens = Math.min(r.maxTokens, Math.floor((res.granted - r.prompt) / r.n));
   return { maxTokens, meter: new RequestMeter(registry, res, r.prompt) };
 }
@@ -119,9 +157,9 @@ export function admitGeneration(registry: Registry, key: ApiKey, r: { kind: Usag
  * tokens): reserves exactly that many or refuses with a 429. Settle the meter when the work is
  * done (`meter.settle({ promptTokens, computeSeconds })`); a failure (`meter.settle()`) bills nothing.
  */
-export function admitPrompt(registry: Registry, key: ApiKey, r: { kind: UsageKind; model: string; tokens: number }): RequestMeter {
-  const res = registry.keys.reserve(key, { kind: r.kind, model: r.model, min: r.tokens, max: r.tokens });
-  if (res === null) throw quotaError(key, registry.keys.quota(key.id), `this request's input is ${r.tokens} tokens`);
+export async function admitPrompt(registry: Registry, key: ApiKey, r: { kind: UsageKind; model: string; tokens: number }): Promise<RequestMeter> {
+  const res = await registry.keys.reserve(key, { kind: r.kind, model: r.model, min: r.tokens, max: r.tokens });
+  if (res === null) throw quotaError(key, await registry.keys.quota(key.id), `this request's input is ${r.tokens} tokens`);
   return new RequestMeter(registry, res, r.tokens);
 }
 
@@ -182,12 +220,12 @@ function contextOf(dir: string): number {
  * not fit). Call it in the transaction that creates the job; the reservation is released when
  * the job reaches a terminal status, and the worker records the tokens it really trained.
  */
-export function reserveJobTokens(registry: Registry, key: ApiKey, job: { id: string; model: string; method: string; hyperparameters: Record<string, number> }, file: Pick<FileEntry, "path" | "labels">): number {
+export async function reserveJobTokens(registry: Registry, key: ApiKey, job: { id: string; model: string; method: string; hyperparameters: Record<string, number> }, file: Pick<FileEntry, "path" | "labels">): Promise<number> {
   if (key.tokenQuota === null) return 0;
-  const base = registry.catalog.model(job.model);
+  const base = await registry.catalog.model(job.model);
   const generative = file.labels.length === 0 ? { ctx: base === undefined ? 1024 : contextOf(base.dir) } : null;
   const planned = plannedTrainingTokens(job, lineBytesOf(file.path), generative);
-  const res = registry.keys.reserve(key, { kind: "fine_tuning", model: job.model, min: planned, max: planned, jobId: job.id });
-  if (res === null) throw quotaError(key, registry.keys.quota(key.id), `this fine-tuning job plans up to ${planned} training tokens (its steps × its batch's longest examples)`);
+  const res = await registry.keys.reserve(key, { kind: "fine_tuning", model: job.model, min: planned, max: planned, jobId: job.id });
+  if (res === null) throw quotaError(key, await registry.keys.quota(key.id), `this fine-tuning job plans up to ${planned} training tokens (its steps × its batch's longest examples)`);
   return planned;
 }

@@ -1,14 +1,17 @@
 /**
  * A fine-tuning job's worker process (forked by jobs.ts):
  *
- *     node dist/src/serve/worker.js <registry.db> <job id> <data dir>
+ *     node dist/src/serve/worker.js <registry> <job id> <data dir> [<host>]
  *
- * It claims the queued job, runs the adaptation library's runAdaptation with the job's
+ * With <host> (the job runner's machine), the runner has claimed the job for that machine and
+ * the worker attaches to it; without, the worker claims the queued job itself. It runs the adaptation library's runAdaptation with the job's
  * method and hyperparameters, and commits every step's metrics as a job event (the loss
  * curve) and its heartbeat to the registry. Success commits, in one transaction, the adapter
  * (registered for the job's tenant), a checkpoint, an evaluation and the training usage. The
  * worker writes the registry itself, so it finishes and commits even if the server dies; a
- * job cancelled in the registry stops at the next step.
+ * job cancelled in the registry (or re-queued to another replica after this worker stopped
+ * heartbeating) stops at the next step, and nothing is committed unless the job is still this
+ * worker's (its row locked while the commit checks).
  *
  * Time-slicing: training checkpoints into <data dir>/checkpoints/<job id> (every 100 steps, and
  * when preempted). SIGUSR2 from the job runner (its slice is over and another tenant's job
@@ -17,7 +20,8 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { Registry } from "../registry/index.js";
+import { hostname } from "node:os";
+import { type JobEntry, Registry, redact } from "../registry/index.js";
 import type { AdaptOutcome, AdaptProgress, AdaptSpec } from "../adapt/run.js";
 import { listCheckpoints } from "../train/checkpoint.js";
 
@@ -25,30 +29,46 @@ import { listCheckpoints } from "../train/checkpoint.js";
 const preempt = new AbortController();
 process.on("SIGUSR2", () => preempt.abort());
 
-const [dbPath, jobId, dataDir] = process.argv.slice(2);
+const [dbPath, jobId, dataDir, claimedFor] = process.argv.slice(2);
 if (dbPath === undefined || jobId === undefined || dataDir === undefined) {
-  console.error("usage: worker.js <registry.db> <job id> <data dir>");
+  console.error("usage: worker.js <registry> <job id> <data dir> [<host>]");
   process.exit(2);
 }
 
-const registry = Registry.open(dbPath);
-const job = registry.jobs.job(jobId);
+const registry = await Registry.open(dbPath);
+const job = await registry.jobs.job(jobId);
 if (job === undefined) {
-  console.error(`worker: no job ${jobId} in ${dbPath}`);
+  console.error(`worker: no job ${jobId} in ${redact(dbPath)}`);
   process.exit(2);
 }
-if (!registry.jobs.claim(jobId, process.pid)) process.exit(0);  // cancelled, or another worker has it
+const host = claimedFor ?? hostname();
+const took = claimedFor === undefined ? await registry.jobs.claim(jobId, process.pid, host) : await registry.jobs.attach(jobId, process.pid, host);
+if (!took) process.exit(0);  // cancelled, or another worker has it
 
-process.on("disconnect", () => registry.jobs.addEvent(jobId, "warn", "The server went away; the worker carries on and commits its result"));
+/** Whether the job is still this worker's (not cancelled, not re-queued and claimed elsewhere). */
+const owns = (j: JobEntry | undefined): boolean => j?.status === "running" && j.workerPid === process.pid && j.workerHost === host;
+
+/** Registry writes from progress callbacks, in order; awaited before the worker commits or exits. */
+let writes: Promise<unknown> = Promise.resolve();
+const write = (f: () => Promise<unknown>): void => {
+  writes = writes.then(f).catch((e: unknown) => console.error(`worker ${jobId}: ${(e as Error).message}`));
+};
+
+process.on("disconnect", () => write(() => registry.jobs.addEvent(jobId, "warn", "The server went away; the worker carries on and commits its result")));
 const ac = new AbortController();
 let lastEvent = 0, lastCheck = 0;
+// The heartbeat: every 2 s while the event loop turns, and at steps (training yields between
+// them). A job no longer this worker's is abandoned at the next step.
+const beat = (): void => write(async () => {
+  if (!(await registry.jobs.heartbeat(jobId, process.pid, host))) ac.abort();
+});
+setInterval(beat, 2000).unref();
 
 function onProgress(p: AdaptProgress & { valLoss?: number }): void {
   const t = Date.now();
   if (t - lastCheck > 300) {
     lastCheck = t;
-    if (registry.jobs.job(jobId)?.status !== "running") ac.abort();
-    registry.jobs.heartbeat(jobId);
+    beat();
   }
   if (t - lastEvent < 100 && p.step < p.total) return;
   lastEvent = t;
@@ -57,16 +77,17 @@ function onProgress(p: AdaptProgress & { valLoss?: number }): void {
   if (p.tokens !== undefined) data.tokens = p.tokens;
   if (p.valLoss !== undefined) data.valid_loss = p.valLoss;
   const eta = p.step > 0 ? (p.elapsedSeconds * (p.total - p.step)) / p.step : NaN;
-  registry.jobs.addEvent(jobId, "info",
-    `Step ${p.step}/${p.total}${p.loss !== undefined ? `: training loss=${p.loss.toFixed(4)}` : ""}${p.valLoss !== undefined ? `, validation loss=${p.valLoss.toFixed(4)}` : ""}${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ""}`, data);
+  write(() => registry.jobs.addEvent(jobId, "info",
+    `Step ${p.step}/${p.total}${p.loss !== undefined ? `: training loss=${p.loss.toFixed(4)}` : ""}${p.valLoss !== undefined ? `, validation loss=${p.valLoss.toFixed(4)}` : ""}${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ""}`, data));
 }
 
-const model = registry.catalog.model(job.model)!;
-const file = registry.jobs.file(job.trainingFile)!;
+const model = (await registry.catalog.model(job.model))!;
+const file = (await registry.jobs.file(job.trainingFile))!;
+const validation = job.validationFile === null ? undefined : (await registry.jobs.file(job.validationFile))!.path;
 const out = join(dataDir, "adapters", job.tenant, jobId);
 const checkpointDir = join(dataDir, "checkpoints", jobId);
 const resumeAt = listCheckpoints(checkpointDir).at(-1)?.step;
-if (resumeAt !== undefined) registry.jobs.addEvent(jobId, "info", `Resuming from the checkpoint at step ${resumeAt}`);
+if (resumeAt !== undefined) await registry.jobs.addEvent(jobId, "info", `Resuming from the checkpoint at step ${resumeAt}`);
 const hp = job.hyperparameters;
 const spec: AdaptSpec = {
   base: model.dir, method: job.method as AdaptSpec["method"], task: file.path, out, seed: job.seed, checkpointDir,
@@ -79,14 +100,15 @@ const spec: AdaptSpec = {
 };
 
 /** A run that threw: a job still running is marked failed (a cancelled one stays cancelled); the worker exits. */
-function exitFailed(e: unknown): never {
-  const current = registry.jobs.job(jobId)?.status;
-  if (current === "running") {
+async function exitFailed(e: unknown): Promise<never> {
+  await writes;
+  const mine = owns(await registry.jobs.job(jobId));
+  if (mine) {
     const message = (e as Error).message ?? String(e);
-    registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
+    await registry.jobs.transition(jobId, ["running"], "failed", { error: { code: "training_failed", message }, message: `Fine-tuning failed: ${message}`, level: "error" });
   }
-  registry.close();
-  process.exit(current === "running" ? 1 : 0);
+  await registry.close();
+  process.exit(mine ? 1 : 0);
 }
 
 /**
@@ -100,14 +122,16 @@ async function train(run: () => Promise<void>): Promise<never> {
   } catch (e) {
     if ((e as Error).name === "PreemptedError") {
       const { step, total } = e as Error & { step: number; total: number };
-      registry.jobs.requeuePreempted(jobId, `Preempted at step ${step}/${total} so that other tenants' jobs can run; checkpointed, back in the queue, and resumes from step ${step}`);
-      registry.close();
+      await writes;
+      if (owns(await registry.jobs.job(jobId))) await registry.jobs.requeuePreempted(jobId, `Preempted at step ${step}/${total} so that other tenants' jobs can run; checkpointed, back in the queue, and resumes from step ${step}`);
+      await registry.close();
       process.exit(0);
     }
     rmSync(checkpointDir, { recursive: true, force: true });  // nothing will resume
-    exitFailed(e);
+    await exitFailed(e);
   }
-  registry.close();
+  await writes;
+  await registry.close();
   process.exit(0);
 }
 
@@ -118,11 +142,11 @@ if (file.labels.length === 0) {
     const { runGenerative } = await import("../adapt/generative.js");
     const o = await runGenerative({
       base: model.dir, method: job.method === "full" ? "full" : "lora", data: file.path, out, seed: job.seed, checkpointDir,
-      ...(job.validationFile !== null ? { validation: registry.jobs.file(job.validationFile)!.path } : {}),
+      ...(validation !== undefined ? { validation } : {}),
       steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, lrMultiplier: hp.learning_rate_multiplier, batchSize: hp.batch_size, maxTest: hp.max_test ?? 16,
       lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha },
     }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal, preempt: preempt.signal });
-    commitGenerative(o);
+    await commitGenerative(o);
   });
 }
 
@@ -137,12 +161,12 @@ const METHOD_TEXT: Record<string, string> = {
   knn: "a vote of the nearest labeled examples in the frozen embeddings (cosine; no training)",
 };
 const given = Object.entries(hp).map(([k, v]) => `${k}=${v}`).join(", ");
-if (resumeAt === undefined) registry.jobs.addEvent(jobId, "info", `Method ${job.method}: ${METHOD_TEXT[job.method] ?? job.method}${given === "" ? "" : ` (${given})`}`);
+if (resumeAt === undefined) await registry.jobs.addEvent(jobId, "info", `Method ${job.method}: ${METHOD_TEXT[job.method] ?? job.method}${given === "" ? "" : ` (${given})`}`);
 
 await train(async () => {
   const { runAdaptation } = await import("../adapt/run.js");
   const outcome: AdaptOutcome = await runAdaptation(spec, { onProgress, signal: ac.signal, preempt: preempt.signal });
-  commit(outcome, job.auditSuite === null ? [] : await audit(job.auditSuite, outcome.out ?? out));
+  await commit(outcome, job.auditSuite === null ? [] : await audit(job.auditSuite, outcome.out ?? out));
 });
 
 interface AuditRecord { name: string; passed: boolean; result: Record<string, unknown> }
@@ -164,44 +188,46 @@ async function audit(suiteName: string, adapterDir: string): Promise<AuditRecord
     });
     const counts = new Map<string, number>();
     for (const r of rows) counts.set(String(r.result.verdict), (counts.get(String(r.result.verdict)) ?? 0) + 1);
-    registry.jobs.addEvent(jobId, report.blockingFailures.length > 0 ? "warn" : "info",
+    await registry.jobs.addEvent(jobId, report.blockingFailures.length > 0 ? "warn" : "info",
       `Audit ${suiteName}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(", ")}${report.blockingFailures.length > 0 ? `; ${report.blockingFailures.length} blocking failure(s)` : ""}`);
     return rows;
   } catch (e) {
-    registry.jobs.addEvent(jobId, "warn", `Audit ${suiteName} could not run: ${(e as Error).message}`);
+    await registry.jobs.addEvent(jobId, "warn", `Audit ${suiteName} could not run: ${(e as Error).message}`);
     return [];
   }
 }
 
-function commit(o: AdaptOutcome, audits: AuditRecord[]): void {
-  registry.db.transaction(() => {
-    if (registry.jobs.job(jobId)?.status !== "running") return;  // cancelled while finishing
-    const name = registry.catalog.freshName(job!.tenant, job!.model, job!.suffix ?? `ft-${jobId.slice(6, 14)}`);
-    const adapter = registry.catalog.addAdapter(job!.tenant, name, job!.model, o.out ?? out, { jobId });
+async function commit(o: AdaptOutcome, audits: AuditRecord[]): Promise<void> {
+  await writes;
+  await registry.tx(async () => {
+    if (!owns(await registry.jobs.jobForUpdate(jobId))) return;  // cancelled (or taken over) while finishing
+    const name = await registry.catalog.freshName(job!.tenant, job!.model, job!.suffix ?? `ft-${jobId.slice(6, 14)}`);
+    const adapter = await registry.catalog.addAdapter(job!.tenant, name, job!.model, o.out ?? out, { jobId });
     const id = `${adapter.base}:${adapter.name}`;
     const metrics = { accuracy: o.metrics.accuracy, macro_f1: o.metrics.macroF1, ece: o.metrics.ece, log_loss: o.metrics.logLoss };
-    registry.jobs.addCheckpoint(jobId, o.losses.length, { ...metrics, train_loss: o.losses.at(-1) ?? NaN }, id);
-    registry.results.addEvaluation(job!.tenant, id, o.task, { ...metrics, test_examples: o.testExamples, train_examples: o.trainExamples });
-    for (const a of audits) registry.results.addAudit(job!.tenant, id, a.name, a.passed, a.result);
-    registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
-    registry.jobs.addEvent(jobId, "info", `Held-out accuracy ${(o.metrics.accuracy * 100).toFixed(1)}%, macro-F1 ${o.metrics.macroF1.toFixed(3)} on ${o.testExamples} examples`, metrics);
-    registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.method}, ${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
-  })();
+    await registry.jobs.addCheckpoint(jobId, o.losses.length, { ...metrics, train_loss: o.losses.at(-1) ?? NaN }, id);
+    await registry.results.addEvaluation(job!.tenant, id, o.task, { ...metrics, test_examples: o.testExamples, train_examples: o.trainExamples });
+    for (const a of audits) await registry.results.addAudit(job!.tenant, id, a.name, a.passed, a.result);
+    await registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
+    await registry.jobs.addEvent(jobId, "info", `Held-out accuracy ${(o.metrics.accuracy * 100).toFixed(1)}%, macro-F1 ${o.metrics.macroF1.toFixed(3)} on ${o.testExamples} examples`, metrics);
+    await registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.method}, ${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
+  });
 }
 
 /** A generative adapter: registered as ft-<id> for the tenant, served as ft:<base>:<tenant>:<suffix>:<id>. */
-function commitGenerative(o: import("../adapt/generative.js").GenerativeOutcome): void {
-  registry.db.transaction(() => {
-    if (registry.jobs.job(jobId)?.status !== "running") return;
+async function commitGenerative(o: import("../adapt/generative.js").GenerativeOutcome): Promise<void> {
+  await writes;
+  await registry.tx(async () => {
+    if (!owns(await registry.jobs.jobForUpdate(jobId))) return;
     const short = jobId.replace(/^ftjob-/, "").slice(0, 12);
-    const adapter = registry.catalog.addAdapter(job!.tenant, registry.catalog.freshName(job!.tenant, job!.model, `ft-${short}`), job!.model, o.out ?? out, { jobId });
+    const adapter = await registry.catalog.addAdapter(job!.tenant, await registry.catalog.freshName(job!.tenant, job!.model, `ft-${short}`), job!.model, o.out ?? out, { jobId });
     const id = `ft:${adapter.base}:${job!.tenant}:${job!.suffix ?? ""}:${adapter.name.slice(3)}`;
     const metrics = { valid_loss: o.after.loss, valid_loss_before: o.before.loss, valid_exact_match: o.after.exactMatch, valid_similarity: o.after.similarity };
     const finite = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));
-    registry.jobs.addCheckpoint(jobId, o.steps, { ...finite, train_loss: o.losses.at(-1) ?? NaN }, id);
-    registry.results.addEvaluation(job!.tenant, id, "lm", { ...finite, valid_examples: o.valExamples, train_examples: o.trainExamples });
-    registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
-    registry.jobs.addEvent(jobId, "info", `Held-out assistant-token loss ${o.before.loss.toFixed(4)} before, ${o.after.loss.toFixed(4)} after; exact match ${(o.after.exactMatch * 100).toFixed(1)}% on ${o.valExamples} examples`, finite);
-    registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
-  })();
+    await registry.jobs.addCheckpoint(jobId, o.steps, { ...finite, train_loss: o.losses.at(-1) ?? NaN }, id);
+    await registry.results.addEvaluation(job!.tenant, id, "lm", { ...finite, valid_examples: o.valExamples, train_examples: o.trainExamples });
+    await registry.keys.record({ keyId: job!.keyId, tenant: job!.tenant, kind: "fine_tuning", model: id, trainingTokens: o.trainingTokens, computeSeconds: o.seconds });
+    await registry.jobs.addEvent(jobId, "info", `Held-out assistant-token loss ${o.before.loss.toFixed(4)} before, ${o.after.loss.toFixed(4)} after; exact match ${(o.after.exactMatch * 100).toFixed(1)}% on ${o.valExamples} examples`, finite);
+    await registry.jobs.transition(jobId, ["running"], "succeeded", { fineTunedModel: id, trainedTokens: o.trainingTokens, message: `The job has successfully completed: ${id} (${o.trainableParameters} trainable parameters, ${o.seconds.toFixed(1)}s)` });
+  });
 }

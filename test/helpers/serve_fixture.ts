@@ -1,6 +1,8 @@
 // A tiny world for the serving tests: a GPT base with its BPE tokenizer in a temp folder, two
 // LoRA adapters for it (random, non-zero factors so they change the output), a registry with
-// the base registered, and keys for two tenants.
+// the base registered, and keys for two tenants. The registry is a SQLite file, or with
+// PLINTH_TEST_REGISTRY=postgres a database on a throwaway PostgreSQL cluster (helpers/postgres.ts):
+// the same server tests then run against PostgreSQL.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,19 +14,29 @@ import { AdamW } from "../../src/optim/index.js";
 import { applyLoRA } from "../../src/adapt/lora.js";
 import { baseIdentity, saveAdapter } from "../../src/adapt/artifact.js";
 import { Registry } from "../../src/registry/index.js";
+import { type PgCluster, startPostgres } from "./postgres.js";
 
 export const corpus = Array.from({ length: 60 }, (_, i) =>
   `the movie was ${i % 2 ? "good" : "bad"} and the plot was ${i % 3 ? "great" : "awful"}. user: hello assistant: hi there`);
 
 export interface ServeFixture {
   root: string;
+  /** The registry: a SQLite file path, or a postgres:// URL. */
   dbPath: string;
+  /** Where the server keeps uploads and adapters (the registry's folder for SQLite; required with PostgreSQL). */
+  dataDir: string;
+  engine: "sqlite" | "postgres";
+  /** The PostgreSQL cluster, when the registry is on one. */
+  pg: PgCluster | null;
   baseDir: string;
   adapterDirs: string[];
   keyA: string;
   keyB: string;
-  cleanup(): void;
+  cleanup(): Promise<void>;
 }
+
+/** The registry engine the server tests run on: PLINTH_TEST_REGISTRY=postgres, else SQLite. */
+export const testEngine = (): "sqlite" | "postgres" => (process.env.PLINTH_TEST_REGISTRY === "postgres" ? "postgres" : "sqlite");
 
 export function makeBase(dir: string, { n_embd = 32, n_layer = 2, n_positions = 64, seed = 1, trainSteps = 40 } = {}): void {
   const tok = new BPETextTokenizer(trainBPE(corpus, { vocabSize: 300 }));
@@ -63,7 +75,7 @@ export function writeDataset(path: string, rows = 24): void {
   writeFileSync(path, lines.join("\n") + "\n");
 }
 
-export async function makeFixture(): Promise<ServeFixture> {
+export async function makeFixture({ engine = testEngine() }: { engine?: "sqlite" | "postgres" } = {}): Promise<ServeFixture> {
   const root = mkdtempSync(join(tmpdir(), "plinth-serve-"));
   const baseDir = join(root, "base");
   makeBase(baseDir);
@@ -73,13 +85,20 @@ export async function makeFixture(): Promise<ServeFixture> {
     makeLoRAAdapter(baseDir, loadGPT(baseDir), out, s);
     return out;
   });
-  const dbPath = join(root, "registry.db");
-  const reg = Registry.open(dbPath);
-  reg.catalog.addModel("tiny", baseDir);
-  reg.catalog.addAdapter("acme", "style", "tiny", adapterDirs[0]);
-  reg.catalog.addAdapter("globex", "secret", "tiny", adapterDirs[1]);
-  const keyA = reg.keys.create("acme").secret;
-  const keyB = reg.keys.create("globex").secret;
-  reg.close();
-  return { root, dbPath, baseDir, adapterDirs, keyA, keyB, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  const pgc = engine === "postgres" ? await startPostgres() : null;
+  const dbPath = pgc === null ? join(root, "registry.db") : await pgc.database();
+  const reg = await Registry.open(dbPath);
+  await reg.catalog.addModel("tiny", baseDir);
+  await reg.catalog.addAdapter("acme", "style", "tiny", adapterDirs[0]);
+  await reg.catalog.addAdapter("globex", "secret", "tiny", adapterDirs[1]);
+  const keyA = (await reg.keys.create("acme")).secret;
+  const keyB = (await reg.keys.create("globex")).secret;
+  await reg.close();
+  return {
+    root, dbPath, dataDir: root, engine, pg: pgc, baseDir, adapterDirs, keyA, keyB,
+    async cleanup() {
+      await pgc?.stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

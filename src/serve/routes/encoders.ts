@@ -53,8 +53,8 @@ export const DEFAULT_ENCODER_LIMITS: Required<EncoderLimits> = { maxInputs: 256,
 const HEADLESS_CLASSIFIERS = new Set(["zero-shot", "few-shot", "prototype", "knn"]);
 
 /** A classifier adapter (probe, setfit, head, LoRA or full with a score head; prototype, knn; a prompt) applied to its shared base. */
-function classifier(host: ModelHost, entry: AdapterEntry) {
-  const a = host.adapterData(entry);
+async function classifier(host: ModelHost, entry: AdapterEntry) {
+  const a = await host.adapterData(entry);
   const headless = HEADLESS_CLASSIFIERS.has(a.manifest.method) && a.config.objective !== "lm";
   if (!headless && a.probe === null && (a.tensors["score.weight"] === undefined || a.tensors["score.bias"] === undefined)) {
     throw apiError("unsupported_model", `The adapter '${entry.base}:${entry.name}' (method ${entry.method}) is not a classifier.`, "model");
@@ -92,14 +92,14 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
     try {
       const out = await queue.run({
         tenant: req.apiKey.tenant, model: w.model, steps, signal: disconnectSignal(req, reply),
-        admit: (plan) => {
+        admit: async (plan) => {
           tokenLimit(plan);
-          meter = admitPrompt(registry, req.apiKey, { kind: w.kind, model: w.billed, tokens: w.bill(plan) });
+          meter = await admitPrompt(registry, req.apiKey, { kind: w.kind, model: w.billed, tokens: w.bill(plan) });
         },
       });
       const tokens = out.plan === null ? 0 : w.bill(out.plan);
-      if (meter === null) registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: w.kind, model: w.billed, computeSeconds: out.computeSeconds });
-      else (meter as RequestMeter).settle({ promptTokens: tokens, computeSeconds: out.computeSeconds });
+      if (meter === null) await registry.keys.record({ keyId: req.apiKey.id, tenant: req.apiKey.tenant, kind: w.kind, model: w.billed, computeSeconds: out.computeSeconds });
+      else await (meter as RequestMeter).settle({ promptTokens: tokens, computeSeconds: out.computeSeconds });
       settled = true;
       return { ...out, tokens };
     } catch (e) {
@@ -107,7 +107,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       if ((e as Error).name === "ImageError") throw apiError("invalid_value", (e as Error).message, "image");
       throw e;
     } finally {
-      if (!settled) (meter as RequestMeter | null)?.settle();
+      if (!settled) await (meter as RequestMeter | null)?.settle();
     }
   };
   const zeroShotImageRequest = async (req: FastifyRequest, reply: FastifyReply, model: string, b: Body) => {
@@ -116,7 +116,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
     if (labels.length < 2) throw apiError("invalid_value", "Invalid value for 'labels': give at least 2 labels.", "labels");
     const templates = strings(b, "templates", { max: limits.maxTemplates }) ?? ["a photo of {label}.", "{label}"];
     if (templates.some((t) => !t.includes("{label}"))) throw apiError("invalid_value", "Invalid value for 'templates': each template needs a {label} field.", "templates");
-    const run = host.clip(model);
+    const run = await host.clip(model);
     const bytes = Buffer.from(image.replace(/^data:[^;,]*;base64,/, ""), "base64");
     let rgb: Uint8Array;
     try {
@@ -144,7 +144,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       const input = strings(b, "input", { required: true, max: limits.maxInputs })!;
       const format = str(b, "encoding_format") ?? "float";
       if (format !== "float" && format !== "base64") throw apiError("invalid_value", `Invalid value for 'encoding_format': ${JSON.stringify(format)}; expected float or base64.`, "encoding_format");
-      const r = host.resolve(req.apiKey.tenant, model);
+      const r = await host.resolve(req.apiKey.tenant, model);
       if (r.adapter !== null) throw apiError("unsupported_model", "Embeddings come from a base model; name the base without an adapter.", "model");
       const width = (r.base.model.config as { n_embd?: number; hidden_size?: number }).n_embd ?? (r.base.model.config as { hidden_size?: number }).hidden_size ?? Infinity;
       const dimensions = b.dimensions === undefined || b.dimensions === null ? null : num(b, "dimensions", { min: 1, max: width, integer: true, fallback: width });
@@ -167,9 +167,9 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       const b = bodyOf(req.body);
       const model = str(b, "model", { required: true });
       const input = strings(b, "input", { required: true, max: limits.maxInputs })!;
-      const r = host.resolve(req.apiKey.tenant, model);
+      const r = await host.resolve(req.apiKey.tenant, model);
       if (r.adapter === null) throw apiError("invalid_value", "Classification needs a classifier adapter ('base:adapter'); for a base model use /v1/zero-shot with labels.", "model");
-      const clf = classifier(host, r.adapter);
+      const clf = await classifier(host, r.adapter);
       let out: EncoderOutcome<number[][]> & { tokens: number };
       try {
         out = await enqueue(req, reply, { model: r.base.entry.name, billed: model, kind: "classification", bill: (p) => p.inputTokens }, (p) => clf.predictSteps(input, p));
@@ -199,7 +199,7 @@ export function encoderRoutes(deps: { host: ModelHost; registry: Registry; queue
       }
       const v = b.verbalizers ?? Object.fromEntries(labels.map((l) => [l, ` ${l}`]));
       if (v === null || typeof v !== "object" || Object.values(v).some((s) => typeof s !== "string")) throw apiError("invalid_value", "Invalid value for 'verbalizers': expected an object mapping each label to a string.", "verbalizers");
-      const r = host.resolve(req.apiKey.tenant, model);
+      const r = await host.resolve(req.apiKey.tenant, model);
       if (r.adapter !== null) throw apiError("unsupported_model", "Zero-shot classification runs on a base model; name the base without an adapter.", "model");
       const examples = input.map((text) => ({ text, label: labels[0] }));
       const template = str(b, "template");

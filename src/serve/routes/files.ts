@@ -81,21 +81,21 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
       mkdirSync(dir, { recursive: true });
       const path = join(dir, `${randomBytes(12).toString("hex")}.jsonl`);
       writeFileAtomic(path, file.data);
-      const entry = registry.jobs.addFile({
+      const entry = await registry.jobs.addFile({
         tenant: req.apiKey.tenant, filename, purpose, bytes: file.data.length, path, rows, labels,
         sha256: createHash("sha256").update(file.data).digest("hex"),
       });
       return fileObject(entry);
     });
 
-    const own = (tenant: string, id: string): FileEntry => {
-      const f = registry.jobs.file(id);
+    const own = async (tenant: string, id: string): Promise<FileEntry> => {
+      const f = await registry.jobs.file(id);
       if (f === undefined || f.tenant !== tenant) throw apiError("not_found", `No such File object: ${id}`, "id");
       return f;
     };
     app.get<{ Querystring: { purpose?: string; limit?: number; after?: string; order?: "asc" | "desc" } }>("/v1/files", { config: { query: FILES_QUERY } }, async (req) => {
       const { purpose, limit = 10_000, after, order = "desc" } = req.query;
-      let files = registry.jobs.files(req.apiKey.tenant).filter((f) => purpose === undefined || f.purpose === purpose);  // newest first
+      let files = (await registry.jobs.files(req.apiKey.tenant)).filter((f) => purpose === undefined || f.purpose === purpose);  // newest first
       if (order === "asc") files = files.reverse();
       if (after !== undefined) {
         const at = files.findIndex((f) => f.id === after);
@@ -104,16 +104,16 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
       }
       return { object: "list", data: files.slice(0, limit).map(fileObject), has_more: files.length > limit };
     });
-    app.get<{ Params: { id: string } }>("/v1/files/:id", async (req) => fileObject(own(req.apiKey.tenant, req.params.id)));
+    app.get<{ Params: { id: string } }>("/v1/files/:id", async (req) => fileObject(await own(req.apiKey.tenant, req.params.id)));
     app.delete<{ Params: { id: string } }>("/v1/files/:id", async (req) => {
-      const f = own(req.apiKey.tenant, req.params.id);
-      const { usedBy } = registry.jobs.deleteFile(f.id);
+      const f = await own(req.apiKey.tenant, req.params.id);
+      const { usedBy } = await registry.jobs.deleteFile(f.id);
       if (usedBy !== null) throw apiError("invalid_value", `File ${f.id} is the training file of fine-tuning job ${usedBy}; it is kept with the job's record.`, "file_id");
       rmSync(f.path, { force: true });
       return { id: f.id, object: "file", deleted: true };
     });
     app.get<{ Params: { id: string } }>("/v1/files/:id/content", async (req, reply) => {
-      const f = own(req.apiKey.tenant, req.params.id);
+      const f = await own(req.apiKey.tenant, req.params.id);
       return reply.type("application/jsonl").send(readFileSync(f.path));
     });
   };

@@ -39,7 +39,7 @@ export const DEFAULT_GENERATION_LIMITS: Required<GenerationLimits> = { maxChoice
 /** Refuses (429) a request of a tenant that has `cap` requests waiting for a batch slot already. */
 function checkQueued(host: ModelHost, tenant: string, cap: number): void {
   let queued = 0;
-  for (const name of host.loaded()) queued += host.base(name).scheduler?.queuedRequests(tenant) ?? 0;
+  for (const name of host.loaded()) queued += host.loadedBase(name)?.scheduler?.queuedRequests(tenant) ?? 0;
   if (queued < cap) return;
   throw new ApiError("rate_limit_exceeded",
     `Too many generation requests waiting for a batch slot for this tenant: ${queued} queued, at most ${cap} at once (completions and chat completions together). Retry when one has started.`,
@@ -143,8 +143,8 @@ function responseFormat(b: Body, base: LoadedModel): TextParams["constraint"] {
 }
 
 async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", b: Body, modelId: string, params: TextParams, render: Render, includeUsage: boolean, stream: boolean): Promise<unknown> {
-  const resolved = deps.host.resolve(req.apiKey.tenant, modelId);
-  const lora = resolved.adapter === null ? null : deps.host.adapterData(resolved.adapter).lora;
+  const resolved = await deps.host.resolve(req.apiKey.tenant, modelId);
+  const lora = resolved.adapter === null ? null : (await deps.host.adapterData(resolved.adapter)).lora;
   if (resolved.adapter !== null && lora === null) {
     throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no LoRA weights for generation; use /v1/classifications with it.`, "model");
   }
@@ -154,13 +154,13 @@ async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyRe
   // context holds: the scheduler samples up to ctx - prompt + 1 tokens) is reserved before any
   // work, max_tokens cut to what the key has left.
   const ctx = resolved.base.scheduler?.model.config.n_positions ?? Infinity;
-  const admitted = admitGeneration(deps.registry, req.apiKey, {
+  const admitted = await admitGeneration(deps.registry, req.apiKey, {
     kind, model: modelId, prompt: params.prompt.length, n: params.n, maxTokens: Math.max(1, Math.min(params.maxTokens, ctx - params.prompt.length + 1)),
   });
   try {
     return await generate(req, reply, kind, modelId, resolved.base, lora, { ...params, maxTokens: admitted.maxTokens, tenant: req.apiKey.tenant }, render, includeUsage, stream, admitted.meter);
   } finally {
-    admitted.meter.settle();  // after a failure: bills what was delivered and releases the reservation (a no-op once settled)
+    await admitted.meter.settle();  // after a failure: bills what was delivered and releases the reservation (a no-op once settled)
   }
 }
 
@@ -183,7 +183,7 @@ async function generate(req: FastifyRequest, reply: FastifyReply, kind: "complet
         metering.deliver(r.value.tokens.length);  // metered before it is written: a crash loses at most the last batch (quota.ts)
         send({ choices: [render.delta(r.value)] });
       }
-      meter(r.value);
+      await meter(r.value);
       if (includeUsage) send({ choices: [], usage: usageBody(r.value) });
       reply.raw.write("data: [DONE]\n\n");
     } catch (e) {
@@ -203,7 +203,7 @@ async function generate(req: FastifyRequest, reply: FastifyReply, kind: "complet
     tokens[r.value.index].push(...r.value.tokens);
     if (r.value.finishReason !== null) finish[r.value.index] = r.value.finishReason;
   }
-  meter(r.value);
+  await meter(r.value);
   const chosen = render.keep !== undefined && render.keep < params.n ? bestChoices(tokens, render.keep) : texts.map((_, i) => i);
   return { id, object: render.object, created, model: modelId, choices: chosen.map((c, i) => render.final(i, texts[c], tokens[c], finish[c])), usage: usageBody(r.value) };
 }
@@ -220,7 +220,7 @@ export function generationRoutes(deps: GenerationDeps) {
       if (suffix !== undefined && suffix !== "") {
         throw apiError("invalid_value", "'suffix' is not supported by this server: fill-in-the-middle needs a model trained for it, and these GPT-2 models are not.", "suffix");
       }
-      const base = deps.host.resolve(req.apiKey.tenant, model).base;
+      const base = (await deps.host.resolve(req.apiKey.tenant, model)).base;
       const lp = b.logprobs === null || b.logprobs === undefined ? null : num(b, "logprobs", { min: 0, max: 5, integer: true, fallback: 0 });
       const echo = bool(b, "echo", false);
       if (echo && lp !== null) throw apiError("invalid_value", "'echo' together with 'logprobs' is not supported by this server: the prompt tokens' log-probabilities are not computed. Use echo or logprobs, not both.", "echo");
@@ -260,7 +260,7 @@ export function generationRoutes(deps: GenerationDeps) {
       acceptOnly(b, "chat");
       const model = str(b, "model", { required: true });
       const messages = messagesOf(b);
-      const base = deps.host.resolve(req.apiKey.tenant, model).base;
+      const base = (await deps.host.resolve(req.apiKey.tenant, model)).base;
       const wantLogprobs = bool(b, "logprobs", false);
       const top = num(b, "top_logprobs", { min: 0, max: 20, integer: true, fallback: 0 });
       if (top > 0 && !wantLogprobs) throw apiError("invalid_value", "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", "top_logprobs");

@@ -73,8 +73,8 @@ function hyperparameters(b: Body, method: string, type: JobMethod): Record<strin
 
 export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
   const { registry, runner } = deps;
-  const own = (tenant: string, id: string): JobEntry => {
-    const j = registry.jobs.job(id);
+  const own = async (tenant: string, id: string): Promise<JobEntry> => {
+    const j = await registry.jobs.job(id);
     if (j === undefined || j.tenant !== tenant) throw apiError("not_found", `No such fine-tuning job: ${id}`, "fine_tuning_job_id");
     return j;
   };
@@ -90,22 +90,22 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       if (typeof method !== "string" || !(JOB_METHODS as readonly string[]).includes(method)) {
         throw apiError("invalid_value", `Invalid value for 'method.type': ${JSON.stringify(method)}; expected one of ${JOB_METHODS.join(", ")}.`, "method.type");
       }
-      if (registry.catalog.model(model) === undefined) {
+      const baseEntry = await registry.catalog.model(model);
+      if (baseEntry === undefined) {
         throw apiError("model_not_found", `The model '${model}' does not exist or is not a base model that can be fine-tuned.`, "model");
       }
-      const file = registry.jobs.file(fileId);
+      const file = await registry.jobs.file(fileId);
       if (file === undefined || file.tenant !== req.apiKey.tenant) throw apiError("invalid_value", `invalid training_file: ${fileId}`, "training_file");
       // A chat or prompt/completion file (no labels) is generative fine-tuning: LoRA (OpenAI's supervised) or full, on a causal LM.
       if (file.labels.length === 0) {
         if (method !== "lora" && method !== "full") throw apiError("invalid_value", `Invalid value for 'method.type': ${method} trains a classifier; a chat or prompt/completion file is fine-tuned with supervised (LoRA) or full.`, "method.type");
-        const entry = registry.catalog.model(model)!;
-        if (!supports(entry.modelType, "generate")) throw apiError("invalid_value", `The model '${model}' is a ${entry.modelType} model; generative fine-tuning needs a causal LM (gpt2) base.`, "model");
+        if (!supports(baseEntry.modelType, "generate")) throw apiError("invalid_value", `The model '${model}' is a ${baseEntry.modelType} model; generative fine-tuning needs a causal LM (gpt2) base.`, "model");
       }
       // validation_file: another of the caller's files, held out for the job's validation loss
       // (generative jobs: adapt/generative.ts's `validation`); classifier jobs split their own.
       const validationId = str(b, "validation_file");
       if (validationId !== undefined) {
-        const v = registry.jobs.file(validationId);
+        const v = await registry.jobs.file(validationId);
         if (v === undefined || v.tenant !== req.apiKey.tenant) throw apiError("invalid_value", `invalid validation_file: ${validationId}`, "validation_file");
         if (file.labels.length > 0) throw apiError("invalid_value", "'validation_file' is not supported by this server for classifier jobs (a labeled training file): they hold out a split of the training file. It is used with chat or prompt/completion files.", "validation_file");
         if (v.labels.length > 0) throw apiError("invalid_value", `Invalid value for 'validation_file': ${validationId} is a labeled file; a generative job's validation file is a chat or prompt/completion file like its training file.`, "validation_file");
@@ -120,51 +120,53 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       const hp = hyperparameters(b, m.type === "supervised" ? "supervised" : method, method as JobMethod), seed = num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 });
       runner.checkJobSize(req.apiKey.tenant, method, hp, file);
       // The token quota is a hard limit: the job's planned training tokens are reserved with it (429, and no job, if they do not fit).
-      const job = registry.db.transaction(() => {
-        const created = registry.jobs.createJob({
+      const job = await registry.tx(async () => {
+        const created = await registry.jobs.createJob({
           tenant: req.apiKey.tenant, keyId: req.apiKey.id, model, trainingFile: fileId, validationFile: validationId ?? null, method, hyperparameters: hp, suffix: suffix ?? null, seed, auditSuite: audit ?? null,
         });
-        reserveJobTokens(registry, req.apiKey, created, file);
+        await reserveJobTokens(registry, req.apiKey, created, file);
         return created;
-      })();
-      runner.pump();
-      return jobObject(registry.jobs.job(job.id)!);
+      });
+      // The job as created (queued); a free worker claims it right after.
+      const created = jobObject((await registry.jobs.job(job.id))!);
+      void runner.pump().catch(() => {});
+      return created;
     });
 
     app.get<{ Querystring: { after?: string; limit?: number } }>("/v1/fine_tuning/jobs", { config: { query: { after: q.str(64), limit: q.int(1, 100) } } }, async (req) => {
-      const { data, hasMore } = registry.jobs.jobs(req.apiKey.tenant, { after: req.query.after, limit: req.query.limit ?? 20 });
+      const { data, hasMore } = await registry.jobs.jobs(req.apiKey.tenant, { after: req.query.after, limit: req.query.limit ?? 20 });
       return { object: "list", data: data.map(jobObject), has_more: hasMore };
     });
-    app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id", async (req) => jobObject(own(req.apiKey.tenant, req.params.id)));
+    app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id", async (req) => jobObject(await own(req.apiKey.tenant, req.params.id)));
     app.post<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id/cancel", async (req) => {
-      const j = own(req.apiKey.tenant, req.params.id);
-      if (!runner.cancel(j.id)) throw apiError("job_not_cancellable", `Job ${j.id} has already ${j.status === "succeeded" ? "completed" : j.status}; only queued or running jobs can be cancelled.`, "fine_tuning_job_id");
-      return jobObject(registry.jobs.job(j.id)!);
+      const j = await own(req.apiKey.tenant, req.params.id);
+      if (!(await runner.cancel(j.id))) throw apiError("job_not_cancellable", `Job ${j.id} has already ${j.status === "succeeded" ? "completed" : j.status}; only queued or running jobs can be cancelled.`, "fine_tuning_job_id");
+      return jobObject((await registry.jobs.job(j.id))!);
     });
     app.get<{ Params: { id: string }; Querystring: { after?: string; limit?: number } }>("/v1/fine_tuning/jobs/:id/events", { config: { query: { after: q.str(64), limit: q.int(1, 100_000) } } }, async (req) => {
-      const j = own(req.apiKey.tenant, req.params.id);
+      const j = await own(req.apiKey.tenant, req.params.id);
       const limit = req.query.limit ?? 20;
-      const events = registry.jobs.events(j.id, { after: req.query.after, limit: limit + 1 });
+      const events = await registry.jobs.events(j.id, { after: req.query.after, limit: limit + 1 });
       return {
         object: "list", has_more: events.length > limit,
         data: events.slice(0, limit).map((e) => ({ id: `ftevent-${e.id}`, object: "fine_tuning.job.event", created_at: e.created, level: e.level, message: e.message, type: e.type, data: e.data ?? {} })),
       };
     });
     app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id/checkpoints", async (req) => {
-      const j = own(req.apiKey.tenant, req.params.id);
+      const j = await own(req.apiKey.tenant, req.params.id);
       return {
         object: "list", has_more: false,
-        data: registry.jobs.checkpoints(j.id).map((c) => ({
+        data: (await registry.jobs.checkpoints(j.id)).map((c) => ({
           id: c.id, object: "fine_tuning.job.checkpoint", created_at: c.created, fine_tuned_model_checkpoint: c.model, fine_tuning_job_id: j.id,
           step_number: c.step, metrics: { step: c.step, train_loss: c.metrics.train_loss, full_valid_mean_token_accuracy: c.metrics.accuracy, ...c.metrics },
         })),
       };
     });
     app.get<{ Params: { id: string } }>("/v1/fine_tuning/jobs/:id/loss.svg", async (req, reply) => {
-      const j = own(req.apiKey.tenant, req.params.id);
-      const points = registry.jobs.events(j.id, { order: "asc", limit: 100_000 })
-        .filter((e) => e.data?.train_loss !== undefined).map((e): [number, number] => [e.data!.step, e.data!.train_loss]);
-      const valid = registry.jobs.events(j.id, { order: "asc", limit: 100_000 })
+      const j = await own(req.apiKey.tenant, req.params.id);
+      const all = await registry.jobs.events(j.id, { order: "asc", limit: 100_000 });
+      const points = all.filter((e) => e.data?.train_loss !== undefined).map((e): [number, number] => [e.data!.step, e.data!.train_loss]);
+      const valid = all
         .filter((e) => e.data?.valid_loss !== undefined).map((e): [number, number] => [e.data!.step, e.data!.valid_loss]);
       const series = [{ name: "training loss", points, color: "#1f77b4" }, ...(valid.length > 0 ? [{ name: "validation loss", points: valid, color: "#d62728" }] : [])];
       const svg = lineChartSvg(series, { title: `${j.id} (${j.method} on ${j.model}, ${j.status})`, xLabel: "step", yLabel: "loss", width: 560, height: 300 });

@@ -16,24 +16,22 @@ const adapterObject = (a: AdapterEntry, chain: string[], id = `${a.base}:${a.nam
 
 export function modelRoutes(registry: Registry, host?: ModelHost) {
   return async (app: FastifyInstance): Promise<void> => {
-    app.get("/v1/models", async (req) => ({
-      object: "list",
-      data: [
-        ...registry.catalog.models().map(baseObject),
-        ...registry.catalog.adapters(req.apiKey.tenant).map((a) => adapterObject(a, registry.catalog.lineage(a), modelIdOf(registry, a))),
-      ],
-    }));
+    app.get("/v1/models", async (req) => {
+      const adapters = [];
+      for (const a of await registry.catalog.adapters(req.apiKey.tenant)) adapters.push(adapterObject(a, await registry.catalog.lineage(a), await modelIdOf(registry, a)));
+      return { object: "list", data: [...(await registry.catalog.models()).map(baseObject), ...adapters] };
+    });
     app.get<{ Params: { id: string } }>("/v1/models/:id", async (req) => {
       const id = req.params.id;
       const i = id.indexOf(":");
-      const ft = id.startsWith("ft:") ? fineTunedAdapter(registry, req.apiKey.tenant, id) : undefined;
-      if (ft !== undefined) return adapterObject(ft, registry.catalog.lineage(ft), id);
+      const ft = id.startsWith("ft:") ? await fineTunedAdapter(registry, req.apiKey.tenant, id) : undefined;
+      if (ft !== undefined) return adapterObject(ft, await registry.catalog.lineage(ft), id);
       if (i < 0) {
-        const m = registry.catalog.model(id);
+        const m = await registry.catalog.model(id);
         if (m !== undefined) return baseObject(m);
       } else {
-        const a = registry.catalog.adapter(req.apiKey.tenant, id.slice(0, i), id.slice(i + 1));
-        if (a !== undefined) return adapterObject(a, registry.catalog.lineage(a));
+        const a = await registry.catalog.adapter(req.apiKey.tenant, id.slice(0, i), id.slice(i + 1));
+        if (a !== undefined) return adapterObject(a, await registry.catalog.lineage(a));
       }
       throw apiError("model_not_found", `The model '${id}' does not exist or you do not have access to it.`, "model");
     });
@@ -41,12 +39,12 @@ export function modelRoutes(registry: Registry, host?: ModelHost) {
       const id = req.params.id;
       const tenant = req.apiKey.tenant;
       const i = id.indexOf(":");
-      const adapter = id.startsWith("ft:") ? fineTunedAdapter(registry, tenant, id) : i < 0 ? undefined : registry.catalog.adapter(tenant, id.slice(0, i), id.slice(i + 1));
+      const adapter = id.startsWith("ft:") ? await fineTunedAdapter(registry, tenant, id) : i < 0 ? undefined : await registry.catalog.adapter(tenant, id.slice(0, i), id.slice(i + 1));
       if (adapter === undefined) {
-        if (i < 0 && registry.catalog.model(id) !== undefined) throw apiError("permission_denied", `The model '${id}' is a base model; only your own fine-tuned models can be deleted.`, "model");
+        if (i < 0 && (await registry.catalog.model(id)) !== undefined) throw apiError("permission_denied", `The model '${id}' is a base model; only your own fine-tuned models can be deleted.`, "model");
         throw apiError("model_not_found", `The model '${id}' does not exist or you do not have access to it.`, "model");
       }
-      registry.catalog.removeAdapter(adapter.id);
+      await registry.catalog.removeAdapter(adapter.id);
       host?.forget(adapter.id);
       return { id, object: "model", deleted: true };
     });

@@ -17,12 +17,19 @@ import { bodyOf, bool, num, q, str } from "../params.js";
 const USAGE_QUERY = { since: q.int(0, Number.MAX_SAFE_INTEGER), until: q.int(0, Number.MAX_SAFE_INTEGER), key: q.str(64) };
 
 /** A key as the admin API shows it: never its secret or hash. */
-function keyObject(registry: Registry, k: ApiKey) {
-  const s = registry.keys.quota(k.id);
+async function keyObject(registry: Registry, k: ApiKey) {
+  const s = await registry.keys.quota(k.id);
   return {
     object: "api_key", id: k.id, tenant: k.tenant, name: k.name, prefix: k.prefix, rpm: k.rpm, token_quota: k.tokenQuota,
     created_at: k.created, revoked: k.revoked, tokens_used: s.used, tokens_reserved: s.reserved,
   };
+}
+
+/** The ids among `ids` of the tenant's own jobs. */
+async function ownJobs(registry: Registry, ids: string[], tenant: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of ids) if ((await registry.jobs.job(id))?.tenant === tenant) out.push(id);
+  return out;
 }
 
 /** How a refused adapter folder reads as an API error: a missing base is "not found", the rest are bad values. */
@@ -36,27 +43,28 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
     app.get<{ Querystring: { since?: number; until?: number; key?: string } }>("/v1/usage", { config: { query: USAGE_QUERY } }, async (req) => {
       const { since, until, key } = req.query;
       if (since !== undefined && until !== undefined && since > until) throw apiError("invalid_value", `Invalid value for query parameter 'until': ${until} is before 'since' (${since}).`, "until");
-      const rows = registry.keys.usage(req.apiKey.tenant, { since, until, keyId: key });
-      const keys = registry.keys.list(req.apiKey.tenant).filter((k) => !k.revoked).map((k) => {
-        const s = registry.keys.quota(k.id);
-        return { id: k.id, name: k.name, prefix: k.prefix, rpm: k.rpm, token_quota: k.tokenQuota, tokens_used: s.used, tokens_reserved: s.reserved, tokens_available: k.tokenQuota === null ? null : s.available };
-      });
+      const rows = await registry.keys.usage(req.apiKey.tenant, { since, until, keyId: key });
+      const keys = [];
+      for (const k of (await registry.keys.list(req.apiKey.tenant)).filter((k) => !k.revoked)) {
+        const s = await registry.keys.quota(k.id);
+        keys.push({ id: k.id, name: k.name, prefix: k.prefix, rpm: k.rpm, token_quota: k.tokenQuota, tokens_used: s.used, tokens_reserved: s.reserved, tokens_available: k.tokenQuota === null ? null : s.available });
+      }
       return { object: "list", tenant: req.apiKey.tenant, keys, data: rows };
     });
-    app.get("/v1/plinth/evaluations", async (req) => ({ object: "list", data: registry.results.evaluations(req.apiKey.tenant) }));
-    app.get("/v1/plinth/audits", async (req) => ({ object: "list", data: registry.results.audits(req.apiKey.tenant) }));
+    app.get("/v1/plinth/evaluations", async (req) => ({ object: "list", data: await registry.results.evaluations(req.apiKey.tenant) }));
+    app.get("/v1/plinth/audits", async (req) => ({ object: "list", data: await registry.results.audits(req.apiKey.tenant) }));
     app.post("/v1/plinth/audits", async (req) => {
       const b = bodyOf(req.body);
       const model = str(b, "model", { required: true });
-      host.resolve(req.apiKey.tenant, model);  // the caller's own model (or a base)
+      await host.resolve(req.apiKey.tenant, model);  // the caller's own model (or a base)
       const result = b.result === undefined ? {} : bodyOf(b.result);
-      registry.results.addAudit(req.apiKey.tenant, model, str(b, "name", { required: true }), bool(b, "passed", false), result);
+      await registry.results.addAudit(req.apiKey.tenant, model, str(b, "name", { required: true }), bool(b, "passed", false), result);
       return { object: "audit", model, recorded: true };
     });
     app.get("/v1/plinth/stats", async (req) => ({
-      loaded: host.loaded().map((name) => ({ name, scheduler: host.base(name).scheduler?.stats() ?? null })),
+      loaded: host.loaded().map((name) => ({ name, scheduler: host.loadedBase(name)?.scheduler?.stats() ?? null })),
       // Only the caller's own jobs: other tenants' job ids are theirs.
-      running_jobs: runner.running().filter((id) => registry.jobs.job(id)?.tenant === req.apiKey.tenant),
+      running_jobs: await ownJobs(registry, runner.running(), req.apiKey.tenant),
       // The encoder queue's totals (pieces, their times, requests dropped); no tenant's requests by name.
       encoders: deps.encoders?.stats() ?? null,
     }));
@@ -65,7 +73,9 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
     // usage stay), revoke. Secrets are shown once, when created or rotated.
     app.get<{ Querystring: { tenant?: string } }>("/v1/plinth/keys", { config: { query: { tenant: q.str(64) } } }, async (req) => {
       gate.admin(req);
-      return { object: "list", data: registry.keys.list(req.query.tenant).map((k) => keyObject(registry, k)) };
+      const data = [];
+      for (const k of await registry.keys.list(req.query.tenant)) data.push(await keyObject(registry, k));
+      return { object: "list", data };
     });
     app.post("/v1/plinth/keys", async (req) => {
       gate.admin(req);
@@ -77,19 +87,19 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       const tokenQuota = b.token_quota === undefined || b.token_quota === null ? null : num(b, "token_quota", { min: 1, max: 1e15, integer: true, fallback: 0 });
       const name = str(b, "name") ?? "default";
       if (name.length === 0 || name.length > 64 || /[\x00-\x1f\x7f]/.test(name)) throw apiError("invalid_value", "Invalid value for 'name': 1-64 printable characters.", "name");
-      const { key, secret } = registry.keys.create(tenant, { name, rpm, tokenQuota });
-      return { ...keyObject(registry, key), key: secret };
+      const { key, secret } = await registry.keys.create(tenant, { name, rpm, tokenQuota });
+      return { ...(await keyObject(registry, key)), key: secret };
     });
     app.post<{ Params: { id: string } }>("/v1/plinth/keys/:id/rotate", async (req) => {
       gate.admin(req);
-      const rotated = registry.keys.rotate(req.params.id);
+      const rotated = await registry.keys.rotate(req.params.id);
       if (rotated === undefined) throw apiError("not_found", `No live key ${req.params.id} (unknown or revoked); list keys with GET /v1/plinth/keys.`, "id");
-      return { ...keyObject(registry, rotated.key), key: rotated.secret };
+      return { ...(await keyObject(registry, rotated.key)), key: rotated.secret };
     });
     app.delete<{ Params: { id: string } }>("/v1/plinth/keys/:id", async (req) => {
       gate.admin(req);
-      if (!registry.keys.revoke(req.params.id)) throw apiError("not_found", `No key ${req.params.id}; list keys with GET /v1/plinth/keys.`, "id");
-      return { ...keyObject(registry, registry.keys.get(req.params.id)!), deleted: true };
+      if (!(await registry.keys.revoke(req.params.id))) throw apiError("not_found", `No key ${req.params.id}; list keys with GET /v1/plinth/keys.`, "id");
+      return { ...(await keyObject(registry, (await registry.keys.get(req.params.id))!)), deleted: true };
     });
     app.post("/v1/plinth/models", async (req) => {
       gate.admin(req);
@@ -97,7 +107,7 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       const name = str(b, "name", { required: true });
       if (!NAME_PATTERN.test(name)) throw apiError("invalid_value", "Invalid value for 'name': 1-64 characters of letters, digits, _ . -", "name");
       try {
-        const m = registry.catalog.addModel(name, str(b, "dir", { required: true }));
+        const m = await registry.catalog.addModel(name, str(b, "dir", { required: true }));
         return { object: "model", id: m.name, sha256: m.sha256, model_type: m.modelType };
       } catch (e) {
         throw apiError("invalid_value", (e as Error).message, "dir");
@@ -112,7 +122,7 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       const problem = tenantProblem(tenant);
       if (problem !== null) throw apiError("invalid_value", `Invalid value for 'tenant': ${problem}.`, "tenant");
       try {
-        const { entry, created } = importAdapter(registry.catalog, { tenant, dir, name: str(b, "name"), base: str(b, "base"), dataDir });
+        const { entry, created } = await importAdapter(registry.catalog, { tenant, dir, name: str(b, "name"), base: str(b, "base"), dataDir });
         return {
           object: "adapter", id: `${entry.base}:${entry.name}`, tenant: entry.tenant, name: entry.name, base: entry.base, base_sha256: entry.baseSha256,
           sha256: entry.sha256, method: entry.method, task: entry.task, labels: entry.labels, created_at: entry.created, created,
