@@ -7,7 +7,8 @@
 // Skipped, saying why, without PostgreSQL's server binaries or haproxy; CI installs both (.ci/run).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createServer as createNetServer } from "node:net";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
@@ -203,3 +204,35 @@ test("deploy/haproxy.cfg is the configuration plinth serve --replicas writes, fo
   assert.throws(() => haproxyConfig({ bind: { host: "h", port: 1 }, replicas: [{ name: "r1", host: "h", port: 2 }], balanceFactor: 90 }), /above 100/);
   if (haproxySkipReason() === null) execFileSync(process.env.PLINTH_HAPROXY || "haproxy", ["-c", "-q", "-f", join(import.meta.dirname, "..", "..", "deploy", "haproxy.cfg")]);
 });
+
+test("--replicas: bad flags are usage errors before anything starts; a replica that cannot listen stops everything", async () => {
+  const cli = join(import.meta.dirname, "..", "src", "cli", "main.js");
+  const plinth = (args: string[]) => spawnSync(process.execPath, [cli, "serve", ...args], { encoding: "utf8", env: { ...process.env, PLINTH_REGISTRY_URL: "" }, timeout: 60_000 });
+  const sqlite = plinth(["--replicas", "3", "--registry", join(import.meta.dirname, "nowhere.db")]);
+  assert.notEqual(sqlite.status, 0);
+  assert.match(sqlite.stderr, /--replicas N runs replicas over one registry in PostgreSQL/);
+  assert.match(plinth(["--route", "adapter"]).stderr, /--route goes with --replicas N/);
+  assert.match(plinth(["--replicas", "0", "--registry", "postgres://u@h/db", "--data-dir", "."]).stderr, /--replicas/);
+  assert.match(plinth(["--replicas", "2", "--route", "nearest", "--registry", "postgres://u@h/db", "--data-dir", "."]).stderr, /unknown --route "nearest"/);
+  if (skip !== null) return;
+  // The replica's port (the balancer's + 1) is taken: it fails three times, and the command exits 1.
+  const blocker = createNetServer();
+  const port = await new Promise<number>((r) => blocker.listen(0, "127.0.0.1", () => r((blocker.address() as { port: number }).port)));
+  try {
+    const reg = await fx.pg!.database();
+    const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+      const c = spawnServeRaw(["--replicas", "1", "--registry", reg, "--data-dir", fx.dataDir, "--port", String(port - 1)]);
+      let err = "";
+      c.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+      c.on("exit", (code) => resolve({ code, err }));
+    });
+    assert.equal(r.code, 1, r.err.slice(-2000));
+    assert.match(r.err, /replica r1 exited \(code \d+\) before listening, 3 times in a row; stopping/);
+  } finally {
+    blocker.close();
+  }
+});
+
+function spawnServeRaw(args: string[]): ChildProcess {
+  return spawn(process.execPath, [join(import.meta.dirname, "..", "src", "cli", "main.js"), "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+}

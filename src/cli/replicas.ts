@@ -66,30 +66,56 @@ export async function runReplicas(spec: ReplicaSpec): Promise<void> {
   let stopping = false;
   const children = new Map<string, ChildProcess>();
   const log = (m: string) => console.error(`plinth serve --replicas: ${m}`);
+  // A replica that exits before it listens, three times in a row, will not start (a port taken, a
+  // bad flag): everything stops instead of restarting it forever.
+  const failedStarts = names.map(() => 0);
+  let giveUp: ((code: number) => Promise<void>) | null = null;
+  let gaveUp = false;
+  let startFailed: () => void = () => {};
+  const failed = new Promise<"failed">((r) => { startFailed = () => r("failed"); });
+  const readyAt = names.map(() => (): void => {});
+  const ready = names.map((_, i) => new Promise<void>((r) => { readyAt[i] = r; }));
 
-  const startReplica = (i: number): Promise<void> => new Promise((resolve) => {
+  const startReplica = (i: number): void => {
     const name = names[i];
     const child = spawn(process.execPath, [cli, "serve", ...spec.args, "--port", String(ports[i]), "--host", "127.0.0.1"], {
       stdio: ["ignore", "inherit", "pipe"], env: { ...spec.env, PLINTH_REPLICA: name },
     });
     children.set(name, child);
-    let seen = "";
+    let seen = "", listening = false;
     child.stderr!.on("data", (d: Buffer) => {
       const text = d.toString();
       seen += text;
-      if (/plinth serve: http:\/\//.test(seen)) resolve();
+      if (!listening && /plinth serve: http:\/\//.test(seen)) {
+        listening = true;
+        failedStarts[i] = 0;
+        readyAt[i]();
+      }
       for (const line of text.split("\n")) if (line !== "") process.stderr.write(`[${name}] ${line.replace(/^plinth serve: /, "listening on ")}\n`);
     });
     child.on("exit", (code, signal) => {
-      resolve();
       if (children.get(name) === child) children.delete(name);
       if (stopping) return;
+      if (!listening && ++failedStarts[i] >= 3) {
+        log(`replica ${name} exited (${signal ?? `code ${code}`}) before listening, 3 times in a row; stopping`);
+        gaveUp = true;
+        startFailed();
+        void giveUp?.(1);
+        return;
+      }
       log(`replica ${name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); starting it again`);
-      setTimeout(() => void (stopping ? undefined : startReplica(i)), 1000);
+      setTimeout(() => (stopping ? undefined : startReplica(i)), 1000);
     });
-  });
+  };
 
-  await Promise.all(names.map((_, i) => startReplica(i)));
+  names.forEach((_, i) => startReplica(i));
+  // HAProxy starts once every replica listens (its health checks would otherwise mark them down).
+  if ((await Promise.race([Promise.all(ready), failed])) === "failed") {
+    stopping = true;
+    for (const c of children.values()) c.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(1);
+  }
   const balancer = spawn(spec.haproxy, ["-W", "-db", "-f", cfg], { stdio: ["ignore", "inherit", "inherit"] });
   const stop = async (code: number) => {
     if (stopping) return;
@@ -110,6 +136,8 @@ export async function runReplicas(spec: ReplicaSpec): Promise<void> {
     log(`haproxy exited (${signal ?? `code ${code}`}); stopping`);
     void stop(1);
   });
+  giveUp = stop;
+  if (gaveUp) return void stop(1);
   process.once("SIGINT", () => void stop(0));
   process.once("SIGTERM", () => void stop(0));
   // Listening once HAProxy has bound its port (it says nothing on success: the port answers).

@@ -269,7 +269,13 @@ export async function runServe(argv: string[]): Promise<void> {
     maxBatch, maxAdapters, maxWorkers, weights, ...limits,
     ...(process.env.PLINTH_REPLICA !== undefined && process.env.PLINTH_REPLICA !== "" ? { replica: process.env.PLINTH_REPLICA } : {}),
   });
-  const url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
+  let url: string;
+  try {
+    url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
+  } catch (e) {
+    await server.close();  // the port is taken: nothing may keep the process alive (a supervisor waits for it to exit)
+    throw e;
+  }
   console.error(`plinth serve: ${url}/v1 (OpenAI-compatible), dashboard ${url}/dashboard/`);
   const stop = () => {
     console.error("plinth serve: shutting down (running jobs are re-queued for the next start)");
