@@ -2,7 +2,8 @@
 // store, HAProxy in front (adapter-aware routing). Through the balancer with the official openai
 // client: models, chat, completions, embeddings, files, tenant isolation; requests for an
 // adapter stay on one replica while a base's are spread. kill -9 of the replica running a
-// fine-tuning job (and of its worker, as when a machine dies): the job finishes on a replica,
+// fine-tuning job (and of its worker, as when a machine dies) with streams in flight: streams on
+// the other replicas finish, new requests succeed, the job finishes on a replica,
 // every committed event kept, its usage counted once. Stopping the command stops every process.
 // Skipped, saying why, without PostgreSQL's server binaries or haproxy; CI installs both (.ci/run).
 import { test, before, after } from "node:test";
@@ -135,7 +136,7 @@ test("the API through HAProxy over 3 replicas: models, chat, completions, embedd
   assert.equal((await call("sk-wrong", "/v1/models")).status, 401);
 });
 
-test("kill -9 of the replica running a fine-tuning job: the job finishes on a replica, events kept, usage counted once", { skip: skip ?? false }, async () => {
+test("kill -9 of the replica running a fine-tuning job, streams in flight: the others' streams finish, the job finishes on a replica, events kept, usage counted once", { skip: skip ?? false }, async () => {
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 2 });
   const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
   const job = await client.fineTuning.jobs.create({
@@ -154,9 +155,26 @@ test("kill -9 of the replica running a fine-tuning job: the job finishes on a re
     const stat = readFileSync(`/proc/${worker}/stat`, "utf8");
     const replica = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
     assert.ok(childrenOf(child.pid!).includes(replica), "the worker's parent is one of the replicas");
+    // Streams in flight on every replica when one of them dies: those on the others finish.
+    const killedName = /(?:^|\0)PLINTH_REPLICA=([^\0]+)/.exec(readFileSync(`/proc/${replica}/environ`, "utf8"))![1];
+    const streams = await Promise.all(Array.from({ length: 6 }, () => fetch(`${url}/v1/chat/completions`, {
+      method: "POST", headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 40, stream: true }),
+    })));
     // The machine dies: the replica and its worker at once.
     process.kill(replica, "SIGKILL");
     process.kill(worker, "SIGKILL");
+    let others = 0;
+    for (const r of streams) {
+      if (r.headers.get("x-plinth-replica") === killedName) {
+        await r.text().catch(() => "");  // cut off with its replica
+        continue;
+      }
+      others++;
+      assert.equal(r.status, 200);
+      assert.match(await r.text(), /data: \[DONE\]\s*$/, "a stream on a live replica finishes");
+    }
+    assert.ok(others >= 3, `streams spread over the replicas: ${others} of 6 on live ones`);
     const eventsAtKill = await reg.jobs.events(job.id, { order: "asc", limit: 100_000 });
     // Clients keep being served meanwhile (the balancer retries a refused connection elsewhere).
     for (let i = 0; i < 6; i++) assert.equal((await call(fx.keyA, "/v1/completions", { model: "tiny", prompt: "the", max_tokens: 2 })).status, 200);

@@ -108,6 +108,15 @@ export async function runReplicas(spec: ReplicaSpec): Promise<void> {
     });
   };
 
+  // Stopped while starting: the replicas started so far stop too.
+  const early = (): void => {
+    stopping = true;
+    for (const c of children.values()) c.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  };
+  process.once("SIGINT", early);
+  process.once("SIGTERM", early);
   names.forEach((_, i) => startReplica(i));
   // HAProxy starts once every replica listens (its health checks would otherwise mark them down).
   if ((await Promise.race([Promise.all(ready), failed])) === "failed") {
@@ -138,6 +147,8 @@ export async function runReplicas(spec: ReplicaSpec): Promise<void> {
   });
   giveUp = stop;
   if (gaveUp) return void stop(1);
+  process.off("SIGINT", early);
+  process.off("SIGTERM", early);
   process.once("SIGINT", () => void stop(0));
   process.once("SIGTERM", () => void stop(0));
   // Listening once HAProxy has bound its port (it says nothing on success: the port answers).
