@@ -17,6 +17,7 @@
  *   precision  bf16/int8 beside fp32: dot-product peaks, memory bandwidth, training GEMMs, packed-weight
  *           linears, training tokens/s (S, M), decode tokens/s beside the bandwidth limit (bench/precision.ts;
  *           not in the default set)
+ *   replicas  plinth serve --replicas: 1 vs 3 replicas behind HAProxy, adapter-aware routing vs round robin, 64 connections over 16 adapters (not in the default set)
  *   fairness  a tenant's chat latency, small encoder requests and small job while another floods the encoders and trains (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
@@ -51,6 +52,7 @@ import { clm, languageModeling } from "../src/train/language.js";
 import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
+import { replicasBench } from "./replicas.js";
 import { fairnessBench, fairnessFailures, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
@@ -343,6 +345,11 @@ if (only.has("distributed")) {
 if (only.has("serve")) {
   section("serve: load test of plinth serve on loopback, continuous batching vs one request at a time (bench/serve.ts)");
   for (const row of await serveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32) })) emit(row);
+}
+
+if (only.has("replicas")) {
+  section("replicas: plinth serve --replicas N behind HAProxy over PostgreSQL, 64 connections over 16 adapters (bench/replicas.ts)");
+  for (const row of await replicasBench({ seconds: Number(process.env.PLINTH_REPLICAS_SECONDS ?? 20), connections: Number(process.env.PLINTH_REPLICAS_CONNECTIONS ?? 64) })) emit(row);
 }
 
 if (only.has("fairness")) {

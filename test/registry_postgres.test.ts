@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { MIGRATIONS, Registry, RegistryUnavailableError, registryDigest } from "../src/registry/index.js";
+import { MIGRATIONS, Registry, RegistryUnavailableError, openArtifactStore, registryDigest } from "../src/registry/index.js";
 import { JobRunner, createServer, pickJob } from "../src/serve/index.js";
 import { type PgCluster, pgSkipReason, startPostgres } from "./helpers/postgres.js";
 import { makeFixture } from "./helpers/serve_fixture.js";
@@ -114,7 +114,7 @@ test("a job whose replica stopped heartbeating is re-queued by another replica's
   const { reg: dead, fileId } = await world(url);
   const live = await Registry.open(url);
   // maxWorkers 0: this runner sweeps but starts no worker, so the test sees the queue as the sweep left it.
-  const runner = new JobRunner(live, { dbPath: url, dataDir: dir, maxWorkers: 0, staleMs: 300, maxAttempts: 2 });
+  const runner = new JobRunner(live, { dbPath: url, artifacts: openArtifactStore(dir), maxWorkers: 0, staleMs: 300, maxAttempts: 2 });
   try {
     const job = await dead.jobs.createJob({ tenant: "t0", keyId: "k", model: "tiny", trainingFile: fileId, method: "lora", hyperparameters: {}, suffix: null, seed: 1 });
     const claim = () => dead.jobs.claimNext("machine-that-dies", (q) => q[0], () => 1);

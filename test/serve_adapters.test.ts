@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadGPT } from "../src/models/gpt/index.js";
 import { Registry } from "../src/registry/index.js";
+import { sha256File } from "../src/adapt/artifact.js";
 import { createServer, type PlinthServer } from "../src/serve/index.js";
 import { makeBase, makeFixture, makeLoRAAdapter, type ServeFixture } from "./helpers/serve_fixture.js";
 
@@ -59,7 +60,10 @@ test("POST /v1/plinth/adapters registers a plinth adapt folder for a tenant, by 
     assert.equal(ok.body.tenant, "acme");
     assert.equal(ok.body.created, true);
     const entry = (await server.registry.catalog.adapter("acme", "tiny", "sentiment-lora"))!;
-    assert.ok(entry.dir.startsWith(join(dataDir, "adapters", "acme")), entry.dir);
+    // Stored by content: the registered folder is the checkout of a tree in the data folder's artifact store.
+    assert.equal(dirname(entry.dir), join(dataDir, "trees"), entry.dir);
+    assert.equal(server.artifacts.treeOf(entry.dir)?.length, 64);
+    assert.equal(sha256File(join(entry.dir, "adapter.safetensors")), sha256File(join(made, "adapter.safetensors")));
     assert.equal(entry.baseSha256, (await server.registry.catalog.model("tiny"))!.sha256);
 
     // The same folder again is a no-op; the same name with other weights is refused.

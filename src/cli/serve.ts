@@ -2,16 +2,18 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { AdapterImportError, Registry, adapterFolders, importAdapter, parseLocation, redact, tenantProblem } from "../registry/index.js";
+import { AdapterImportError, Registry, adapterFolders, importAdapter, openArtifactStore, parseLocation, redact, tenantProblem } from "../registry/index.js";
 import { createServer } from "../serve/index.js";
 import { UsageError, checkWritableDir, oneOf, parseIntArg } from "./args.js";
 import { WEIGHT_FORMATS } from "../models/inference_weights.js";
 import { limitOptions, limitParseOptions, limitsHelp } from "./serve_limits.js";
+import { haproxyBinary, runReplicas } from "./replicas.js";
 
 export const serveHelp = `plinth serve — OpenAI-compatible multi-adapter server with keys, metering, fine-tuning jobs and a dashboard
 
 Usage: plinth serve [--registry runs/registry.db | postgres://...] [--data-dir DIR] [--model name=dir ...] [--adapters <dir> [--tenant default]]
                     [--port 8080] [--host 127.0.0.1] [--admin-key-file FILE] [--max-batch 32] [--workers 1]
+                    [--replicas N [--route adapter|roundrobin]] [--max-adapters 256]
                     [limits: --max-inputs N --slice-seconds X ... (below)]
        plinth serve --create-key <tenant> [--rpm N] [--token-quota N] [--registry ...]
        (plinth keys list|create|rotate|revoke manages keys without a running server)
@@ -38,6 +40,14 @@ Usage: plinth serve [--registry runs/registry.db | postgres://...] [--data-dir D
   --weights        fp32 (default), bf16 or int8: the bases' matrices for inference (generation, scoring,
                    embeddings; fine-tuning jobs train on float32)
   --workers        fine-tuning worker processes at once (default 1)
+  --max-adapters   adapters kept loaded (default 256; the least recently used leave first)
+  --replicas       N replica processes over one PostgreSQL registry and --data-dir, with HAProxy
+                   (apt-get install haproxy, or PLINTH_HAPROXY) in front on --host:--port and the
+                   replicas on 127.0.0.1 at the next N ports; a replica that exits is started again;
+                   stopping this process stops them all (docs/scaling.md)
+  --route          with --replicas: adapter (default: requests for base:adapter go to the replica
+                   that caches the adapter, by consistent hashing with spill-over under load) or
+                   roundrobin
   --create-key     create an API key for a tenant, print it once, and exit (as plinth keys create)
   --rpm            with --create-key: requests per minute allowed
   --token-quota    with --create-key: tokens allowed in all (a hard limit: work reserves its worst case)
@@ -173,15 +183,17 @@ export function adminKeyFrom(values: { "admin-key"?: string; "admin-key-file"?: 
 }
 
 export async function runServe(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values, tokens } = parseArgs({
     args: argv,
     options: {
       registry: { type: "string" }, "data-dir": { type: "string" }, model: { type: "string", multiple: true }, adapters: { type: "string" }, tenant: { type: "string" },
       port: { type: "string" }, host: { type: "string" },
       "admin-key": { type: "string" }, "admin-key-file": { type: "string" }, "max-batch": { type: "string" }, workers: { type: "string" }, weights: { type: "string" },
       "create-key": { type: "string" }, rpm: { type: "string" }, "token-quota": { type: "string" }, help: { type: "boolean", short: "h" },
+      replicas: { type: "string" }, route: { type: "string" }, "max-adapters": { type: "string" },
       ...limitParseOptions,
     },
+    tokens: true,
   });
   if (values.help) {
     console.log(serveHelp);
@@ -193,6 +205,14 @@ export async function runServe(argv: string[]): Promise<void> {
   const dataDir = values["data-dir"] ?? dirname(where.kind === "sqlite" ? where.path : ".");
   // Every flag is checked before the registry is opened (or created).
   const maxBatch = parseIntArg("max-batch", values["max-batch"], 32, 1), maxWorkers = parseIntArg("workers", values.workers, 1, 1);
+  const maxAdapters = parseIntArg("max-adapters", values["max-adapters"], 256, 1);
+  const replicas = values.replicas === undefined ? null : parseIntArg("replicas", values.replicas, 1, 1);
+  if (replicas !== null && replicas > 64) throw new UsageError(`--replicas ${replicas}: at most 64 on one machine`);
+  if (values.route !== undefined && replicas === null) throw new UsageError("--route goes with --replicas N");
+  const route = oneOf("route", values.route ?? "adapter", ["adapter", "roundrobin"] as const);
+  if (replicas !== null && where.kind !== "postgres") throw new UsageError("--replicas N runs replicas over one registry in PostgreSQL: give --registry postgres://... (or PLINTH_REGISTRY_URL) and --data-dir (see docs/scaling.md)");
+  if (replicas !== null && values["create-key"] !== undefined) throw new UsageError("--create-key creates a key and exits; it does not go with --replicas");
+  const haproxy = replicas === null ? null : haproxyBinary();
   const limits = limitOptions(values);
   const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
   const port = parseIntArg("port", values.port, 8080);
@@ -230,11 +250,32 @@ export async function runServe(argv: string[]): Promise<void> {
   } finally {
     await reg.close();
   }
+  if (replicas !== null) {
+    // What every replica gets: the flags that shape a server; registration was done here, once.
+    const own = new Set(["replicas", "route", "model", "adapters", "tenant", "port", "host", "registry", "admin-key", "admin-key-file", "create-key", "rpm", "token-quota"]);
+    const args: string[] = [];
+    for (const t of tokens ?? []) {
+      if (t.kind !== "option" || own.has(t.name)) continue;
+      args.push(`--${t.name}`, ...(t.value === undefined ? [] : [t.value]));
+    }
+    const env: NodeJS.ProcessEnv = { ...process.env, PLINTH_REGISTRY_URL: path };
+    delete env.PLINTH_ADMIN_KEY;
+    if (adminKey !== null) env.PLINTH_ADMIN_KEY = adminKey;
+    await runReplicas({ count: replicas, host: values.host ?? "127.0.0.1", port, args, env, haproxy: haproxy!, adapterAware: route === "adapter" });
+    return;
+  }
   const server = await createServer({
     registry: path, dataDir, adminKey,
-    maxBatch, maxWorkers, weights, ...limits,
+    maxBatch, maxAdapters, maxWorkers, weights, ...limits,
+    ...(process.env.PLINTH_REPLICA !== undefined && process.env.PLINTH_REPLICA !== "" ? { replica: process.env.PLINTH_REPLICA } : {}),
   });
-  const url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
+  let url: string;
+  try {
+    url = await server.listen({ port, host: values.host ?? "127.0.0.1" });
+  } catch (e) {
+    await server.close();  // the port is taken: nothing may keep the process alive (a supervisor waits for it to exit)
+    throw e;
+  }
   console.error(`plinth serve: ${url}/v1 (OpenAI-compatible), dashboard ${url}/dashboard/`);
   const stop = () => {
     console.error("plinth serve: shutting down (running jobs are re-queued for the next start)");
@@ -250,7 +291,7 @@ async function registerAdapters(reg: Registry, dir: string, tenant: string, data
     const folders = adapterFolders(dir);
     if (folders.length === 0) throw new UsageError(`--adapters ${dir}: no adapter folders (sub-folders with an adapter.json, as plinth adapt writes)`);
     for (const folder of folders) {
-      const { entry, created } = await importAdapter(reg.catalog, { tenant, dir: folder, dataDir });
+      const { entry, created } = await importAdapter(reg.catalog, { tenant, dir: folder, artifacts: openArtifactStore(dataDir) });
       console.error(`${created ? "registered" : "already registered"} adapter ${entry.base}:${entry.name} for tenant ${tenant} (${entry.method}, task ${entry.task}) from ${folder}`);
     }
   } catch (e) {

@@ -1,17 +1,18 @@
 /**
  * Registering adapters made outside the server (by `plinth adapt`): the folder's adapter.json is
- * checked against a registered base by content hash, its two files are copied under the
- * server's data folder (so the server owns them, as it owns the adapters its jobs train, and a
- * later change to the source folder cannot change what the registry serves), and the copy is
- * registered for one tenant. Registering the same folder again under the same name is a no-op,
+ * checked against a registered base by content hash, its two files are stored in the artifact
+ * store as a tree (so the server owns them, as it owns the adapters its jobs train, and a later
+ * change to the source folder cannot change what the registry serves), and the tree's checkout
+ * is registered for one tenant. Registering the same folder again under the same name is a no-op,
  * so `plinth serve --adapters` can run at every start.
  *
- *     importAdapter(registry.catalog, { tenant: "acme", dir: "runs/adapters/sentiment-lora", dataDir: "runs" });
+ *     importAdapter(registry.catalog, { tenant: "acme", dir: "runs/adapters/sentiment-lora", artifacts: openArtifactStore("runs") });
  *     // -> { entry: { name: "sentiment-lora", base: "tiny", ... }, created: true }
  */
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import type { ArtifactStore } from "./artifacts.js";
 import { type AdapterManifest, readAdapterManifest, sha256File } from "../adapt/artifact.js";
 import { type AdapterEntry, type Catalog, type ModelEntry, NAME_PATTERN } from "./catalog.js";
 import { tenantProblem } from "./keys.js";
@@ -38,8 +39,8 @@ export interface AdapterImport {
   name?: string;
   /** The registered base's name; default: the registered base whose weights hash the manifest names. */
   base?: string;
-  /** The server's data folder: the copy goes to <dataDir>/adapters/<tenant>/. */
-  dataDir: string;
+  /** Where the copy goes (a tree of the adapter's two files), shared by every replica. */
+  artifacts: ArtifactStore;
 }
 
 export interface ImportedAdapter {
@@ -98,7 +99,7 @@ async function baseOf(catalog: Catalog, dir: string, manifest: AdapterManifest, 
   return model;
 }
 
-/** Validates an adapter folder against its base, copies it under dataDir and registers the copy for the tenant. */
+/** Validates an adapter folder against its base, stores it in the artifact store and registers the stored copy for the tenant. */
 export async function importAdapter(catalog: Catalog, o: AdapterImport): Promise<ImportedAdapter> {
   const tenantError = tenantProblem(o.tenant);
   if (tenantError !== null) throw new AdapterImportError("invalid_tenant", `Invalid tenant: ${tenantError}`, "tenant");
@@ -113,24 +114,23 @@ export async function importAdapter(catalog: Catalog, o: AdapterImport): Promise
     throw new AdapterImportError("name_taken", `Tenant ${o.tenant} already has an adapter named '${name}' (${existing.base}:${existing.name}, adapter sha256 ${existing.sha256.slice(0, 12)}…) with other weights or another base; choose another name.`, "name");
   }
 
-  const store = join(o.dataDir, "adapters", o.tenant);
-  const dest = join(store, `import-${randomBytes(6).toString("hex")}`);
-  const partial = `${dest}.partial`;
-  mkdirSync(partial, { recursive: true });
+  // Staged, checked and stored by content: the registered folder is the tree's checkout.
+  const staging = o.artifacts.scratch("staging", `import-${randomBytes(8).toString("hex")}`);
+  let dest: string;
+  mkdirSync(staging, { recursive: true });
   try {
-    for (const f of ADAPTER_FILES) copyFileSync(join(o.dir, f), join(partial, f));
-    if (sha256File(join(partial, "adapter.safetensors")) !== sha256) {
+    for (const f of ADAPTER_FILES) copyFileSync(join(o.dir, f), join(staging, f));
+    if (sha256File(join(staging, "adapter.safetensors")) !== sha256) {
       throw new AdapterImportError("invalid_adapter", `adapter ${o.dir}: adapter.safetensors changed while it was being copied; try again`, "dir");
     }
-    renameSync(partial, dest);
-  } catch (e) {
-    rmSync(partial, { recursive: true, force: true });
-    throw e;
+    dest = await o.artifacts.checkout(await o.artifacts.putTree(staging));
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
   try {
     return { entry: await catalog.addAdapter(o.tenant, name, base.name, resolve(dest)), created: true };
   } catch (e) {
-    rmSync(dest, { recursive: true, force: true });
+    // The tree stays: it is content-addressed, and another registration may share it.
     // Another registration took the name between the check above and this insert.
     if (isUniqueViolation(e)) throw new AdapterImportError("name_taken", `Tenant ${o.tenant} already has an adapter named '${name}'; choose another name.`, "name");
     throw e;

@@ -9,7 +9,7 @@
  *     await reg.catalog.addModel("tiny", "runs/tiny-gpt");
  *     const { secret } = await reg.keys.create("acme", { rpm: 600, tokenQuota: 1_000_000 });
  *     (await reg.keys.verify(secret))?.tenant;   // "acme"
- *     await importAdapter(reg.catalog, { tenant: "acme", dir: "runs/adapters/sentiment-lora", dataDir: "runs" });   // tiny:sentiment-lora
+ *     await importAdapter(reg.catalog, { tenant: "acme", dir: "runs/adapters/sentiment-lora", artifacts: openArtifactStore("runs") });   // tiny:sentiment-lora
  *     await reg.tx(async () => { ... });         // several changes, one transaction
  */
 import { openDatabase } from "./db.js";
@@ -57,6 +57,7 @@ export { openStore, parseLocation, redact, isUniqueViolation, RegistryUnavailabl
 export type { Store, Dialect, DialectName } from "./store.js";
 export * from "./catalog.js";
 export * from "./adapter_import.js";
+export * from "./artifacts.js";
 export * from "./jobs.js";
 export * from "./keys.js";
 export * from "./results.js";

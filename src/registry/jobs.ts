@@ -104,13 +104,18 @@ export class JobStore {
     return (await this.db.all<FileRow>("SELECT * FROM files WHERE tenant = ? ORDER BY created DESC, id DESC", [tenant])).map(toFile);
   }
 
-  /** Deletes a file the tenant no longer needs; refuses one that a job trained (or will train) on. */
-  async deleteFile(id: string): Promise<{ usedBy: string | null }> {
+  /**
+   * Deletes a file the tenant no longer needs; refuses one that a job trained (or will train) on.
+   * `shared`: another file record has the same bytes (the same content-addressed blob), so the blob stays.
+   */
+  async deleteFile(id: string): Promise<{ usedBy: string | null; shared: boolean }> {
     return this.db.tx(async () => {
       const used = await this.db.get<{ id: string }>("SELECT id FROM jobs WHERE training_file = ? OR validation_file = ? LIMIT 1", [id, id]);
-      if (used !== undefined) return { usedBy: used.id };
+      if (used !== undefined) return { usedBy: used.id, shared: true };
+      const f = await this.db.get<{ sha256: string }>("SELECT sha256 FROM files WHERE id = ?", [id]);
       await this.db.run("DELETE FROM files WHERE id = ?", [id]);
-      return { usedBy: null };
+      const other = f === undefined ? undefined : await this.db.get<{ id: string }>("SELECT id FROM files WHERE sha256 = ? LIMIT 1", [f.sha256]);
+      return { usedBy: null, shared: other !== undefined };
     });
   }
 

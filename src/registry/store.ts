@@ -328,7 +328,10 @@ export interface OpenStoreOptions {
 export async function openStore(location: string, { readonly = false, poolSize = 10 }: OpenStoreOptions = {}): Promise<Store> {
   const where = parseLocation(location);
   if (where.kind === "sqlite") return openSqlite(where.path, readonly);
-  const pool = new pg.Pool({ connectionString: where.url, max: poolSize, types: PG_TYPES, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30_000, application_name: "plinth" });
+  // The connection timeout also bounds the wait for a free pooled connection: under load (64
+  // clients on a replica of 10 connections, their quota reservations taking turns on a key's row)
+  // that wait is seconds, not an outage. A database that is down refuses at once (ECONNREFUSED, 57P01).
+  const pool = new pg.Pool({ connectionString: where.url, max: poolSize, types: PG_TYPES, connectionTimeoutMillis: 30_000, idleTimeoutMillis: 30_000, application_name: "plinth" });
   const store = new PostgresStore(pool, redact(where.url));
   try {
     await store.get("SELECT 1 AS ok");

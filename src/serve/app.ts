@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { dirname } from "node:path";
-import { Registry, parseLocation } from "../registry/index.js";
+import { type ArtifactStore, Registry, openArtifactStore, parseLocation } from "../registry/index.js";
 import { Gate } from "./auth.js";
 import { ApiError, apiError, protocolErrorResponse, toApiError } from "./errors.js";
 import { ModelHost } from "./host.js";
@@ -24,12 +24,16 @@ import type { WeightFormat } from "../models/inference_weights.js";
 export interface ServerOptions {
   /** The registry: a SQLite file (the default engine) or a postgres:// URL. */
   registry: string;
-  /** Where uploads and trained adapters go (default: the registry's folder; required with PostgreSQL). */
+  /** Where uploads, adapters and checkpoints go: the artifact store's folder (default: the registry's folder; required with PostgreSQL). */
   dataDir?: string;
   /** Secret for admin routes (creating keys, registering models); none: admin routes are off. */
   adminKey?: string | null;
   /** Most sequences decoded together per base (1 = one request at a time). */
   maxBatch?: number;
+  /** Most adapters kept loaded (default 256; the least recently used leave first). */
+  maxAdapters?: number;
+  /** This replica's name among several behind a balancer: sent as x-plinth-replica and in /healthz. */
+  replica?: string;
   /** The bases' matrices for inference: fp32 (default), bf16 or int8 (models/inference_weights.ts). */
   weights?: WeightFormat;
   /** JSON body limit in bytes (default 1 MiB). */
@@ -53,6 +57,8 @@ export interface ServerOptions {
 export interface PlinthServer {
   app: FastifyInstance;
   registry: Registry;
+  /** Uploads, adapters and checkpoints (registry/artifacts.ts), in dataDir. */
+  artifacts: ArtifactStore;
   host: ModelHost;
   runner: JobRunner;
   encoders: EncoderQueue;
@@ -66,9 +72,10 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   const where = parseLocation(opts.registry);
   if (where.kind === "postgres" && opts.dataDir === undefined) throw new Error("createServer: a PostgreSQL registry needs a dataDir (the folder every replica shares for uploads and adapters)");
   const dataDir = opts.dataDir ?? dirname(where.kind === "sqlite" ? where.path : ".");
+  const artifacts = openArtifactStore(dataDir);
   const registry = await Registry.open(opts.registry);
   if (opts.keyDefaults !== undefined) registry.keys.setDefaults(opts.keyDefaults);
-  const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 }, undefined, undefined, opts.weights ?? "fp32");
+  const host = new ModelHost(registry, { maxBatch: opts.maxBatch ?? 32 }, opts.maxAdapters ?? 256, undefined, opts.weights ?? "fp32");
   // Encoder pieces yield to generation: a scheduler with sequences running or waiting comes first.
   const encoders = new EncoderQueue({
     ...opts.encoder,
@@ -77,7 +84,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
       return s !== undefined && s.active + s.waiting > 0;
     }),
   });
-  const runner = new JobRunner(registry, { dbPath: opts.registry, dataDir, maxWorkers: opts.maxWorkers, ...opts.jobs });
+  const runner = new JobRunner(registry, { dbPath: opts.registry, artifacts, maxWorkers: opts.maxWorkers, ...opts.jobs });
   const gate = new Gate(registry, opts.adminKey ?? null);
   // Work metered by a server killed mid-request: its usage rows keep what was metered, its reservations go back to the quota.
   await registry.keys.releaseOrphans(alive);
@@ -105,6 +112,20 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   });
   app.decorateRequest("apiKey", null as unknown as never);  // set by the hook below before any /v1 handler runs
 
+  if (opts.replica !== undefined) {
+    const replica = opts.replica;
+    app.addHook("onRequest", async (_req, reply) => {
+      void reply.header("x-plinth-replica", replica);
+    });
+  }
+  // Liveness for a load balancer's health checks (no key, no registry read: a registry outage is
+  // answered per request with 503, and the replica stays in rotation to answer it), and the
+  // adapter cache's counters (what adapter-aware routing is for).
+  app.get("/healthz", async () => ({
+    status: "ok", replica: opts.replica ?? null, pid: process.pid,
+    adapter_cache: { hits: host.adapterCache.hits, misses: host.adapterCache.misses, loaded: host.loadedAdapters() },
+  }));
+
   app.setErrorHandler((err, req, reply) => {
     const e = toApiError(err);
     if (e.status >= 500) req.log.error(err);
@@ -129,14 +150,14 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   await app.register(modelRoutes(registry, host));
   await app.register(generationRoutes({ host, registry, limits: opts.generation }));
   await app.register(encoderRoutes({ host, registry, queue: encoders, limits: opts.encoder }));
-  await app.register(fileRoutes({ registry, dataDir, maxFileBytes: opts.maxFileBytes ?? 32 << 20 }));
+  await app.register(fileRoutes({ registry, artifacts, maxFileBytes: opts.maxFileBytes ?? 32 << 20 }));
   await app.register(jobRoutes({ registry, runner }));
-  await app.register(plinthRoutes({ registry, host, runner, gate, dataDir, encoders }));
+  await app.register(plinthRoutes({ registry, host, runner, gate, artifacts, encoders }));
   await app.register(webRoutes());
   if (opts.runJobs ?? true) await runner.recover();
 
   return {
-    app, registry, host, runner, encoders,
+    app, registry, artifacts, host, runner, encoders,
     async listen({ port = 8080, host: address = "127.0.0.1" } = {}) {
       return await app.listen({ port, host: address });
     },

@@ -64,6 +64,8 @@ export class ModelHost {
   private readonly clips = new Map<string, ClipRun>();
 
   private adapterBytes = 0;
+  /** Adapter cache lookups that found the adapter loaded, and those that loaded it (what adapter-aware routing saves). */
+  readonly adapterCache = { hits: 0, misses: 0 };
 
   /**
    * At most `maxAdapters` adapters and `maxAdapterBytes` of their tensors stay loaded (a full
@@ -115,6 +117,8 @@ export class ModelHost {
 
   async adapterData(entry: AdapterEntry): Promise<LoadedAdapterData> {
     let a = this.adapters.get(entry.id);
+    if (a !== undefined) this.adapterCache.hits++;
+    else this.adapterCache.misses++;
     if (a === undefined) {
       const base = await this.base(entry.base);
       a = this.adapters.get(entry.id);  // loaded by another request meanwhile
@@ -194,6 +198,11 @@ export class ModelHost {
 
   loaded(): string[] {
     return [...this.bases.keys()];
+  }
+
+  /** How many adapters are loaded now. */
+  loadedAdapters(): number {
+    return this.adapters.size;
   }
 
   close(): void {

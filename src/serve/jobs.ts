@@ -29,11 +29,10 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { hostname, setPriority } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultSteps } from "../adapt/finetune.js";
 import { setfitPlan } from "../adapt/setfit.js";
-import { type JobEntry, type Registry, RegistryUnavailableError } from "../registry/index.js";
+import { type ArtifactStore, type JobEntry, type Registry, RegistryUnavailableError } from "../registry/index.js";
 import { listCheckpoints } from "../train/checkpoint.js";
 import { apiError } from "./errors.js";
 
@@ -55,7 +54,8 @@ export const DEFAULT_JOB_POLICY = { maxPerTenant: 1, sliceSeconds: 60, maxJobExa
 
 export interface JobRunnerOptions extends JobPolicy {
   dbPath: string;
-  dataDir: string;
+  /** Uploads, adapters and checkpoints; workers open the same store by its location. */
+  artifacts: ArtifactStore;
   /** Workers at once (default 1: the machine's cores go to training or to serving, not both many times over). */
   maxWorkers?: number;
   maxAttempts?: number;
@@ -243,7 +243,7 @@ export class JobRunner {
 
   private async retryOrFail(job: JobEntry, why: string): Promise<void> {
     if (job.attempts < this.maxAttempts) {
-      const step = listCheckpoints(join(this.opts.dataDir, "checkpoints", job.id)).at(-1)?.step;
+      const step = listCheckpoints(this.opts.artifacts.scratch("checkpoints", job.id)).at(-1)?.step;
       const from = step === undefined ? "training restarts from step 0" : `training resumes from its checkpoint at step ${step}`;
       await this.registry.jobs.transition(job.id, ["running"], "queued", { message: `Resuming: ${why}; ${from} (attempt ${job.attempts + 1} of ${this.maxAttempts})`, level: "warn" });
     } else {
@@ -283,7 +283,7 @@ export class JobRunner {
   private async start(job: JobEntry): Promise<void> {
     this.slots.set(job.id, { tenant: job.tenant, pid: null, since: null, mark: 0, preempted: false });
     const mark = await this.registry.jobs.lastEventId(job.id);
-    const child = fork(this.script, [this.opts.dbPath, job.id, this.opts.dataDir, this.host], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(this.script, [this.opts.dbPath, job.id, this.opts.artifacts.location, this.host], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     // At once, before the child starts its threads (which inherit it): training yields the CPU to serving.
     const nice = this.opts.workerNice ?? DEFAULT_JOB_POLICY.workerNice;
     if (nice !== 0 && child.pid !== undefined) {

@@ -1,7 +1,7 @@
 /**
  * A fine-tuning job's worker process (forked by jobs.ts):
  *
- *     node dist/src/serve/worker.js <registry> <job id> <data dir> [<host>]
+ *     node dist/src/serve/worker.js <registry> <job id> <artifact store> [<host>]
  *
  * With <host> (the job runner's machine), the runner has claimed the job for that machine and
  * the worker attaches to it; without, the worker claims the queued job itself. It runs the adaptation library's runAdaptation with the job's
@@ -13,15 +13,18 @@
  * heartbeating) stops at the next step, and nothing is committed unless the job is still this
  * worker's (its row locked while the commit checks).
  *
- * Time-slicing: training checkpoints into <data dir>/checkpoints/<job id> (every 100 steps, and
+ * The adapter is written to a staging folder of the artifact store and stored there by content
+ * (a tree) when the job commits; the registry names the tree's checkout.
+ *
+ * Time-slicing: training checkpoints into the store's checkpoints/<job id> (every 100 steps, and
  * when preempted). SIGUSR2 from the job runner (its slice is over and another tenant's job
  * waits) makes the worker checkpoint after the current step, put the job back in the queue and
  * exit; whichever worker claims the job next resumes from that checkpoint, exactly.
  */
-import { rmSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { hostname } from "node:os";
-import { type JobEntry, Registry, redact } from "../registry/index.js";
+import { type FileEntry, type JobEntry, Registry, openArtifactStore, redact } from "../registry/index.js";
 import type { AdaptOutcome, AdaptProgress, AdaptSpec } from "../adapt/run.js";
 import { listCheckpoints } from "../train/checkpoint.js";
 
@@ -29,9 +32,9 @@ import { listCheckpoints } from "../train/checkpoint.js";
 const preempt = new AbortController();
 process.on("SIGUSR2", () => preempt.abort());
 
-const [dbPath, jobId, dataDir, claimedFor] = process.argv.slice(2);
-if (dbPath === undefined || jobId === undefined || dataDir === undefined) {
-  console.error("usage: worker.js <registry> <job id> <data dir> [<host>]");
+const [dbPath, jobId, storeAt, claimedFor] = process.argv.slice(2);
+if (dbPath === undefined || jobId === undefined || storeAt === undefined) {
+  console.error("usage: worker.js <registry> <job id> <artifact store> [<host>]");
   process.exit(2);
 }
 
@@ -81,11 +84,38 @@ function onProgress(p: AdaptProgress & { valLoss?: number }): void {
     `Step ${p.step}/${p.total}${p.loss !== undefined ? `: training loss=${p.loss.toFixed(4)}` : ""}${p.valLoss !== undefined ? `, validation loss=${p.valLoss.toFixed(4)}` : ""}${Number.isFinite(eta) ? `, ETA ${eta.toFixed(0)}s` : ""}`, data));
 }
 
+const artifacts = openArtifactStore(storeAt);
+/**
+ * A local file with an upload's bytes, named .jsonl as the task loaders want: a link to its blob
+ * in the job's staging folder, or (a file uploaded before the artifact store) the path it was written to.
+ */
+const localFile = async (f: FileEntry): Promise<string> => {
+  if (!(await artifacts.has(f.sha256))) return f.path;
+  const dir = artifacts.scratch("staging", `${jobId}.data`);
+  const path = join(dir, `${f.sha256}.jsonl`);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true });
+    try {
+      linkSync(await artifacts.localPath(f.sha256), path);
+    } catch {
+      copyFileSync(await artifacts.localPath(f.sha256), path);
+    }
+  }
+  return path;
+};
+process.on("exit", () => rmSync(artifacts.scratch("staging", `${jobId}.data`), { recursive: true, force: true }));
 const model = (await registry.catalog.model(job.model))!;
-const file = (await registry.jobs.file(job.trainingFile))!;
-const validation = job.validationFile === null ? undefined : (await registry.jobs.file(job.validationFile))!.path;
-const out = join(dataDir, "adapters", job.tenant, jobId);
-const checkpointDir = join(dataDir, "checkpoints", jobId);
+const file = { ...(await registry.jobs.file(job.trainingFile))! };
+file.path = await localFile(file);
+const validation = job.validationFile === null ? undefined : await localFile((await registry.jobs.file(job.validationFile))!);
+const out = artifacts.scratch("staging", jobId);
+const checkpointDir = artifacts.scratch("checkpoints", jobId);
+/** The trained adapter, stored by content: the folder the registry names (the tree's checkout). */
+const stored = async (dir: string): Promise<string> => {
+  const checkout = await artifacts.checkout(await artifacts.putTree(dir));
+  rmSync(dir, { recursive: true, force: true });
+  return checkout;
+};
 const resumeAt = listCheckpoints(checkpointDir).at(-1)?.step;
 if (resumeAt !== undefined) await registry.jobs.addEvent(jobId, "info", `Resuming from the checkpoint at step ${resumeAt}`);
 const hp = job.hyperparameters;
@@ -199,10 +229,11 @@ async function audit(suiteName: string, adapterDir: string): Promise<AuditRecord
 
 async function commit(o: AdaptOutcome, audits: AuditRecord[]): Promise<void> {
   await writes;
+  const dir = await stored(o.out ?? out);
   await registry.tx(async () => {
     if (!owns(await registry.jobs.jobForUpdate(jobId))) return;  // cancelled (or taken over) while finishing
     const name = await registry.catalog.freshName(job!.tenant, job!.model, job!.suffix ?? `ft-${jobId.slice(6, 14)}`);
-    const adapter = await registry.catalog.addAdapter(job!.tenant, name, job!.model, o.out ?? out, { jobId });
+    const adapter = await registry.catalog.addAdapter(job!.tenant, name, job!.model, dir, { jobId });
     const id = `${adapter.base}:${adapter.name}`;
     const metrics = { accuracy: o.metrics.accuracy, macro_f1: o.metrics.macroF1, ece: o.metrics.ece, log_loss: o.metrics.logLoss };
     await registry.jobs.addCheckpoint(jobId, o.losses.length, { ...metrics, train_loss: o.losses.at(-1) ?? NaN }, id);
@@ -217,10 +248,11 @@ async function commit(o: AdaptOutcome, audits: AuditRecord[]): Promise<void> {
 /** A generative adapter: registered as ft-<id> for the tenant, served as ft:<base>:<tenant>:<suffix>:<id>. */
 async function commitGenerative(o: import("../adapt/generative.js").GenerativeOutcome): Promise<void> {
   await writes;
+  const dir = await stored(o.out ?? out);
   await registry.tx(async () => {
     if (!owns(await registry.jobs.jobForUpdate(jobId))) return;
     const short = jobId.replace(/^ftjob-/, "").slice(0, 12);
-    const adapter = await registry.catalog.addAdapter(job!.tenant, await registry.catalog.freshName(job!.tenant, job!.model, `ft-${short}`), job!.model, o.out ?? out, { jobId });
+    const adapter = await registry.catalog.addAdapter(job!.tenant, await registry.catalog.freshName(job!.tenant, job!.model, `ft-${short}`), job!.model, dir, { jobId });
     const id = `ft:${adapter.base}:${job!.tenant}:${job!.suffix ?? ""}:${adapter.name.slice(3)}`;
     const metrics = { valid_loss: o.after.loss, valid_loss_before: o.before.loss, valid_exact_match: o.after.exactMatch, valid_similarity: o.after.similarity };
     const finite = Object.fromEntries(Object.entries(metrics).filter(([, v]) => Number.isFinite(v)));

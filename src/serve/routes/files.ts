@@ -1,16 +1,15 @@
 /**
  * /v1/files: JSONL datasets for fine-tuning. An upload is validated before it is stored:
  * every line a JSON object {text, label} or {text_a, text_b, label}, at least 2 labels and
- * 2 examples per label; errors name the line. Files belong to the uploading key's tenant.
+ * 2 examples per label; errors name the line. Files belong to the uploading key's tenant; their
+ * bytes go to the artifact store, addressed by content (the same bytes uploaded twice are one blob,
+ * removed when the last file naming it is deleted).
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { parseJsonlRows, rowsToExamples } from "../../tasks/task.js";
 import { isGenerativeJsonl, parseGenerativeJsonl } from "../../tasks/chat.js";
-import { writeFileAtomic } from "../../io/atomic.js";
-import type { FileEntry, Registry } from "../../registry/index.js";
+import type { ArtifactStore, FileEntry, Registry } from "../../registry/index.js";
 import { apiError } from "../errors.js";
 import { type Part, MultipartError, boundaryOf, parseMultipart } from "../multipart.js";
 import { q } from "../params.js";
@@ -52,7 +51,12 @@ function checkFilename(name: string): void {
   if (/[\x00-\x1f\x7f]/.test(name)) throw apiError("invalid_file", `The uploaded file's name ${JSON.stringify(name)} contains a control character (NUL, newline, ...); rename the file.`, "file");
 }
 
-export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileBytes: number }) {
+/** A file's bytes: its blob in the artifact store, or (a file uploaded before the store) the path it was written to. */
+export async function fileBytes(artifacts: ArtifactStore, f: FileEntry): Promise<Buffer> {
+  return (await artifacts.has(f.sha256)) ? await artifacts.get(f.sha256) : readFileSync(f.path);
+}
+
+export function fileRoutes(deps: { registry: Registry; artifacts: ArtifactStore; maxFileBytes: number }) {
   const { registry } = deps;
   return async (app: FastifyInstance): Promise<void> => {
     app.addContentTypeParser("multipart/form-data", { parseAs: "buffer", bodyLimit: deps.maxFileBytes }, (req, body, done) => {
@@ -77,14 +81,13 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
       // A UTF-8 byte-order mark (editors on Windows write one) is not part of the first line.
       if (file.data[0] === 0xef && file.data[1] === 0xbb && file.data[2] === 0xbf) file.data = file.data.subarray(3);
       const { rows, labels } = validateJsonl(file.data.toString("utf8"), filename);
-      const dir = join(deps.dataDir, "files", req.apiKey.tenant);
-      mkdirSync(dir, { recursive: true });
-      const path = join(dir, `${randomBytes(12).toString("hex")}.jsonl`);
-      writeFileAtomic(path, file.data);
+      const { sha256 } = await deps.artifacts.put(file.data);
       const entry = await registry.jobs.addFile({
-        tenant: req.apiKey.tenant, filename, purpose, bytes: file.data.length, path, rows, labels,
-        sha256: createHash("sha256").update(file.data).digest("hex"),
+        tenant: req.apiKey.tenant, filename, purpose, bytes: file.data.length, path: await deps.artifacts.localPath(sha256), rows, labels, sha256,
       });
+      // Stored again after the record: a delete of another file with these bytes that removed the
+      // blob between the two steps (it saw no record naming it yet) cannot leave this one without it.
+      await deps.artifacts.put(file.data);
       return fileObject(entry);
     });
 
@@ -107,14 +110,17 @@ export function fileRoutes(deps: { registry: Registry; dataDir: string; maxFileB
     app.get<{ Params: { id: string } }>("/v1/files/:id", async (req) => fileObject(await own(req.apiKey.tenant, req.params.id)));
     app.delete<{ Params: { id: string } }>("/v1/files/:id", async (req) => {
       const f = await own(req.apiKey.tenant, req.params.id);
-      const { usedBy } = await registry.jobs.deleteFile(f.id);
+      const { usedBy, shared } = await registry.jobs.deleteFile(f.id);
       if (usedBy !== null) throw apiError("invalid_value", `File ${f.id} is the training file of fine-tuning job ${usedBy}; it is kept with the job's record.`, "file_id");
-      rmSync(f.path, { force: true });
+      if (!shared) {
+        if (await deps.artifacts.has(f.sha256)) await deps.artifacts.remove(f.sha256);
+        else rmSync(f.path, { force: true });
+      }
       return { id: f.id, object: "file", deleted: true };
     });
     app.get<{ Params: { id: string } }>("/v1/files/:id/content", async (req, reply) => {
       const f = await own(req.apiKey.tenant, req.params.id);
-      return reply.type("application/jsonl").send(readFileSync(f.path));
+      return reply.type("application/jsonl").send(await fileBytes(deps.artifacts, f));
     });
   };
 }

@@ -5,7 +5,7 @@
  * made by `plinth adapt`) that need the server's admin key.
  */
 import type { FastifyInstance } from "fastify";
-import type { ApiKey, Registry } from "../../registry/index.js";
+import type { ApiKey, ArtifactStore, Registry } from "../../registry/index.js";
 import { AdapterImportError, NAME_PATTERN, importAdapter, tenantProblem } from "../../registry/index.js";
 import type { Gate } from "../auth.js";
 import { apiError } from "../errors.js";
@@ -37,8 +37,8 @@ function adapterImportError(e: AdapterImportError) {
   return apiError(e.code === "base_not_found" ? "model_not_found" : "invalid_value", e.message, e.param);
 }
 
-export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner: JobRunner; gate: Gate; dataDir: string; encoders?: EncoderQueue }) {
-  const { registry, host, runner, gate, dataDir } = deps;
+export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner: JobRunner; gate: Gate; artifacts: ArtifactStore; encoders?: EncoderQueue }) {
+  const { registry, host, runner, gate, artifacts } = deps;
   return async (app: FastifyInstance): Promise<void> => {
     app.get<{ Querystring: { since?: number; until?: number; key?: string } }>("/v1/usage", { config: { query: USAGE_QUERY } }, async (req) => {
       const { since, until, key } = req.query;
@@ -122,7 +122,7 @@ export function plinthRoutes(deps: { registry: Registry; host: ModelHost; runner
       const problem = tenantProblem(tenant);
       if (problem !== null) throw apiError("invalid_value", `Invalid value for 'tenant': ${problem}.`, "tenant");
       try {
-        const { entry, created } = await importAdapter(registry.catalog, { tenant, dir, name: str(b, "name"), base: str(b, "base"), dataDir });
+        const { entry, created } = await importAdapter(registry.catalog, { tenant, dir, name: str(b, "name"), base: str(b, "base"), artifacts });
         return {
           object: "adapter", id: `${entry.base}:${entry.name}`, tenant: entry.tenant, name: entry.name, base: entry.base, base_sha256: entry.baseSha256,
           sha256: entry.sha256, method: entry.method, task: entry.task, labels: entry.labels, created_at: entry.created, created,
