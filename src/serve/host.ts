@@ -9,7 +9,8 @@ import { type AdaptedModel, applyAdapter } from "../adapt/apply.js";
 import { AdapterMismatchError, bindLoRA } from "../adapt/lora_factors.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
-import type { WeightFormat } from "../models/inference_weights.js";
+import { type WeightFormat, useInferenceWeights } from "../models/inference_weights.js";
+import type { GPT } from "../models/gpt/model.js";
 import { can, supports } from "../models/registry.js";
 import { loadClipRun } from "../data/clip_run.js";
 
@@ -40,6 +41,17 @@ export interface LoadedAdapterData {
   probe: LinearProbe | null;
   /** The adapter applied to the shared base (made on first use): what /v1/classifications calls. */
   applied: AdaptedModel | null;
+  /**
+   * A generative full fine-tune's own scheduler, over its own copy of the base with its weights
+   * (made on first use): its sequences batch with each other, not with the base's.
+   */
+  scheduler: Scheduler | null;
+}
+
+/** What generates for a request: the base's scheduler with a LoRA adapter's factors (or none), or a full fine-tune's own scheduler. */
+export interface Generator {
+  scheduler: Scheduler;
+  lora: LoRAWeights | null;
 }
 
 const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
@@ -137,6 +149,7 @@ export class ModelHost {
         lora,
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
         applied: null,
+        scheduler: null,
       };
       this.adapters.set(entry.id, a);
       this.adapterBytes += tensorBytes(a);
@@ -162,6 +175,37 @@ export class ModelHost {
       a.applied = applyAdapter(base, a, entry.dir);
     }
     return a.applied;
+  }
+
+  /**
+   * The scheduler and factors that generate for a base or one of its adapters: a LoRA adapter
+   * runs on the base's scheduler beside every other adapter; a generative full fine-tune runs on
+   * its own scheduler over the copy of the base applyAdapter makes (cached with the adapter, so
+   * the cache's bounds hold it); other adapters are refused.
+   */
+  async generator(resolved: Resolved, modelId: string): Promise<Generator> {
+    const base = resolved.base;
+    if (base.scheduler === null) throw apiError("unsupported_model", `The model '${base.entry.name}' is a ${base.kind} encoder; text generation needs a causal LM (gpt2) base.`, "model");
+    if (resolved.adapter === null) return { scheduler: base.scheduler, lora: null };
+    const a = await this.adapterData(resolved.adapter);
+    if (a.lora !== null) return { scheduler: base.scheduler, lora: a.lora };
+    if (a.config.objective === "lm" && a.manifest.method === "full") {
+      if (a.scheduler === null) {
+        const applied = await this.applied(resolved.adapter);
+        if (this.weights !== "fp32") useInferenceWeights(applied.body, this.weights);
+        a.scheduler = new Scheduler(applied.body as GPT, this.schedulerOptions);
+      }
+      return { scheduler: a.scheduler, lora: null };
+    }
+    throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no weights for generation; use /v1/classifications with it.`, "model");
+  }
+
+  /** Every generation scheduler: the loaded bases' and the cached full fine-tunes'. */
+  schedulers(): Scheduler[] {
+    const out: Scheduler[] = [];
+    for (const b of this.bases.values()) if (b.scheduler !== null) out.push(b.scheduler);
+    for (const a of this.adapters.values()) if (a.scheduler !== null) out.push(a.scheduler);
+    return out;
   }
 
   /** Drops an adapter from the cache (a deleted model); sequences already running keep their own reference. */
@@ -197,6 +241,6 @@ export class ModelHost {
   }
 
   close(): void {
-    for (const b of this.bases.values()) b.scheduler?.close();
+    for (const s of this.schedulers()) s.close();
   }
 }

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { now } from "../../registry/index.js";
 import { ApiError, apiError } from "../errors.js";
-import type { LoadedModel, ModelHost } from "../host.js";
+import type { Generator, LoadedModel, ModelHost } from "../host.js";
 import { type ChatTemplate, chatTemplateFor } from "../../tokenizer/chat_template.js";
 import { chatPromptIds } from "../../tasks/chat.js";
 import { type Body, bodyOf, bool, num, str, strings } from "../params.js";
@@ -17,7 +17,6 @@ import { acceptOnly } from "../openai_params.js";
 import { ANY_OBJECT, type Schema, compileSchema, jsonConstraint } from "../json_constraint.js";
 import type { BPETokenizer } from "../../tokenizer/bpe.js";
 import { type TextDelta, type TextParams, type TextUsage, textDeltas } from "../textgen.js";
-import type { LoRAWeights } from "../packed.js";
 import { type RequestMeter, admitGeneration } from "../quota.js";
 import type { Registry } from "../../registry/index.js";
 
@@ -39,7 +38,7 @@ export const DEFAULT_GENERATION_LIMITS: Required<GenerationLimits> = { maxChoice
 /** Refuses (429) a request of a tenant that has `cap` requests waiting for a batch slot already. */
 function checkQueued(host: ModelHost, tenant: string, cap: number): void {
   let queued = 0;
-  for (const name of host.loaded()) queued += host.loadedBase(name)?.scheduler?.queuedRequests(tenant) ?? 0;
+  for (const s of host.schedulers()) queued += s.queuedRequests(tenant);
   if (queued < cap) return;
   throw new ApiError("rate_limit_exceeded",
     `Too many generation requests waiting for a batch slot for this tenant: ${queued} queued, at most ${cap} at once (completions and chat completions together). Retry when one has started.`,
@@ -144,31 +143,29 @@ function responseFormat(b: Body, base: LoadedModel): TextParams["constraint"] {
 
 async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", b: Body, modelId: string, params: TextParams, render: Render, includeUsage: boolean, stream: boolean): Promise<unknown> {
   const resolved = await deps.host.resolve(req.apiKey.tenant, modelId);
-  const lora = resolved.adapter === null ? null : (await deps.host.adapterData(resolved.adapter)).lora;
-  if (resolved.adapter !== null && lora === null) {
-    throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no LoRA weights for generation; use /v1/classifications with it.`, "model");
-  }
+  // A LoRA adapter joins the base's batches; a generative full fine-tune runs on its own copy's scheduler.
+  const generator = await deps.host.generator(resolved, modelId);
   // Checked before anything is reserved; from here to the sequences' submission nothing awaits, so the count holds.
   checkQueued(deps.host, req.apiKey.tenant, deps.limits?.maxQueuedPerTenant ?? DEFAULT_GENERATION_LIMITS.maxQueuedPerTenant);
   // The token quota is a hard limit: the worst case (prompt + n × max_tokens, no more than the
   // context holds: the scheduler samples up to ctx - prompt + 1 tokens) is reserved before any
   // work, max_tokens cut to what the key has left.
-  const ctx = resolved.base.scheduler?.model.config.n_positions ?? Infinity;
+  const ctx = generator.scheduler.model.config.n_positions;
   const admitted = await admitGeneration(deps.registry, req.apiKey, {
     kind, model: modelId, prompt: params.prompt.length, n: params.n, maxTokens: Math.max(1, Math.min(params.maxTokens, ctx - params.prompt.length + 1)),
   });
   try {
-    return await generate(req, reply, kind, modelId, resolved.base, lora, { ...params, maxTokens: admitted.maxTokens, tenant: req.apiKey.tenant }, render, includeUsage, stream, admitted.meter);
+    return await generate(req, reply, kind, modelId, resolved.base, generator, { ...params, maxTokens: admitted.maxTokens, tenant: req.apiKey.tenant }, render, includeUsage, stream, admitted.meter);
   } finally {
     await admitted.meter.settle();  // after a failure: bills what was delivered and releases the reservation (a no-op once settled)
   }
 }
 
-async function generate(req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", modelId: string, base: LoadedModel, lora: LoRAWeights | null, params: TextParams, render: Render, includeUsage: boolean, stream: boolean, metering: RequestMeter): Promise<unknown> {
+async function generate(req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", modelId: string, base: LoadedModel, generator: Generator, params: TextParams, render: Render, includeUsage: boolean, stream: boolean, metering: RequestMeter): Promise<unknown> {
   const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
   const created = now();
   const ac = watchDisconnect(req, reply);
-  const gen = textDeltas(base, lora, params, ac.signal);
+  const gen = textDeltas(generator, base.tok, params, ac.signal);
   const meter = (u: TextUsage) => metering.settle({ promptTokens: u.promptTokens, completionTokens: u.completionTokens, computeSeconds: u.computeSeconds });
   const usageBody = (u: TextUsage) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
   if (stream) {
