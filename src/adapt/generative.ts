@@ -17,7 +17,8 @@ import type { GPT } from "../models/gpt/model.js";
 import { generate } from "../models/gpt/generate.js";
 import { memoryStats } from "../tensor/tensor.js";
 import { chatTemplateFor, type ChatTemplate } from "../tokenizer/chat_template.js";
-import type { TextTokenizer } from "../data/tokenizer.js";
+import { type TextTokenizer, withAddedTokens } from "../data/tokenizer.js";
+import { ADDED_ROWS } from "./lora_factors.js";
 import { type GenerativeRecord, loadGenerativeData, promptAndReference, splitGenerative, tokenizeExamples } from "../tasks/chat.js";
 import { TaskError } from "../tasks/task.js";
 import { packSequences, packedLoss, supervisedLM } from "../train/sft.js";
@@ -50,6 +51,14 @@ export interface GenerativeSpec {
   /** Row length (default the base's context). */
   ctx?: number;
   lora?: { rank?: number; alpha?: number; dropout?: number; targets?: string[] };
+  /**
+   * Add the chat template's role markers to the tokenizer as tokens of their own, with embedding
+   * (and tied head) rows the adapter trains (default false; a template without markers adds none).
+   * Off by default: on the small bases tried so far, the shorter chats pack more examples into a
+   * row (packed examples see each other) and fewer optimizer steps make an epoch, and the same
+   * epochs taught the format less well than with the markers read as text.
+   */
+  roleTokens?: boolean;
   /** Held-out examples whose greedy reply is compared with the reference (default 32). */
   maxTest?: number;
   /** Validations during training (default 10), so the job's events carry a validation curve. */
@@ -166,10 +175,16 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
   const model = base.model;
   if (!can(model, "generate")) throw new AdapterError(`base ${spec.base}: generative fine-tuning needs a causal LM (gpt2) base, this one is ${base.kind}`);
   const gpt = model as GPT;
-  const tok = base.tok;
   const template = chatTemplateFor(base.dir, { write: true });
+  // The role markers become tokens of their own (ids after the base's vocabulary), for chats only:
+  // prompt/completion pairs and plain text have none. Each row starts as the mean of the rows of the
+  // tokens its text was read as before (distinct from the start, and near what the base knows).
+  const probe = loadGenerativeData(spec.data);
+  const addedTokens = spec.roleTokens !== true || probe.format !== "chat" ? [] : template.roleMarkers().filter((t) => base.tok.special(t) === undefined);
+  const tok = withAddedTokens(base.tok, addedTokens);
+  const addedRows = addedTokens.length > 0 ? gpt.addTokens(addedTokens.length, meanRows(gpt, addedTokens.map((t) => Array.from(base.tok.encode(t))))) : null;
   const ctx = Math.min(spec.ctx ?? contextLength(gpt), contextLength(gpt));
-  const data = loadGenerativeData(spec.data);
+  const data = probe;
   let trainRecords: GenerativeRecord[], valRecords: GenerativeRecord[];
   if (spec.validation !== undefined) {
     trainRecords = data.records;
@@ -180,6 +195,7 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
   const train = tokenizeExamples({ ...data, records: trainRecords }, tok, template, { ctx });
   const batch = spec.batchSize ?? 8;
   const maxTest = spec.maxTest ?? 32;
+  // Before: the base as the adapter starts from it (any role tokens at their first rows).
   const before = scoreGenerative(gpt, tok, template, valRecords, { ctx, batch, maxTest, source: data.source });
 
   const totalParameters = countOf(gpt.parameters());
@@ -189,6 +205,11 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
     const { rank = 8, alpha = 2 * rank, dropout = 0.05, targets } = spec.lora ?? {};
     handle = applyLoRA(gpt, { rank, alpha, dropout, targets: targets ?? loraTargets(gpt), seed });
     trainable = handle.trainableParameters();
+    // The added tokens' rows train beside the factors (applyLoRA froze them with the base).
+    if (addedRows !== null) {
+      addedRows.requiresGrad = true;
+      trainable = [...trainable, addedRows];
+    }
   }
   const objective = supervisedLM(gpt, { train, val: tokenizeExamples({ ...data, records: valRecords.length > 0 ? valRecords : trainRecords.slice(0, 1) }, tok, template, { ctx }), batch, ctx, pad: tok.eot });
   const rowsPerEpoch = packSequences(train, ctx, tok.eot).length;
@@ -236,15 +257,17 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
   const resumed = result.resumedFrom !== null && spec.checkpointDir !== undefined;
 
   const tensors: Record<string, RawTensor> = {};
-  if (handle !== null) Object.assign(tensors, handle.tensors());
-  else for (const [name, p] of gpt.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
+  if (handle !== null) {
+    Object.assign(tensors, handle.tensors());
+    if (addedRows !== null) tensors[ADDED_ROWS] = f32([...addedRows.shape], addedRows.toArray() as Float32Array);
+  } else for (const [name, p] of gpt.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
   handle?.merge();
   const after = scoreGenerative(gpt, tok, template, valRecords, { ctx, batch, maxTest, source: data.source });
 
   let adapterBytes = 0;
   if (spec.out !== undefined) {
     const config: Record<string, unknown> = {
-      objective: "lm", format: data.format, data: spec.data, chat_template: template.source, ctx, steps: result.steps, epochs, lr, batchSize: batch, seed,
+      objective: "lm", format: data.format, data: spec.data, chat_template: template.source, added_tokens: addedTokens, ctx, steps: result.steps, epochs, lr, batchSize: batch, seed,
       heldOut: { before: strip(before), after: strip(after) },
       ...(handle !== null ? { lora: handle.config } : {}),
     };
@@ -261,6 +284,16 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
     trainingTokens: result.seen, seconds: (Date.now() - start) / 1000, trainSeconds,
     peakRssBytes: process.resourceUsage().maxRSS * 1024, peakTensorBytes: memoryStats().peakNativeBytes, adapterBytes,
   };
+}
+
+/** For each list of ids, the mean of their wte rows ([lists, C]). */
+function meanRows(gpt: GPT, lists: number[][]): Float32Array {
+  const C = gpt.config.n_embd, wte = gpt.transformer.wte.weight.toArray() as Float32Array;
+  const out = new Float32Array(lists.length * C);
+  lists.forEach((ids, k) => {
+    for (const id of ids) for (let c = 0; c < C; c++) out[k * C + c] += wte[id * C + c] / ids.length;
+  });
+  return out;
 }
 
 /** The validation losses a checkpointed run logged, across resumes. */

@@ -51,7 +51,9 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
                 examples packed into rows of the base's context; --data is a chat {"messages": [...]} or
                 {"prompt","completion"} .jsonl, or plain text for continued pretraining ("src/**/*.ts");
                 --epochs (default 3), --val-fraction (default 0.1), --validation <file>, --ctx <tokens>;
-                default lr 2e-3 (lora, rank 8) or 3e-4 (full); prints held-out loss before and after
+                default lr 2e-3 (lora, rank 8) or 3e-4 (full); prints held-out loss before and after;
+                --role-tokens: the chat template's role markers become tokens of their own, with rows
+                the adapter trains (LoRA: saved beside the factors; full: part of the weights)
 
 Examples:
   plinth adapt --base runs/default --task sentiment --method lora --k 32
@@ -114,7 +116,7 @@ const OPTIONS = {
   out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, lr: { type: "string" }, "batch-size": { type: "string" },
   "max-tokens": { type: "string" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" }, targets: { type: "string" },
   "max-test": { type: "string" }, pairs: { type: "string" }, "batch-pairs": { type: "string" }, "knn-k": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
-  objective: { type: "string" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
+  objective: { type: "string" }, "role-tokens": { type: "boolean" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
   json: { type: "boolean" },
 } as const;
 

@@ -39,7 +39,7 @@ export async function runGenerativeAdapt(values: Values): Promise<void> {
     valFraction: str(values, "val-fraction") === undefined ? undefined : parseFloatArg("val-fraction", str(values, "val-fraction"), 0.1),
     seed: parseIntArg("seed", str(values, "seed"), 0), steps: int("steps"), epochs: int("epochs"),
     lr: str(values, "lr") === undefined ? undefined : parseFloatArg("lr", str(values, "lr"), 0), batchSize: int("batch-size"), ctx: int("ctx", 2),
-    maxTest: int("max-test", 0), lora,
+    maxTest: int("max-test", 0), lora, roleTokens: values["role-tokens"] === true,
   }, {
     onProgress: (p) => bar.update(p.step / p.total, { step: `${p.step}/${p.total}`, ...(p.loss !== undefined ? { loss: p.loss.toFixed(4) } : {}), ...(p.valLoss !== undefined ? { val: p.valLoss.toFixed(4) } : {}) }, p.step === p.total),
   });

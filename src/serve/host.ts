@@ -5,7 +5,8 @@
  * "base:adapter") into a base and the caller's own adapter, never another tenant's.
  */
 import { type AdapterManifest, loadAdapter, probeFromTensors } from "../adapt/artifact.js";
-import { type AdaptedModel, applyAdapter } from "../adapt/apply.js";
+import { type AdaptedModel, addedTokensOf, applyAdapter } from "../adapt/apply.js";
+import { type TextTokenizer, withAddedTokens } from "../data/tokenizer.js";
 import { AdapterMismatchError, bindLoRA } from "../adapt/lora_factors.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
@@ -46,12 +47,16 @@ export interface LoadedAdapterData {
    * (made on first use): its sequences batch with each other, not with the base's.
    */
   scheduler: Scheduler | null;
+  /** The base's tokenizer with the tokens a generative adapter added (its role markers), or the base's own. */
+  tok: TextTokenizer;
 }
 
 /** What generates for a request: the base's scheduler with a LoRA adapter's factors (or none), or a full fine-tune's own scheduler. */
 export interface Generator {
   scheduler: Scheduler;
   lora: LoRAWeights | null;
+  /** How prompts are encoded and replies decoded: with the adapter's added tokens, if it has any. */
+  tok: TextTokenizer;
 }
 
 const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
@@ -137,6 +142,10 @@ export class ModelHost {
       const lora = hasLoRA ? loraWeights(entry.id, tensors, loraConfig) : null;
       // Factors that do not fit the base are refused here: inside a shared step they would fail every tenant's sequence.
       if (lora !== null) {
+        const added = manifest.config.objective === "lm" ? addedTokensOf(manifest.config, entry.dir).length : 0;
+        if (added !== (lora.added?.count ?? 0)) {
+          throw apiError("unsupported_model", `The adapter '${entry.base}:${entry.name}' adds ${added} tokens but carries ${lora.added?.count ?? 0} rows for them.`, "model");
+        }
         try {
           bindLoRA(base.model, lora);
         } catch (e) {
@@ -150,6 +159,7 @@ export class ModelHost {
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
         applied: null,
         scheduler: null,
+        tok: manifest.config.objective === "lm" ? withAddedTokens(base.tok, addedTokensOf(manifest.config, entry.dir)) : base.tok,
       };
       this.adapters.set(entry.id, a);
       this.adapterBytes += tensorBytes(a);
@@ -186,18 +196,23 @@ export class ModelHost {
   async generator(resolved: Resolved, modelId: string): Promise<Generator> {
     const base = resolved.base;
     if (base.scheduler === null) throw apiError("unsupported_model", `The model '${base.entry.name}' is a ${base.kind} encoder; text generation needs a causal LM (gpt2) base.`, "model");
-    if (resolved.adapter === null) return { scheduler: base.scheduler, lora: null };
+    if (resolved.adapter === null) return { scheduler: base.scheduler, lora: null, tok: base.tok };
     const a = await this.adapterData(resolved.adapter);
-    if (a.lora !== null) return { scheduler: base.scheduler, lora: a.lora };
+    if (a.lora !== null) return { scheduler: base.scheduler, lora: a.lora, tok: a.tok };
     if (a.config.objective === "lm" && a.manifest.method === "full") {
       if (a.scheduler === null) {
         const applied = await this.applied(resolved.adapter);
         if (this.weights !== "fp32") useInferenceWeights(applied.body, this.weights);
         a.scheduler = new Scheduler(applied.body as GPT, this.schedulerOptions);
       }
-      return { scheduler: a.scheduler, lora: null };
+      return { scheduler: a.scheduler, lora: null, tok: a.tok };
     }
     throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no weights for generation; use /v1/classifications with it.`, "model");
+  }
+
+  /** The tokenizer a request to this base or adapter is encoded with (an adapter's added tokens included). */
+  async tokenizer(resolved: Resolved): Promise<TextTokenizer> {
+    return resolved.adapter === null ? resolved.base.tok : (await this.adapterData(resolved.adapter)).tok;
   }
 
   /** Every generation scheduler: the loaded bases' and the cached full fine-tunes'. */
