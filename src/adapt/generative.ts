@@ -21,6 +21,7 @@ import { type TextTokenizer, withAddedTokens } from "../data/tokenizer.js";
 import { ADDED_ROWS } from "./lora_factors.js";
 import { type GenerativeRecord, loadGenerativeData, promptAndReference, splitGenerative, tokenizeExamples } from "../tasks/chat.js";
 import { TaskError } from "../tasks/task.js";
+import { type Parser, parsesAsTypeScript } from "../tasks/code_parse.js";
 import { packSequences, packedLoss, supervisedLM } from "../train/sft.js";
 import { AbortedError, Trainer } from "../train/trainer.js";
 import { PreemptedError, TrainedTensors, dropoutRngs, loggedLosses } from "./finetune.js";
@@ -61,6 +62,8 @@ export interface GenerativeSpec {
   roleTokens?: boolean;
   /** Held-out examples whose greedy reply is compared with the reference (default 32). */
   maxTest?: number;
+  /** Code: the parser whose parse rate of greedy replies the scores report (before and after). */
+  parse?: Parser;
   /** Validations during training (default 10), so the job's events carry a validation curve. */
   evaluations?: number;
   /**
@@ -78,6 +81,11 @@ export interface GenerativeScores {
   exactMatch: number;
   /** Mean normalised character similarity of the greedy reply to the reference (1 - edit distance / longer length). */
   similarity: number;
+  /**
+   * With a parser (code): the share of greedy replies that parse, a completion read after its
+   * prompt, a chat reply alone; NaN without one.
+   */
+  parseRate: number;
   tokens: number;
   examples: number;
 }
@@ -127,8 +135,8 @@ export function stringSimilarity(a: string, b: string): number {
 }
 
 /** Greedy replies to held-out prompts against their references. */
-export function greedyMatch(model: GPT, tok: TextTokenizer, template: ChatTemplate, records: readonly GenerativeRecord[], maxExamples: number): { exactMatch: number; similarity: number; replies: { reference: string; reply: string }[] } {
-  const replies: { reference: string; reply: string }[] = [];
+export function greedyMatch(model: GPT, tok: TextTokenizer, template: ChatTemplate, records: readonly GenerativeRecord[], maxExamples: number, parse?: Parser): { exactMatch: number; similarity: number; parseRate: number; replies: { reference: string; reply: string; parses?: boolean }[] } {
+  const replies: { reference: string; reply: string; parses?: boolean }[] = [];
   const ctx = model.config.n_positions;
   for (const r of records) {
     if (replies.length >= maxExamples) break;
@@ -137,24 +145,26 @@ export function greedyMatch(model: GPT, tok: TextTokenizer, template: ChatTempla
     const refTokens = tok.encode(pr.reference).length;
     const maxNewTokens = Math.max(1, Math.min(ctx - pr.prompt.length, refTokens + 8));
     const { tokens } = generate(model, pr.prompt, { maxNewTokens, temperature: 0, stopTokens: [tok.eot] });
-    replies.push({ reference: pr.reference, reply: tok.decode(tokens) });
+    const reply = tok.decode(tokens);
+    replies.push({ reference: pr.reference, reply, ...(parse === undefined ? {} : { parses: parsesAsTypeScript(r.kind === "completion" ? r.prompt + reply : reply) }) });
   }
-  if (replies.length === 0) return { exactMatch: NaN, similarity: NaN, replies };
+  if (replies.length === 0) return { exactMatch: NaN, similarity: NaN, parseRate: NaN, replies };
   const exact = replies.filter((r) => r.reply.trim() === r.reference.trim()).length / replies.length;
   const sim = replies.reduce((s, r) => s + stringSimilarity(r.reply.trim(), r.reference.trim()), 0) / replies.length;
-  return { exactMatch: exact, similarity: sim, replies };
+  const parseRate = parse === undefined ? NaN : replies.filter((r) => r.parses).length / replies.length;
+  return { exactMatch: exact, similarity: sim, parseRate, replies };
 }
 
 /** Held-out scores of a model as it is: loss on learned tokens, and greedy replies. */
-export function scoreGenerative(model: GPT, tok: TextTokenizer, template: ChatTemplate, records: readonly GenerativeRecord[], { ctx, batch = 8, maxTest = 32, source = "held-out" }: { ctx?: number; batch?: number; maxTest?: number; source?: string } = {}): GenerativeScores & { replies: { reference: string; reply: string }[] } {
+export function scoreGenerative(model: GPT, tok: TextTokenizer, template: ChatTemplate, records: readonly GenerativeRecord[], { ctx, batch = 8, maxTest = 32, source = "held-out", parse }: { ctx?: number; batch?: number; maxTest?: number; source?: string; parse?: Parser } = {}): GenerativeScores & { replies: { reference: string; reply: string; parses?: boolean }[] } {
   const T = Math.min(ctx ?? model.config.n_positions, model.config.n_positions);
   const wasTraining = model.training;
   model.eval();
   try {
     const ex = records.length === 0 ? [] : tokenizeExamples({ source, format: records[0].kind, records: [...records] }, tok, template, { ctx: T });
     const { loss, tokens } = ex.length === 0 ? { loss: NaN, tokens: 0 } : packedLoss(model, packSequences(ex, T, tok.eot), batch);
-    const m = maxTest > 0 ? greedyMatch(model, tok, template, records, maxTest) : { exactMatch: NaN, similarity: NaN, replies: [] };
-    return { loss, perplexity: Math.exp(loss), exactMatch: m.exactMatch, similarity: m.similarity, tokens, examples: records.length, replies: m.replies };
+    const m = maxTest > 0 ? greedyMatch(model, tok, template, records, maxTest, parse) : { exactMatch: NaN, similarity: NaN, parseRate: NaN, replies: [] };
+    return { loss, perplexity: Math.exp(loss), exactMatch: m.exactMatch, similarity: m.similarity, parseRate: m.parseRate, tokens, examples: records.length, replies: m.replies };
   } finally {
     model.train(wasTraining);
   }
@@ -196,7 +206,7 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
   const batch = spec.batchSize ?? 8;
   const maxTest = spec.maxTest ?? 32;
   // Before: the base as the adapter starts from it (any role tokens at their first rows).
-  const before = scoreGenerative(gpt, tok, template, valRecords, { ctx, batch, maxTest, source: data.source });
+  const before = scoreGenerative(gpt, tok, template, valRecords, { ctx, batch, maxTest, source: data.source, parse: spec.parse });
 
   const totalParameters = countOf(gpt.parameters());
   let handle: LoRAHandle | null = null;
@@ -262,7 +272,7 @@ export async function runGenerative(spec: GenerativeSpec, { onProgress, signal, 
     if (addedRows !== null) tensors[ADDED_ROWS] = f32([...addedRows.shape], addedRows.toArray() as Float32Array);
   } else for (const [name, p] of gpt.namedParameters()) tensors[name] = f32([...p.shape], p.toArray() as Float32Array);
   handle?.merge();
-  const after = scoreGenerative(gpt, tok, template, valRecords, { ctx, batch, maxTest, source: data.source });
+  const after = scoreGenerative(gpt, tok, template, valRecords, { ctx, batch, maxTest, source: data.source, parse: spec.parse });
 
   let adapterBytes = 0;
   if (spec.out !== undefined) {
@@ -304,6 +314,6 @@ function loggedValLosses(path: string): { step: number; loss: number }[] {
 
 
 function strip(s: GenerativeScores & { replies?: unknown }): GenerativeScores {
-  const { loss, perplexity, exactMatch, similarity, tokens, examples } = s;
-  return { loss, perplexity, exactMatch, similarity, tokens, examples };
+  const { loss, perplexity, exactMatch, similarity, parseRate, tokens, examples } = s;
+  return { loss, perplexity, exactMatch, similarity, parseRate, tokens, examples };
 }
