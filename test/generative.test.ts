@@ -287,6 +287,9 @@ test("full generative fine-tuning: plinth adapt --method full --objective lm, se
     const comp = await a.completions.create({ model: "tiny:upfull", prompt: "abc ", temperature: 0, max_tokens: 6 });
     assert.equal(comp.choices[0].text, completionRef);
     await assert.rejects(b.chat.completions.create({ model: "tiny:upfull", messages: [{ role: "user", content: "fad" }] }), (e: { status?: number }) => e.status === 404);
+    // The cache's byte bound counts the adapter's weights and the copy of the base it generates on.
+    const weightBytes = adapted.parameters().reduce((n, p) => n + p.size * 4, 0);
+    assert.ok(server.host.cachedAdapters().bytes >= 2 * weightBytes, `${server.host.cachedAdapters().bytes} bytes cached for ${weightBytes} bytes of weights`);
 
     // A fine-tuning job with method full on the chat file: its ft: model chats in the taught format.
     const file = await a.files.create({ file: await toFile(readFileSync(chats), "chats.jsonl"), purpose: "fine-tune" });

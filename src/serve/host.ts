@@ -49,6 +49,8 @@ export interface LoadedAdapterData {
   scheduler: Scheduler | null;
   /** The base's tokenizer with the tokens a generative adapter added (its role markers), or the base's own. */
   tok: TextTokenizer;
+  /** Bytes of the base's copy `applied` holds (a full fine-tune's own weights), counted in the cache's bound. */
+  copyBytes: number;
 }
 
 /** What generates for a request: the base's scheduler with a LoRA adapter's factors (or none), or a full fine-tune's own scheduler. */
@@ -59,7 +61,8 @@ export interface Generator {
   tok: TextTokenizer;
 }
 
-const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
+/** What an adapter holds: its tensors, and the copy of its base a full fine-tune is applied to. */
+const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0) + a.copyBytes;
 
 /** The id a client calls an adapter by: OpenAI's ft:<base>:<tenant>:<suffix>:<id> for a generative job's (named ft-<id>), else base:name. */
 export async function modelIdOf(registry: Registry, a: AdapterEntry): Promise<string> {
@@ -160,6 +163,7 @@ export class ModelHost {
         applied: null,
         scheduler: null,
         tok: manifest.config.objective === "lm" ? withAddedTokens(base.tok, addedTokensOf(manifest.config, entry.dir)) : base.tok,
+        copyBytes: 0,
       };
       this.adapters.set(entry.id, a);
       this.adapterBytes += tensorBytes(a);
@@ -183,6 +187,10 @@ export class ModelHost {
     if (a.applied === null) {
       const base = await this.base(entry.base);
       a.applied = applyAdapter(base, a, entry.dir);
+      if (a.applied.body !== base.model && this.adapters.get(entry.id) === a) {
+        a.copyBytes = a.applied.body.parameters().reduce((n, p) => n + p.size * 4, 0);
+        this.adapterBytes += a.copyBytes;
+      }
     }
     return a.applied;
   }
