@@ -119,7 +119,7 @@ test("LoRA and full fine-tunes train the role tokens' rows; training, plinth gen
   const direct = tok.decode(generate(applied.body as GPT, chatPromptIds(chatTemplateFor(baseDir), applied.tok, [{ role: "user", content: words[0] }]), { maxNewTokens: 6, temperature: 0, stopTokens: [tok.eot] }).tokens);
   assert.equal(direct, want.lora[0]);
 
-  const { default: OpenAI } = await import("openai");
+  const { default: OpenAI, toFile } = await import("openai");
   const { Registry } = await import("../src/registry/index.js");
   const { createServer } = await import("../src/serve/index.js");
   const dbPath = join(dir, "registry.db");
@@ -138,6 +138,24 @@ test("LoRA and full fine-tunes train the role tokens' rows; training, plinth gen
     assert.deepEqual(got, names.flatMap((n) => want[n]));
     const usage = (await client.chat.completions.create({ model: "tiny:lora", messages: [{ role: "user", content: "abc" }], temperature: 0, max_tokens: 1 })).usage!;
     assert.equal(usage.prompt_tokens, chatPromptIds(chatTemplateFor(baseDir), applied.tok, [{ role: "user", content: "abc" }]).length);
+
+    // A fine-tuning job with role_tokens: 1: its adapter lists the tokens and replies as plinth generate does with it.
+    const file = await client.files.create({ file: await toFile(readFileSync(chats), "chats.jsonl"), purpose: "fine-tune" });
+    const create = (hp: Record<string, number>) => client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: { type: "lora", lora: { hyperparameters: hp } } } as unknown as Parameters<typeof client.fineTuning.jobs.create>[0]);
+    await assert.rejects(create({ steps: 10, role_tokens: 2 }), (e: { status?: number; message: string }) => e.status === 400 && /role_tokens/.test(e.message));
+    let j = await create({ steps: 60, batch_size: 8, learning_rate: 1e-2, rank: 8, max_test: 2, role_tokens: 1 });
+    for (const t0 = Date.now(); !["succeeded", "failed", "cancelled"].includes(j.status); await new Promise((r) => setTimeout(r, 200))) {
+      assert.ok(Date.now() - t0 < 90_000, `job still ${j.status}`);
+      j = await client.fineTuning.jobs.retrieve(j.id);
+    }
+    assert.equal(j.status, "succeeded", JSON.stringify(j.error));
+    const { Registry: R } = await import("../src/registry/index.js");
+    const reg2 = await R.open(dbPath);
+    const entry = (await reg2.catalog.adapters("acme")).find((a) => a.jobId === j.id)!;
+    await reg2.close();
+    assert.deepEqual(readAdapterManifest(entry.dir).config.added_tokens, markers);
+    const jobCli = cli("generate", "--model", baseDir, "--adapter", entry.dir, "--chat", "fad", "--temperature", "0", "--max-tokens", "6").replace(/\n$/, "");
+    assert.equal(await chat(j.fine_tuned_model!, "fad"), jobCli);
   } finally {
     await server.close();
   }
