@@ -12,6 +12,8 @@
  *   clip    CLIP training images/s beside scripts/torch_clip_bench.py, same run (not in the default set)
  *   interop GPT generation tokens/s: Plinth beside onnxruntime-node and llama.cpp on its exports (--configs small,S,M; not in the default set)
  *   serve   load test of plinth serve: continuous batching vs one request at a time (not in the default set)
+ *   genserve  32 concurrent chats over 8 generative LoRA adapters on one base beside the same load on the base
+ *           alone: tokens/s, p50/p99, greedy replies alone and batched (bench/genserve.ts; not in the default set)
  *   distributed  data-parallel over MPI: 2 ranks x 1 thread beside 1 rank x 2 threads (S, M), hidden
  *           communication, all-reduce by size, alpha-beta fit, projection to 64 machines (bench/distributed.ts; not in the default set)
  *   precision  bf16/int8 beside fp32: dot-product peaks, memory bandwidth, training GEMMs, packed-weight
@@ -53,6 +55,7 @@ import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
 import { replicasBench } from "./replicas.js";
+import { genserveBench } from "./genserve.js";
 import { fairnessBench, fairnessFailures, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
@@ -350,6 +353,10 @@ if (only.has("serve")) {
 if (only.has("replicas")) {
   section("replicas: plinth serve --replicas N behind HAProxy over PostgreSQL, 64 connections over 16 adapters (bench/replicas.ts)");
   for (const row of await replicasBench({ seconds: Number(process.env.PLINTH_REPLICAS_SECONDS ?? 20), connections: Number(process.env.PLINTH_REPLICAS_CONNECTIONS ?? 64) })) emit(row);
+}
+if (only.has("genserve")) {
+  section("genserve: 32 concurrent chats over 8 generative LoRA adapters on one base, beside the base alone (bench/genserve.ts)");
+  for (const row of await genserveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32) })) emit(row);
 }
 
 if (only.has("fairness")) {

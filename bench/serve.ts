@@ -29,7 +29,7 @@ import { trainBPE } from "../src/tokenizer/index.js";
 
 type Row = Record<string, string | number | boolean>;
 
-function sentences(): string[] {
+export function sentences(): string[] {
   const root = dirname(createRequire(import.meta.url).resolve("sentiment/package.json"));
   return ["imdb", "yelp", "amazon"].flatMap((source) => (JSON.parse(readFileSync(join(root, "test", "fixtures", `${source}.json`), "utf8")) as { text: string }[])
     .map((r) => r.text.trim()).filter((t) => t.length > 10));
@@ -61,11 +61,11 @@ async function setup(dir: string): Promise<{ db: string; key: string; models: st
 }
 
 
-const quantile = (sorted: number[], q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+export const quantile = (sorted: number[], q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
-interface Measure { latencies: number[]; errors: number; tokens: number; requests: number; streamed: number; wall: number; firstError: string | null }
+export interface Measure { latencies: number[]; errors: number; tokens: number; requests: number; streamed: number; wall: number; firstError: string | null }
 
-async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
+export async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
   const end = performance.now() + seconds * 1000;
   let counter = 0;
   const one = async (): Promise<void> => {
@@ -99,7 +99,7 @@ async function load(url: string, key: string, models: string[], prompts: string[
   m.wall += (performance.now() - t0) / 1000;
 }
 
-function summary(m: Measure): Row {
+export function summary(m: Measure): Row {
   const sorted = [...m.latencies].sort((a, b) => a - b);
   return {
     requests: m.requests, streamed: m.streamed, errors: m.errors, wall_s: round(m.wall, 1), req_per_s: round(m.requests / m.wall, 2), tokens_per_s: round(m.tokens / m.wall, 1),
@@ -148,7 +148,7 @@ export async function serveBench({ seconds = 30, connections = 32 } = {}): Promi
   return rows;
 }
 
-function round(v: number, digits = 1): number {
+export function round(v: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
 }

@@ -32,7 +32,7 @@ export type { TokenSource } from "./data/tokens.js";
 // Tokenizers: byte-level BPE in Hugging Face's tokenizer.json format.
 export { BPETokenizer, trainBPE } from "./tokenizer/index.js";
 export type { TrainBPEOptions } from "./tokenizer/index.js";
-export { BPETextTokenizer, ByteTextTokenizer, tokenizerFor } from "./data/tokenizer.js";
+export { BPETextTokenizer, ByteTextTokenizer, tokenizerFor, withAddedTokens } from "./data/tokenizer.js";
 export type { TextTokenizer } from "./data/tokenizer.js";
 
 // Models and generation: any saved model folder by its config's model_type, or one family.

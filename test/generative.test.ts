@@ -240,3 +240,70 @@ test("a chat fine-tuning job through the server: ft:<base>:<tenant>:<suffix>:<id
     await server.close();
   }
 });
+
+test("full generative fine-tuning: plinth adapt --method full --objective lm, served by chat and completions (its own copy's scheduler) exactly as plinth generate replies; a job with method full", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const cli = (...args: string[]) => execFileSync(process.execPath, [join(import.meta.dirname, "..", "src", "cli", "main.js"), ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = join(dir, "upper-full");
+  const o = JSON.parse(cli("adapt", "--base", baseDir, "--method", "full", "--objective", "lm", "--data", chats, "--out", out, "--steps", "80", "--batch-size", "8", "--lr", "3e-3", "--max-test", "4", "--json")) as { method: string; before: { loss: number }; after: { loss: number }; trainableParameters: number; totalParameters: number };
+  assert.equal(o.method, "full");
+  assert.equal(o.trainableParameters, o.totalParameters);
+  assert.ok(o.after.loss < o.before.loss - 0.5, `held-out loss ${o.before.loss} -> ${o.after.loss}`);
+  const m = readAdapterManifest(out);
+  assert.equal(m.method, "full");
+  assert.equal(m.config.objective, "lm");
+  // plinth generate with the adapter, greedy: the reference the server must reproduce.
+  const words = ["fad", "bee", "cab"];
+  const cliReplies = words.map((w) => cli("generate", "--model", baseDir, "--adapter", out, "--chat", w, "--temperature", "0", "--max-tokens", "8").replace(/\n$/, ""));
+  assert.ok(cliReplies.filter((r) => /^[A-F]{3}$/.test(r)).length >= 2, `replies: ${cliReplies.join(" ")}`);
+  const adapted = loadAdapted(out, baseDir).body as GPT;
+  const { generate } = await import("../src/models/gpt/generate.js");
+  const completionRef = tok.decode(generate(adapted, Array.from(tok.encode("abc ")), { maxNewTokens: 6, temperature: 0, stopTokens: [tok.eot] }).tokens);
+
+  const { default: OpenAI, toFile } = await import("openai");
+  const { Registry } = await import("../src/registry/index.js");
+  const { createServer } = await import("../src/serve/index.js");
+  const dbPath = join(dir, "registry-full.db");
+  const reg = await Registry.open(dbPath);
+  await reg.catalog.addModel("tiny", baseDir);
+  await reg.catalog.addAdapter("acme", "upfull", "tiny", out);
+  const keyA = (await reg.keys.create("acme")).secret, keyB = (await reg.keys.create("globex")).secret;
+  await reg.close();
+  const server = await createServer({ registry: dbPath });
+  const url = await server.listen({ port: 0 });
+  const a = new OpenAI({ baseURL: `${url}/v1`, apiKey: keyA, maxRetries: 0 });
+  const b = new OpenAI({ baseURL: `${url}/v1`, apiKey: keyB, maxRetries: 0 });
+  const chat = async (model: string, w: string) => (await a.chat.completions.create({ model, messages: [{ role: "user", content: w }], temperature: 0, max_tokens: 8 })).choices[0].message.content;
+  try {
+    // Alone, then all at once beside the base's own sequences: the same greedy replies as the CLI.
+    for (const [i, w] of words.entries()) assert.equal(await chat("tiny:upfull", w), cliReplies[i], `chat ${w}`);
+    const baseAlone = await Promise.all(words.map((w) => chat("tiny", w)));
+    const together = await Promise.all(words.flatMap((w) => [chat("tiny:upfull", w), chat("tiny", w)]));
+    assert.deepEqual(together, words.flatMap((_, i) => [cliReplies[i], baseAlone[i]]));
+    assert.notDeepEqual(baseAlone, cliReplies, "the base's replies are its own");
+    let streamed = "";
+    for await (const c of await a.chat.completions.create({ model: "tiny:upfull", messages: [{ role: "user", content: words[0] }], temperature: 0, max_tokens: 8, stream: true })) streamed += c.choices[0]?.delta?.content ?? "";
+    assert.equal(streamed, cliReplies[0]);
+    const comp = await a.completions.create({ model: "tiny:upfull", prompt: "abc ", temperature: 0, max_tokens: 6 });
+    assert.equal(comp.choices[0].text, completionRef);
+    await assert.rejects(b.chat.completions.create({ model: "tiny:upfull", messages: [{ role: "user", content: "fad" }] }), (e: { status?: number }) => e.status === 404);
+    // The cache's byte bound counts the adapter's weights and the copy of the base it generates on.
+    const weightBytes = adapted.parameters().reduce((n, p) => n + p.size * 4, 0);
+    assert.ok(server.host.cachedAdapters().bytes >= 2 * weightBytes, `${server.host.cachedAdapters().bytes} bytes cached for ${weightBytes} bytes of weights`);
+
+    // A fine-tuning job with method full on the chat file: its ft: model chats in the taught format.
+    const file = await a.files.create({ file: await toFile(readFileSync(chats), "chats.jsonl"), purpose: "fine-tune" });
+    const job = await a.fineTuning.jobs.create({ model: "tiny", training_file: file.id, suffix: "full", method: { type: "full", full: { hyperparameters: { steps: 80, batch_size: 8, learning_rate: 3e-3, max_test: 2 } } } } as unknown as Parameters<typeof a.fineTuning.jobs.create>[0]);
+    let j = job;
+    for (const t0 = Date.now(); !["succeeded", "failed", "cancelled"].includes(j.status); await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() - t0 > 90_000) throw new Error(`job still ${j.status}`);
+      j = await a.fineTuning.jobs.retrieve(job.id);
+    }
+    assert.equal(j.status, "succeeded", JSON.stringify(j.error));
+    assert.match(j.fine_tuned_model!, /^ft:tiny:acme:full:[0-9a-f]{12}$/);
+    const replies = await Promise.all(words.map((w) => chat(j.fine_tuned_model!, w)));
+    assert.ok(replies.filter((r) => /^[A-F]{3}$/.test(r ?? "")).length >= 2, `replies: ${replies.join(" ")}`);
+  } finally {
+    await server.close();
+  }
+});

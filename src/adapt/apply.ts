@@ -17,12 +17,13 @@ import { type Pooling, can, isPooling, poolingOf } from "../models/registry.js";
 import type { ForwardContext } from "../nn/context.js";
 import { neighbourProbs, neighboursFromTensors, prototypeProbs, prototypesFromTensors } from "./neighbours.js";
 import { embedThrough, embedThroughSteps } from "./setfit.js";
-import type { TextTokenizer } from "../data/tokenizer.js";
 import { type AdapterManifest, AdapterError, loadAdapter, probeFromTensors } from "./artifact.js";
 import { type LoadedBase, loadBase } from "./base.js";
 import { SequenceClassifier } from "./classifier.js";
 import { applyLoRA } from "./lora.js";
-import { bindLoRA, loraWeights } from "./lora_factors.js";
+import { ADDED_ROWS, bindLoRA, loraWeights } from "./lora_factors.js";
+import { type TextTokenizer, withAddedTokens } from "../data/tokenizer.js";
+import type { GPT } from "../models/gpt/model.js";
 import { embedTexts, embedTextsSteps, probeProbs, type Encoder } from "./probe.js";
 import type { PieceOptions, Steps } from "./steps.js";
 import { classifyCausal, classifyCausalSteps, classifyMasked, classifyMaskedSteps } from "./zeroshot.js";
@@ -36,6 +37,14 @@ export interface AdaptedModel {
   predict(texts: readonly string[]): number[][];
   /** predict in bounded pieces (steps.ts), for a server that interleaves other work between them. */
   predictSteps(texts: readonly string[], pieces?: PieceOptions): Steps<number[][]>;
+}
+
+/** The tokens a generative adapter added to its base's vocabulary (config.added_tokens; none for older adapters). */
+export function addedTokensOf(cfg: Record<string, unknown>, adapterDir: string): string[] {
+  const v = cfg.added_tokens;
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((t) => typeof t === "string" && t !== "")) throw new AdapterError(`adapter ${adapterDir}: config.added_tokens must be a list of non-empty strings`);
+  return v as string[];
 }
 
 function tensor(tensors: Record<string, RawTensor>, name: string, dir: string): RawTensor {
@@ -71,7 +80,7 @@ export function loadAdapted(adapterDir: string, baseDir: string): AdaptedModel {
  */
 export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManifest; tensors: Record<string, RawTensor> }, adapterDir: string, { owned = false } = {}): AdaptedModel {
   const { manifest, tensors } = adapter;
-  const { tok } = base;
+  let { tok } = base;
   let model = base.model;
   const labels = manifest.labels;
   const cfg = manifest.config;
@@ -84,15 +93,24 @@ export function applyAdapter(base: LoadedBase, adapter: { manifest: AdapterManif
     const noClassifier = (): number[][] => {
       throw new AdapterError(`adapter ${adapterDir} is a generative (objective lm) adapter; it generates text and has no classifier`);
     };
+    // Tokens the adapter added (its chat template's role markers): the tokenizer learns them, the body gets their rows.
+    const added = addedTokensOf(cfg, adapterDir);
+    tok = withAddedTokens(tok, added);
+    const rows = tensors[ADDED_ROWS];
+    if (added.length > 0 && (rows === undefined || rows.shape[0] !== added.length)) {
+      throw new AdapterError(`adapter ${adapterDir}: it adds ${added.length} tokens but ${ADDED_ROWS} is ${rows === undefined ? "missing" : `[${rows.shape}]`}`);
+    }
     if (manifest.method === "lora") {
       const l = (cfg.lora ?? {}) as { rank?: number; alpha?: number; dropout?: number; targets?: string[]; seed?: number };
       if (typeof l.rank !== "number") throw new AdapterError(`adapter ${adapterDir}: a LoRA adapter's config has no lora.rank`);
       if (!owned) throw new AdapterError(`adapter ${adapterDir}: a generative LoRA adapter on a shared base is served through the scheduler (bindLoRA), not applied`);
+      if (added.length > 0) (model as GPT).addTokens(added.length, toFloat32(rows!));
       const handle = applyLoRA(model, { rank: l.rank, alpha: l.alpha, dropout: l.dropout, targets: l.targets, seed: l.seed });
       handle.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k.endsWith(".lora_A") || k.endsWith(".lora_B"))));
       handle.merge();
     } else if (manifest.method === "full") {
       if (!owned) model = loadBase(base.dir).model;
+      if (added.length > 0) (model as GPT).addTokens(added.length);
       model.loadStateDict(Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, { shape: t.shape, data: toFloat32(t) }])));
     } else {
       throw new AdapterError(`adapter ${adapterDir}: a generative adapter's method is lora or full, got ${JSON.stringify(manifest.method)}`);

@@ -26,7 +26,12 @@ export interface LoRAWeights {
   id: string;
   scaling: number;
   layers: Map<string, LoRAFactor>;
+  /** Rows of tokens the adapter adds to the base's vocabulary (`transformer.wte_added.weight`, [k, C]), if any. */
+  added?: { rows: Float32Array; count: number; width: number };
 }
+
+/** The tensor name of an adapter's added token rows (GPT's transformer.wte_added). */
+export const ADDED_ROWS = "transformer.wte_added.weight";
 
 /** Reads `${path}.lora_A` / `${path}.lora_B` tensors (the names applyLoRA's handle writes). */
 export function loraWeights(id: string, tensors: Record<string, RawTensor>, config: Record<string, unknown>): LoRAWeights {
@@ -45,7 +50,9 @@ export function loraWeights(id: string, tensors: Record<string, RawTensor>, conf
     layers.set(path, { A: toFloat32(a), B: toFloat32(b), inFeatures: a.shape[0], outFeatures: b.shape[1], rank });
   }
   if (layers.size === 0) throw new Error(`adapter ${id}: no lora_A/lora_B tensors`);
-  return { id, scaling: alpha / rank, layers };
+  const rows = tensors[ADDED_ROWS];
+  if (rows !== undefined && rows.shape.length !== 2) throw new Error(`adapter ${id}: ${ADDED_ROWS} has shape [${rows.shape}], expected [tokens, width]`);
+  return { id, scaling: alpha / rank, layers, ...(rows === undefined ? {} : { added: { rows: toFloat32(rows), count: rows.shape[0], width: rows.shape[1] } }) };
 }
 
 export class AdapterMismatchError extends Error {
@@ -72,7 +79,14 @@ export function bindLoRA(model: Module, weights: LoRAWeights): RowAdapter {
     }
     factors.set(lin, { A: tensor(f.A, [f.inFeatures, f.rank]).retain(), B: tensor(f.B, [f.rank, f.outFeatures]).retain() });
   }
-  const adapter: RowAdapter = { id: weights.id, scaling: weights.scaling, factor: (layer) => factors.get(layer) };
+  let added;
+  if (weights.added !== undefined) {
+    const wte = (model as { transformer?: { wte?: { weight?: { shape: readonly number[] } } } }).transformer?.wte?.weight;
+    if (wte === undefined) throw new AdapterMismatchError(`adapter ${weights.id} adds tokens to the vocabulary, which this base has no token embeddings for`);
+    if (wte.shape[1] !== weights.added.width) throw new AdapterMismatchError(`adapter ${weights.id} adds token rows of width ${weights.added.width}, the base's embeddings are ${wte.shape[1]} wide`);
+    added = tensor(weights.added.rows, [weights.added.count, weights.added.width]).retain();
+  }
+  const adapter: RowAdapter = { id: weights.id, scaling: weights.scaling, factor: (layer) => factors.get(layer), ...(added === undefined ? {} : { added }) };
   if (perModel === undefined) bound.set(weights, (perModel = new WeakMap()));
   perModel.set(model, adapter);
   return adapter;

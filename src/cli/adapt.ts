@@ -8,6 +8,7 @@ import { loadBase } from "../adapt/base.js";
 import { resolveTask } from "../tasks/resolve.js";
 import { isGenerativeJsonl } from "../tasks/chat.js";
 import { perplexity } from "../eval/perplexity.js";
+import { PARSERS } from "../tasks/code_parse.js";
 import { existsSync, readFileSync } from "node:fs";
 import { readAdapterManifest } from "../adapt/artifact.js";
 import { type Shots, kShotCurve } from "../eval/harness.js";
@@ -51,7 +52,9 @@ Usage: plinth adapt --base <dir> --task <name|file> --method <${ADAPT_METHODS.fi
                 examples packed into rows of the base's context; --data is a chat {"messages": [...]} or
                 {"prompt","completion"} .jsonl, or plain text for continued pretraining ("src/**/*.ts");
                 --epochs (default 3), --val-fraction (default 0.1), --validation <file>, --ctx <tokens>;
-                default lr 2e-3 (lora, rank 8) or 3e-4 (full); prints held-out loss before and after
+                default lr 2e-3 (lora, rank 8) or 3e-4 (full); prints held-out loss before and after;
+                --role-tokens: the chat template's role markers become tokens of their own, with rows
+                the adapter trains (LoRA: saved beside the factors; full: part of the weights)
 
 Examples:
   plinth adapt --base runs/default --task sentiment --method lora --k 32
@@ -74,6 +77,8 @@ ${suiteHelp}
   --out       where curve.json, curve.svg and table.md go (default runs/eval/<task>)
   --workers   run every adaptation in its own worker process (clean memory figures)
   --weights     fp32 (default), bf16 or int8 matrices for --perplexity (the inference weights of generate)
+  --parse typescript  with --perplexity on a .jsonl: the share of greedy replies TypeScript's parser
+              accepts (a completion after its prompt, a chat reply alone), for code
   --perplexity  perplexity and bits per byte of the (adapted) causal LM on a task's test texts or a text file;
               on a chat or prompt/completion .jsonl: held-out loss and perplexity on the assistant tokens, and
               exact match and string similarity of greedy replies against the references (--json: one JSON object)
@@ -114,7 +119,7 @@ const OPTIONS = {
   out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" }, lr: { type: "string" }, "batch-size": { type: "string" },
   "max-tokens": { type: "string" }, rank: { type: "string" }, alpha: { type: "string" }, "lora-dropout": { type: "string" }, targets: { type: "string" },
   "max-test": { type: "string" }, pairs: { type: "string" }, "batch-pairs": { type: "string" }, "knn-k": { type: "string" }, worker: { type: "boolean" }, help: { type: "boolean", short: "h" },
-  objective: { type: "string" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
+  objective: { type: "string" }, "role-tokens": { type: "boolean" }, data: { type: "string" }, epochs: { type: "string" }, "val-fraction": { type: "string" }, validation: { type: "string" }, ctx: { type: "string" },
   json: { type: "boolean" },
 } as const;
 
@@ -186,17 +191,20 @@ export async function runAdapt(argv: string[]): Promise<void> {
 export async function runEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" }, weights: { type: "string" } },
+    options: { ...OPTIONS, methods: { type: "string" }, seeds: { type: "string" }, adapter: { type: "string" }, workers: { type: "boolean" }, perplexity: { type: "string" }, suite: { type: "string" }, "auto-candidates": { type: "string" }, weights: { type: "string" }, parse: { type: "string" } },
   });
   if (values.help) return void console.log(evalHelp);
+  const parse = values.parse === undefined ? undefined : oneOf("parse", values.parse, PARSERS);
+  if (parse !== undefined && values.perplexity === undefined) throw new UsageError("--parse applies to --perplexity on a chat or prompt/completion .jsonl (the parse rate of greedy replies)");
   const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
   if (weights !== "fp32" && values.perplexity === undefined) throw new UsageError("--weights applies to --perplexity (the other evaluations train)");
   if (values.base === undefined) throw new UsageError("--base is required (a model folder, e.g. runs/default from npm start)");
   checkModelDir("base", values.base);
   const maxTest = parseIntArg("max-test", values["max-test"], 400, 1);
   if (values.perplexity !== undefined && /\.jsonl$/i.test(values.perplexity) && existsSync(values.perplexity) && isGenerativeJsonl(readFileSync(values.perplexity, "utf8"))) {
-    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false, weights });
+    return runGenerativeEval({ base: values.base, adapter: values.adapter, data: values.perplexity, maxTest, json: values.json ?? false, weights, parse });
   }
+  if (parse !== undefined) throw new UsageError("--parse needs --perplexity with a chat or prompt/completion .jsonl (greedy replies to parse)");
   if (values.perplexity !== undefined) {
     const source = values.perplexity;
     const texts = existsSync(source) && !/\.(jsonl|csv)$/.test(source) ? [readFileSync(source, "utf8")] : resolveTask(source).test.map((e) => exampleText(e));

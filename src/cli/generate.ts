@@ -61,13 +61,15 @@ export function runGenerate(argv: string[]): void {
   if (sampling.temperature < 0) throw new UsageError(`--temperature must be >= 0 (0 = greedy), got "${values.temperature}"`);
   if (!(sampling.topP > 0 && sampling.topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got "${values["top-p"]}"`);
   const weights = oneOf("weights", values.weights ?? "fp32", WEIGHT_FORMATS);
-  const model = values.adapter !== undefined ? (loadAdapted(values.adapter, values.model).body as GPT) : loadGPT(values.model);
+  const adapted = values.adapter !== undefined ? loadAdapted(values.adapter, values.model) : null;
+  const model = adapted !== null ? (adapted.body as GPT) : loadGPT(values.model);
   if (weights !== "fp32") useInferenceWeights(model, weights);
   const meta = join(values.model, "model.safetensors");
   if (!existsSync(meta)) throw new Error(`${meta} is missing`);
-  const tok = tokenizerFor(values.model);
-  if (model.config.vocab_size !== tok.vocabSize) {
-    throw new Error(`generate: the model has ${model.config.vocab_size} token ids but its tokenizer has ${tok.vocabSize}: mismatched tokenizer.json?`);
+  // An adapter's tokenizer: the base's with the tokens the adapter added (its chat template's role markers).
+  const tok = adapted?.tok ?? tokenizerFor(values.model);
+  if (model.vocabSize !== tok.vocabSize) {
+    throw new Error(`generate: the model has ${model.vocabSize} token ids but its tokenizer has ${tok.vocabSize}: mismatched tokenizer.json?`);
   }
   if (values.chat !== undefined) {
     const messages = [...(values.system !== undefined ? [{ role: "system", content: values.system }] : []), { role: "user", content: values.chat }];

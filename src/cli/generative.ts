@@ -6,6 +6,7 @@ import { loadBase } from "../adapt/base.js";
 import type { GPT } from "../models/gpt/model.js";
 import { can } from "../models/registry.js";
 import { loadGenerativeData } from "../tasks/chat.js";
+import type { Parser } from "../tasks/code_parse.js";
 import { chatTemplateFor } from "../tokenizer/chat_template.js";
 import { Progress } from "../train/progress.js";
 import { UsageError, checkWritableDir, parseFloatArg, parseIntArg } from "./args.js";
@@ -16,7 +17,8 @@ const str = (v: Values, k: string): string | undefined => (typeof v[k] === "stri
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : "--");
 const scores = (s: GenerativeScores): string =>
-  `loss ${s.loss.toFixed(4)} (perplexity ${s.perplexity.toFixed(2)}) on ${s.tokens} assistant tokens, exact match ${pct(s.exactMatch)}, similarity ${Number.isFinite(s.similarity) ? s.similarity.toFixed(3) : "--"}`;
+  `loss ${s.loss.toFixed(4)} (perplexity ${s.perplexity.toFixed(2)}) on ${s.tokens} assistant tokens, exact match ${pct(s.exactMatch)}, similarity ${Number.isFinite(s.similarity) ? s.similarity.toFixed(3) : "--"}` +
+  (Number.isFinite(s.parseRate) ? `, parses ${pct(s.parseRate)}` : "");
 
 export async function runGenerativeAdapt(values: Values): Promise<void> {
   if (values.objective !== "lm") throw new UsageError(`--objective ${JSON.stringify(values.objective)}: the objective is lm (generative fine-tuning); classification needs no --objective`);
@@ -39,7 +41,7 @@ export async function runGenerativeAdapt(values: Values): Promise<void> {
     valFraction: str(values, "val-fraction") === undefined ? undefined : parseFloatArg("val-fraction", str(values, "val-fraction"), 0.1),
     seed: parseIntArg("seed", str(values, "seed"), 0), steps: int("steps"), epochs: int("epochs"),
     lr: str(values, "lr") === undefined ? undefined : parseFloatArg("lr", str(values, "lr"), 0), batchSize: int("batch-size"), ctx: int("ctx", 2),
-    maxTest: int("max-test", 0), lora,
+    maxTest: int("max-test", 0), lora, roleTokens: values["role-tokens"] === true,
   }, {
     onProgress: (p) => bar.update(p.step / p.total, { step: `${p.step}/${p.total}`, ...(p.loss !== undefined ? { loss: p.loss.toFixed(4) } : {}), ...(p.valLoss !== undefined ? { val: p.valLoss.toFixed(4) } : {}) }, p.step === p.total),
   });
@@ -58,12 +60,12 @@ function summary(o: GenerativeOutcome): string {
   ].join("\n");
 }
 
-export function runGenerativeEval({ base, adapter, data, maxTest, json, weights = "fp32" }: { base: string; adapter?: string; data: string; maxTest: number; json: boolean; weights?: WeightFormat }): void {
+export function runGenerativeEval({ base, adapter, data, maxTest, json, weights = "fp32", parse }: { base: string; adapter?: string; data: string; maxTest: number; json: boolean; weights?: WeightFormat; parse?: Parser }): void {
   const { model, tok } = adapter !== undefined ? (() => { const a = loadAdapted(adapter, base); return { model: a.body, tok: a.tok }; })() : loadBase(base);
   if (weights !== "fp32") useInferenceWeights(model, weights);
   if (!can(model, "generate")) throw new UsageError(`--perplexity on chats needs a causal LM (gpt2) base`);
   const records = loadGenerativeData(data).records;
-  const s = scoreGenerative(model as GPT, tok, chatTemplateFor(base), records, { maxTest, source: data });
+  const s = scoreGenerative(model as GPT, tok, chatTemplateFor(base), records, { maxTest, source: data, parse });
   const { replies, ...figures } = s;
   if (json) return void console.log(JSON.stringify({ model: adapter ?? base, data, ...figures, examplesMatched: replies.length }));
   console.log(`${adapter ?? base} on ${data}: ${scores(s)} (${replies.length} greedy replies)`);

@@ -57,3 +57,47 @@ export function tokenizerFor(dir: string): TextTokenizer {
   const path = join(dir, "tokenizer.json");
   return existsSync(path) ? new BPETextTokenizer(BPETokenizer.load(path)) : new ByteTextTokenizer();
 }
+
+/**
+ * A tokenizer with tokens added after its vocabulary (ids vocabSize, vocabSize + 1, ...), as
+ * Hugging Face's add_special_tokens does: each added string in a text becomes its one id, the
+ * text around it is encoded as before; decoding writes the added strings back.
+ *
+ *     const t = withAddedTokens(tokenizerFor("runs/small"), ["<|user|>", "<|assistant|>"]);
+ *     t.encode("<|user|>\nhi");   // [V, ...ids of "\nhi"]
+ */
+export function withAddedTokens(inner: TextTokenizer, tokens: readonly string[]): TextTokenizer {
+  if (tokens.length === 0) return inner;
+  for (const t of tokens) if (t === "") throw new RangeError("withAddedTokens: an added token is an empty string");
+  if (new Set(tokens).size !== tokens.length) throw new RangeError(`withAddedTokens: tokens repeat: ${JSON.stringify(tokens)}`);
+  const base = inner.vocabSize;
+  const ids = new Map(tokens.map((t, i) => [t, base + i]));
+  // Longest first, so a token that is a prefix of another does not cut it.
+  const pattern = new RegExp(`(${[...tokens].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`);
+  return {
+    vocabSize: base + tokens.length,
+    eot: inner.eot,
+    encode(text: string): number[] {
+      const out: number[] = [];
+      text.split(pattern).forEach((piece, i) => {
+        if (i % 2 === 1) out.push(ids.get(piece)!);
+        else if (piece !== "") out.push(...Array.from(inner.encode(piece)));
+      });
+      return out;
+    },
+    decode(list: ArrayLike<number>): string {
+      let text = "", run: number[] = [];
+      for (const id of Array.from(list)) {
+        if (id < base) {
+          run.push(id);
+          continue;
+        }
+        text += inner.decode(run) + (tokens[id - base] ?? "");
+        run = [];
+      }
+      return text + inner.decode(run);
+    },
+    special: (token: string) => ids.get(token) ?? inner.special(token),
+    fingerprint: () => `${inner.fingerprint()}+${JSON.stringify(tokens)}`,
+  };
+}

@@ -38,6 +38,8 @@ export interface RowAdapter {
   readonly id: string;
   readonly scaling: number;
   factor(layer: Linear): LowRankFactor | undefined;
+  /** Rows [k, C] of tokens the adapter adds after the base's vocabulary (embedded and tied to the head), if any. */
+  readonly added?: Tensor;
 }
 
 /** Rows [start, start + count) of a layer's flattened input use `adapter`. */

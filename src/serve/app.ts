@@ -79,9 +79,9 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   // Encoder pieces yield to generation: a scheduler with sequences running or waiting comes first.
   const encoders = new EncoderQueue({
     ...opts.encoder,
-    generating: () => host.loaded().some((name) => {
-      const s = host.loadedBase(name)?.scheduler?.stats();
-      return s !== undefined && s.active + s.waiting > 0;
+    generating: () => host.schedulers().some((scheduler) => {
+      const s = scheduler.stats();
+      return s.active + s.waiting > 0;
     }),
   });
   const runner = new JobRunner(registry, { dbPath: opts.registry, artifacts, maxWorkers: opts.maxWorkers, ...opts.jobs });

@@ -5,11 +5,13 @@
  * "base:adapter") into a base and the caller's own adapter, never another tenant's.
  */
 import { type AdapterManifest, loadAdapter, probeFromTensors } from "../adapt/artifact.js";
-import { type AdaptedModel, applyAdapter } from "../adapt/apply.js";
+import { type AdaptedModel, addedTokensOf, applyAdapter } from "../adapt/apply.js";
+import { type TextTokenizer, withAddedTokens } from "../data/tokenizer.js";
 import { AdapterMismatchError, bindLoRA } from "../adapt/lora_factors.js";
 import type { LinearProbe } from "../adapt/probe.js";
 import { type LoadedBase, loadBase } from "../adapt/base.js";
-import type { WeightFormat } from "../models/inference_weights.js";
+import { type WeightFormat, useInferenceWeights } from "../models/inference_weights.js";
+import type { GPT } from "../models/gpt/model.js";
 import { can, supports } from "../models/registry.js";
 import { loadClipRun } from "../data/clip_run.js";
 
@@ -40,9 +42,27 @@ export interface LoadedAdapterData {
   probe: LinearProbe | null;
   /** The adapter applied to the shared base (made on first use): what /v1/classifications calls. */
   applied: AdaptedModel | null;
+  /**
+   * A generative full fine-tune's own scheduler, over its own copy of the base with its weights
+   * (made on first use): its sequences batch with each other, not with the base's.
+   */
+  scheduler: Scheduler | null;
+  /** The base's tokenizer with the tokens a generative adapter added (its role markers), or the base's own. */
+  tok: TextTokenizer;
+  /** Bytes of the base's copy `applied` holds (a full fine-tune's own weights), counted in the cache's bound. */
+  copyBytes: number;
 }
 
-const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0);
+/** What generates for a request: the base's scheduler with a LoRA adapter's factors (or none), or a full fine-tune's own scheduler. */
+export interface Generator {
+  scheduler: Scheduler;
+  lora: LoRAWeights | null;
+  /** How prompts are encoded and replies decoded: with the adapter's added tokens, if it has any. */
+  tok: TextTokenizer;
+}
+
+/** What an adapter holds: its tensors, and the copy of its base a full fine-tune is applied to. */
+const tensorBytes = (a: LoadedAdapterData): number => Object.values(a.tensors).reduce((n, t) => n + t.data.byteLength, 0) + a.copyBytes;
 
 /** The id a client calls an adapter by: OpenAI's ft:<base>:<tenant>:<suffix>:<id> for a generative job's (named ft-<id>), else base:name. */
 export async function modelIdOf(registry: Registry, a: AdapterEntry): Promise<string> {
@@ -129,6 +149,10 @@ export class ModelHost {
       const lora = hasLoRA ? loraWeights(entry.id, tensors, loraConfig) : null;
       // Factors that do not fit the base are refused here: inside a shared step they would fail every tenant's sequence.
       if (lora !== null) {
+        const added = manifest.config.objective === "lm" ? addedTokensOf(manifest.config, entry.dir).length : 0;
+        if (added !== (lora.added?.count ?? 0)) {
+          throw apiError("unsupported_model", `The adapter '${entry.base}:${entry.name}' adds ${added} tokens but carries ${lora.added?.count ?? 0} rows for them.`, "model");
+        }
         try {
           bindLoRA(base.model, lora);
         } catch (e) {
@@ -141,6 +165,9 @@ export class ModelHost {
         lora,
         probe: "probe.weight" in tensors ? probeFromTensors(tensors, entry.dir) : null,
         applied: null,
+        scheduler: null,
+        tok: manifest.config.objective === "lm" ? withAddedTokens(base.tok, addedTokensOf(manifest.config, entry.dir)) : base.tok,
+        copyBytes: 0,
       };
       this.adapters.set(entry.id, a);
       this.adapterBytes += tensorBytes(a);
@@ -164,8 +191,48 @@ export class ModelHost {
     if (a.applied === null) {
       const base = await this.base(entry.base);
       a.applied = applyAdapter(base, a, entry.dir);
+      if (a.applied.body !== base.model && this.adapters.get(entry.id) === a) {
+        a.copyBytes = a.applied.body.parameters().reduce((n, p) => n + p.size * 4, 0);
+        this.adapterBytes += a.copyBytes;
+      }
     }
     return a.applied;
+  }
+
+  /**
+   * The scheduler and factors that generate for a base or one of its adapters: a LoRA adapter
+   * runs on the base's scheduler beside every other adapter; a generative full fine-tune runs on
+   * its own scheduler over the copy of the base applyAdapter makes (cached with the adapter, so
+   * the cache's bounds hold it); other adapters are refused.
+   */
+  async generator(resolved: Resolved, modelId: string): Promise<Generator> {
+    const base = resolved.base;
+    if (base.scheduler === null) throw apiError("unsupported_model", `The model '${base.entry.name}' is a ${base.kind} encoder; text generation needs a causal LM (gpt2) base.`, "model");
+    if (resolved.adapter === null) return { scheduler: base.scheduler, lora: null, tok: base.tok };
+    const a = await this.adapterData(resolved.adapter);
+    if (a.lora !== null) return { scheduler: base.scheduler, lora: a.lora, tok: a.tok };
+    if (a.config.objective === "lm" && a.manifest.method === "full") {
+      if (a.scheduler === null) {
+        const applied = await this.applied(resolved.adapter);
+        if (this.weights !== "fp32") useInferenceWeights(applied.body, this.weights);
+        a.scheduler = new Scheduler(applied.body as GPT, this.schedulerOptions);
+      }
+      return { scheduler: a.scheduler, lora: null, tok: a.tok };
+    }
+    throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no weights for generation; use /v1/classifications with it.`, "model");
+  }
+
+  /** The tokenizer a request to this base or adapter is encoded with (an adapter's added tokens included). */
+  async tokenizer(resolved: Resolved): Promise<TextTokenizer> {
+    return resolved.adapter === null ? resolved.base.tok : (await this.adapterData(resolved.adapter)).tok;
+  }
+
+  /** Every generation scheduler: the loaded bases' and the cached full fine-tunes'. */
+  schedulers(): Scheduler[] {
+    const out: Scheduler[] = [];
+    for (const b of this.bases.values()) if (b.scheduler !== null) out.push(b.scheduler);
+    for (const a of this.adapters.values()) if (a.scheduler !== null) out.push(a.scheduler);
+    return out;
   }
 
   /** Drops an adapter from the cache (a deleted model); sequences already running keep their own reference. */
@@ -206,6 +273,6 @@ export class ModelHost {
   }
 
   close(): void {
-    for (const b of this.bases.values()) b.scheduler?.close();
+    for (const s of this.schedulers()) s.close();
   }
 }

@@ -161,7 +161,8 @@ export class Scheduler {
 
   /** Queues a sequence; iterate the result for its tokens. Leaving the loop early cancels it. */
   async *submit(req: SequenceRequest): AsyncGenerator<TokenEvent, SequenceEnd> {
-    const { n_positions: ctx, vocab_size: V } = this.model.config;
+    const ctx = this.model.config.n_positions;
+    const V = this.model.vocabSize + (req.adapter?.added?.count ?? 0);  // an adapter's added tokens follow the vocabulary
     if (this.closed) throw new Error("scheduler: closed");
     if (req.prompt.length === 0) throw new RangeError("scheduler: the prompt is empty");
     if (req.prompt.length >= ctx) throw new RangeError(`scheduler: the prompt has ${req.prompt.length} tokens; the model's context is ${ctx}`);

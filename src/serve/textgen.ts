@@ -1,14 +1,14 @@
 /**
  * The one generator behind completions and chat, streamed or not: it runs `n` sequences on
- * the base's scheduler, turns tokens into text increments (holding back bytes of an
+ * the model's scheduler (the base's, with a LoRA adapter's factors or none; a full fine-tune's own), turns tokens into text increments (holding back bytes of an
  * unfinished UTF-8 character and text that may be the start of a stop sequence), cuts at the
  * first stop sequence, and ends with the usage. A streaming reply writes each delta as an SSE
  * event; a non-streaming reply concatenates them.
  *
- *     for await (const d of textDeltas(base, adapter, params, signal)) ...   // { index, text, tokens, finishReason }
+ *     for await (const d of textDeltas(await host.generator(resolved, id), base.tok, params, signal)) ...   // { index, text, tokens, finishReason }
  */
-import type { LoRAWeights } from "./packed.js";
-import type { LoadedModel } from "./host.js";
+import type { TextTokenizer } from "../data/tokenizer.js";
+import type { Generator } from "./host.js";
 import type { TokenConstraint, TokenEvent } from "./scheduler.js";
 import { apiError } from "./errors.js";
 
@@ -56,14 +56,11 @@ function pendingStopPrefix(text: string, stops: string[]): number {
   return keep;
 }
 
-export async function* textDeltas(base: LoadedModel, adapter: LoRAWeights | null, p: TextParams, signal: AbortSignal): AsyncGenerator<TextDelta, TextUsage> {
-  const scheduler = base.scheduler;
-  if (scheduler === null) throw apiError("unsupported_model", `The model '${base.entry.name}' is a ${base.kind} encoder; text generation needs a causal LM (gpt2) base.`, "model");
+export async function* textDeltas({ scheduler, lora: adapter }: Generator, tok: TextTokenizer, p: TextParams, signal: AbortSignal): AsyncGenerator<TextDelta, TextUsage> {
   const ctx = scheduler.model.config.n_positions;
   if (p.prompt.length >= ctx) {
     throw apiError("context_length_exceeded", `This model's maximum context length is ${ctx} tokens; your prompt has ${p.prompt.length} tokens. Shorten the prompt.`, "messages");
   }
-  const tok = base.tok;
   const inner = new AbortController();
   const abort = () => inner.abort();
   signal.addEventListener("abort", abort, { once: true });

@@ -174,7 +174,7 @@ if (file.labels.length === 0) {
       base: model.dir, method: job.method === "full" ? "full" : "lora", data: file.path, out, seed: job.seed, checkpointDir,
       ...(validation !== undefined ? { validation } : {}),
       steps: hp.steps, epochs: hp.n_epochs, lr: hp.learning_rate, lrMultiplier: hp.learning_rate_multiplier, batchSize: hp.batch_size, maxTest: hp.max_test ?? 16,
-      lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha },
+      lora: job.method === "full" ? undefined : { rank: hp.rank, alpha: hp.alpha }, roleTokens: hp.role_tokens === 1,
     }, { onProgress: (p) => onProgress({ ...p, ...(p.valLoss !== undefined ? { valLoss: p.valLoss } : {}) }), signal: ac.signal, preempt: preempt.signal });
     await commitGenerative(o);
   });

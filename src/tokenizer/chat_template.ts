@@ -9,9 +9,11 @@
  *     t.render([{ role: "user", content: "hi" }], { addGenerationPrompt: true });
  *     t.segments(messages);   // [{ text, train }]: which spans of the rendered chat are the assistant's
  *
- * The default is ChatML-like with plain-text role markers (`<|user|>\n...`) and the base's
- * end-of-text token closing every turn: a Plinth tokenizer has no role tokens, and the end of an
- * assistant turn is then the token generation already stops at.
+ * The default is ChatML-like with role markers (`<|user|>\n...`) and the base's end-of-text
+ * token closing every turn, the token generation already stops at. A pretrained Plinth
+ * tokenizer has no role tokens: `roleMarkers()` names the markers a generative fine-tune adds to
+ * the tokenizer as tokens of their own (data/tokenizer.ts withAddedTokens), with embedding rows
+ * the adapter trains.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -50,7 +52,11 @@ export interface ChatSegment {
 export class ChatTemplate {
   private readonly template: Template;
 
-  constructor(readonly source: string, readonly eosToken = EOS_TOKEN, readonly bosToken = "") {
+  /**
+   * `specialTokens`: tokenizer_config.json's additional_special_tokens, when it lists them (then
+   * they are the role markers, whatever the template writes).
+   */
+  constructor(readonly source: string, readonly eosToken = EOS_TOKEN, readonly bosToken = "", readonly specialTokens: readonly string[] | null = null) {
     try {
       this.template = new Template(source);
     } catch (e) {
@@ -67,6 +73,18 @@ export class ChatTemplate {
     } catch (e) {
       throw new ChatTemplateError(`chat template: rendering failed: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * The markers a rendering puts around turns that become tokens of their own: the config's
+   * additional_special_tokens if it lists any, else every `<|name|>` a chat of each role (and the
+   * generation prompt) renders, in order of first appearance, without the end- and
+   * begin-of-text tokens (which the tokenizer has). A template without such markers has none.
+   */
+  roleMarkers(): string[] {
+    const found = this.specialTokens ?? [...this.render([{ role: "system", content: "s" }, { role: "user", content: "u" }, { role: "assistant", content: "a" }, { role: "user", content: "u" }], { addGenerationPrompt: true })
+      .matchAll(/<\|[A-Za-z0-9_]+\|>/g)].map((m) => m[0]);
+    return [...new Set(found)].filter((t) => t !== this.eosToken && t !== this.bosToken && t !== "");
   }
 
   /**
@@ -125,7 +143,8 @@ export function chatTemplateFor(dir: string, { write = false } = {}): ChatTempla
     const named = source as { name?: unknown; template?: unknown }[];
     source = (named.find((t) => t.name === "default") ?? named[0])?.template;
   }
-  if (typeof source === "string" && source.trim() !== "") return new ChatTemplate(source, eos, bos);
+  const extra = Array.isArray(config.additional_special_tokens) ? config.additional_special_tokens.map(tokenText).filter((t): t is string => t !== null) : null;
+  if (typeof source === "string" && source.trim() !== "") return new ChatTemplate(source, eos, bos, extra);
   if (write) {
     try {
       writeTextAtomic(path, JSON.stringify({ ...config, eos_token: config.eos_token ?? EOS_TOKEN, chat_template: DEFAULT_CHAT_TEMPLATE }, null, 2) + "\n");
@@ -133,5 +152,5 @@ export function chatTemplateFor(dir: string, { write = false } = {}): ChatTempla
       // A read-only base still renders with the default; the adapter records the template it used.
     }
   }
-  return new ChatTemplate(DEFAULT_CHAT_TEMPLATE, eos, bos);
+  return new ChatTemplate(DEFAULT_CHAT_TEMPLATE, eos, bos, extra);
 }

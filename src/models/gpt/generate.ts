@@ -78,8 +78,8 @@ export function generate(model: GPT, prompt: number[], opts: GenerateOptions): G
   const cfg = model.config;
   if (prompt.length === 0) throw new RangeError("generate: the prompt is empty; give at least one token (e.g. the BOS/EOS id)");
   for (const id of prompt) {
-    if (!Number.isInteger(id) || id < 0 || id >= cfg.vocab_size) {
-      throw new RangeError(`generate: prompt token ${id} is out of range [0, ${cfg.vocab_size})`);
+    if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) {
+      throw new RangeError(`generate: prompt token ${id} is out of range [0, ${model.vocabSize})`);
     }
   }
   if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {

@@ -11,12 +11,12 @@ import { needsGrad, noGrad, to } from "../../tensor/autograd.js";
 import { type PackedWeight, packedLinear } from "../../tensor/ops/packed.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
-import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
+import { Tensor, ids as idsTensor, tensor as fromData } from "../../tensor/tensor.js";
 import { add } from "../../tensor/ops/elementwise.js";
 import { linear } from "../../tensor/ops/matmul.js";
 import { crossEntropy } from "../../tensor/ops/nn.js";
 import { embedding } from "../../tensor/ops/nn.js";
-import { reshape, slice } from "../../tensor/ops/views.js";
+import { cat, reshape, slice } from "../../tensor/ops/views.js";
 import { type GPTConfig, validateConfig } from "./config.js";
 
 export class GPT2Transformer extends Module {
@@ -25,6 +25,11 @@ export class GPT2Transformer extends Module {
   drop: Dropout;
   h: Block[];
   ln_f: LayerNorm;
+  /**
+   * Rows for tokens added to the base's vocabulary (a chat template's role markers), ids
+   * vocab_size.. on; tied to the head like wte. Null for a base as pretrained.
+   */
+  wte_added: Embedding | null = null;
   constructor(readonly config: GPTConfig, rng: Rng) {
     super();
     const std = config.initializer_range;
@@ -96,20 +101,87 @@ export class GPT extends Module {
           throw new RangeError(`GPT.forward: positions up to ${s.cache.length + s.count} exceed n_positions=${this.config.n_positions}`);
         }
       }
-      x = add(t.wte.forward(ids), embedding(idsTensor(positions, [1, T]), t.wpe.weight));
+      x = add(this.embedTokens(ids, ctx), embedding(idsTensor(positions, [1, T]), t.wpe.weight));
     } else {
       if (T > this.config.n_positions || T < 1) {
         throw new ShapeError(`GPT.forward: sequence length ${T} must be in [1, n_positions=${this.config.n_positions}]`);
       }
-      x = t.drop.forward(add(t.wte.forward(ids), t.wpe.forward(this.positionIds(T))));
+      x = t.drop.forward(add(this.embedTokens(ids), t.wpe.forward(this.positionIds(T))));
     }
     t.h.forEach((block, l) => (x = block.forward(x, ctx, l)));
     if (ctx?.kv !== undefined) advanceCaches(ctx.kv);
     return t.ln_f.forward(x);
   }
 
-  /** Logits of hidden states [..., C] -> [..., V]: the tied LM head. */
+  /** Token ids the model reads and predicts: the base's vocabulary and any added rows. */
+  get vocabSize(): number {
+    return this.config.vocab_size + (this.transformer.wte_added?.num ?? 0);
+  }
+
+  /**
+   * Adds `count` token rows after the vocabulary (ids vocab_size..), trainable, each the mean of
+   * the existing rows (a start that changes no prediction much), or the given [count, C] values.
+   */
+  addTokens(count: number, values?: Float32Array): Tensor {
+    const C = this.config.n_embd;
+    if (this.transformer.wte_added !== null) throw new RangeError(`GPT.addTokens: the model has ${this.transformer.wte_added.num} added tokens already`);
+    if (!(Number.isInteger(count) && count > 0)) throw new RangeError(`GPT.addTokens: count must be a positive integer, got ${count}`);
+    if (values !== undefined && values.length !== count * C) throw new RangeError(`GPT.addTokens: values hold ${values.length} numbers, expected [${count}, ${C}]`);
+    let init = values;
+    if (init === undefined) {
+      const wte = this.transformer.wte.weight.toArray() as Float32Array, V = this.config.vocab_size;
+      const mean = new Float32Array(C);
+      for (let v = 0; v < V; v++) for (let c = 0; c < C; c++) mean[c] += wte[v * C + c] / V;
+      init = new Float32Array(count * C);
+      for (let k = 0; k < count; k++) init.set(mean, k * C);
+    }
+    const e = new Embedding(count, C);
+    e.weight.data.set(init);
+    this.transformer.wte_added = e;
+    return e.weight;
+  }
+
+  /** wte with the added rows below it (the table embeddings and the tied head read). */
+  private table(): Tensor {
+    const t = this.transformer;
+    return t.wte_added === null ? t.wte.weight : cat([t.wte.weight, t.wte_added.weight], 0);
+  }
+
+  /**
+   * Token embeddings of ids [B, T]. In a decoding context, rows of an adapter that brings added
+   * tokens (RowAdapter.added, ids vocab_size..) read those from the adapter's rows.
+   */
+  private embedTokens(ids: Tensor, ctx?: ForwardContext): Tensor {
+    const t = this.transformer;
+    const V = this.config.vocab_size;
+    const withRows = ctx?.adapters?.filter((g) => g.adapter.added !== undefined) ?? [];
+    if (withRows.length === 0 || t.wte_added !== null) return t.wte_added === null ? t.wte.forward(ids) : embedding(ids, this.table());
+    const raw = Int32Array.from(ids.ids);
+    const own: [number, number, Float32Array][] = [];
+    for (const g of withRows) {
+      const added = g.adapter.added!;
+      const k = added.shape[0], C = this.config.n_embd, rows = added.toArray() as Float32Array;
+      for (let i = g.start; i < g.start + (g.count < 0 ? raw.length : g.count); i++) {
+        if (raw[i] < V) continue;
+        if (raw[i] >= V + k) throw new RangeError(`GPT.forward: token ${raw[i]} is outside the vocabulary of ${V} and the adapter's ${k} added tokens`);
+        own.push([i, raw[i] - V, rows.subarray((raw[i] - V) * C, (raw[i] - V + 1) * C)]);
+        raw[i] = 0;
+      }
+    }
+    const x = t.wte.forward(own.length === 0 ? ids : idsTensor(Array.from(raw), [...ids.shape]));
+    if (own.length === 0) return x;
+    const data = x.toArray() as Float32Array, C = this.config.n_embd;
+    for (const [i, , row] of own) data.set(row, i * C);
+    return fromData(data, [...x.shape]);
+  }
+
+  /** Logits of hidden states [..., C] -> [..., V]: the tied LM head (with the added rows, when the model has them). */
   private head(h: Tensor): Tensor {
+    const added = this.transformer.wte_added;
+    if (added !== null) {
+      if (this.headPacked !== null && !needsGrad(h, added.weight)) return cat([packedLinear(h, this.headPacked), linear(h, added.weight, null, "out_in")], -1);
+      return linear(h, this.table(), null, "out_in");
+    }
     const wte = this.transformer.wte.weight;
     if (this.headPacked !== null && !needsGrad(h, wte)) return packedLinear(h, this.headPacked);
     // wte is [V, C]: the LM head is a linear layer in nn.Linear's layout, so its gradient lands
@@ -155,7 +227,7 @@ export class GPT extends Module {
         throw new RangeError(`GPT.decode: ${r.cache.length + r.tokens.length} positions exceed the cache capacity ${r.cache.capacity}`);
       }
     }
-    const V = this.config.vocab_size;
+    const V = this.vocabSize;
     const key = (i: number) => rows[i].adapter?.id ?? "";
     const order = rows.map((_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a - b));
     const tokens: number[] = [], last: number[] = [];
@@ -171,9 +243,23 @@ export class GPT extends Module {
     const ctx: ForwardContext = { kv: order.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
     return noGrad(() => {
       const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, this.config.n_embd]);
-      const logits = this.head(embedding(idsTensor(last, [last.length]), h)).toArray() as Float32Array;
+      const hLast = embedding(idsTensor(last, [last.length]), h);
+      const logits = this.head(hLast).toArray() as Float32Array;
       const out = new Array<Float32Array>(rows.length);
       order.forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
+      // An adapter's added tokens (RowAdapter.added): their logits follow the base's, tied like wte.
+      const extra = order.map((i, k) => [i, k] as const).filter(([i]) => rows[i].adapter?.added !== undefined);
+      if (extra.length > 0) {
+        const hk = hLast.toArray() as Float32Array, C = this.config.n_embd;
+        for (const [i, k] of extra) {
+          const added = rows[i].adapter!.added!;
+          const more = linear(fromData(hk.slice(k * C, (k + 1) * C), [1, C]), added, null, "out_in").toArray() as Float32Array;
+          const row = new Float32Array(V + more.length);
+          row.set(out[i]);
+          row.set(more, V);
+          out[i] = row;
+        }
+      }
       return out;
     });
   }

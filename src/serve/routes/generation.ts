@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { now } from "../../registry/index.js";
 import { ApiError, apiError } from "../errors.js";
-import type { LoadedModel, ModelHost } from "../host.js";
+import type { Generator, LoadedModel, ModelHost, Resolved } from "../host.js";
+import type { TextTokenizer } from "../../data/tokenizer.js";
 import { type ChatTemplate, chatTemplateFor } from "../../tokenizer/chat_template.js";
 import { chatPromptIds } from "../../tasks/chat.js";
 import { type Body, bodyOf, bool, num, str, strings } from "../params.js";
@@ -17,7 +18,6 @@ import { acceptOnly } from "../openai_params.js";
 import { ANY_OBJECT, type Schema, compileSchema, jsonConstraint } from "../json_constraint.js";
 import type { BPETokenizer } from "../../tokenizer/bpe.js";
 import { type TextDelta, type TextParams, type TextUsage, textDeltas } from "../textgen.js";
-import type { LoRAWeights } from "../packed.js";
 import { type RequestMeter, admitGeneration } from "../quota.js";
 import type { Registry } from "../../registry/index.js";
 
@@ -39,7 +39,7 @@ export const DEFAULT_GENERATION_LIMITS: Required<GenerationLimits> = { maxChoice
 /** Refuses (429) a request of a tenant that has `cap` requests waiting for a batch slot already. */
 function checkQueued(host: ModelHost, tenant: string, cap: number): void {
   let queued = 0;
-  for (const name of host.loaded()) queued += host.loadedBase(name)?.scheduler?.queuedRequests(tenant) ?? 0;
+  for (const s of host.schedulers()) queued += s.queuedRequests(tenant);
   if (queued < cap) return;
   throw new ApiError("rate_limit_exceeded",
     `Too many generation requests waiting for a batch slot for this tenant: ${queued} queued, at most ${cap} at once (completions and chat completions together). Retry when one has started.`,
@@ -71,10 +71,10 @@ function messagesOf(b: Body): ChatMessage[] {
 
 /** The prompt a chat becomes: the base's chat template (tokenizer_config.json, else the default, written on first use). */
 const templates = new WeakMap<object, ChatTemplate>();
-function chatPrompt(base: LoadedModel, messages: ChatMessage[]): number[] {
+function chatPrompt(base: LoadedModel, tok: TextTokenizer, messages: ChatMessage[]): number[] {
   let t = templates.get(base);
   if (t === undefined) templates.set(base, (t = chatTemplateFor(base.dir, { write: true })));
-  return chatPromptIds(t, base.tok, messages);
+  return chatPromptIds(t, tok, messages);
 }
 
 function commonParams(b: Body, prompt: number[], limits: Required<GenerationLimits>): Omit<TextParams, "topLogprobs"> {
@@ -142,33 +142,30 @@ function responseFormat(b: Body, base: LoadedModel): TextParams["constraint"] {
   return () => jsonConstraint(bpe, schema, [eot]);
 }
 
-async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", b: Body, modelId: string, params: TextParams, render: Render, includeUsage: boolean, stream: boolean): Promise<unknown> {
-  const resolved = await deps.host.resolve(req.apiKey.tenant, modelId);
-  const lora = resolved.adapter === null ? null : (await deps.host.adapterData(resolved.adapter)).lora;
-  if (resolved.adapter !== null && lora === null) {
-    throw apiError("unsupported_model", `The adapter '${modelId}' (method ${resolved.adapter.method}) has no LoRA weights for generation; use /v1/classifications with it.`, "model");
-  }
+async function serve(deps: GenerationDeps, req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", resolved: Resolved, modelId: string, params: TextParams, render: Render, includeUsage: boolean, stream: boolean): Promise<unknown> {
+  // A LoRA adapter joins the base's batches; a generative full fine-tune runs on its own copy's scheduler.
+  const generator = await deps.host.generator(resolved, modelId);
   // Checked before anything is reserved; from here to the sequences' submission nothing awaits, so the count holds.
   checkQueued(deps.host, req.apiKey.tenant, deps.limits?.maxQueuedPerTenant ?? DEFAULT_GENERATION_LIMITS.maxQueuedPerTenant);
   // The token quota is a hard limit: the worst case (prompt + n × max_tokens, no more than the
   // context holds: the scheduler samples up to ctx - prompt + 1 tokens) is reserved before any
   // work, max_tokens cut to what the key has left.
-  const ctx = resolved.base.scheduler?.model.config.n_positions ?? Infinity;
+  const ctx = generator.scheduler.model.config.n_positions;
   const admitted = await admitGeneration(deps.registry, req.apiKey, {
     kind, model: modelId, prompt: params.prompt.length, n: params.n, maxTokens: Math.max(1, Math.min(params.maxTokens, ctx - params.prompt.length + 1)),
   });
   try {
-    return await generate(req, reply, kind, modelId, resolved.base, lora, { ...params, maxTokens: admitted.maxTokens, tenant: req.apiKey.tenant }, render, includeUsage, stream, admitted.meter);
+    return await generate(req, reply, kind, modelId, generator, { ...params, maxTokens: admitted.maxTokens, tenant: req.apiKey.tenant }, render, includeUsage, stream, admitted.meter);
   } finally {
     await admitted.meter.settle();  // after a failure: bills what was delivered and releases the reservation (a no-op once settled)
   }
 }
 
-async function generate(req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", modelId: string, base: LoadedModel, lora: LoRAWeights | null, params: TextParams, render: Render, includeUsage: boolean, stream: boolean, metering: RequestMeter): Promise<unknown> {
+async function generate(req: FastifyRequest, reply: FastifyReply, kind: "completion" | "chat", modelId: string, generator: Generator, params: TextParams, render: Render, includeUsage: boolean, stream: boolean, metering: RequestMeter): Promise<unknown> {
   const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
   const created = now();
   const ac = watchDisconnect(req, reply);
-  const gen = textDeltas(base, lora, params, ac.signal);
+  const gen = textDeltas(generator, generator.tok, params, ac.signal);
   const meter = (u: TextUsage) => metering.settle({ promptTokens: u.promptTokens, completionTokens: u.completionTokens, computeSeconds: u.computeSeconds });
   const usageBody = (u: TextUsage) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
   if (stream) {
@@ -220,19 +217,20 @@ export function generationRoutes(deps: GenerationDeps) {
       if (suffix !== undefined && suffix !== "") {
         throw apiError("invalid_value", "'suffix' is not supported by this server: fill-in-the-middle needs a model trained for it, and these GPT-2 models are not.", "suffix");
       }
-      const base = (await deps.host.resolve(req.apiKey.tenant, model)).base;
+      const resolved = await deps.host.resolve(req.apiKey.tenant, model);
+      const tok = await deps.host.tokenizer(resolved);
       const lp = b.logprobs === null || b.logprobs === undefined ? null : num(b, "logprobs", { min: 0, max: 5, integer: true, fallback: 0 });
       const echo = bool(b, "echo", false);
       if (echo && lp !== null) throw apiError("invalid_value", "'echo' together with 'logprobs' is not supported by this server: the prompt tokens' log-probabilities are not computed. Use echo or logprobs, not both.", "echo");
       const stream = bool(b, "stream", false);
-      const common = commonParams(b, Array.from(base.tok.encode(prompts[0])), limits);
+      const common = commonParams(b, Array.from(tok.encode(prompts[0])), limits);
       const bestOf = num(b, "best_of", { min: 1, max: limits.maxChoices, integer: true, fallback: common.n });
       if (bestOf < common.n) throw apiError("invalid_value", `Invalid value for 'best_of': ${bestOf} is less than n (${common.n}); best_of must be at least n.`, "best_of");
       if (stream && b.best_of !== undefined && b.best_of !== null && bestOf > 1) throw apiError("invalid_value", "'best_of' greater than 1 cannot be streamed: the best choices are known only when all are done. Set stream to false.", "best_of");
       // best_of runs best_of choices (each billed) and keeps the n of highest mean token log-probability.
       const params: TextParams = { ...common, n: bestOf, topLogprobs: lp ?? (bestOf > common.n ? 0 : null) };
-      if (params.prompt.length === 0) params.prompt = [base.tok.eot];
-      const tokenText = (t: number) => base.tok.decode([t]);
+      if (params.prompt.length === 0) params.prompt = [tok.eot];
+      const tokenText = (t: number) => tok.decode([t]);
       // text_offset: where each token's text starts in prompt + completion (per choice, across stream chunks).
       const offsets = new Map<number, number>();
       const logprobs = (toks: TokenEvent[], index: number) => {
@@ -246,7 +244,7 @@ export function generationRoutes(deps: GenerationDeps) {
         };
       };
       const shown = echo ? prompts[0] : "";
-      return serve(deps, req, reply, "completion", b, model, params, {
+      return serve(deps, req, reply, "completion", resolved, model, params, {
         object: "text_completion", chunkObject: "text_completion",
         ...(echo ? { first: (index: number) => ({ index, text: shown, logprobs: null, finish_reason: null }) } : {}),
         delta: (d) => ({ index: d.index, text: d.text, logprobs: logprobs(d.tokens, d.index), finish_reason: d.finishReason }),
@@ -260,20 +258,21 @@ export function generationRoutes(deps: GenerationDeps) {
       acceptOnly(b, "chat");
       const model = str(b, "model", { required: true });
       const messages = messagesOf(b);
-      const base = (await deps.host.resolve(req.apiKey.tenant, model)).base;
+      const resolved = await deps.host.resolve(req.apiKey.tenant, model);
+      const base = resolved.base, tok = await deps.host.tokenizer(resolved);
       const wantLogprobs = bool(b, "logprobs", false);
       const top = num(b, "top_logprobs", { min: 0, max: 20, integer: true, fallback: 0 });
       if (top > 0 && !wantLogprobs) throw apiError("invalid_value", "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", "top_logprobs");
       const constraint = responseFormat(b, base);
-      const params: TextParams = { ...commonParams(b, chatPrompt(base, messages), limits), topLogprobs: wantLogprobs ? top : null, ...(constraint !== undefined ? { constraint } : {}) };
+      const params: TextParams = { ...commonParams(b, chatPrompt(base, tok, messages), limits), topLogprobs: wantLogprobs ? top : null, ...(constraint !== undefined ? { constraint } : {}) };
       const entry = (token: number, logprob: number) => {
-        const text = base.tok.decode([token]);
+        const text = tok.decode([token]);
         return { token: text, logprob, bytes: Array.from(Buffer.from(text, "utf8")) };
       };
       const logprobs = (toks: TokenEvent[]) => !wantLogprobs ? null : {
         content: toks.map((t) => ({ ...entry(t.token, t.logprob), top_logprobs: t.top.map((a) => entry(a.token, a.logprob)) })), refusal: null,
       };
-      return serve(deps, req, reply, "chat", b, model, params, {
+      return serve(deps, req, reply, "chat", resolved, model, params, {
         object: "chat.completion", chunkObject: "chat.completion.chunk",
         first: (index) => ({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
         delta: (d) => ({ index: d.index, delta: d.text === "" ? {} : { content: d.text }, logprobs: logprobs(d.tokens), finish_reason: d.finishReason }),

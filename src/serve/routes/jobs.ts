@@ -8,6 +8,7 @@
  * alpha, labels_per_class and max_test; setfit takes pairs, batch_pairs, learning_rate,
  * rank/alpha (a LoRA body), labels_per_class and max_test; prototype labels_per_class and
  * max_test; knn those and knn_k (JOB_HYPERPARAMETERS). OpenAI's `supervised` runs as lora.
+ * A chat job's `role_tokens: 1` adds the chat template's role markers as tokens the adapter trains.
  * Plinth's `audit` names a probe suite (probes/<name>.json) the trained adapter is audited
  * with against its base.
  */
@@ -32,8 +33,9 @@ const HYPER: Record<string, { min: number; max: number; integer: boolean }> = {
   labels_per_class: { min: 1, max: 1e6, integer: true }, max_test: { min: 1, max: 1e6, integer: true },
   learning_rate_multiplier: { min: 1e-3, max: 100, integer: false },
   pairs: { min: 1, max: 100_000, integer: true }, batch_pairs: { min: 1, max: 256, integer: true }, knn_k: { min: 1, max: 1000, integer: true },
+  role_tokens: { min: 0, max: 1, integer: true },
 };
-const TRAINED = ["steps", "n_epochs", "batch_size", "learning_rate", "rank", "alpha", "labels_per_class", "max_test", "learning_rate_multiplier"];
+const TRAINED = ["steps", "n_epochs", "batch_size", "learning_rate", "rank", "alpha", "labels_per_class", "max_test", "learning_rate_multiplier", "role_tokens"];
 /**
  * The hyperparameters each method uses (those of `plinth adapt`'s options for it). setfit tunes
  * every body weight, or LoRA factors when `rank` or `alpha` is given; prototype and knn train nothing.
@@ -101,6 +103,10 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
         if (method !== "lora" && method !== "full") throw apiError("invalid_value", `Invalid value for 'method.type': ${method} trains a classifier; a chat or prompt/completion file is fine-tuned with supervised (LoRA) or full.`, "method.type");
         if (!supports(baseEntry.modelType, "generate")) throw apiError("invalid_value", `The model '${model}' is a ${baseEntry.modelType} model; generative fine-tuning needs a causal LM (gpt2) base.`, "model");
       }
+      const hp = hyperparameters(b, m.type === "supervised" ? "supervised" : method, method as JobMethod), seed = num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 });
+      if (hp.role_tokens !== undefined && file.labels.length > 0) {
+        throw apiError("invalid_value", "Invalid hyperparameter 'role_tokens': it applies to chat fine-tuning (a chat file), not to a classifier job's labeled file.", "hyperparameters.role_tokens");
+      }
       // validation_file: another of the caller's files, held out for the job's validation loss
       // (generative jobs: adapt/generative.ts's `validation`); classifier jobs split their own.
       const validationId = str(b, "validation_file");
@@ -117,7 +123,6 @@ export function jobRoutes(deps: { registry: Registry; runner: JobRunner }) {
       }
       const suffix = str(b, "suffix");
       if (suffix !== undefined && !/^[A-Za-z0-9_.-]{1,40}$/.test(suffix)) throw apiError("invalid_value", "Invalid value for 'suffix': 1-40 characters of letters, digits, _ . -", "suffix");
-      const hp = hyperparameters(b, m.type === "supervised" ? "supervised" : method, method as JobMethod), seed = num(b, "seed", { integer: true, min: 0, max: 2 ** 31, fallback: 42 });
       runner.checkJobSize(req.apiKey.tenant, method, hp, file);
       // The token quota is a hard limit: the job's planned training tokens are reserved with it (429, and no job, if they do not fit).
       const job = await registry.tx(async () => {
