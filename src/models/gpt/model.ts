@@ -9,6 +9,8 @@ import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn
 import { type ForwardContext, type KVCache, type RowAdapter, advanceCaches, kvPositions } from "../../nn/context.js";
 import { needsGrad, noGrad, to } from "../../tensor/autograd.js";
 import { type PackedWeight, packedLinear } from "../../tensor/ops/packed.js";
+import { streamLinear } from "../../tensor/ops/decode.js";
+import { cpu } from "../../tensor/device.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
 import { Tensor, ids as idsTensor } from "../../tensor/tensor.js";
@@ -16,7 +18,7 @@ import { add } from "../../tensor/ops/elementwise.js";
 import { linear } from "../../tensor/ops/matmul.js";
 import { crossEntropy } from "../../tensor/ops/nn.js";
 import { embedding } from "../../tensor/ops/nn.js";
-import { reshape, slice } from "../../tensor/ops/views.js";
+import { cat, reshape, slice } from "../../tensor/ops/views.js";
 import { type GPTConfig, validateConfig } from "./config.js";
 
 export class GPT2Transformer extends Module {
@@ -112,6 +114,8 @@ export class GPT extends Module {
   private head(h: Tensor): Tensor {
     const wte = this.transformer.wte.weight;
     if (this.headPacked !== null && !needsGrad(h, wte)) return packedLinear(h, this.headPacked);
+    // A few rows (decoding) stream wte once in place rather than packing it for a GEMM.
+    if (!needsGrad(h, wte) && h.device === cpu && wte.device === cpu && h.isContiguous() && h.size / h.shape[h.ndim - 1] <= 8) return streamLinear(h, wte, null, "out_in");
     // wte is [V, C]: the LM head is a linear layer in nn.Linear's layout, so its gradient lands
     // in wte's own layout (no transposed copy of a [C, V] gradient).
     return linear(h, wte, null, "out_in");
@@ -155,25 +159,38 @@ export class GPT extends Module {
         throw new RangeError(`GPT.decode: ${r.cache.length + r.tokens.length} positions exceed the cache capacity ${r.cache.capacity}`);
       }
     }
-    const V = this.config.vocab_size;
+    const V = this.config.vocab_size, C = this.config.n_embd;
+    // Rows without an adapter run as one packed forward whose blocks are fused native calls
+    // (decodeBlock); rows with adapters run op by op in another, grouped by adapter so each
+    // adapter's LoRA deltas cover contiguous rows. Every row has its own cache, so the two
+    // forwards are independent.
     const key = (i: number) => rows[i].adapter?.id ?? "";
     const order = rows.map((_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a - b));
-    const tokens: number[] = [], last: number[] = [];
-    const adapters: { start: number; count: number; adapter: RowAdapter }[] = [];
-    for (const i of order) {
-      const { adapter, tokens: t } = rows[i];
-      const g = adapters[adapters.length - 1];
-      if (adapter !== null && g?.adapter === adapter && g.start + g.count === tokens.length) g.count += t.length;
-      else if (adapter !== null) adapters.push({ start: tokens.length, count: t.length, adapter });
-      tokens.push(...t);
-      last.push(tokens.length - 1);
-    }
-    const ctx: ForwardContext = { kv: order.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
+    const plain = order.filter((i) => rows[i].adapter === null), adapted = order.filter((i) => rows[i].adapter !== null);
     return noGrad(() => {
-      const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, this.config.n_embd]);
-      const logits = this.head(embedding(idsTensor(last, [last.length]), h)).toArray() as Float32Array;
+      const lastRows: Tensor[] = [];
+      const forward = (group: number[]): void => {
+        if (group.length === 0) return;
+        const tokens: number[] = [], last: number[] = [];
+        const adapters: { start: number; count: number; adapter: RowAdapter }[] = [];
+        for (const i of group) {
+          const { adapter, tokens: t } = rows[i];
+          const g = adapters[adapters.length - 1];
+          if (adapter !== null && g?.adapter === adapter && g.start + g.count === tokens.length) g.count += t.length;
+          else if (adapter !== null) adapters.push({ start: tokens.length, count: t.length, adapter });
+          tokens.push(...t);
+          last.push(tokens.length - 1);
+        }
+        const ctx: ForwardContext = { kv: group.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
+        const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, C]);
+        lastRows.push(embedding(idsTensor(last, [last.length]), h));
+      };
+      forward(plain);
+      forward(adapted);
+      const h = lastRows.length === 1 ? lastRows[0] : cat(lastRows, 0);
+      const logits = this.head(h).toArray() as Float32Array;
       const out = new Array<Float32Array>(rows.length);
-      order.forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
+      [...plain, ...adapted].forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
       return out;
     });
   }
