@@ -12,7 +12,7 @@ import { isGradEnabled, needsGrad } from "../tensor/autograd.js";
 import { causalSelfAttention, embedding, layerNorm } from "../tensor/ops/nn.js";
 import { Module, parameter } from "./module.js";
 import { type ForwardContext, applyAdapters, attendCached, cacheSegments } from "./context.js";
-import { decodeBlock } from "../tensor/ops/decode.js";
+import { type DecodeBlockWeights, decodeBlock } from "../tensor/ops/decode.js";
 import { cpu } from "../tensor/device.js";
 
 let fusedDecode = true;
@@ -182,16 +182,22 @@ export class Block extends Module {
       is(a.c_attn, Linear) && is(a.c_proj, Linear) && is(m.c_fc, Linear) && is(m.c_proj, Linear);
   }
   /**
+   * The weights decodeBlock reads, when x's step can run fused: a decoding context without
+   * adapters, plain layers, the CPU, no gradient, and fused decoding on (setFusedDecode).
+   */
+  decodeWeights(x: Tensor, ctx?: ForwardContext): DecodeBlockWeights | null {
+    if (ctx?.kv === undefined || !fusedDecode || (ctx.adapters !== undefined && ctx.adapters.length > 0) || x.device !== cpu ||
+        this.ln_1.weight.device !== cpu || !this.plain() || (isGradEnabled() && needsGrad(x, ...this.parameters()))) return null;
+    const a = this.attn, m = this.mlp;
+    return { nHead: a.config.n_head, eps: this.ln_1.eps, ln1: this.ln_1, ln2: this.ln_2, attn: a.c_attn, proj: a.c_proj, fc: m.c_fc, mlpProj: m.c_proj };
+  }
+  /**
    * `layer` is this block's index, for the KV caches of a decoding context. A decoding step
    * without LoRA adapters runs the whole block as one native call (decodeBlock).
    */
   forward(x: Tensor, ctx?: ForwardContext, layer = 0): Tensor {
-    if (ctx?.kv !== undefined && fusedDecode && (ctx.adapters === undefined || ctx.adapters.length === 0) && x.device === cpu && this.plain() &&
-        this.ln_1.weight.device === cpu && (!isGradEnabled() || !needsGrad(x, ...this.parameters()))) {
-      const a = this.attn, m = this.mlp;
-      return decodeBlock(x, { nHead: a.config.n_head, eps: this.ln_1.eps, ln1: this.ln_1, ln2: this.ln_2, attn: a.c_attn, proj: a.c_proj, fc: m.c_fc, mlpProj: m.c_proj },
-        cacheSegments(ctx.kv, layer));
-    }
+    const fused = this.decodeWeights(x, ctx);
+    if (fused !== null) return decodeBlock(x, fused, cacheSegments(ctx!.kv!, layer));
     const h = add(x, this.attn.forward(this.ln_1.forward(x), ctx, layer));
     return add(h, this.mlp.forward(this.ln_2.forward(h), ctx));
   }

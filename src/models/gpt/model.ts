@@ -9,7 +9,7 @@ import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn
 import { type ForwardContext, type KVCache, type RowAdapter, advanceCaches, kvPositions } from "../../nn/context.js";
 import { needsGrad, noGrad, to } from "../../tensor/autograd.js";
 import { type PackedWeight, packedLinear } from "../../tensor/ops/packed.js";
-import { streamLinear } from "../../tensor/ops/decode.js";
+import { type DecodeBlockWeights, decodeBlocks, streamLinear } from "../../tensor/ops/decode.js";
 import { cpu } from "../../tensor/device.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
@@ -105,7 +105,18 @@ export class GPT extends Module {
       }
       x = t.drop.forward(add(t.wte.forward(ids), t.wpe.forward(this.positionIds(T))));
     }
-    t.h.forEach((block, l) => (x = block.forward(x, ctx, l)));
+    // A decoding step without adapters runs the blocks as one native call each on one buffer.
+    const fused = ctx?.kv !== undefined ? t.h.map((b) => b.decodeWeights(x, ctx)) : [];
+    if (ctx?.kv !== undefined && fused.length > 0 && fused.every((w) => w !== null)) {
+      let start = 0;
+      x = decodeBlocks(x, fused as DecodeBlockWeights[], ctx.kv.map((s) => {
+        const seg = { start, count: s.count, past: s.cache.length, keys: s.cache.k, values: s.cache.v };
+        start += s.count;
+        return seg;
+      }));
+    } else {
+      t.h.forEach((block, l) => (x = block.forward(x, ctx, l)));
+    }
     if (ctx?.kv !== undefined) advanceCaches(ctx.kv);
     return t.ln_f.forward(x);
   }
@@ -190,7 +201,8 @@ export class GPT extends Module {
       const h = lastRows.length === 1 ? lastRows[0] : cat(lastRows, 0);
       const logits = this.head(h).toArray() as Float32Array;
       const out = new Array<Float32Array>(rows.length);
-      [...plain, ...adapted].forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
+      // Views of the one fresh logits buffer (a copy per row costs as much as the head on small models).
+      [...plain, ...adapted].forEach((i, k) => (out[i] = rows.length === 1 ? logits : logits.subarray(k * V, (k + 1) * V)));
       return out;
     });
   }

@@ -6,7 +6,7 @@
  *   cachedAttention  qkv [..., N, 3C] -> [..., N, C]: each segment of rows appends its keys and
  *                    values to its own cache [cap, C] and attends causally over cache[0, past + count)
  *   lowRankUpdate    y[rows] += scale · (x[rows] @ A) @ B   A [in, r], B [r, out]  (LoRA deltas in place)
- *   decodeBlock      x [N, C] -> [N, C]: one GPT-2 block (LN -> QKV -> attention over each segment's
+ *   decodeBlock(s)   x [N, C] -> [N, C]: one GPT-2 block (or a stack of them) (LN -> QKV -> attention over each segment's
  *                    cache -> projection -> residual -> LN -> MLP -> residual) in one native call,
  *                    the linears' weights float32 (read in place) or packed bf16/int8
  *   streamLinear     x [..., in] @ W (+ bias) with a float32 W read in place, for few rows (LM head)
@@ -142,7 +142,20 @@ export interface DecodeBlockWeights {
   mlpProj: DecodeLinear;
 }
 
+// The binding's view of each linear, kept while its weight, bias and packing stay the same
+// objects (decoding calls every block once per token).
+const argsCache = new WeakMap<DecodeLinear, { weight: Float32Array; bias: Float32Array | null; packed: PackedWeight | null; layout: WeightLayout; args: DecodeLinearArgs }>();
+
 function linearArgs(op: string, what: string, l: DecodeLinear, inF: number, outF: number): DecodeLinearArgs {
+  const c = argsCache.get(l);
+  const weight = l.weight.data, bias = l.bias === null ? null : l.bias.data;
+  if (c !== undefined && c.weight === weight && c.bias === bias && c.packed === l.packed && c.layout === l.layout) return c.args;
+  const args = buildLinearArgs(op, what, l, inF, outF);
+  argsCache.set(l, { weight, bias, packed: l.packed, layout: l.layout, args });
+  return args;
+}
+
+function buildLinearArgs(op: string, what: string, l: DecodeLinear, inF: number, outF: number): DecodeLinearArgs {
   if (l.inFeatures !== inF || l.outFeatures !== outF) throw new ShapeError(`${op}: ${what} maps ${l.inFeatures} -> ${l.outFeatures}, expected ${inF} -> ${outF}`);
   expectFloat(op, l.weight);
   const bias = l.bias === null ? null : l.bias.data;
@@ -159,6 +172,61 @@ function linearArgs(op: string, what: string, l: DecodeLinear, inF: number, outF
   return { format: 0, w: l.weight.data, inOut: l.layout === "in_out", bias };
 }
 
+/** One sequence's rows in decodeBlocks: its caches at every layer. */
+export interface LayeredSegment {
+  start: number;
+  count: number;
+  past: number;
+  keys: readonly Tensor[];
+  values: readonly Tensor[];
+}
+
+/**
+ * A stack of GPT-2 blocks for the packed rows of a decoding step, one native call per block on
+ * one copy of x: x [N, C] (or [1, N, C]) -> the last block's output (as decodeBlock, block by
+ * block; segments give each sequence's cache at every layer).
+ */
+export function decodeBlocks(x: Tensor, blocks: readonly DecodeBlockWeights[], segments: readonly LayeredSegment[]): Tensor {
+  const op = "decodeBlocks";
+  expectFloat(op, x);
+  hostOnly(op, x);
+  noTape(op, x);
+  if (blocks.length === 0) throw new RangeError(`${op}: no blocks`);
+  const C = blocks[0].ln1.weight.size;
+  const N = rowsOf(op, x, C, "x");
+  const calls = blocks.map((w, l) => {
+    const segs = segments.map((s) => {
+      if (s.keys.length !== blocks.length || s.values.length !== blocks.length) throw new RangeError(`${op}: a segment has caches for ${s.keys.length} layers, the stack has ${blocks.length}`);
+      return { start: s.start, count: s.count, past: s.past, keys: s.keys[l], values: s.values[l] };
+    });
+    return blockCall(op, N, w, segs, C);
+  });
+  const out = empty(x.shape);
+  out.data.set(x.data.subarray(0, x.size));
+  for (const c of calls) c(out.data);
+  return out;
+}
+
+// Validates one block's weights and segments; returns the native call on a given x.
+function blockCall(op: string, N: number, w: DecodeBlockWeights, segments: readonly CacheSegment[], C0: number): (x: Float32Array) => void {
+  expectFloat(op, w.ln1.weight, w.ln1.bias, w.ln2.weight, w.ln2.bias);
+  hostOnly(op, w.ln1.weight, w.attn.weight, w.proj.weight, w.fc.weight, w.mlpProj.weight);
+  noTape(op, w.ln1.weight, w.ln1.bias, w.ln2.weight, w.ln2.bias, w.attn.weight, w.proj.weight, w.fc.weight, w.mlpProj.weight);
+  const C = w.ln1.weight.size, F = w.fc.outFeatures;
+  if (C !== C0) throw new ShapeError(`${op}: a block of width ${C} in a stack of width ${C0}`);
+  if (!Number.isInteger(w.nHead) || w.nHead < 1 || C % w.nHead !== 0) throw new ShapeError(`${op}: C=${C} is not divisible by nHead=${w.nHead}`);
+  if (!(w.eps > 0) || !Number.isFinite(w.eps)) throw new RangeError(`${op}: eps must be a positive number, got ${w.eps}`);
+  for (const [name, t] of [["ln1 weight", w.ln1.weight], ["ln1 bias", w.ln1.bias], ["ln2 weight", w.ln2.weight], ["ln2 bias", w.ln2.bias]] as const) {
+    if (t.size !== C || !t.isContiguous()) throw new ShapeError(`${op}: ${name}${fmt(t.shape)}, expected a contiguous [${C}]`);
+  }
+  checkSegments(op, N, C, segments);
+  const weights = [linearArgs(op, "attn", w.attn, C, 3 * C), linearArgs(op, "proj", w.proj, C, C), linearArgs(op, "fc", w.fc, C, F), linearArgs(op, "mlpProj", w.mlpProj, F, C)];
+  const counts = segments.map((s) => s.count), pasts = segments.map((s) => s.past);
+  const keys = segments.map((s) => s.keys.data), values = segments.map((s) => s.values.data);
+  const l1w = w.ln1.weight.data, l1b = w.ln1.bias.data, l2w = w.ln2.weight.data, l2b = w.ln2.bias.data;
+  return (x) => backend.decodeLayer(N, C, w.nHead, F, w.eps, x, l1w, l1b, l2w, l2b, weights, counts, pasts, keys, values);
+}
+
 /**
  * One GPT-2 block for the packed rows of a decoding step: x [N, C] (or [1, N, C]) -> a new
  * tensor of x's shape, each segment's rows appending their keys and values to its cache and
@@ -166,22 +234,14 @@ function linearArgs(op: string, what: string, l: DecodeLinear, inF: number, outF
  */
 export function decodeBlock(x: Tensor, w: DecodeBlockWeights, segments: readonly CacheSegment[]): Tensor {
   const op = "decodeBlock";
-  expectFloat(op, x, w.ln1.weight, w.ln1.bias, w.ln2.weight, w.ln2.bias);
-  hostOnly(op, x, w.ln1.weight, w.attn.weight, w.proj.weight, w.fc.weight, w.mlpProj.weight);
-  noTape(op, x, w.ln1.weight, w.ln1.bias, w.ln2.weight, w.ln2.bias, w.attn.weight, w.proj.weight, w.fc.weight, w.mlpProj.weight);
-  const C = w.ln1.weight.size, F = w.fc.outFeatures;
-  if (!Number.isInteger(w.nHead) || w.nHead < 1 || C % w.nHead !== 0) throw new ShapeError(`${op}: C=${C} is not divisible by nHead=${w.nHead}`);
-  if (!(w.eps > 0) || !Number.isFinite(w.eps)) throw new RangeError(`${op}: eps must be a positive number, got ${w.eps}`);
-  for (const [name, t] of [["ln1 bias", w.ln1.bias], ["ln2 weight", w.ln2.weight], ["ln2 bias", w.ln2.bias]] as const) {
-    if (t.size !== C || !t.isContiguous()) throw new ShapeError(`${op}: ${name}${fmt(t.shape)}, expected a contiguous [${C}]`);
-  }
-  const N = rowsOf(op, x, C, "x");
-  checkSegments(op, N, C, segments);
-  const weights = [linearArgs(op, "attn", w.attn, C, 3 * C), linearArgs(op, "proj", w.proj, C, C), linearArgs(op, "fc", w.fc, C, F), linearArgs(op, "mlpProj", w.mlpProj, F, C)];
+  expectFloat(op, x, w.ln1.weight);
+  hostOnly(op, x);
+  noTape(op, x);
+  const C = w.ln1.weight.size;
+  const call = blockCall(op, rowsOf(op, x, C, "x"), w, segments, C);
   const out = empty(x.shape);
   out.data.set(x.data.subarray(0, x.size));
-  backend.decodeLayer(N, C, w.nHead, F, w.eps, out.data, w.ln1.weight.data, w.ln1.bias.data, w.ln2.weight.data, w.ln2.bias.data, weights,
-    segments.map((s) => s.count), segments.map((s) => s.past), segments.map((s) => s.keys.data), segments.map((s) => s.values.data));
+  call(out.data);
   return out;
 }
 
