@@ -2,7 +2,7 @@
 // this CPU has, against a float64 reference: float32 weights read in place (both layouts, the
 // few-row product and the GEMM above 8 rows), and a whole GPT-2 block over several segments'
 // KV caches with float32, bf16 and int8 weights; then GPT decoding with fused blocks against
-// the op-by-op forward (greedy tokens identical, bf16/int8 logits bit for bit), batched rows
+// the op-by-op forward (greedy tokens identical, logits close), batched rows
 // with a LoRA adapter beside plain rows, and the argument checks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -217,6 +217,8 @@ const BLOCK_CASES: BlockCase[] = [
   { C: 40, NH: 5, F: 72, counts: [1, 3, 1], pasts: [6, 0, 2], cap: 12, inOut: true },
   { C: 32, NH: 2, F: 100, counts: [2, 1], pasts: [3, 9], cap: 10, inOut: false },
   { C: 48, NH: 4, F: 96, counts: [7, 5], pasts: [1, 0], cap: 9, inOut: true },  // 12 rows: the float32 GEMM
+  { C: 128, NH: 2, F: 48, counts: [1, 2], pasts: [9, 3], cap: 12, inOut: true },  // heads of 64: whole vectors
+  { C: 32, NH: 4, F: 40, counts: [10, 1], pasts: [2, 5], cap: 13, inOut: false },  // a prompt's rows: the kernel table's attention
 ];
 
 for (const p of PATHS) {
@@ -278,7 +280,7 @@ test("generate: fused decode blocks give the op-by-op forward's greedy tokens (f
   useInferenceWeights(model, "fp32");
 });
 
-test("GPT.decode: batched rows (prompts and single tokens at different positions) match the op-by-op forward; bf16/int8 bit for bit", () => {
+test("GPT.decode: batched rows (prompts and single tokens at different positions) match the op-by-op forward", () => {
   const model = smallGPT();
   const prompts = [[1, 2, 3, 4, 5], [60], [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]];
   for (const format of ["fp32", "bf16", "int8"] as const) {
@@ -297,17 +299,17 @@ test("GPT.decode: batched rows (prompts and single tokens at different positions
       return steps;
     });
     const ops = run(false), fused = run(true);
+    // The fused step sums in another order (and, for bf16/int8, an activation may round or
+    // quantize to its neighbour): close logits, the same greedy token.
+    const tol = format === "fp32" ? 1e-5 : format === "bf16" ? 5e-3 : 1e-2;
     for (let s = 0; s < ops.length; s++) for (let r = 0; r < prompts.length; r++) {
-      if (format !== "fp32") {
-        assert.deepEqual(fused[s][r], ops[s][r], `${format} step ${s} row ${r}: the same kernels give the same bits`);
-        continue;
-      }
       let maxDiff = 0, maxAbs = 0;
       for (let v = 0; v < ops[s][r].length; v++) {
         maxDiff = Math.max(maxDiff, Math.abs(fused[s][r][v] - ops[s][r][v]));
         maxAbs = Math.max(maxAbs, Math.abs(ops[s][r][v]));
       }
-      assert.ok(maxDiff <= 1e-5 * maxAbs, `fp32 step ${s} row ${r}: logits differ by ${maxDiff} (max ${maxAbs})`);
+      assert.ok(maxDiff <= tol * maxAbs, `${format} step ${s} row ${r}: logits differ by ${maxDiff} (max ${maxAbs})`);
+      assert.equal(fused[s][r].indexOf(Math.max(...fused[s][r])), ops[s][r].indexOf(Math.max(...ops[s][r])), `${format} step ${s} row ${r}: greedy token`);
     }
   }
   useInferenceWeights(model, "fp32");
