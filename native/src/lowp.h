@@ -1,5 +1,6 @@
 // Low-precision kernels: bf16 GEMM for mixed-precision training, bf16 and int8 weights for
-// inference, and the probes that bound them (bf16 and int8 dot-product peaks, memory bandwidth).
+// inference, the fused decode step (one GPT-2 block per call, on float32, bf16 or int8 weights),
+// and the probes that bound them (bf16 and int8 dot-product peaks, memory bandwidth).
 //
 // Paths: "avx512_bf16" (vdpbf16ps / vpdpbusd, for CPUs with avx512_bf16 and avx512_vnni),
 // then "avx512", "avx2" and "portable", which compute the same products on float32 FMAs
