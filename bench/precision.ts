@@ -11,12 +11,12 @@
  *            load spells hit both alike; the speedup is the median of the pairs' ratios, with their
  *            IQR); MFU against each precision's own peak
  *   decode   tokens/s of greedy decoding (16-token prompt, 100 new tokens) with fp32, bf16 and int8
- *            weights on 1 and 2 threads, beside the bandwidth limit: bandwidth / (weight bytes +
- *            mean KV-cache bytes read per token)
+ *            weights on 1 and 2 threads, beside onnxruntime and the bandwidth limit: bandwidth /
+ *            (weight bytes + mean KV-cache bytes read per token) (bench/decode.ts)
  */
 import { backend } from "../src/native/index.js";
-import { GPT, generate, gptConfig } from "../src/models/gpt/index.js";
-import { useInferenceWeights, type WeightFormat } from "../src/models/inference_weights.js";
+import { GPT, gptConfig } from "../src/models/gpt/index.js";
+import { decodeBench } from "./decode.js";
 import { AdamW, clipGradNorm } from "../src/optim/index.js";
 import { Rng, ids } from "../src/tensor/index.js";
 import { type Precision, withPrecision } from "../src/tensor/precision.js";
@@ -54,7 +54,7 @@ export interface PrecisionBenchOptions {
   steps: number;
 }
 
-export function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) => void, section: (title: string) => void): void {
+export async function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) => void, section: (title: string) => void): Promise<void> {
   const configs = o.configs ?? ["S", "M"];
   section(`precision probes (${backend.lowpPath()} low-precision path)`);
   backend.peakFlops(2e6);
@@ -137,36 +137,6 @@ export function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) => voi
     y.release();
   }
 
-  section("precision decode: greedy tokens/s (16-token prompt, 100 new), fp32 / bf16 / int8 weights, beside the bandwidth limit");
-  const prev = backend.threads();
-  const bandwidthAt = new Map<number, number>();
-  for (const t of [1, 2]) {
-    backend.setThreads(t);
-    bandwidthAt.set(t, backend.memoryBandwidth(1024, 3) / 1e9);
-  }
-  for (const name of ["small", ...configs.filter((c) => c !== "small")]) {
-    const c = CONFIGS[name];
-    const model = new GPT(gptConfig({ vocab_size: c.vocab, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: Math.max(c.ctx, 128) }));
-    model.eval();
-    const prompt = Array.from({ length: 16 }, (_, i) => (i * 37) % c.vocab);
-    const newTokens = 100;
-    // KV cache read per token: keys and values of every layer, at the mean position.
-    const kvBytes = 2 * c.layers * c.d * 4 * (16 + newTokens / 2);
-    for (const t of [1, 2]) {
-      backend.setThreads(t);
-      for (const format of ["fp32", "bf16", "int8"] as WeightFormat[]) {
-        const report = useInferenceWeights(model, format);
-        const run = () => generate(model, prompt, { maxNewTokens: newTokens, temperature: 0 });
-        run();
-        const times: number[] = [];
-        for (let r = 0; r < o.rounds; r++) times.push(seconds(run, 1));
-        const tps = newTokens / median(times);
-        const limit = (bandwidthAt.get(t)! * 1e9) / (report.packedBytes + kvBytes);
-        emit({ bench: "precision", what: "decode", config: name, threads: t, weights: format, tokens_per_s: round(tps), weight_mb: round(report.packedBytes / 1e6),
-          bandwidth_gb_per_s: round(bandwidthAt.get(t)!), bandwidth_limit_tokens_per_s: round(limit), of_limit: round((100 * tps) / limit) + "%" });
-      }
-      useInferenceWeights(model, "fp32");
-    }
-  }
-  backend.setThreads(prev);
+  section("precision decode: greedy tokens/s (16-token prompt, 100 new) of fused decode blocks with fp32 / bf16 / int8 weights, the op-by-op fp32 forward and onnxruntime, beside the bandwidth limit (bench/decode.ts)");
+  await decodeBench({ configs: ["small", ...configs.filter((c) => c !== "small")], rounds: o.rounds }, emit);
 }

@@ -20,6 +20,9 @@
  *           linears, training tokens/s (S, M), decode tokens/s beside the bandwidth limit (bench/precision.ts;
  *           not in the default set)
  *   replicas  plinth serve --replicas: 1 vs 3 replicas behind HAProxy, adapter-aware routing vs round robin, 64 connections over 16 adapters (not in the default set)
+ *   decode  greedy decoding tokens/s of configs small, S, M on 1 and 2 threads: fused decode blocks with fp32,
+ *           bf16 and int8 weights beside the op-by-op forward, onnxruntime-node on its exports and the
+ *           bandwidth limit (bench/decode.ts; also in precision; not in the default set)
  *   fairness  a tenant's chat latency, small encoder requests and small job while another floods the encoders and trains (not in the default set)
  *
  * Flags: --torch (run torch_ref.py in the same run and print ratios), --json (one JSON
@@ -61,6 +64,7 @@ import { interopBench } from "./interop.js";
 import { prepBench } from "./prep.js";
 import { distributedBench } from "./distributed.js";
 import { precisionBench } from "./precision.js";
+import { decodeBench } from "./decode.js";
 import { PRECISIONS, type Precision, withPrecision } from "../src/tensor/precision.js";
 
 const CONFIGS: Record<string, { vocab: number; d: number; layers: number; heads: number; ctx: number; batch: number }> = {
@@ -370,7 +374,12 @@ if (only.has("fairness")) {
 }
 
 if (only.has("precision")) {
-  precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5) }, emit, section);
+  await precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5) }, emit, section);
+}
+
+if (only.has("decode") && !only.has("precision")) {
+  section("decode: greedy tokens/s of fused decode blocks (fp32, bf16, int8 weights), the op-by-op forward and onnxruntime, beside the bandwidth limit (bench/decode.ts)");
+  await decodeBench({ configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3) }, emit);
 }
 
 if (only.has("interop")) {

@@ -892,6 +892,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"axpy", Axpy}, {"fill", Fill}, {"copyStrided", CopyStrided}, {"dropoutForward", DropoutForward},
       {"dropoutBackward", DropoutBackward}, {"gemmBf16", GemmBf16}, {"packBf16", PackBf16},
       {"packInt8", PackInt8}, {"packedSizes", PackedSizes}, {"linearBf16", LinearBf16}, {"linearInt8", LinearInt8},
+      {"linearF32", LinearF32}, {"decodeLayer", DecodeLayer},
       {"lowpPath", LowpPath}, {"lowpNativeSupported", LowpNativeSupported}, {"setLowpNative", SetLowpNative},
       {"peakBf16", PeakBf16}, {"peakInt8", PeakInt8}, {"memoryBandwidth", MemoryBandwidth}, {"deviceAlloc", DeviceAlloc},
       {"deviceFree", DeviceFree}, {"deviceUpload", DeviceUpload}, {"deviceDownload", DeviceDownload}, {"deviceCopy", DeviceCopy}};

@@ -1,5 +1,6 @@
 // Low-precision kernels: bf16 GEMM for mixed-precision training, bf16 and int8 weights for
-// inference, and the probes that bound them (bf16 and int8 dot-product peaks, memory bandwidth).
+// inference, the fused decode step (one GPT-2 block per call, on float32, bf16 or int8 weights),
+// and the probes that bound them (bf16 and int8 dot-product peaks, memory bandwidth).
 //
 // Paths: "avx512_bf16" (vdpbf16ps / vpdpbusd, for CPUs with avx512_bf16 and avx512_vnni),
 // then "avx512", "avx2" and "portable", which compute the same products on float32 FMAs
@@ -24,6 +25,35 @@
 
 namespace plinth {
 
+// One linear layer of a decoding step (decode_layer): float32 weights read in place, or packed.
+struct DecodeWeight {
+  int format;                 // 0 float32, 1 bf16 (packed words), 2 int8 (packed bytes, scales, wsum)
+  const float* w;             // float32: [K, N] (in_out) or [N, K]
+  bool in_out;
+  const uint32_t* words;      // bf16
+  const int8_t* bytes;        // int8
+  const float* scales;
+  const int32_t* wsum;
+  const float* bias;          // [N] or nullptr
+};
+
+// One GPT-2 block for the packed rows of a decoding step, in place on the residual stream:
+//   x += proj(attention over each segment's KV cache (qkv(LN1(x))));  x += mlp_proj(gelu(fc(LN2(x))))
+// Rows [start, start + count) of segment s (in order) sit at positions [past[s], past[s] + count)
+// and append their keys and values to keys[s] / values[s] ([cap, C], row stride C) before attending.
+struct DecodeLayerArgs {
+  int64_t M, C, NH, F;        // rows, channels, heads, MLP width
+  float eps;
+  float* x;                   // [M, C]
+  const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+  DecodeWeight attn, proj, fc, mlp_proj;  // [C -> 3C], [C -> C], [C -> F], [F -> C]
+  int64_t segments;
+  const int64_t* count;
+  const int64_t* past;
+  float* const* keys;
+  float* const* values;
+};
+
 struct LowpTable {
   const char* name;
   // C = alpha * op(A) @ op(B) + beta * C (+ bias), as GemmArgs, with A and B rounded to bf16
@@ -38,6 +68,12 @@ struct LowpTable {
   // Fused attention (kernels.h AttentionArgs, as attention_forward/backward) with bf16 products.
   void (*attention_forward_bf16)(const AttentionArgs& a);
   void (*attention_backward_bf16)(const AttentionArgs& a);
+  // y[M, N] = x[M, K] @ W (+ bias) with float32 W read in place ([K, N] in_out, or [N, K]):
+  // a streaming product for few rows (decoding), the float32 GEMM above kDecodeGemvRows rows.
+  void (*linear_f32)(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const float* w, bool in_out,
+                     const float* bias, float* y, int64_t ldy);
+  // One transformer block of a decoding step (DecodeLayerArgs), in one call.
+  void (*decode_layer)(const DecodeLayerArgs& a);
   // Register-only dot-product loops: FLOPs (bf16) or integer ops (int8) done by the calling thread.
   double (*bf16_peak)(int64_t iterations);
   double (*int8_peak)(int64_t iterations);
@@ -67,6 +103,7 @@ int64_t stream_read(const float* buf, int64_t n);
 #define PLINTH_DEFINE_LOWP(name)                                                                    \
   static const LowpTable k_lowp_##name = {#name, &lp_##name::gemm_bf16, &lp_##name::linear_bf16,     \
                                           &lp_##name::linear_int8, &lp_##name::attention_forward_bf16, \
-                                          &lp_##name::attention_backward_bf16, &lp_##name::bf16_peak, \
+                                          &lp_##name::attention_backward_bf16, &lp_##name::linear_f32, \
+                                          &lp_##name::decode_layer, &lp_##name::bf16_peak,            \
                                           &lp_##name::int8_peak};                                     \
   const LowpTable& lowp_##name() { return k_lowp_##name; }

@@ -20,6 +20,18 @@ export type DeviceRef = readonly [block: unknown, offset: number];
 export type F32 = Float32Array | DeviceRef;
 export type I32 = Int32Array | DeviceRef;
 
+/** One linear of decodeLayer: format 0 float32 (w, inOut), 1 bf16 (words), 2 int8 (bytes, scales, wsum). */
+export interface DecodeLinearArgs {
+  format: 0 | 1 | 2;
+  w?: Float32Array;
+  inOut?: boolean;
+  words?: Uint32Array;
+  bytes?: Int8Array;
+  scales?: Float32Array;
+  wsum?: Int32Array;
+  bias: Float32Array | null;
+}
+
 /** What a device's kernel table offers: the CPU addon's kernels, with operands as typed arrays or device references. */
 export type Kernels = Omit<NativeBackend, "alloc" | "release" | "memoryStats" | "emptyCache" | "threads" | "setThreads" | "isa" | "setIsa" |
   "isaSupported" | "peakFlops" | "deviceAlloc" | "deviceFree" | "deviceUpload" | "deviceDownload" | "deviceCopy">;
@@ -97,6 +109,11 @@ export interface NativeBackend {
   linearBf16(M: number, N: number, K: number, x: F32, ldx: number, w: Uint32Array, bias: F32 | null, y: F32, ldy: number): void;
   linearInt8(M: number, N: number, K: number, x: F32, ldx: number, w: Int8Array, scales: F32, wsum: I32, bias: F32 | null,
     y: F32, ldy: number): void;
+  /** y = x @ W (+ bias), float32 W [K, N] (inOut) or [N, K] read in place: the decode product (a GEMM above 8 rows). */
+  linearF32(M: number, N: number, K: number, x: F32, ldx: number, w: F32, inOut: boolean, bias: F32 | null, y: F32, ldy: number): void;
+  /** One GPT-2 block for M packed decoding rows, x [M, C] in place (native/src/lowp.h DecodeLayerArgs). */
+  decodeLayer(M: number, C: number, NH: number, F: number, eps: number, x: F32, ln1w: F32, ln1b: F32, ln2w: F32, ln2b: F32,
+    weights: DecodeLinearArgs[], counts: number[], pasts: number[], keys: F32[], values: F32[]): void;
   /** "avx512_bf16" (vdpbf16ps/vpdpbusd), "avx512", "avx2" or "portable" (float32 FMAs, int32 multiplies). */
   lowpPath(): string;
   lowpNativeSupported(): boolean;

@@ -75,16 +75,20 @@ export function applyAdapters(layer: Linear, x: Tensor, y: Tensor, ctx: ForwardC
   return y;
 }
 
-/** Causal attention of the packed rows of `ctx.kv` over their caches at `layer`. */
-export function attendCached(qkv: Tensor, nHead: number, layer: number, kv: readonly KVSegment[]): Tensor {
+/** The cache segments of the packed rows of `kv` at `layer`. */
+export function cacheSegments(kv: readonly KVSegment[], layer: number): CacheSegment[] {
   let start = 0;
-  const segments: CacheSegment[] = kv.map((s) => {
+  return kv.map((s) => {
     if (layer < 0 || layer >= s.cache.layers) throw new RangeError(`attendCached: layer ${layer} outside the cache's ${s.cache.layers} layers`);
     const seg = { start, count: s.count, past: s.cache.length, keys: s.cache.k[layer], values: s.cache.v[layer] };
     start += s.count;
     return seg;
   });
-  return cachedAttention(qkv, nHead, segments);
+}
+
+/** Causal attention of the packed rows of `ctx.kv` over their caches at `layer`. */
+export function attendCached(qkv: Tensor, nHead: number, layer: number, kv: readonly KVSegment[]): Tensor {
+  return cachedAttention(qkv, nHead, cacheSegments(kv, layer));
 }
 
 /** Positions of the packed rows of `kv`: each segment continues its cache. */

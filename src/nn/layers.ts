@@ -8,10 +8,23 @@ import { Tensor } from "../tensor/tensor.js";
 import { add, dropout, gelu } from "../tensor/ops/elementwise.js";
 import { linear, type WeightLayout } from "../tensor/ops/matmul.js";
 import { PackedWeight, packedLinear } from "../tensor/ops/packed.js";
-import { needsGrad } from "../tensor/autograd.js";
+import { isGradEnabled, needsGrad } from "../tensor/autograd.js";
 import { causalSelfAttention, embedding, layerNorm } from "../tensor/ops/nn.js";
 import { Module, parameter } from "./module.js";
-import { type ForwardContext, applyAdapters, attendCached } from "./context.js";
+import { type ForwardContext, applyAdapters, attendCached, cacheSegments } from "./context.js";
+import { type DecodeBlockWeights, decodeBlock } from "../tensor/ops/decode.js";
+import { cpu } from "../tensor/device.js";
+
+let fusedDecode = true;
+/**
+ * Whether a decoding step runs each Block as one native call (decodeBlock, the default) or op by
+ * op; returns the previous setting (benchmarks and tests compare the two).
+ */
+export function setFusedDecode(on: boolean): boolean {
+  const prev = fusedDecode;
+  fusedDecode = on;
+  return prev;
+}
 
 const normal = (std: number, rng: Rng) => (t: Tensor) => {
   const d = t.data;
@@ -162,8 +175,29 @@ export class Block extends Module {
     this.ln_2 = new LayerNorm(config.n_embd, config.layer_norm_epsilon);
     this.mlp = new MLP(config, rng);
   }
-  /** `layer` is this block's index, for the KV caches of a decoding context. */
+  /** Whether every part is the plain layer decodeBlock computes (not, e.g., a LoRALinear wrapped in by an adapter). */
+  private plain(): boolean {
+    const a = this.attn, m = this.mlp, is = (o: object, c: { prototype: object }) => Object.getPrototypeOf(o) === c.prototype;
+    return is(this.ln_1, LayerNorm) && is(this.ln_2, LayerNorm) && is(a, CausalSelfAttention) && is(m, MLP) &&
+      is(a.c_attn, Linear) && is(a.c_proj, Linear) && is(m.c_fc, Linear) && is(m.c_proj, Linear);
+  }
+  /**
+   * The weights decodeBlock reads, when x's step can run fused: a decoding context without
+   * adapters, plain layers, the CPU, no gradient, and fused decoding on (setFusedDecode).
+   */
+  decodeWeights(x: Tensor, ctx?: ForwardContext): DecodeBlockWeights | null {
+    if (ctx?.kv === undefined || !fusedDecode || (ctx.adapters !== undefined && ctx.adapters.length > 0) || x.device !== cpu ||
+        this.ln_1.weight.device !== cpu || !this.plain() || (isGradEnabled() && needsGrad(x, ...this.parameters()))) return null;
+    const a = this.attn, m = this.mlp;
+    return { nHead: a.config.n_head, eps: this.ln_1.eps, ln1: this.ln_1, ln2: this.ln_2, attn: a.c_attn, proj: a.c_proj, fc: m.c_fc, mlpProj: m.c_proj };
+  }
+  /**
+   * `layer` is this block's index, for the KV caches of a decoding context. A decoding step
+   * without LoRA adapters runs the whole block as one native call (decodeBlock).
+   */
   forward(x: Tensor, ctx?: ForwardContext, layer = 0): Tensor {
+    const fused = this.decodeWeights(x, ctx);
+    if (fused !== null) return decodeBlock(x, fused, cacheSegments(ctx!.kv!, layer));
     const h = add(x, this.attn.forward(this.ln_1.forward(x), ctx, layer));
     return add(h, this.mlp.forward(this.ln_2.forward(h), ctx));
   }

@@ -9,6 +9,8 @@ import { Block, Dropout, Embedding, LayerNorm, type BlockConfig } from "../../nn
 import { type ForwardContext, type KVCache, type RowAdapter, advanceCaches, kvPositions } from "../../nn/context.js";
 import { needsGrad, noGrad, to } from "../../tensor/autograd.js";
 import { type PackedWeight, packedLinear } from "../../tensor/ops/packed.js";
+import { type DecodeBlockWeights, decodeBlocks, streamLinear } from "../../tensor/ops/decode.js";
+import { cpu } from "../../tensor/device.js";
 import { Rng } from "../../tensor/rng.js";
 import { ShapeError, fmt } from "../../tensor/shape.js";
 import { Tensor, ids as idsTensor, tensor as fromData } from "../../tensor/tensor.js";
@@ -108,7 +110,18 @@ export class GPT extends Module {
       }
       x = t.drop.forward(add(this.embedTokens(ids), t.wpe.forward(this.positionIds(T))));
     }
-    t.h.forEach((block, l) => (x = block.forward(x, ctx, l)));
+    // A decoding step without adapters runs the blocks as one native call each on one buffer.
+    const fused = ctx?.kv !== undefined ? t.h.map((b) => b.decodeWeights(x, ctx)) : [];
+    if (ctx?.kv !== undefined && fused.length > 0 && fused.every((w) => w !== null)) {
+      let start = 0;
+      x = decodeBlocks(x, fused as DecodeBlockWeights[], ctx.kv.map((s) => {
+        const seg = { start, count: s.count, past: s.cache.length, keys: s.cache.k, values: s.cache.v };
+        start += s.count;
+        return seg;
+      }));
+    } else {
+      t.h.forEach((block, l) => (x = block.forward(x, ctx, l)));
+    }
     if (ctx?.kv !== undefined) advanceCaches(ctx.kv);
     return t.ln_f.forward(x);
   }
@@ -184,6 +197,8 @@ export class GPT extends Module {
     }
     const wte = this.transformer.wte.weight;
     if (this.headPacked !== null && !needsGrad(h, wte)) return packedLinear(h, this.headPacked);
+    // A few rows (decoding) stream wte once in place rather than packing it for a GEMM.
+    if (!needsGrad(h, wte) && h.device === cpu && wte.device === cpu && h.isContiguous() && h.size / h.shape[h.ndim - 1] <= 8) return streamLinear(h, wte, null, "out_in");
     // wte is [V, C]: the LM head is a linear layer in nn.Linear's layout, so its gradient lands
     // in wte's own layout (no transposed copy of a [C, V] gradient).
     return linear(h, wte, null, "out_in");
@@ -227,30 +242,43 @@ export class GPT extends Module {
         throw new RangeError(`GPT.decode: ${r.cache.length + r.tokens.length} positions exceed the cache capacity ${r.cache.capacity}`);
       }
     }
-    const V = this.vocabSize;
+    const V = this.vocabSize, C = this.config.n_embd;
+    // Rows without an adapter run as one packed forward whose blocks are fused native calls
+    // (decodeBlock); rows with adapters run op by op in another, grouped by adapter so each
+    // adapter's LoRA deltas cover contiguous rows. Every row has its own cache, so the two
+    // forwards are independent.
     const key = (i: number) => rows[i].adapter?.id ?? "";
     const order = rows.map((_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a - b));
-    const tokens: number[] = [], last: number[] = [];
-    const adapters: { start: number; count: number; adapter: RowAdapter }[] = [];
-    for (const i of order) {
-      const { adapter, tokens: t } = rows[i];
-      const g = adapters[adapters.length - 1];
-      if (adapter !== null && g?.adapter === adapter && g.start + g.count === tokens.length) g.count += t.length;
-      else if (adapter !== null) adapters.push({ start: tokens.length, count: t.length, adapter });
-      tokens.push(...t);
-      last.push(tokens.length - 1);
-    }
-    const ctx: ForwardContext = { kv: order.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
+    const plain = order.filter((i) => rows[i].adapter === null), adapted = order.filter((i) => rows[i].adapter !== null);
     return noGrad(() => {
-      const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, this.config.n_embd]);
-      const hLast = embedding(idsTensor(last, [last.length]), h);
-      const logits = this.head(hLast).toArray() as Float32Array;
+      const lastRows: Tensor[] = [];
+      const forward = (group: number[]): void => {
+        if (group.length === 0) return;
+        const tokens: number[] = [], last: number[] = [];
+        const adapters: { start: number; count: number; adapter: RowAdapter }[] = [];
+        for (const i of group) {
+          const { adapter, tokens: t } = rows[i];
+          const g = adapters[adapters.length - 1];
+          if (adapter !== null && g?.adapter === adapter && g.start + g.count === tokens.length) g.count += t.length;
+          else if (adapter !== null) adapters.push({ start: tokens.length, count: t.length, adapter });
+          tokens.push(...t);
+          last.push(tokens.length - 1);
+        }
+        const ctx: ForwardContext = { kv: group.map((i) => ({ cache: rows[i].cache, count: rows[i].tokens.length })), adapters };
+        const h = reshape(this.hidden(idsTensor(tokens, [1, tokens.length]), ctx), [tokens.length, C]);
+        lastRows.push(embedding(idsTensor(last, [last.length]), h));
+      };
+      forward(plain);
+      forward(adapted);
+      const h = lastRows.length === 1 ? lastRows[0] : cat(lastRows, 0);
+      const logits = this.head(h).toArray() as Float32Array;
       const out = new Array<Float32Array>(rows.length);
-      order.forEach((i, k) => (out[i] = logits.slice(k * V, (k + 1) * V)));
+      // Views of the one fresh logits buffer (a copy per row costs as much as the head on small models).
+      [...plain, ...adapted].forEach((i, k) => (out[i] = rows.length === 1 ? logits : logits.subarray(k * V, (k + 1) * V)));
       // An adapter's added tokens (RowAdapter.added): their logits follow the base's, tied like wte.
-      const extra = order.map((i, k) => [i, k] as const).filter(([i]) => rows[i].adapter?.added !== undefined);
+      const extra = [...plain, ...adapted].map((i, k) => [i, k] as const).filter(([i]) => rows[i].adapter?.added !== undefined);
       if (extra.length > 0) {
-        const hk = hLast.toArray() as Float32Array, C = this.config.n_embd;
+        const hk = h.toArray() as Float32Array;
         for (const [i, k] of extra) {
           const added = rows[i].adapter!.added!;
           const more = linear(fromData(hk.slice(k * C, (k + 1) * C), [1, C]), added, null, "out_in").toArray() as Float32Array;
