@@ -77,14 +77,7 @@ export class Prefetcher {
   take(i: number, wanted: (i: number) => boolean = () => true): Prefetched | undefined {
     if (!this.readAhead) {
       const f = this.files[i];
-      if (f === null || f === undefined) return undefined;
-      try {
-        return Promise.resolve(readFileSync(f.path));
-      } catch (e) {
-        const failed = Promise.reject(e);
-        failed.catch(() => {});
-        return failed;
-      }
+      return f === null || f === undefined ? undefined : readWhole(f.path);
     }
     if (this.next <= i) this.next = i;
     const got = this.pending.get(i);
@@ -106,6 +99,17 @@ export class Prefetcher {
       this.next++;
     }
     return got?.data;
+  }
+}
+
+/** A file's bytes read now, synchronously, as a Prefetched (a failure is surfaced when awaited). */
+export function readWhole(path: string): Prefetched {
+  try {
+    return Promise.resolve(readFileSync(path));
+  } catch (e) {
+    const failed = Promise.reject(e);
+    failed.catch(() => {});
+    return failed;
   }
 }
 

@@ -1,0 +1,52 @@
+/**
+ * Keeping a thread's heap near its live size while preparing a corpus. Encoding and reading make
+ * short-lived garbage in bulk (strings, the BPE chunk cache cleared whole when full, id arrays
+ * passed between threads), and V8 lets a heap and its array buffers grow to several times what is
+ * live before it collects; on every thread that adds up. A full collection whenever the heap and
+ * its array buffers have grown by `slackBytes` since the last one keeps each thread at its live
+ * size plus that slack (a full collection of a heap this size takes a few ms).
+ *
+ * Also samples what a thread held at most (HeapPeak), for the preparation's statistics.
+ */
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+/** The most a thread's V8 heap (committed), its array buffers and its live heap (after a collection) have held. */
+export interface HeapPeak {
+  heapBytes: number;
+  externalBytes: number;
+  liveBytes: number;
+}
+
+let gcFunction: (() => void) | null = null;
+function fullGc(): void {
+  if (gcFunction === null) {
+    setFlagsFromString("--expose-gc");
+    gcFunction = runInNewContext("gc") as () => void;
+  }
+  gcFunction();
+}
+
+export class HeapGovernor {
+  readonly peak: HeapPeak = { heapBytes: 0, externalBytes: 0, liveBytes: 0 };
+  private afterGc = -1;
+  constructor(private readonly slackBytes: number) {}
+
+  /** Samples the heap, and collects if it has grown by the slack since the last collection. */
+  check(): void {
+    const h = getHeapStatistics();
+    this.note(h);
+    const held = h.used_heap_size + h.external_memory;
+    if (this.afterGc < 0) this.afterGc = held;
+    if (held < this.afterGc + this.slackBytes) return;
+    fullGc();
+    const after = getHeapStatistics();
+    this.afterGc = after.used_heap_size + after.external_memory;
+    this.peak.liveBytes = Math.max(this.peak.liveBytes, after.used_heap_size);
+  }
+
+  private note(h: ReturnType<typeof getHeapStatistics>): void {
+    this.peak.heapBytes = Math.max(this.peak.heapBytes, h.total_heap_size);
+    this.peak.externalBytes = Math.max(this.peak.externalBytes, h.external_memory);
+  }
+}
