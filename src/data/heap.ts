@@ -16,6 +16,8 @@ export interface HeapPeak {
   heapBytes: number;
   externalBytes: number;
   liveBytes: number;
+  /** Full collections the governor ran. */
+  collections: number;
 }
 
 let gcFunction: (() => void) | null = null;
@@ -28,7 +30,7 @@ function fullGc(): void {
 }
 
 export class HeapGovernor {
-  readonly peak: HeapPeak = { heapBytes: 0, externalBytes: 0, liveBytes: 0 };
+  readonly peak: HeapPeak = { heapBytes: 0, externalBytes: 0, liveBytes: 0, collections: 0 };
   private afterGc = -1;
   constructor(private readonly slackBytes: number) {}
 
@@ -40,6 +42,7 @@ export class HeapGovernor {
     if (this.afterGc < 0) this.afterGc = held;
     if (held < this.afterGc + this.slackBytes) return;
     fullGc();
+    this.peak.collections++;
     const after = getHeapStatistics();
     this.afterGc = after.used_heap_size + after.external_memory;
     this.peak.liveBytes = Math.max(this.peak.liveBytes, after.used_heap_size);

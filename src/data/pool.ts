@@ -12,7 +12,7 @@ import { BPETokenizer } from "../tokenizer/index.js";
 import { ByteTextTokenizer, BPETextTokenizer } from "./tokenizer.js";
 import type { TokenizerLike } from "./prepare.js";
 import { PieceCutter } from "./cut.js";
-import { FileReadError, fileText, newReport, readWhole, type ReadOptions } from "./read.js";
+import { FileReadError, fileText, newReport, readReused, type ReadOptions } from "./read.js";
 import { scanFile, type FileItem, type FileScan } from "./scan.js";
 import type { HeapPeak } from "./heap.js";
 import type { ShardDType } from "./tokens.js";
@@ -72,7 +72,7 @@ async function entryText(f: FileEntry): Promise<string> {
   const changed = (why: string) => new PlainError(`corpus: ${f.path} ${why} while the corpus was being prepared; run the preparation again`);
   let text = "";
   try {
-    for await (const chunk of fileText(f.path, report, { chunkBytes: f.chunkBytes }, readWhole(f.path))) text += chunk;
+    for await (const chunk of fileText(f.path, report, { chunkBytes: f.chunkBytes }, readReused(f.path))) text += chunk;
   } catch (e) {
     if (e instanceof FileReadError) throw changed(`became unreadable (${e.reason})`);
     throw e;
@@ -81,45 +81,56 @@ async function entryText(f: FileEntry): Promise<string> {
   return text;
 }
 
-/** The entries' ids packed into one typed array, with each one's count and UTF-8 bytes: what a worker sends back (and the calling thread makes for a tokenizer without a recipe). */
+/**
+ * The entries' ids packed into one typed array (a view of it: its buffer may be longer), with each
+ * one's count and UTF-8 bytes: what a worker sends back (and the calling thread makes for a
+ * tokenizer without a recipe). Ids go straight into the packed array, which grows as needed, so
+ * a batch holds no list of per-text arrays.
+ */
 export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], dtype: ShardDType, afterEach: () => void = () => {}): Promise<Encoded> {
   const bytes = new Float64Array(entries.length);
-  const parts: ArrayLike<number>[] = [];
+  const counts = new Int32Array(entries.length);
+  const make = (n: number): Uint16Array | Int32Array => (dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n));
+  let ids = make(entries.reduce((n, e) => n + (typeof e === "string" ? e.length : e.size), 16));
+  let at = 0;
+  const append = (part: ArrayLike<number>): void => {
+    if (at + part.length > ids.length) {
+      const bigger = make(Math.max(at + part.length, Math.ceil(1.5 * ids.length)));
+      bigger.set(ids.subarray(0, at));
+      ids = bigger;
+    }
+    ids.set(part, at);
+    at += part.length;
+  };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
+    const start = at;
     if (typeof e === "string") {
       bytes[i] = Buffer.byteLength(e);
-      parts.push(tokenizer.encode(e));
-      afterEach();
-      continue;
+      append(tokenizer.encode(e));
+    } else {
+      // A whole file is encoded in pieces, as the calling thread would cut it: the same ids, and
+      // each encode's garbage (its pre-tokenizer chunks) stays small.
+      const text = await entryText(e);
+      bytes[i] = Buffer.byteLength(text);
+      const cutter = new PieceCutter(e.pieceChars);
+      for (const piece of cutter.push(text)) {
+        append(tokenizer.encode(piece));
+        afterEach();
+      }
+      append(tokenizer.encode(cutter.end()));
     }
-    // A whole file is encoded in pieces, as the calling thread would cut it: the same ids, and
-    // each encode's garbage (its pre-tokenizer chunks) stays small.
-    const text = await entryText(e);
-    bytes[i] = Buffer.byteLength(text);
-    const cutter = new PieceCutter(e.pieceChars);
-    const ids: number[] = [];
-    for (const piece of [...cutter.push(text), cutter.end()]) {
-      for (const id of Array.from(tokenizer.encode(piece))) ids.push(id);
-      afterEach();
-    }
-    parts.push(ids);
+    counts[i] = at - start;
+    afterEach();
   }
-  const counts = Int32Array.from(parts, (p) => p.length);
-  const ids = dtype === "uint16" ? new Uint16Array(counts.reduce((a, b) => a + b, 0)) : new Int32Array(counts.reduce((a, b) => a + b, 0));
-  let at = 0;
-  for (const p of parts) {
-    ids.set(p, at);
-    at += p.length;
-  }
-  return { ids, counts, bytes };
+  return { ids: ids.subarray(0, at), counts, bytes };
 }
 
 /** Scans file items one after another (scan.ts scanFile). */
 export async function scanFiles(items: FileItem[], read: ReadOptions, afterEach: () => void = () => {}): Promise<FileScan[]> {
   const out: FileScan[] = [];
   for (const it of items) {
-    out.push(await scanFile(it, read));
+    out.push(await scanFile(it, read, afterEach));
     afterEach();
   }
   return out;

@@ -329,6 +329,7 @@ async function tokenize(o: PrepareOptions, pool: TokenizePool, governor: HeapGov
     for await (const p of pieces(scan, plan, position, b.pieceChars, meter, { chunkBytes: b.readBytes }, wholeBytes)) {
       const chars = typeof p.text === "string" ? p.text.length : p.text.size;
       meter.add(chars * b.perChar);
+      governor.check();
       batch.pieces.push({ text: p.text, side: p.side, eot: p.eot });
       batch.chars += chars;
       batch.after = p.after;

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { Bits, DigestSet } from "./hashset.js";
-import { FileReadError, newReport, readWhole, type ReadOptions } from "./read.js";
+import { FileReadError, newReport, readReused, type ReadOptions } from "./read.js";
 import { noTextError, type SourceFile } from "./sources.js";
 import { itemDocs, listSource, prefetcher, type SourceItem, type SourceListing, type StreamDoc } from "./stream.js";
 
@@ -101,14 +101,17 @@ async function digestDoc(doc: StreamDoc): Promise<DocDigest> {
 }
 
 /** Scans one file: its document's digests and what reading it found out. */
-export async function scanFile(item: FileItem, read: ReadOptions = {}): Promise<FileScan> {
+export async function scanFile(item: FileItem, read: ReadOptions = {}, onChunk: () => void = () => {}): Promise<FileScan> {
   const report = newReport();
   let rawBytes = 0;
-  const o: ReadOptions = { chunkBytes: read.chunkBytes, onRaw: (n) => (rawBytes += n) };
+  const o: ReadOptions = { chunkBytes: read.chunkBytes, onRaw: (n) => {
+    rawBytes += n;
+    onChunk();
+  } };
   const chunkBytes = read.chunkBytes ?? 1 << 18;
   let doc: DocDigest | null = null;
   try {
-    for await (const d of itemDocs(item, report, o, item.size <= chunkBytes ? readWhole(item.path) : undefined)) {
+    for await (const d of itemDocs(item, report, o, item.size <= chunkBytes ? readReused(item.path) : undefined)) {
       const digest = await digestDoc(d);
       if (!(d.dropIfEmpty && digest.chars === 0)) doc = digest;
     }
