@@ -344,3 +344,31 @@ test("plinth pretrain shows preparation progress (MB/s, documents, tokens) and t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a file that changes between the scan and tokenizing is named, whether a tokenizer thread or this one reads it again", async () => {
+  const dir = tmp();
+  try {
+    const src = join(dir, "src");
+    mkdirSync(src);
+    for (let i = 0; i < 40; i++) writeFileSync(join(src, `f${String(i).padStart(2, "0")}.txt`), synthetic(100 + i, 3000));
+    const victim = join(src, "f30.txt");
+    for (const threads of [0, 2]) {
+      writeFileSync(victim, synthetic(130, 3000));
+      let changed = false;
+      const run = prepareCorpus({
+        specs: [src], tokenizer: streamTestTokenizer(), outDir: join(dir, `out${threads}`), threads, valFraction: 0.2,
+        onProgress: (p) => {
+          // The scan's last report: every file has been read once.
+          if (p.stage === "scan" && p.documents === 40 && !changed) {
+            changed = true;
+            writeFileSync(victim, synthetic(999, 3000));
+          }
+        },
+      });
+      await assert.rejects(run, (e: Error) => e.message.includes(`${victim} changed while the corpus was being prepared`), `threads ${threads}`);
+      assert.ok(changed);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

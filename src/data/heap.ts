@@ -31,20 +31,26 @@ function fullGc(): void {
 
 export class HeapGovernor {
   readonly peak: HeapPeak = { heapBytes: 0, externalBytes: 0, liveBytes: 0, collections: 0 };
-  private afterGc = -1;
+  private usedAfterGc = -1;
+  /**
+   * The least external memory seen since the last collection: array buffers found dead are freed
+   * by a sweeper after the collection returns, so the level right after it is too high a baseline.
+   */
+  private externalFloor = Infinity;
   constructor(private readonly slackBytes: number) {}
 
   /** Samples the heap, and collects if it has grown by the slack since the last collection. */
   check(): void {
     const h = getHeapStatistics();
     this.note(h);
-    const held = h.used_heap_size + h.external_memory;
-    if (this.afterGc < 0) this.afterGc = held;
-    if (held < this.afterGc + this.slackBytes) return;
+    if (this.usedAfterGc < 0) this.usedAfterGc = h.used_heap_size;
+    this.externalFloor = Math.min(this.externalFloor, h.external_memory);
+    if (h.used_heap_size - this.usedAfterGc + (h.external_memory - this.externalFloor) < this.slackBytes) return;
     fullGc();
     this.peak.collections++;
     const after = getHeapStatistics();
-    this.afterGc = after.used_heap_size + after.external_memory;
+    this.usedAfterGc = after.used_heap_size;
+    this.externalFloor = after.external_memory;
     this.peak.liveBytes = Math.max(this.peak.liveBytes, after.used_heap_size);
   }
 

@@ -3,7 +3,9 @@
  * Hugging Face tokenizer.json, or "bytes") and checks that its fingerprint matches; batches go
  * to the least busy worker and their results come back as one typed array per batch. The
  * caller writes results in the order it submitted them, so the shards do not depend on the
- * number of threads or on which worker finished first.
+ * number of threads or on which worker finished first. A batch holds texts, or whole files that
+ * the thread reads (checking they are what the scan read), decodes and encodes itself; the
+ * threads also scan files for the first pass (scan.ts scanFile).
  *
  * A tokenizer without a recipe (a custom TokenizerLike) is run on the calling thread.
  */

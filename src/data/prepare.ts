@@ -5,12 +5,18 @@
  * SHA-256 of every source file and of the tokenizer (lineage starts here).
  *
  *   1. scan (scan.ts): read every source once; keep per document only a digest and two bits.
- *   2. tokenize (pieces.ts, pool.ts): read again, cut the text into pieces, tokenize batches of
- *      pieces on worker threads, write the results in batch order (shards.ts).
+ *      Files are read, hashed and decoded on the tokenizer threads (pool.ts), in batches, and
+ *      merged here in order.
+ *   2. tokenize (pieces.ts, pool.ts): read again; plain files up to a batch's size are read and
+ *      encoded whole on the threads, larger or compressed ones (and JSONL, built-ins) are read
+ *      here and cut into pieces; batches are tokenized on the threads and written here in batch
+ *      order (shards.ts). This thread only merges and writes, so both passes run on every core.
  *
  * Memory is bounded by `memoryMb` (text in flight: read, queued, at the workers, and their ids),
  * whatever the corpus size; besides it: the worker threads themselves and the tokenizer (a fixed
- * cost), 24-32 bytes per document for deduplication, and the manifest's record of every file. The shards are byte for byte those of the in-memory path
+ * cost, with the tokenizer's chunk cache), each thread's garbage up to a share of the bound
+ * (heap.ts: a full collection when it has grown by memoryMb / 32, 2 to 16 MB), 24-32 bytes per
+ * document for deduplication, and the manifest's record of every file. The shards are byte for byte those of the in-memory path
  * (sources.ts loadSources + splitByHash, then encoding each document) and the same for any
  * number of threads.
  *

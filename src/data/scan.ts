@@ -8,6 +8,11 @@
  *
  * A file that cannot be read, or whose compressed data is corrupt, is skipped and named in
  * its source's `unreadableFiles`; whatever it had added is rolled back.
+ *
+ * File items are scanned whole (scanFile) by a FileScanner, batches of them ahead of their turn
+ * (on the tokenizer threads during preparation), and merged here in order, so deduplication
+ * and the counts are those of one thread reading in order; JSONL and built-in items are scanned
+ * on this thread.
  */
 import { createHash } from "node:crypto";
 import { Bits, DigestSet } from "./hashset.js";

@@ -1,7 +1,8 @@
 /**
  * A tokenizer thread for corpus preparation (pool.ts): rebuilds the tokenizer from its recipe,
- * answers each batch of texts with their ids packed into one typed array (transferred, not
- * copied) and the number of ids of each text.
+ * answers each batch of texts and files with their ids packed into one typed array (transferred,
+ * not copied), the number of ids and UTF-8 bytes of each, and each batch of files to scan with
+ * their digests (scan.ts scanFile).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { HeapGovernor } from "./heap.js";
