@@ -34,6 +34,9 @@ if (mode === "stream") {
   row = {
     text_mb: (m.train.bytes + m.val.bytes) / 1e6, documents: m.documents, tokens: m.train.tokens + m.val.tokens, threads: c.stats.threads,
     scan_s: c.stats.scanSeconds, tokenize_s: c.stats.tokenizeSeconds, held_mb: c.stats.peakHeldBytes / 2 ** 20, index_mb: c.stats.indexBytes / 2 ** 20,
+    main_heap_mb: c.stats.heaps.main.heapBytes / 2 ** 20, main_external_mb: c.stats.heaps.main.externalBytes / 2 ** 20, main_live_mb: c.stats.heaps.main.liveBytes / 2 ** 20,
+    thread_live_mb: c.stats.heaps.threads.map((h) => +(h.liveBytes / 2 ** 20).toFixed(1)).join("/"), gcs: [c.stats.heaps.main, ...c.stats.heaps.threads].map((h) => h.collections).join("/"),
+    thread_heap_mb: c.stats.heaps.threads.map((h) => +(h.heapBytes / 2 ** 20).toFixed(1)).join("/"), thread_external_mb: c.stats.heaps.threads.map((h) => +(h.externalBytes / 2 ** 20).toFixed(1)).join("/"),
   };
   c.train.close();
   c.val.close();

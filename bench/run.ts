@@ -334,7 +334,7 @@ if (only.has("data")) {
     rmSync(dir, { recursive: true, force: true });
   }
   section("data: corpus preparation, peak RSS by corpus size and MB/s on 1 and 2 threads beside @huggingface/tokenizers (bench/prep.ts)");
-  for (const row of prepBench()) emit(row);
+  for (const row of prepBench({ repeats: Number(process.env.PLINTH_PREP_REPEATS ?? 3) })) emit(row);
 }
 
 if (only.has("clip")) {

@@ -283,7 +283,9 @@ test("streamed cuts equal whole-text cuts: paragraph blocks, and BPE ids of piec
   const tok = streamTestTokenizer();
   let seed = 9;
   const rand = (n: number) => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % n);
-  const texts = [synthetic(11, 20_000), "x".repeat(5000) + "\n\n" + "y ".repeat(3000), "😀".repeat(3000), "a\n \t\r\n".repeat(2000), "\n".repeat(3000), ""];
+  // Text without whitespace is cut after punctuation instead (never after an apostrophe: "'s" is one pre-token).
+  const json = JSON.stringify(Array.from({ length: 400 }, (_, i) => ({ name: `n${i}`, kids: [i, "x'st", "😀z", `a'${i}'s`] })));
+  const texts = [synthetic(11, 20_000), "x".repeat(5000) + "\n\n" + "y ".repeat(3000), "😀".repeat(3000), "a\n \t\r\n".repeat(2000), "\n".repeat(3000), "", json, "it's'd'll.'ve😀a𝒜b".repeat(700)];
   for (const text of texts) {
     for (const blockChars of [256, 1000]) {
       for (let trial = 0; trial < 5; trial++) {
@@ -300,9 +302,16 @@ test("streamed cuts equal whole-text cuts: paragraph blocks, and BPE ids of piec
     }
     const pieces = new PieceCutter(500);
     const ids: number[] = [];
-    for (let i = 0; i < text.length; i += 777) for (const p of pieces.push(text.slice(i, i + 777))) ids.push(...tok.encode(p));
+    let longest = 0;
+    for (let i = 0; i < text.length; i += 777) {
+      for (const p of pieces.push(text.slice(i, i + 777))) {
+        ids.push(...tok.encode(p));
+        longest = Math.max(longest, p.length);
+      }
+    }
     ids.push(...tok.encode(pieces.end()));
     assert.deepEqual(ids, tok.encode(text));
+    if (text === json) assert.ok(longest <= 2 * 500 + 777, `a JSON piece of ${longest} characters`);
   }
 });
 
@@ -331,6 +340,34 @@ test("plinth pretrain shows preparation progress (MB/s, documents, tokens) and t
     const bad = spawnSync(process.execPath, [main, "pretrain", "--data", book, "--prep-threads=-1", "--out", join(dir, "run2")], { encoding: "utf8" });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--prep-threads must be an integer >= 0/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a file that changes between the scan and tokenizing is named, whether a tokenizer thread or this one reads it again", async () => {
+  const dir = tmp();
+  try {
+    const src = join(dir, "src");
+    mkdirSync(src);
+    for (let i = 0; i < 40; i++) writeFileSync(join(src, `f${String(i).padStart(2, "0")}.txt`), synthetic(100 + i, 3000));
+    const victim = join(src, "f30.txt");
+    for (const threads of [0, 2]) {
+      writeFileSync(victim, synthetic(130, 3000));
+      let changed = false;
+      const run = prepareCorpus({
+        specs: [src], tokenizer: streamTestTokenizer(), outDir: join(dir, `out${threads}`), threads, valFraction: 0.2,
+        onProgress: (p) => {
+          // The scan's last report: every file has been read once.
+          if (p.stage === "scan" && p.documents === 40 && !changed) {
+            changed = true;
+            writeFileSync(victim, synthetic(999, 3000));
+          }
+        },
+      });
+      await assert.rejects(run, (e: Error) => e.message.includes(`${victim} changed while the corpus was being prepared`), `threads ${threads}`);
+      assert.ok(changed);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,7 +3,9 @@
  *
  *   PieceCutter   pieces of at least `target` characters, cut where byte-level BPE's
  *                 pre-tokenizer splits the same with or without the cut (tokenizer/bytelevel.ts
- *                 textBlocks: before a whitespace character followed by a non-whitespace one).
+ *                 textBlocks: before a whitespace character followed by a non-whitespace one;
+ *                 in text without such a place for twice the target, after punctuation
+ *                 followed by a letter or digit).
  *                 Encoding the pieces one by one gives the ids of encoding the whole text, so a
  *                 document of any size is tokenized in bounded pieces, on any number of threads.
  *   BlockCutter   the validation split's paragraph blocks (sources.ts textBlocks), streamed.
@@ -11,10 +13,18 @@
 
 /** A whitespace character with a non-whitespace one after it (JavaScript's \s is bytelevel's isWhitespace). */
 const SAFE_CUT = /\s(?=\S)/g;
+/**
+ * Text without whitespace for long stretches (minified JSON, base64) is cut after a punctuation
+ * mark followed by a letter or digit: the pre-tokenizer's punctuation run ends there and a letter
+ * or number run starts, with or without the cut. Not after an apostrophe, which may start a
+ * contraction ('s, 't, ...) that takes the letters after it.
+ */
+const FALLBACK_CUT = /[^\s\p{L}\p{N}'](?=[\p{L}\p{N}])/gu;
 
 export class PieceCutter {
   private buf = "";
   private searchFrom = 0;
+  private fallbackFrom = 0;
   constructor(private readonly target: number) {
     if (!(target >= 1)) throw new RangeError(`PieceCutter: target ${target} must be >= 1`);
   }
@@ -31,14 +41,23 @@ export class PieceCutter {
     while (this.buf.length > this.target) {
       SAFE_CUT.lastIndex = Math.max(this.target, this.searchFrom);
       const m = SAFE_CUT.exec(this.buf);
+      let at = m === null ? -1 : m.index;
       if (m === null) {
         // No cut yet (a long run without whitespace): look again from here when more text comes.
         this.searchFrom = Math.max(this.target, this.buf.length - 1);
-        break;
+        // Past twice the target, a cut after punctuation will do.
+        if (this.buf.length > 2 * this.target) {
+          FALLBACK_CUT.lastIndex = Math.max(this.target, this.fallbackFrom);
+          const f = FALLBACK_CUT.exec(this.buf);
+          if (f !== null) at = f.index + f[0].length;  // after the mark (two code units for one outside the BMP)
+          else this.fallbackFrom = Math.max(this.target, this.buf.length - 1);
+        }
+        if (at < 0) break;
       }
-      out.push(this.buf.slice(0, m.index));
-      this.buf = this.buf.slice(m.index);
+      out.push(this.buf.slice(0, at));
+      this.buf = this.buf.slice(at);
       this.searchFrom = 0;
+      this.fallbackFrom = 0;
     }
     return out;
   }
@@ -48,6 +67,7 @@ export class PieceCutter {
     const rest = this.buf;
     this.buf = "";
     this.searchFrom = 0;
+    this.fallbackFrom = 0;
     return rest;
   }
 }

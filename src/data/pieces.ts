@@ -14,9 +14,10 @@
  * before it without reading them, and reads (without tokenizing) up to it inside its document.
  */
 import { BlockCutter, PieceCutter } from "./cut.js";
-import { FileReadError, newReport, type ReadOptions } from "./read.js";
+import type { FileEntry } from "./pool.js";
+import { compressionOf, FileReadError, newReport, type ReadOptions } from "./read.js";
 import { hashFraction } from "./split.js";
-import { itemDocs, prefetcher, type StreamDoc } from "./stream.js";
+import { itemDocs, prefetcher, type SourceItem, type StreamDoc } from "./stream.js";
 import type { Scan } from "./scan.js";
 
 export interface Position {
@@ -25,7 +26,8 @@ export interface Position {
 }
 
 export interface Piece {
-  text: string;
+  /** The text, or a whole file (one document) for the tokenizer thread to read (see `pieces`). */
+  text: string | FileEntry;
   /** 0 train, 1 validation. */
   side: 0 | 1;
   /** An end-of-text token follows (the unit ends here). */
@@ -48,21 +50,34 @@ export interface Meter {
   add(bytes: number): void;
 }
 
-/** The documents of the scanned sources from document `from` on, with their indices; consume each one's chunks. */
-export async function* replayDocs(scan: Scan, from: number, read: ReadOptions = {}, held?: (delta: number) => void): AsyncGenerator<{ index: number; doc: StreamDoc }> {
+/**
+ * The documents of the scanned sources from document `from` on, with their indices; consume each
+ * one's chunks. A file item that `whole` accepts is not read here: it comes as a FileEntry.
+ */
+export async function* replayDocs(scan: Scan, from: number, read: ReadOptions = {}, held?: (delta: number) => void, whole: (item: SourceItem, index: number) => boolean = () => false, pieceChars = 1 << 16): AsyncGenerator<{ index: number; doc: StreamDoc } | { index: number; file: FileEntry }> {
   const chunkBytes = read.chunkBytes ?? 1 << 18;
-  const ahead = prefetcher(scan.listings, chunkBytes, 8 * chunkBytes, held);
   // Items to read: documents in them, and not all before `from`.
   const counts = scan.itemDocs.flat(), wanted = new Array<boolean>(counts.length);
-  for (let i = 0, base = 0; i < counts.length; base += counts[i++]) wanted[i] = counts[i] > 0 && base + counts[i] > from;
-  const isWanted = (i: number): boolean => wanted[i];
   let base = 0, itemIndex = -1;
+  for (let s = 0; s < scan.listings.length; s++) {
+    for (let i = 0; i < scan.listings[s].items.length; i++) {
+      const item = scan.listings[s].items[i];
+      itemIndex++;
+      wanted[itemIndex] = counts[itemIndex] > 0 && base + counts[itemIndex] > from && !(counts[itemIndex] === 1 && item.kind === "file" && scan.itemHashes[s][i] !== null && whole(item, base));
+      base += counts[itemIndex];
+    }
+  }
+  const ahead = prefetcher(scan.listings, chunkBytes, 8 * chunkBytes, held);
+  const isWanted = (i: number): boolean => wanted[i];
+  base = 0;
+  itemIndex = -1;
   for (let s = 0; s < scan.listings.length; s++) {
     const listing = scan.listings[s];
     for (let i = 0; i < listing.items.length; i++) {
       const item = listing.items[i], n = scan.itemDocs[s][i];
       itemIndex++;
       if (!wanted[itemIndex]) {
+        if (n === 1 && base >= from && item.kind === "file" && scan.itemHashes[s][i] !== null && whole(item, base)) yield { index: base, file: { path: item.path, sha256: scan.itemHashes[s][i]!, chunkBytes, size: item.size, pieceChars } };
         base += n;
         continue;
       }
@@ -98,9 +113,21 @@ async function drain(chunks: AsyncIterable<string> | Iterable<string>): Promise<
   for await (const _ of chunks) void _;
 }
 
-/** The pieces to tokenize from `from` on (see the module comment). */
-export async function* pieces(scan: Scan, plan: SplitPlan, from: Position, pieceChars: number, meter: Meter, read: ReadOptions = {}): AsyncGenerator<Piece> {
-  for await (const { index, doc } of replayDocs(scan, from.doc, read, (n) => meter.add(n))) {
+/**
+ * The pieces to tokenize from `from` on (see the module comment). A plain file of at most
+ * `wholeBytes` split by document comes unread, as a FileEntry: the tokenizer thread reads it
+ * (checking it is what the scan read) and encodes it whole, which gives the ids of its pieces.
+ */
+export async function* pieces(scan: Scan, plan: SplitPlan, from: Position, pieceChars: number, meter: Meter, read: ReadOptions = {}, wholeBytes = 0): AsyncGenerator<Piece> {
+  const whole = (item: SourceItem, index: number): boolean =>
+    plan.unit === "document" && item.kind === "file" && item.size <= wholeBytes && compressionOf(item.path) === null && (index > from.doc || (index === from.doc && from.chars === 0));
+  for await (const r of replayDocs(scan, from.doc, read, (n) => meter.add(n), whole, pieceChars)) {
+    const index = r.index;
+    if ("file" in r) {
+      if (!scan.dropped.get(index)) yield { text: r.file, side: scan.val.get(index) ? 1 : 0, eot: true, after: { doc: index + 1, chars: 0 } };
+      continue;
+    }
+    const doc = r.doc;
     if (index < from.doc || scan.dropped.get(index)) {
       await drain(doc.chunks);
       continue;
@@ -210,7 +237,9 @@ export async function forcedBlocks(scan: Scan, blockChars: number, valFraction: 
   let blocks = 0, anyVal = false, anyTrain = false;
   let min = Infinity, max = -Infinity;
   let minRef: BlockRef | null = null, maxRef: BlockRef | null = null;
-  for await (const { index, doc } of replayDocs(scan, 0, read)) {
+  for await (const r of replayDocs(scan, 0, read)) {
+    if ("file" in r) continue;  // (none: no item is taken whole here)
+    const { index, doc } = r;
     if (scan.dropped.get(index)) {
       await drain(doc.chunks);
       continue;

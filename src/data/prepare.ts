@@ -5,12 +5,18 @@
  * SHA-256 of every source file and of the tokenizer (lineage starts here).
  *
  *   1. scan (scan.ts): read every source once; keep per document only a digest and two bits.
- *   2. tokenize (pieces.ts, pool.ts): read again, cut the text into pieces, tokenize batches of
- *      pieces on worker threads, write the results in batch order (shards.ts).
+ *      Files are read, hashed and decoded on the tokenizer threads (pool.ts), in batches, and
+ *      merged here in order.
+ *   2. tokenize (pieces.ts, pool.ts): read again; plain files up to a batch's size are read and
+ *      encoded whole on the threads, larger or compressed ones (and JSONL, built-ins) are read
+ *      here and cut into pieces; batches are tokenized on the threads and written here in batch
+ *      order (shards.ts). This thread only merges and writes, so both passes run on every core.
  *
  * Memory is bounded by `memoryMb` (text in flight: read, queued, at the workers, and their ids),
  * whatever the corpus size; besides it: the worker threads themselves and the tokenizer (a fixed
- * cost), 24-32 bytes per document for deduplication, and the manifest's record of every file. The shards are byte for byte those of the in-memory path
+ * cost, with the tokenizer's chunk cache), each thread's garbage up to a share of the bound
+ * (heap.ts: a full collection when it has grown by memoryMb / 32, 2 to 16 MB), 24-32 bytes per
+ * document for deduplication, and the manifest's record of every file. The shards are byte for byte those of the in-memory path
  * (sources.ts loadSources + splitByHash, then encoding each document) and the same for any
  * number of threads.
  *
@@ -22,8 +28,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "nod
 import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
 import { forcedBlocks, pieces, type Position, type SplitPlan } from "./pieces.js";
-import { TokenizePool, type Encoded, type TokenizerRecipe } from "./pool.js";
-import { scanSources, type Scan, type ScannedSource, type ScanProgress } from "./scan.js";
+import { HeapGovernor, type HeapPeak } from "./heap.js";
+import { TokenizePool, type Encoded, type Entry, type TokenizerRecipe } from "./pool.js";
+import type { ReadOptions } from "./read.js";
+import { scanSources, type FileItem, type Scan, type ScannedSource, type ScanProgress } from "./scan.js";
 import { emptySplit, ShardWriter, type SplitState } from "./shards.js";
 import type { SourceFile } from "./sources.js";
 import { blockSizeFor, tooLittleTextError } from "./split.js";
@@ -76,6 +84,8 @@ export interface PrepareStats {
   indexBytes: number;
   scanSeconds: number;
   tokenizeSeconds: number;
+  /** Heap peaks, sampled: this thread's and each tokenizer thread's (see pool.ts HeapPeak). */
+  heaps: { main: HeapPeak; threads: HeapPeak[] };
 }
 
 export interface PreparedCorpus {
@@ -153,11 +163,28 @@ export async function prepareCorpus(o: PrepareOptions): Promise<PreparedCorpus> 
   mkdirSync(o.outDir, { recursive: true });
   finishCommit(o.outDir);
   const t0 = performance.now();
-  const scan = await scanSources(o.specs, { valFraction, onProgress: o.onProgress, read: { chunkBytes: Math.min(1 << 18, Math.max(4096, Math.floor(memoryBytes / 32))) } });
+  const dtype: ShardDType = o.tokenizer.vocabSize <= 65536 ? "uint16" : "int32";
+  // One set of threads for both passes: they scan the files, then tokenize.
+  // Each thread's garbage is collected when it has grown by a share of the bound (heap.ts).
+  const heapSlack = Math.min(16 * 2 ** 20, Math.max(2 * 2 ** 20, Math.floor(memoryBytes / 32)));
+  const pool = await TokenizePool.start(o.tokenizer, o.tokenizer.recipe === undefined ? 0 : threads, dtype, heapSlack);
+  try {
+    return await prepareWith(o, pool, { valFraction, shardTokens, memoryBytes, dtype, t0, governor: new HeapGovernor(heapSlack) });
+  } finally {
+    await pool.close();
+  }
+}
+
+async function prepareWith(o: PrepareOptions, pool: TokenizePool, c: { valFraction: number; shardTokens: number; memoryBytes: number; dtype: ShardDType; t0: number; governor: HeapGovernor }): Promise<PreparedCorpus> {
+  const { valFraction, shardTokens, memoryBytes, dtype, t0, governor } = c;
+  const files = pool.threads > 0 ? { scanner: (items: FileItem[], read: ReadOptions) => pool.scan(items, read), inFlight: 2 * pool.threads } : undefined;
+  const scan = await scanSources(o.specs, { valFraction, onProgress: (p) => {
+    governor.check();
+    o.onProgress?.(p);
+  }, read: { chunkBytes: Math.min(1 << 18, Math.max(4096, Math.floor(memoryBytes / 32))) }, files });
   const scanSeconds = (performance.now() - t0) / 1000;
   const tokInfo = { fingerprint: o.tokenizer.fingerprint(), vocabSize: o.tokenizer.vocabSize };
-  const dtype: ShardDType = o.tokenizer.vocabSize <= 65536 ? "uint16" : "int32";
-  const stats: PrepareStats = { how: "reused", documents: 0, bytes: 0, tokens: 0, threads: 0, memoryBytes, peakHeldBytes: 0, indexBytes: scan.indexBytes, scanSeconds, tokenizeSeconds: 0 };
+  const stats: PrepareStats = { how: "reused", documents: 0, bytes: 0, tokens: 0, threads: 0, memoryBytes, peakHeldBytes: 0, indexBytes: scan.indexBytes, scanSeconds, tokenizeSeconds: 0, heaps: { main: governor.peak, threads: [] } };
   const manifestPath = join(o.outDir, "manifest.json");
   const old = existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, "utf8")) as CorpusManifest : null;
   const inputs = (sources: CorpusManifest["sources"]) => JSON.stringify(sources.map((s) => [s.files, s.unreadableFiles ?? []]));
@@ -185,8 +212,9 @@ export async function prepareCorpus(o: PrepareOptions): Promise<PreparedCorpus> 
     writeProgress(o.outDir, progress);
   }
   const t1 = performance.now();
-  const { train, val } = await tokenize(o, scan, plan, progress, dtype, shardTokens, memoryBytes, threads, stats);
+  const { train, val } = await tokenize(o, pool, governor, scan, plan, progress, dtype, shardTokens, memoryBytes, stats);
   stats.tokenizeSeconds = (performance.now() - t1) / 1000;
+  stats.heaps.threads = await pool.heapPeaks();
 
   const split = (s: SplitState) => ({ documents: s.documents, bytes: s.bytes, tokens: s.tokens, shards: s.shards.map((n) => join(o.outDir, n)) });
   const manifest: CorpusManifest = {
@@ -242,12 +270,10 @@ function extension(old: CorpusManifest, scan: Scan, key: PrepKey, staging: strin
   return { version: 1, key, position, train, val, started: position };
 }
 
-async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress: ProgressRecord, dtype: ShardDType, shardTokens: number, memoryBytes: number, threads: number, stats: PrepareStats): Promise<{ train: SplitState; val: SplitState }> {
+async function tokenize(o: PrepareOptions, pool: TokenizePool, governor: HeapGovernor, scan: Scan, plan: SplitPlan, progress: ProgressRecord, dtype: ShardDType, shardTokens: number, memoryBytes: number, stats: PrepareStats): Promise<{ train: SplitState; val: SplitState }> {
   const staging = join(o.outDir, STAGING);
-  const workers = o.tokenizer.recipe === undefined ? 0 : threads;
-  const inFlight = workers === 0 ? 1 : 2 * workers;
+  const inFlight = pool.threads === 0 ? 1 : 2 * pool.threads;
   const b = budgetFor(memoryBytes, inFlight, dtype, plan);
-  const pool = await TokenizePool.start(o.tokenizer, workers, dtype);
   stats.threads = pool.threads;
   let held = 0;
   const meter = { add(n: number): void {
@@ -262,7 +288,7 @@ async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress
   const report = (): void => o.onProgress?.({
     stage: "tokenize", bytes: stats.bytes, totalBytes, documents: progress.train.documents + progress.val.documents + stats.documents, tokens: progress.train.tokens + progress.val.tokens + stats.tokens,
   });
-  type Batch = { pieces: { text: string; side: 0 | 1; eot: boolean }[]; chars: number; after: Position; result?: Promise<Encoded> };
+  type Batch = { pieces: { text: Entry; side: 0 | 1; eot: boolean }[]; chars: number; after: Position; result?: Promise<Encoded> };
   const queue: Batch[] = [];
   let batch: Batch = { pieces: [], chars: 0, after: position };
   const checkpoint = (): void => {
@@ -272,13 +298,13 @@ async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress
   };
   const writeOldest = async (): Promise<void> => {
     const done = queue.shift()!;
-    const { ids, counts } = await done.result!;
+    const { ids, counts, bytes: textBytes } = await done.result!;
     let at = 0;
     done.pieces.forEach((p, i) => {
       const w = writers[p.side];
       w.push(ids.subarray(at, at + counts[i]));
       at += counts[i];
-      const bytes = Buffer.byteLength(p.text);
+      const bytes = textBytes[i];
       if (p.eot) w.push(eot);
       w.count(p.eot ? 1 : 0, bytes);
       stats.bytes += bytes;
@@ -286,6 +312,7 @@ async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress
       stats.tokens += counts[i] + (p.eot ? 1 : 0);
     });
     meter.add(-done.chars * b.perChar);
+    governor.check();
     position = done.after;
     report();
     const finished = writers[0].takeFinished() + writers[1].takeFinished();
@@ -302,10 +329,15 @@ async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress
   };
   let closed = false;
   try {
-    for await (const p of pieces(scan, plan, position, b.pieceChars, meter, { chunkBytes: b.readBytes })) {
-      meter.add(p.text.length * b.perChar);
+    // Files up to a batch's size are read and encoded whole by the tokenizer threads (their UTF-8
+    // size bounds their characters); larger ones are read here and cut into pieces.
+    const wholeBytes = pool.threads > 0 ? b.batchChars : 0;
+    for await (const p of pieces(scan, plan, position, b.pieceChars, meter, { chunkBytes: b.readBytes }, wholeBytes)) {
+      const chars = typeof p.text === "string" ? p.text.length : p.text.size;
+      meter.add(chars * b.perChar);
+      governor.check();
       batch.pieces.push({ text: p.text, side: p.side, eot: p.eot });
-      batch.chars += p.text.length;
+      batch.chars += chars;
       batch.after = p.after;
       if (batch.chars >= b.batchChars || batch.pieces.length >= 4096) await dispatch();
     }
@@ -316,9 +348,9 @@ async function tokenize(o: PrepareOptions, scan: Scan, plan: SplitPlan, progress
     return { train, val };
   } finally {
     if (!closed) for (const w of writers) w.abandon();
-    await pool.close();
   }
 }
+
 
 /** Throws, saying how much more text is needed, when a split is shorter than one window. */
 function checkSize(c: PreparedCorpus, minTokens: number | undefined): PreparedCorpus {

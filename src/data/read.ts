@@ -10,7 +10,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
-import { createReadStream, readFileSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { pipeline } from "node:stream";
 import { createGunzip } from "node:zlib";
@@ -77,14 +77,7 @@ export class Prefetcher {
   take(i: number, wanted: (i: number) => boolean = () => true): Prefetched | undefined {
     if (!this.readAhead) {
       const f = this.files[i];
-      if (f === null || f === undefined) return undefined;
-      try {
-        return Promise.resolve(readFileSync(f.path));
-      } catch (e) {
-        const failed = Promise.reject(e);
-        failed.catch(() => {});
-        return failed;
-      }
+      return f === null || f === undefined ? undefined : readWhole(f.path);
     }
     if (this.next <= i) this.next = i;
     const got = this.pending.get(i);
@@ -106,6 +99,53 @@ export class Prefetcher {
       this.next++;
     }
     return got?.data;
+  }
+}
+
+let scratch: Buffer | null = null;
+
+/**
+ * A file's bytes read now, synchronously, into this thread's one reusable buffer (grown to the
+ * largest file read): many files read one after another then make no garbage. The bytes are valid
+ * until the next call on this thread, so the caller must be done with them by then (a tokenizer
+ * thread reads, hashes and decodes one file at a time).
+ */
+export function readReused(path: string): Prefetched {
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      if (scratch === null || scratch.length < size + 1) scratch = Buffer.allocUnsafeSlow(Math.max(size + 1, 1 << 16));
+      let n = 0;
+      for (;;) {
+        if (n === scratch.length) {
+          const bigger = Buffer.allocUnsafeSlow(2 * scratch.length);
+          scratch.copy(bigger);
+          scratch = bigger;
+        }
+        const got = readSync(fd, scratch, n, scratch.length - n, null);
+        if (got === 0) break;
+        n += got;
+      }
+      return Promise.resolve(scratch.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    const failed = Promise.reject(e);
+    failed.catch(() => {});
+    return failed;
+  }
+}
+
+/** A file's bytes read now, synchronously, as a Prefetched (a failure is surfaced when awaited). */
+export function readWhole(path: string): Prefetched {
+  try {
+    return Promise.resolve(readFileSync(path));
+  } catch (e) {
+    const failed = Promise.reject(e);
+    failed.catch(() => {});
+    return failed;
   }
 }
 
@@ -195,7 +235,7 @@ export async function* fileText(path: string, report: FileReport, o: ReadOptions
         head.push(chunk);
         headLength += chunk.length;
         if (headLength < BINARY_PROBE) continue;
-        const first = Buffer.concat(head);
+        const first = head.length === 1 ? head[0] : Buffer.concat(head);
         head = null;
         if (first.subarray(0, BINARY_PROBE).includes(0)) {
           report.binary = true;
@@ -213,7 +253,7 @@ export async function* fileText(path: string, report: FileReport, o: ReadOptions
     throw new FileReadError(path, describe(e, compression));
   }
   if (head !== null) {
-    const first = Buffer.concat(head);
+    const first = head.length === 1 ? head[0] : Buffer.concat(head);
     if (first.subarray(0, BINARY_PROBE).includes(0)) report.binary = true;
     else {
       const text = decode(first);

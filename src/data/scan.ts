@@ -8,12 +8,17 @@
  *
  * A file that cannot be read, or whose compressed data is corrupt, is skipped and named in
  * its source's `unreadableFiles`; whatever it had added is rolled back.
+ *
+ * File items are scanned whole (scanFile) by a FileScanner, batches of them ahead of their turn
+ * (on the tokenizer threads during preparation), and merged here in order, so deduplication
+ * and the counts are those of one thread reading in order; JSONL and built-in items are scanned
+ * on this thread.
  */
 import { createHash } from "node:crypto";
 import { Bits, DigestSet } from "./hashset.js";
-import { FileReadError, newReport, type ReadOptions } from "./read.js";
+import { FileReadError, newReport, readReused, type ReadOptions } from "./read.js";
 import { noTextError, type SourceFile } from "./sources.js";
-import { itemDocs, listSource, prefetcher, type SourceListing, type StreamDoc } from "./stream.js";
+import { itemDocs, listSource, prefetcher, type SourceItem, type SourceListing, type StreamDoc } from "./stream.js";
 
 export interface ScannedSource {
   spec: string;
@@ -58,14 +63,36 @@ export interface ScanProgress {
   documents: number;
 }
 
-export interface ScanOptions {
-  valFraction: number;
-  read?: ReadOptions;
-  onProgress?: (p: ScanProgress) => void;
+/** What the scan keeps of one document. */
+export interface DocDigest {
+  chars: number;
+  bytes: number;
+  hasText: boolean;
+  /** SHA-256 of the text (its first 16 bytes are the deduplication key). */
+  dedup: Uint8Array;
+  /** The first 32 bits of SHA-256(id + "\0" + text): the split by document hash. */
+  split: number;
 }
 
+/** One file item scanned whole (on a tokenizer thread, or on the calling thread without one). */
+export interface FileScan {
+  /** The file's document, or none (empty, binary, unreadable). */
+  doc: DocDigest | null;
+  record: SourceFile | null;
+  binary: boolean;
+  invalidUtf8: boolean;
+  /** Stored bytes read (progress). */
+  rawBytes: number;
+  unreadable: { path: string; reason: string } | null;
+}
+
+/** Where file items are scanned: a batch of them, in order (pool.ts runs them on its threads). */
+export type FileScanner = (items: FileItem[], read: ReadOptions) => Promise<FileScan[]>;
+
+export type FileItem = Extract<SourceItem, { kind: "file" }>;
+
 /** Reads the text of one document, feeding the two hashes; returns its sizes. */
-async function digestDoc(doc: StreamDoc): Promise<{ chars: number; bytes: number; hasText: boolean; dedup: Buffer; split: Buffer }> {
+async function digestDoc(doc: StreamDoc): Promise<DocDigest> {
   const dedup = createHash("sha256"), split = createHash("sha256").update(doc.id + "\0");
   let chars = 0, bytes = 0, hasText = false;
   for await (const chunk of doc.chunks) {
@@ -75,7 +102,75 @@ async function digestDoc(doc: StreamDoc): Promise<{ chars: number; bytes: number
     bytes += Buffer.byteLength(chunk);
     if (!hasText && /\S/.test(chunk)) hasText = true;
   }
-  return { chars, bytes, hasText, dedup: dedup.digest(), split: split.digest() };
+  return { chars, bytes, hasText, dedup: dedup.digest(), split: split.digest().readUInt32BE(0) };
+}
+
+/** Scans one file: its document's digests and what reading it found out. */
+export async function scanFile(item: FileItem, read: ReadOptions = {}, onChunk: () => void = () => {}): Promise<FileScan> {
+  const report = newReport();
+  let rawBytes = 0;
+  const o: ReadOptions = { chunkBytes: read.chunkBytes, onRaw: (n) => {
+    rawBytes += n;
+    onChunk();
+  } };
+  const chunkBytes = read.chunkBytes ?? 1 << 18;
+  let doc: DocDigest | null = null;
+  try {
+    for await (const d of itemDocs(item, report, o, item.size <= chunkBytes ? readReused(item.path) : undefined)) {
+      const digest = await digestDoc(d);
+      if (!(d.dropIfEmpty && digest.chars === 0)) doc = digest;
+    }
+  } catch (e) {
+    if (!(e instanceof FileReadError)) throw e;
+    return { doc: null, record: null, binary: false, invalidUtf8: false, rawBytes, unreadable: { path: e.path, reason: e.reason } };
+  }
+  return { doc, record: report.record, binary: report.binary, invalidUtf8: report.invalidUtf8, rawBytes, unreadable: null };
+}
+
+/** Scans file items in batches ahead of their turn, `inFlight` batches at a time; results are taken in order. */
+class FileScans {
+  private readonly results = new Map<number, Promise<FileScan>>();
+  private next = 0;
+  private running = 0;
+  constructor(private readonly items: SourceItem[], private readonly scanner: FileScanner, private readonly read: ReadOptions, private readonly inFlight: number, private readonly batchBytes: number) {}
+
+  /** The scan of item `i` (a file item). */
+  take(i: number): Promise<FileScan> {
+    this.fill(i);
+    const r = this.results.get(i)!;
+    this.results.delete(i);
+    void r.finally(() => this.fill(i + 1)).catch(() => {});
+    return r;
+  }
+
+  private fill(from: number): void {
+    if (this.next < from) this.next = from;
+    while (this.running < this.inFlight && this.results.size < 128 * this.inFlight && this.next < this.items.length) {
+      const batch: number[] = [];
+      let bytes = 0;
+      while (this.next < this.items.length && batch.length < 64 && bytes < this.batchBytes) {
+        const it = this.items[this.next];
+        if (it.kind === "file") {
+          batch.push(this.next);
+          bytes += it.size;
+        }
+        this.next++;
+      }
+      if (batch.length === 0) continue;
+      const done = this.scanner(batch.map((k) => this.items[k] as FileItem), this.read);
+      this.running++;
+      void done.finally(() => this.running--).catch(() => {});
+      batch.forEach((k, j) => this.results.set(k, done.then((r) => r[j])));
+    }
+  }
+}
+
+export interface ScanOptions {
+  valFraction: number;
+  read?: ReadOptions;
+  onProgress?: (p: ScanProgress) => void;
+  /** Scans file items elsewhere (tokenizer threads), `inFlight` batches at a time; without it, on this thread. */
+  files?: { scanner: FileScanner; inFlight: number };
 }
 
 export async function scanSources(specs: string[], o: ScanOptions): Promise<Scan> {
@@ -96,11 +191,59 @@ export async function scanSources(specs: string[], o: ScanOptions): Promise<Scan
   } };
   const chunkBytes = o.read?.chunkBytes ?? 1 << 18;
   const ahead = prefetcher(listings, chunkBytes, 16 * chunkBytes);
+  const local: FileScanner = async (items, r) => {
+    const out: FileScan[] = [];
+    for (const it of items) out.push(await scanFile(it, r));
+    return out;
+  };
+  const allItems = listings.flatMap((l) => l.items);
+  const fileScans = new FileScans(allItems, o.files?.scanner ?? local, { chunkBytes }, o.files?.inFlight ?? 1, 16 * chunkBytes);
+  const addDoc = (src: ScannedSource, d: DocDigest): void => {
+    s.documents++;
+    src.documents++;
+    const isNew = seen.add(d.dedup);
+    s.dropped.push(!isNew);
+    if (!isNew) {
+      s.duplicates++;
+      s.val.push(false);
+      return;
+    }
+    const inVal = d.split / 2 ** 32 < o.valFraction;
+    s.val.push(inVal);
+    s.unique++;
+    if (inVal) s.valDocuments++;
+    else s.trainDocuments++;
+    s.uniqueChars += d.chars;
+    s.uniqueBytes += d.bytes;
+    hasText ||= d.hasText;
+  };
   let itemIndex = 0;
   for (const listing of listings) {
     const src: ScannedSource = { spec: listing.spec, files: [...listing.records], documents: 0, skippedBinary: [], invalidUtf8Files: [] };
     const docsOf: number[] = [], hashesOf: (string | null)[] = [];
     for (const item of listing.items) {
+      const index = itemIndex++;
+      if (item.kind === "file") {
+        const f = await fileScans.take(index);
+        bytesRead += f.rawBytes;
+        o.read?.onRaw?.(f.rawBytes);
+        if (f.unreadable !== null) {
+          (src.unreadableFiles ??= []).push(f.unreadable);
+          docsOf.push(0);
+          hashesOf.push(null);
+        } else {
+          if (f.doc !== null) addDoc(src, f.doc);
+          if (f.record !== null) {
+            src.files.push(f.record);
+            if (f.binary) src.skippedBinary.push(item.path);
+            if (f.invalidUtf8) src.invalidUtf8Files.push(item.path);
+          }
+          docsOf.push(f.doc !== null ? 1 : 0);
+          hashesOf.push(f.record?.sha256 ?? null);
+        }
+        progress();
+        continue;
+      }
       const before: Record<"documents" | "unique" | "duplicates" | "valDocuments" | "trainDocuments" | "uniqueChars" | "uniqueBytes" | "srcDocs" | "mark" | "bits", number> & { hasText: boolean } = {
         documents: s.documents, unique: s.unique, duplicates: s.duplicates, valDocuments: s.valDocuments, trainDocuments: s.trainDocuments,
         uniqueChars: s.uniqueChars, uniqueBytes: s.uniqueBytes, hasText, srcDocs: src.documents, mark: seen.mark(), bits: s.dropped.length,
@@ -108,27 +251,11 @@ export async function scanSources(specs: string[], o: ScanOptions): Promise<Scan
       const report = newReport();
       let count = 0;
       try {
-        for await (const doc of itemDocs(item, report, read, ahead.take(itemIndex++))) {
+        for await (const doc of itemDocs(item, report, read, ahead.take(index))) {
           const d = await digestDoc(doc);
           if (doc.dropIfEmpty && d.chars === 0) continue;
           count++;
-          s.documents++;
-          src.documents++;
-          const isNew = seen.add(d.dedup);
-          s.dropped.push(!isNew);
-          if (!isNew) {
-            s.duplicates++;
-            s.val.push(false);
-            continue;
-          }
-          const inVal = d.split.readUInt32BE(0) / 2 ** 32 < o.valFraction;
-          s.val.push(inVal);
-          s.unique++;
-          if (inVal) s.valDocuments++;
-          else s.trainDocuments++;
-          s.uniqueChars += d.chars;
-          s.uniqueBytes += d.bytes;
-          hasText ||= d.hasText;
+          addDoc(src, d);
         }
       } catch (e) {
         if (!(e instanceof FileReadError)) throw e;

@@ -1,38 +1,45 @@
 /**
  * A tokenizer thread for corpus preparation (pool.ts): rebuilds the tokenizer from its recipe,
- * answers each batch of texts with their ids packed into one typed array (transferred, not
- * copied) and the number of ids of each text.
+ * answers each batch of texts and files with their ids packed into one typed array (transferred,
+ * not copied), the number of ids and UTF-8 bytes of each, and each batch of files to scan with
+ * their digests (scan.ts scanFile).
  */
-import { getHeapStatistics, setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { parentPort, workerData } from "node:worker_threads";
-import { encodeTexts, tokenizerFromRecipe, type EncodeReply, type EncodeRequest, type WorkerSetup } from "./pool.js";
+import { HeapGovernor } from "./heap.js";
+import { encodeEntries, PlainError, scanFiles, tokenizerFromRecipe, type WorkerReply, type WorkerRequest, type WorkerSetup } from "./pool.js";
 
 const setup = workerData as WorkerSetup;
 const tokenizer = tokenizerFromRecipe(setup.recipe);
 const port = parentPort!;
 
-// Encoding makes short-lived garbage in bulk (the BPE chunk cache is cleared whole when full), and
-// V8 lets a heap grow to several times its live size before collecting the old generation; on
-// every thread that adds up. A full collection whenever the heap has doubled (and grown by 16 MB)
-// since the last one keeps each thread near its live size (a few ms every second or so).
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-let afterGc = 0;
-function collectIfGrown(): void {
-  const used = getHeapStatistics().used_heap_size;
-  if (used < Math.max(2 * afterGc, afterGc + 16 * 2 ** 20)) return;
-  gc();
-  afterGc = getHeapStatistics().used_heap_size;
-}
+// A full collection whenever the heap and its buffers have grown by the slack (heap.ts).
+const governor = new HeapGovernor(setup.heapSlackBytes);
+const check = (): void => governor.check();
 port.postMessage({ ready: tokenizer.fingerprint() });
-port.on("message", (req: EncodeRequest) => {
-  try {
-    const { ids, counts } = encodeTexts(tokenizer, req.texts, setup.dtype);
-    const reply: EncodeReply = { id: req.id, ids, counts };
-    port.postMessage(reply, [ids.buffer as ArrayBuffer, counts.buffer as ArrayBuffer]);  // fresh arrays: their buffers are their own
-    collectIfGrown();
-  } catch (e) {
-    port.postMessage({ id: req.id, error: (e as Error).stack ?? String(e) });
-  }
+// Requests are answered one at a time, in order (a file read is awaited before the next request starts).
+let queue: Promise<void> = Promise.resolve();
+port.on("message", (req: WorkerRequest) => {
+  queue = queue.then(() => answer(req));
 });
+
+async function answer(req: WorkerRequest): Promise<void> {
+  try {
+    if ("heap" in req) {
+      governor.check();
+      port.postMessage({ id: req.id, peak: governor.peak } satisfies WorkerReply);
+      return;
+    }
+    if ("scan" in req) {
+      const reply: WorkerReply = { id: req.id, scans: await scanFiles(req.scan, req.read, check) };
+      port.postMessage(reply);
+    } else {
+      const { ids, counts, bytes } = await encodeEntries(tokenizer, req.texts, setup.dtype, check);
+      const reply: WorkerReply = { id: req.id, ids, counts, bytes };
+      port.postMessage(reply, [ids.buffer as ArrayBuffer, counts.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer]);  // fresh arrays: their buffers are their own
+    }
+    governor.check();
+  } catch (e) {
+    const reply: WorkerReply = e instanceof PlainError ? { id: req.id, error: e.message, plain: true } : { id: req.id, error: (e as Error).stack ?? String(e) };
+    port.postMessage(reply);
+  }
+}
