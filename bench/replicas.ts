@@ -11,52 +11,21 @@
  * Needs PostgreSQL's server binaries and haproxy (apt-get install postgresql haproxy).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { applyLoRA } from "../src/adapt/lora.js";
-import { baseIdentity, saveAdapter } from "../src/adapt/artifact.js";
-import { BPETextTokenizer } from "../src/data/tokenizer.js";
-import { GPT, GPT_PRESETS, gptConfig, loadGPT, saveGPT } from "../src/models/gpt/index.js";
-import { Registry } from "../src/registry/index.js";
 import { Rng } from "../src/tensor/index.js";
-import { trainBPE } from "../src/tokenizer/index.js";
 import { startPostgres } from "../test/helpers/postgres.js";
+import { benchBase, load, type Measure, quantile, round } from "./serve.js";
 
 type Row = Record<string, string | number | boolean>;
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const ADAPTERS = 16;
 
-function sentences(): string[] {
-  const root = dirname(createRequire(import.meta.url).resolve("sentiment/package.json"));
-  return ["imdb", "yelp", "amazon"].flatMap((source) => (JSON.parse(readFileSync(join(root, "test", "fixtures", `${source}.json`), "utf8")) as { text: string }[])
-    .map((r) => r.text.trim()).filter((t) => t.length > 10));
-}
-
 async function setup(dir: string, url: string): Promise<{ key: string; models: string[]; prompts: string[] }> {
-  const texts = sentences();
-  const tok = new BPETextTokenizer(trainBPE(texts, { vocabSize: 2048 }));
-  const base = join(dir, "base");
-  saveGPT(base, new GPT(gptConfig({ vocab_size: tok.vocabSize, ...GPT_PRESETS.S }), { seed: 1 }));
-  tok.bpe.save(join(base, "tokenizer.json"));
-  const reg = await Registry.open(url);
-  await reg.catalog.addModel("S", base);
-  const models: string[] = [];
-  for (let seed = 1; seed <= ADAPTERS; seed++) {
-    const gpt = loadGPT(base);
-    const lora = applyLoRA(gpt, { rank: 8, alpha: 16, seed });
-    const rng = new Rng(seed);
-    for (const t of lora.trainableParameters()) for (let i = 0; i < t.size; i++) t.data[i] = rng.normal() * 0.02;
-    const out = join(dir, `lora${seed}`);
-    saveAdapter(out, { method: "lora", task: "bench", labels: ["a", "b"], config: { lora: lora.config }, base: baseIdentity(base) }, lora.tensors());
-    await reg.catalog.addAdapter("bench", `style${seed}`, "S", out);
-    models.push(`S:style${seed}`);
-  }
-  const key = (await reg.keys.create("bench")).secret;
-  await reg.close();
-  return { key, models, prompts: texts.slice(0, 64).map((t) => t.slice(0, 80)) };
+  const { key, adapters, prompts } = await benchBase(dir, url, Array.from({ length: ADAPTERS }, (_, i) => i + 1));
+  return { key, models: adapters, prompts };
 }
 
 /** `plinth serve --replicas n`: its URL and its replicas' own URLs (for their /healthz counters). */
@@ -73,43 +42,12 @@ function startGrid(args: string[]): Promise<{ child: ChildProcess; url: string; 
   });
 }
 
-const quantile = (sorted: number[], q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-interface Measure { latencies: number[]; errors: number; tokens: number; requests: number; wall: number; firstError: string | null }
-const fresh = (): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, wall: 0, firstError: null });
+const fresh = (): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null });
 
-async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
-  const end = performance.now() + seconds * 1000;
-  let counter = 0;
+/** serve.ts's load with each request's adapter drawn at random (so no replica sees a fixed rotation). */
+function randomLoad(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
   const rng = new Rng(7);
-  const one = async (): Promise<void> => {
-    const i = counter++;
-    const stream = i % 4 === 3;
-    const model = models[Math.floor(rng.uniform() * models.length)];
-    const body = { model, messages: [{ role: "user", content: prompts[i % prompts.length] }], max_tokens: 32, temperature: 0.8, seed: i, stream, stream_options: stream ? { include_usage: true } : undefined };
-    const t0 = performance.now();
-    try {
-      const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
-      if (stream) {
-        const text = await res.text();
-        if (!text.trimEnd().endsWith("data: [DONE]")) throw new Error(`stream did not end with [DONE]: ${text.slice(-200)}`);
-        const usage = text.split("\n").filter((l) => l.startsWith("data: {") && l.includes('"usage"')).map((l) => JSON.parse(l.slice(6)) as { usage: { completion_tokens: number } });
-        m.tokens += usage[usage.length - 1]?.usage.completion_tokens ?? 0;
-      } else {
-        m.tokens += ((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens;
-      }
-      m.latencies.push(performance.now() - t0);
-      m.requests++;
-    } catch (e) {
-      m.errors++;
-      m.firstError ??= (e as Error).message;
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < end) await one();
-  }));
-  m.wall += (performance.now() - t0) / 1000;
+  return load(url, key, models, prompts, seconds, connections, m, () => models[Math.floor(rng.uniform() * models.length)]);
 }
 
 async function cacheCounters(replicas: string[]): Promise<{ hits: number; misses: number }> {
@@ -133,10 +71,10 @@ export async function replicasBench({ seconds = 20, connections = 64, warmup = 5
     for (const [n, route] of setups) {
       const grid = await startGrid(["--replicas", String(n), "--route", route, "--registry", url, "--data-dir", dir, "--port", "0", "--max-adapters", "8"]);
       try {
-        await load(grid.url, key, models, prompts, warmup, connections, fresh());
+        await randomLoad(grid.url, key, models, prompts, warmup, connections, fresh());
         const before = await cacheCounters(grid.replicas);
         const m = fresh();
-        await load(grid.url, key, models, prompts, seconds, connections, m);
+        await randomLoad(grid.url, key, models, prompts, seconds, connections, m);
         const after = await cacheCounters(grid.replicas);
         const hits = after.hits - before.hits, misses = after.misses - before.misses;
         const sorted = [...m.latencies].sort((a, b) => a - b);
@@ -157,9 +95,4 @@ export async function replicasBench({ seconds = 20, connections = 64, warmup = 5
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
-}
-
-function round(v: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }

@@ -35,17 +35,20 @@ export function sentences(): string[] {
     .map((r) => r.text.trim()).filter((t) => t.length > 10));
 }
 
-async function setup(dir: string): Promise<{ db: string; key: string; models: string[]; prompts: string[] }> {
+/**
+ * A config-S GPT (random weights, BPE trained on the sentences) in dir/base, registered as "S" in the
+ * registry at `registry`, with one random LoRA adapter "S:style<seed>" per seed for tenant "bench".
+ */
+export async function benchBase(dir: string, registry: string, seeds: number[]): Promise<{ key: string; adapters: string[]; prompts: string[] }> {
   const texts = sentences();
   const tok = new BPETextTokenizer(trainBPE(texts, { vocabSize: 2048 }));
   const base = join(dir, "base");
   saveGPT(base, new GPT(gptConfig({ vocab_size: tok.vocabSize, ...GPT_PRESETS.S }), { seed: 1 }));
   tok.bpe.save(join(base, "tokenizer.json"));
-  const db = join(dir, "registry.db");
-  const reg = await Registry.open(db);
+  const reg = await Registry.open(registry);
   await reg.catalog.addModel("S", base);
-  const models = ["S"];
-  for (const seed of [1, 2]) {
+  const adapters: string[] = [];
+  for (const seed of seeds) {
     const gpt = loadGPT(base);
     const lora = applyLoRA(gpt, { rank: 8, alpha: 16, seed });
     const rng = new Rng(seed);
@@ -53,11 +56,17 @@ async function setup(dir: string): Promise<{ db: string; key: string; models: st
     const out = join(dir, `lora${seed}`);
     saveAdapter(out, { method: "lora", task: "bench", labels: ["a", "b"], config: { lora: lora.config }, base: baseIdentity(base) }, lora.tensors());
     await reg.catalog.addAdapter("bench", `style${seed}`, "S", out);
-    models.push(`S:style${seed}`);
+    adapters.push(`S:style${seed}`);
   }
   const key = (await reg.keys.create("bench")).secret;
   await reg.close();
-  return { db, key, models, prompts: texts.slice(0, 64).map((t) => t.slice(0, 80)) };
+  return { key, adapters, prompts: texts.slice(0, 64).map((t) => t.slice(0, 80)) };
+}
+
+async function setup(dir: string): Promise<{ db: string; key: string; models: string[]; prompts: string[] }> {
+  const db = join(dir, "registry.db");
+  const { key, adapters, prompts } = await benchBase(dir, db, [1, 2]);
+  return { db, key, models: ["S", ...adapters], prompts };
 }
 
 
@@ -65,13 +74,15 @@ export const quantile = (sorted: number[], q: number): number => sorted.length =
 
 export interface Measure { latencies: number[]; errors: number; tokens: number; requests: number; streamed: number; wall: number; firstError: string | null }
 
-export async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
+/** `connections` clients send chats for `seconds` (every 4th streamed), request i to model pick(i) (by default the models in turn). */
+export async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure,
+  pick: (i: number) => string = (i) => models[i % models.length]): Promise<void> {
   const end = performance.now() + seconds * 1000;
   let counter = 0;
   const one = async (): Promise<void> => {
     const i = counter++;
     const stream = i % 4 === 3;
-    const body = { model: models[i % models.length], messages: [{ role: "user", content: prompts[i % prompts.length] }], max_tokens: 32, temperature: 0.8, seed: i, stream, stream_options: stream ? { include_usage: true } : undefined };
+    const body = { model: pick(i), messages: [{ role: "user", content: prompts[i % prompts.length] }], max_tokens: 32, temperature: 0.8, seed: i, stream, stream_options: stream ? { include_usage: true } : undefined };
     const t0 = performance.now();
     try {
       const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });

@@ -12,43 +12,9 @@ import { useInferenceWeights } from "../src/models/inference_weights.js";
 import { setFusedDecode, type Linear } from "../src/nn/layers.js";
 import type { LowRankFactor, RowAdapter } from "../src/nn/context.js";
 import { Rng, randn as randnTensor } from "../src/tensor/index.js";
+import { bf16, lcg, onPath, pathName, PATHS, type Path } from "./helpers/lowp_paths.js";
 
-const ISAS = (["avx512", "avx2", "portable"] as const).filter((isa) => backend.isaSupported(isa));
-interface Path { isa: string; native: boolean }
-const PATHS: Path[] = ISAS.flatMap((isa): Path[] =>
-  isa === "avx512" && backend.lowpNativeSupported() ? [{ isa, native: true }, { isa, native: false }] : [{ isa, native: false }]);
-
-function onPath<R>(p: Path, fn: () => R): R {
-  const prevIsa = backend.isa();
-  backend.setIsa(p.isa);
-  backend.setLowpNative(p.native);
-  try {
-    return fn();
-  } finally {
-    backend.setIsa(prevIsa);
-    backend.setLowpNative(true);
-  }
-}
-const pathName = (p: Path) => onPath(p, () => backend.lowpPath());
-
-let seed = 4242;
-function rand(): number {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed / 2147483648;
-}
-function randn(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (rand() * 2 - 1) * scale;
-  return a;
-}
-
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-function bf16(x: number): number {
-  f32[0] = x;
-  const u = u32[0];
-  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return f32[0];
-}
+const { rand, randn } = lcg(4242);
 // Round half to even, as the kernels' float32 magic-number rounding.
 function roundEven(v: number): number {
   const r = Math.round(v);

@@ -6,44 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { backend } from "../src/native/index.js";
+import { bf16, lcg, onPath, pathName, PATHS, type Path } from "./helpers/lowp_paths.js";
 
-const ISAS = (["avx512", "avx2", "portable"] as const).filter((isa) => backend.isaSupported(isa));
-interface Path { isa: string; native: boolean }
-const PATHS: Path[] = ISAS.flatMap((isa): Path[] =>
-  isa === "avx512" && backend.lowpNativeSupported() ? [{ isa, native: true }, { isa, native: false }] : [{ isa, native: false }]);
-
-function onPath<R>(p: Path, fn: () => R): R {
-  const prevIsa = backend.isa();
-  backend.setIsa(p.isa);
-  backend.setLowpNative(p.native);
-  try {
-    return fn();
-  } finally {
-    backend.setIsa(prevIsa);
-    backend.setLowpNative(true);
-  }
-}
-const pathName = (p: Path) => onPath(p, () => backend.lowpPath());
-
-let seed = 12345;
-function rand(): number {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed / 2147483648;
-}
-function randn(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (rand() * 2 - 1) * scale;
-  return a;
-}
-
-// float32 -> nearest bf16 (ties to even), as a float.
-const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
-function bf16(x: number): number {
-  f32[0] = x;
-  const u = u32[0];
-  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return f32[0];
-}
+const { rand, randn } = lcg(12345);
 
 test(`paths here: ${PATHS.map(pathName).join(", ")}; bf16/VNNI instructions ${backend.lowpNativeSupported() ? "present" : "absent"}`, () => {
   assert.equal(backend.lowpPath(), PATHS[0].native ? "avx512_bf16" : PATHS[0].isa, "the widest path is the default");
@@ -135,7 +100,7 @@ test("packed layouts: bf16 words and int8 quads in 16-column strips, zero padded
   const { words, bytes, scales, wsum } = packBoth(N, K, W, false);
   assert.equal(words.length, 2 * 3 * 16);
   assert.equal(bytes.length, 2 * 2 * 64);
-  const bits = (x: number) => { f32[0] = bf16(x); return u32[0] >>> 16; };
+  const bits = (x: number) => new Uint32Array(new Float32Array([bf16(x)]).buffer)[0] >>> 16;
   for (let n = 0; n < N; n++) for (let p = 0; p < 3; p++) {
     const w = words[(Math.floor(n / 16) * 3 + p) * 16 + (n % 16)];
     assert.equal(w & 0xffff, bits(W[n * K + 2 * p]), `word (${n}, ${p}) low half`);
