@@ -16,8 +16,8 @@ import { accuracy, argmax, expectedCalibrationError, macroF1 } from "../tasks/me
 import { exampleText, labelIndex } from "../tasks/task.js";
 import { writeCurve, curveTable } from "../eval/report.js";
 import { Progress } from "../train/progress.js";
-import { launchedRank, loadMpi } from "../native/mpi.js";
-import { runUnderMpirun } from "../train/parallel/index.js";
+import { launchedRank } from "../native/mpi.js";
+import { runRanks } from "./procs.js";
 import { runGenerativeAdapt, runGenerativeEval } from "./generative.js";
 import { parseCurveMethods, runSuiteEval, suiteHelp } from "./suite.js";
 import { UsageError, checkModelDir, checkWritableDir, oneOf, optionalInt, parseFloatArg, parseIntArg } from "./args.js";
@@ -168,11 +168,7 @@ export async function runAdapt(argv: string[]): Promise<void> {
     if (method !== "full") throw new UsageError(`--procs: only --method full runs data-parallel, not ${method}`);
     if (values.worker) throw new UsageError("--procs and --worker do not go together (each rank is its own process)");
     const batch = parseIntArg("batch-size", values["batch-size"], 16, 1);
-    if (batch % procs !== 0) throw new UsageError(`--batch-size ${batch} must be a multiple of --procs ${procs} (it is the global batch)`);
-    loadMpi(); // the binding's absence is a clear error here, before any rank starts
-    const rest = argv.filter((a, i) => !(a === "--procs" || a.startsWith("--procs=") || (i > 0 && argv[i - 1] === "--procs")));
-    const code = await runUnderMpirun(procs, process.argv[1], ["adapt", ...rest]);
-    if (code !== 0) throw new Error(`the ${procs} ranks failed (mpirun exited with ${code})`);
+    await runRanks(procs, "adapt", argv, { flag: "batch-size", value: batch });
     return;
   }
   const rank = launchedRank();

@@ -15,8 +15,8 @@ import { loadClipRun } from "../data/clip_run.js";
 import { CLIP_PRESETS } from "../models/clip/index.js";
 import { searchImages, zeroShotImage } from "../eval/clip_images.js";
 import { type HeldOutScores, pretrainContrastive } from "../eval/clip_run.js";
-import { launchedRank, loadMpi } from "../native/mpi.js";
-import { runUnderMpirun } from "../train/parallel/index.js";
+import { launchedRank } from "../native/mpi.js";
+import { runRanks } from "./procs.js";
 import { formatSeconds } from "../train/progress.js";
 import { UsageError, optionalInt, parseDuration, parseFloatArg, parseIntArg, parsePositiveArg } from "./args.js";
 
@@ -87,11 +87,7 @@ export async function runPretrainContrastive(argv: string[]): Promise<void> {
   };
   const procs = optionalInt("procs", values.procs, 1);
   if (procs !== undefined && procs > 1 && launchedRank() === null) {
-    loadMpi(); // the binding's absence is a clear error here, before any rank starts
-    if (options.batch % procs !== 0) throw new UsageError(`--batch ${options.batch} must be a multiple of --procs ${procs} (it is the global batch)`);
-    const rest = argv.filter((a, i) => !(a === "--procs" || a.startsWith("--procs=") || (i > 0 && argv[i - 1] === "--procs")));
-    const code = await runUnderMpirun(procs, process.argv[1], ["pretrain", ...rest]);
-    if (code !== 0) throw new Error(`the ${procs} ranks failed (mpirun exited with ${code}); rerun the same command to resume from the newest checkpoint`);
+    await runRanks(procs, "pretrain", argv, { flag: "batch", value: options.batch }, "; rerun the same command to resume from the newest checkpoint");
     return;
   }
   const run = await pretrainContrastive(options);

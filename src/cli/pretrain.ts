@@ -20,8 +20,9 @@ import { type EmbedViews, sentenceEmbedding } from "../train/embed.js";
 import type { Objective } from "../train/trainer.js";
 import { formatSeconds, Progress } from "../train/progress.js";
 import { Trainer, type TrainResult } from "../train/trainer.js";
-import { dataParallel, runUnderMpirun, World, type DataParallel, type DataParallelStats } from "../train/parallel/index.js";
+import { dataParallel, World, type DataParallel, type DataParallelStats } from "../train/parallel/index.js";
 import { launchedRank, loadMpi } from "../native/mpi.js";
+import { runRanks } from "./procs.js";
 import { device } from "../tensor/device.js";
 import { PRECISIONS, type Precision, defaultPrecision, lowpDescription } from "../tensor/precision.js";
 import { UsageError, checkFile, checkModelDir, checkWritableDir, oneOf, optionalInt, parseDuration, parseIntArg, parsePositiveArg } from "./args.js";
@@ -493,11 +494,7 @@ export async function runPretrain(argv: string[]): Promise<void> {
   });
   const procs = optionalInt("procs", values.procs, 1);
   if (procs !== undefined && procs > 1 && launchedRank() === null) {
-    loadMpi(); // the binding's absence is a clear error here, before any rank starts
-    if (options.batch % procs !== 0) throw new UsageError(`--batch ${options.batch} must be a multiple of --procs ${procs} (it is the global batch)`);
-    const rest = argv.filter((a, i) => !(a === "--procs" || a.startsWith("--procs=") || (i > 0 && argv[i - 1] === "--procs")));
-    const code = await runUnderMpirun(procs, process.argv[1], ["pretrain", ...rest]);
-    if (code !== 0) throw new Error(`the ${procs} ranks failed (mpirun exited with ${code}); rerun the same command to resume from the newest checkpoint`);
+    await runRanks(procs, "pretrain", argv, { flag: "batch", value: options.batch }, "; rerun the same command to resume from the newest checkpoint");
     return;
   }
   const run = await pretrain(options);
