@@ -109,6 +109,34 @@ test("token reservations from two replicas at once never exceed a key's quota", 
   }
 });
 
+test("a key's requests per minute are one limit across replicas: hits from two at once, on the database's clock", { skip }, async () => {
+  const url = await pgc.database();
+  const a = await Registry.open(url), b = await Registry.open(url);
+  try {
+    const { key } = await a.keys.create("acme", { rpm: 25 });
+    const hits = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).keys.hit(key)));
+    assert.equal(hits.filter((h) => h.allowed).length, 25);
+    assert.deepEqual(hits.filter((h) => h.allowed).map((h) => h.used).sort((x, y) => x - y), Array.from({ length: 25 }, (_, i) => i + 1));
+    for (const h of hits.filter((h) => !h.allowed)) {
+      assert.equal(h.used, 25);
+      assert.ok(!h.allowed && h.retryMs > 50_000 && h.retryMs <= 60_000, `retry in ${JSON.stringify(h)}`);
+    }
+    // Another key's window is its own; a key without a limit is never counted.
+    const { key: other } = await b.keys.create("acme", { rpm: 1 });
+    assert.deepEqual(await a.keys.hit(other), { allowed: true, used: 1 });
+    assert.equal((await b.keys.hit(other)).allowed, false);
+    const { key: free } = await a.keys.create("acme");
+    assert.deepEqual(await b.keys.hit(free), { allowed: true, used: 0 });
+    assert.equal((await a.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM rate_hits WHERE key_id = ?", [free.id]))!.n, 0);
+    // Hits older than a minute leave the window (the database's clock times it).
+    await a.db.run("UPDATE rate_hits SET at = at - 61000 WHERE key_id = ?", [key.id]);
+    assert.deepEqual(await b.keys.hit(key), { allowed: true, used: 1 });
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 test("a job whose replica stopped heartbeating is re-queued by another replica's sweep, and failed once out of attempts", { skip }, async () => {
   const url = await pgc.database();
   const { reg: dead, fileId } = await world(url);

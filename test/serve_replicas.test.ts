@@ -134,6 +134,16 @@ test("the API through HAProxy over 3 replicas: models, chat, completions, embedd
     await assert.rejects(globex.files.retrieve(file.id), (e: { status?: number }) => e.status === 404);
   }
   assert.equal((await call("sk-wrong", "/v1/models")).status, 401);
+
+  // A key's rate limit is one limit over all replicas (counted in the registry), not one per replica.
+  const reg = await Registry.open(fx.dbPath);
+  const { secret: limited } = await reg.keys.create("acme", { name: "limited", rpm: 4 });
+  await reg.close();
+  const seen = await Promise.all(Array.from({ length: 9 }, () => call(limited, "/v1/models")));
+  assert.equal(new Set(seen.map((r) => r.replica)).size, 3, "spread over every replica");
+  assert.deepEqual(seen.map((r) => r.status).sort(), [200, 200, 200, 200, 429, 429, 429, 429, 429]);
+  const refused = seen.find((r) => r.status === 429)!;
+  assert.equal((refused.json.error as { code: string }).code, "rate_limit_exceeded");
 });
 
 test("kill -9 of the replica running a fine-tuning job, streams in flight: the others' streams finish, the job finishes on a replica, events kept, usage counted once", { skip: skip ?? false }, async () => {

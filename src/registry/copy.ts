@@ -24,6 +24,7 @@ export const REGISTRY_TABLES: readonly { name: string; key: string; identity?: s
   { name: "audits", key: "id", identity: "id" },
   { name: "usage", key: "id", identity: "id" },
   { name: "reservations", key: "id" },
+  { name: "rate_hits", key: "id", identity: "id" },
 ];
 
 export interface TableDigest { table: string; rows: number; sha256: string }

@@ -101,6 +101,14 @@ export const MIGRATIONS: Migration[] = [
     name: "jobs: the machine whose replica claimed the job (its worker's pid is meaningful there only)",
     sql: "ALTER TABLE jobs ADD COLUMN worker_host TEXT;",
   },
+  {
+    version: 7,
+    name: "keys: requests per minute counted in the registry (one limit across every replica)",
+    sql: `
+      CREATE TABLE rate_hits (id INTEGER PRIMARY KEY AUTOINCREMENT, key_id TEXT NOT NULL, at INTEGER NOT NULL);
+      CREATE INDEX rate_hits_by_key ON rate_hits(key_id, at);
+    `,
+  },
 ];
 
 /** A migration's text for an engine. */

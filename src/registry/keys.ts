@@ -93,6 +93,8 @@ const toKey = (r: KeyRow): ApiKey => ({
   id: r.id, tenant: r.tenant, name: r.name, prefix: r.prefix, rpm: r.rpm, tokenQuota: r.token_quota, created: r.created, revoked: r.revoked !== 0,
 });
 const tokensOf = (d: UsageDelta): number => (d.promptTokens ?? 0) + (d.completionTokens ?? 0) + (d.trainingTokens ?? 0);
+/** The rate limit's window: requests per minute. */
+const RATE_WINDOW_MS = 60_000;
 const TERMINAL_SQL = [...TERMINAL].map((s) => `'${s}'`).join(", ");
 
 /** Limits for keys created without their own (a server's policy; a key's own limit wins). */
@@ -200,6 +202,30 @@ export class KeyStore {
     const used = r?.used ?? 0, reserved = r?.reserved ?? 0;
     const quota = key?.tokenQuota ?? null;
     return { quota, used, reserved, available: quota === null ? Infinity : Math.max(0, quota - used - reserved) };
+  }
+
+  /**
+   * Counts one request against a key's requests-per-minute limit: a sliding window over the
+   * last 60 s, kept in the registry so that every replica counts into one window. Returns the
+   * requests in the window (this one included) when it fits, or, when the window is full, how
+   * long until its oldest request leaves it (nothing counted). The key's row is locked for the
+   * transaction (replicas admitting for one key take turns); on PostgreSQL the database's clock
+   * times the window, so replicas on machines whose clocks differ still share one window.
+   */
+  async hit(key: Pick<ApiKey, "id" | "rpm">): Promise<{ allowed: true; used: number } | { allowed: false; used: number; retryMs: number }> {
+    const rpm = key.rpm;
+    if (rpm === null) return { allowed: true, used: 0 };
+    return this.db.tx(async () => {
+      await this.db.get(`SELECT id FROM api_keys WHERE id = ?${this.db.dialect.forUpdate}`, [key.id]);
+      const t = this.db.dialect.name === "postgres"
+        ? (await this.db.get<{ t: number }>("SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT) AS t"))!.t
+        : now();
+      await this.db.run("DELETE FROM rate_hits WHERE key_id = ? AND at <= ?", [key.id, t - RATE_WINDOW_MS]);
+      const w = (await this.db.get<{ n: number; oldest: number | null }>("SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_hits WHERE key_id = ?", [key.id]))!;
+      if (w.n >= rpm) return { allowed: false as const, used: w.n, retryMs: Math.max(0, (w.oldest ?? t) + RATE_WINDOW_MS - t) };
+      await this.db.run("INSERT INTO rate_hits (key_id, at) VALUES (?, ?)", [key.id, t]);
+      return { allowed: true as const, used: w.n + 1 };
+    });
   }
 
   /**

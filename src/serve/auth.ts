@@ -1,7 +1,7 @@
 /**
  * Keys, rate limits and quotas. Every /v1 request carries `Authorization: Bearer <key>`; the
  * key (looked up by hash) names the tenant. A key may limit requests per minute (a sliding
- * window kept in memory) and tokens in all (prompt + completion + training). Over the rate
+ * window kept in the registry, so one limit holds across replicas) and tokens in all (prompt + completion + training). Over the rate
  * limit any request gets a 429; the token quota gates work only (quota.ts reserves each
  * request's worst case), never reads, so an owner can always see what used the quota up.
  */
@@ -19,15 +19,7 @@ declare module "fastify" {
 }
 
 export class Gate {
-  private readonly windows = new Map<string, number[]>();
-  private lastPrune = Date.now();
   constructor(private readonly registry: Registry, private readonly adminSecret: string | null) {}
-
-  /** Drops the request windows of keys with no request in the last minute (they hold nothing); runs at most once a minute. */
-  private prune(now: number): void {
-    for (const [id, w] of this.windows) if (w[w.length - 1] <= now - 60_000) this.windows.delete(id);
-    this.lastPrune = now;
-  }
 
   /** The key a request carries, checked against its rate limit, and for work (`work`) against its token quota. */
   async admit(req: FastifyRequest, { work = false }: { work?: boolean } = {}): Promise<ApiKey> {
@@ -35,15 +27,11 @@ export class Gate {
     const key = await this.registry.keys.verify(secret);
     if (key === undefined) throw apiError("invalid_api_key", `Incorrect API key provided: ${secret.slice(0, 7)}${secret.length > 7 ? "…" : ""}. Create one with \`plinth keys create <tenant>\`.`);
     if (key.rpm !== null) {
-      const now = Date.now();
-      const w = (this.windows.get(key.id) ?? []).filter((t) => t > now - 60_000);
-      if (w.length >= key.rpm) {
-        const retry = Math.max(1, Math.ceil((w[0] + 60_000 - now) / 1000));
-        throw new ApiError("rate_limit_exceeded", `Rate limit reached for key ${key.prefix}… on requests per minute: limit ${key.rpm}, used ${w.length}. Please try again in ${retry}s.`, null, { "retry-after": String(retry) });
+      const hit = await this.registry.keys.hit(key);
+      if (!hit.allowed) {
+        const retry = Math.max(1, Math.ceil(hit.retryMs / 1000));
+        throw new ApiError("rate_limit_exceeded", `Rate limit reached for key ${key.prefix}… on requests per minute: limit ${key.rpm}, used ${hit.used}. Please try again in ${retry}s.`, null, { "retry-after": String(retry) });
       }
-      w.push(now);
-      this.windows.set(key.id, w);
-      if (now - this.lastPrune >= 60_000) this.prune(now);
     }
     if (work) await checkQuotaLeft(this.registry, key);
     return key;
