@@ -4,18 +4,18 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { createServer, type PlinthServer } from "../src/serve/index.js";
 import { makeFixture, type ServeFixture } from "./helpers/serve_fixture.js";
+import { type TestServer, startTestServer } from "./helpers/test_server.js";
 
 let fx: ServeFixture;
-let server: PlinthServer;
+let server: TestServer;
 let url: string;
 let clientA: OpenAI;
 
 before(async () => {
   fx = await makeFixture();
-  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false });
-  url = await server.listen({ port: 0 });
+  server = await startTestServer(fx, { runJobs: false });
+  url = server.url;
   clientA = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
 });
 after(async () => {

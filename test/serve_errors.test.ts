@@ -7,18 +7,18 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import OpenAI, { toFile } from "openai";
 import { Registry } from "../src/registry/index.js";
-import { createServer, type PlinthServer } from "../src/serve/index.js";
 import { makeFixture, type ServeFixture } from "./helpers/serve_fixture.js";
+import { type TestServer, startTestServer } from "./helpers/test_server.js";
 
 let fx: ServeFixture;
-let server: PlinthServer;
+let server: TestServer;
 let url: string;
 let A: OpenAI, B: OpenAI;
 
 before(async () => {
   fx = await makeFixture();
-  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, bodyLimit: 64 * 1024, adminKey: "admin-secret" });
-  url = await server.listen({ port: 0 });
+  server = await startTestServer(fx, { runJobs: false, bodyLimit: 64 * 1024, adminKey: "admin-secret" });
+  url = server.url;
   A = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   B = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyB, maxRetries: 0 });
 });
@@ -139,18 +139,26 @@ test("keys: missing and wrong keys get 401; rate limits and token quotas get 429
 });
 
 test("a client that disconnects mid-stream cancels its sequences", async () => {
-  const scheduler = (await server.host.base("tiny")).scheduler!;
-  const before = scheduler.stats().tokens;
+  // The base's scheduler, from /v1/plinth/stats of the replica that serves tiny:style (X-Plinth-Model routes as the body does).
+  const stats = async () => {
+    const r = await fetch(`${url}/v1/plinth/stats`, { headers: { authorization: `Bearer ${fx.keyA}`, "x-plinth-model": "tiny:style" } });
+    const body = await r.json() as { loaded: { name: string; scheduler: { tokens: number; active: number; waiting: number } | null }[] };
+    return { replica: r.headers.get("x-plinth-replica"), ...body.loaded.find((b) => b.name === "tiny")?.scheduler ?? { tokens: 0, active: 0, waiting: 0 } };
+  };
+  await A.chat.completions.create({ model: "tiny:style", messages: [{ role: "user", content: "hi" }], max_tokens: 1 });  // loaded there
+  const before = (await stats()).tokens;
   const ac = new AbortController();
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: "POST", signal: ac.signal, headers: { authorization: `Bearer ${fx.keyA}`, "content-type": "application/json" },
     body: JSON.stringify({ model: "tiny:style", messages: [{ role: "user", content: "hi" }], max_tokens: 50, n: 8, temperature: 1, stream: true }),
   });
+  const streamedBy = res.headers.get("x-plinth-replica");
   const reader = res.body!.getReader();
   await reader.read();
   ac.abort();
   await new Promise((r) => setTimeout(r, 300));
-  const s = scheduler.stats();
+  const s = await stats();
+  assert.equal(s.replica, streamedBy, "the stats are the streaming replica's");
   assert.equal(s.active + s.waiting, 0);
   assert.ok(s.tokens - before < 8 * 50 / 2, `generated ${s.tokens - before} of ${8 * 50} tokens after the disconnect`);
   // The server still answers.

@@ -8,9 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { Registry } from "../src/registry/index.js";
-import { createServer, type PlinthServer } from "../src/serve/index.js";
-import { spawnServe } from "../src/serve/spawn.js";
 import { makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
+import { killServe, spawnTestServe, startTestServer } from "./helpers/test_server.js";
 
 let fx: ServeFixture;
 before(async () => {
@@ -20,6 +19,14 @@ before(async () => {
 after(() => fx.cleanup());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 type Job = Awaited<ReturnType<OpenAI["fineTuning"]["jobs"]["retrieve"]>>;
 async function waitFor(client: OpenAI, id: string, done: (j: Job) => boolean, timeoutMs = 90_000): Promise<Job> {
   const t0 = Date.now();
@@ -37,8 +44,8 @@ const loraJob = (file: string, steps: number) => ({
 });
 
 test("a LoRA fine-tuning job runs in a worker while the server keeps answering, then its adapter serves", async () => {
-  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir });
-  const url = await server.listen({ port: 0 });
+  const server = await startTestServer(fx);
+  const url = server.url;
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
@@ -113,7 +120,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
   const key = (await tenant.keys.create("durable")).secret;
   await tenant.close();
   for (const killWorker of [false, true]) {
-    let { child, url } = await spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0"]);
+    let { child, url } = await spawnTestServe(fx);
     let client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
     const job = await client.fineTuning.jobs.create(loraJob(file.id, 300));
@@ -123,8 +130,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
       seen = (await client.fineTuning.jobs.listEvents(job.id, { limit: 1000 })).data.filter((e) => e.type === "metrics").length;
       await sleep(50);
     }
-    child.kill("SIGKILL");
-    await new Promise((r) => child.once("exit", r));
+    await killServe(child);
     const reg = await Registry.open(fx.dbPath, { readonly: true });
     const atKill = (await reg.jobs.job(job.id))!;
     const eventsAtKill = await reg.jobs.events(job.id, { order: "asc", limit: 100_000 });
@@ -134,7 +140,7 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
     // The orphaned worker either dies too, or is paused until the new server is up (so the
     // job is still running when the server comes back, however slow the restart).
     process.kill(atKill.workerPid!, killWorker ? "SIGKILL" : "SIGSTOP");
-    ({ child, url } = await spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0"]));
+    ({ child, url } = await spawnTestServe(fx));
     if (!killWorker) process.kill(atKill.workerPid!, "SIGCONT");
     client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
     try {
@@ -152,24 +158,25 @@ test("kill -9 of the server mid-job loses no committed data; after restart the j
       }
       assert.ok((await client.models.list()).data.some((m) => m.id === done.fine_tuned_model));
     } finally {
-      child.kill("SIGKILL");
-      await new Promise((r) => child.once("exit", r));
+      await killServe(child);
     }
   }
 });
 
 test("cancelling a running job stops its worker and registers nothing", async () => {
-  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir });
-  const url = await server.listen({ port: 0 });
+  const server = await startTestServer(fx);
+  const url = server.url;
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
     const job = await client.fineTuning.jobs.create({ ...loraJob(file.id, 100_000), suffix: "never" });
     await waitFor(client, job.id, (j) => j.status === "running");
     while ((await client.fineTuning.jobs.listEvents(job.id)).data.every((e) => e.type !== "metrics")) await sleep(50);
+    const worker = (await server.registry.jobs.job(job.id))!.workerPid!;  // a child of whichever replica claimed the job
+    assert.ok(alive(worker));
     assert.equal((await client.fineTuning.jobs.cancel(job.id)).status, "cancelled");
     const t0 = Date.now();
-    while (server.runner.running().length > 0) {
+    while (alive(worker)) {
       assert.ok(Date.now() - t0 < 10_000, "the worker did not stop within 10 s");
       await sleep(50);
     }
@@ -184,8 +191,8 @@ test("cancelling a running job stops its worker and registers nothing", async ()
 });
 
 test("probe, head and full jobs give classifier adapters served by /v1/classifications", async () => {
-  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, maxWorkers: 2 });
-  const url = await server.listen({ port: 0 });
+  const server = await startTestServer(fx, { maxWorkers: 2 });
+  const url = server.url;
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   try {
     const file = await client.files.create({ file: await toFile(readFileSync(join(fx.root, "train.jsonl")), "train.jsonl"), purpose: "fine-tune" });
@@ -216,8 +223,8 @@ test("probe, head and full jobs give classifier adapters served by /v1/classific
 });
 
 test("setfit, prototype and knn jobs: validated like plinth adapt's options, the method in the job and its events, adapters served by /v1/classifications", async () => {
-  const server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, maxWorkers: 2, jobs: { maxPerTenant: 3 } });
-  const url = await server.listen({ port: 0 });
+  const server = await startTestServer(fx, { maxWorkers: 2, jobs: { maxPerTenant: 3 } });
+  const url = server.url;
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
   const as = (method: object) => method as unknown as OpenAI.FineTuning.JobCreateParams["method"];
   const refused = (param: string, pattern: RegExp) => (e: unknown) => {
@@ -236,9 +243,9 @@ test("setfit, prototype and knn jobs: validated like plinth adapt's options, the
     await assert.rejects(client.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "prototypes" }) }),
       refused("method.type", /expected one of lora, full, head, probe, setfit, prototype, knn/));
     // A setfit job's size counts the texts its pairs read: 100,000 pairs of 256 plan 391 steps × 40 texts.
-    const small = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, jobs: { maxJobExamples: 10_000 } });
+    const small = await startTestServer(fx, { runJobs: false, jobs: { maxJobExamples: 10_000 } });
     try {
-      const c2 = new OpenAI({ baseURL: `${await small.listen({ port: 0 })}/v1`, apiKey: fx.keyA, maxRetries: 0 });
+      const c2 = new OpenAI({ baseURL: `${small.url}/v1`, apiKey: fx.keyA, maxRetries: 0 });
       await assert.rejects(c2.fineTuning.jobs.create({ model: "tiny", training_file: file.id, method: as({ type: "setfit", setfit: { hyperparameters: { pairs: 100_000, batch_pairs: 256 } } }) }),
         refused("hyperparameters.pairs", /plans 15,640 training examples \(steps × the texts of a step's pairs\)/));
     } finally {

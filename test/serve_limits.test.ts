@@ -11,22 +11,21 @@ import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { runAdaptation } from "../src/adapt/run.js";
 import { Registry } from "../src/registry/index.js";
-import { createServer, type PlinthServer } from "../src/serve/index.js";
 import { RequestMeter, admitPrompt, lineBytesOf, plannedTrainingTokens, METER_EVERY_TOKENS } from "../src/serve/quota.js";
-import { spawnServe } from "../src/serve/spawn.js";
 import { adminKeyFrom } from "../src/cli/serve.js";
 import { makeBase, makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
+import { type TestServer, killServe, replicaMode, spawnTestServe, startTestServer } from "./helpers/test_server.js";
 
 const ADMIN = "admin-secret-for-limits";
 let fx: ServeFixture;
-let server: PlinthServer;
+let server: TestServer;
 let url: string;
 
 before(async () => {
   fx = await makeFixture();
   writeDataset(join(fx.root, "train.jsonl"), 40);
-  server = await createServer({ registry: fx.dbPath, dataDir: fx.dataDir, runJobs: false, adminKey: ADMIN });
-  url = await server.listen({ port: 0 });
+  server = await startTestServer(fx, { runJobs: false, adminKey: ADMIN });
+  url = server.url;
 });
 after(async () => {
   await server.close();
@@ -301,24 +300,23 @@ test("plinth keys: list, create, rotate and revoke from the command line; the ad
 test("kill -9 mid-stream keeps the billing of what was delivered, within one metering batch per stream", async () => {
   const root = join(fx.root, "crash");
   makeBase(join(root, "long"), { n_positions: 512, trainSteps: 0, seed: 3 });  // untrained and greedy: " was was was ..." without an end-of-text
-  const db = join(root, "registry.db");
+  // Through the replicas: the grid (every replica, HAProxy) dies at once, on a database of its own.
+  const db = replicaMode ? await fx.pg!.database() : join(root, "registry.db");
   const reg = await Registry.open(db);
   await reg.catalog.addModel("long", join(root, "long"));
   const { key, secret } = await reg.keys.create("crash", { tokenQuota: 1_000_000 });
   await reg.close();
-  const env = process.env.PLINTH_ADMIN_KEY;
-  process.env.PLINTH_ADMIN_KEY = ADMIN;
-  let { child, url: base } = await spawnServe(["--registry", db, "--port", "0"]);
+  const where = { dbPath: db, dataDir: root };
+  let { child, url: base } = await spawnTestServe(where, { adminKey: ADMIN });
   try {
     const STREAMS = 12, MAX = 450;
     const seen = new Array<number>(STREAMS).fill(0);
-    let killed = false;
+    let killed: Promise<void> | null = null;
     const killedAt = new Promise<number[]>((resolve) => {
       const check = setInterval(() => {
         if (seen.every((n) => n >= 40)) {
           clearInterval(check);
-          child.kill("SIGKILL");
-          killed = true;
+          killed = killServe(child);
           resolve([...seen]);
         }
       }, 1);
@@ -344,8 +342,8 @@ test("kill -9 mid-stream keeps the billing of what was delivered, within one met
     });
     const atKill = await killedAt;
     await Promise.all(streams);
-    await new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(null) : child.once("exit", r));
-    assert.ok(killed && seen.every((n) => n < MAX), `the streams were in flight when the server died: ${seen.join(" ")}`);
+    await killed;
+    assert.ok(killed !== null && seen.every((n) => n < MAX), `the streams were in flight when the server died: ${seen.join(" ")}`);
     const delivered = seen.reduce((s, n) => s + n, 0);
     const after = await Registry.open(db, { readonly: true });
     const rows = await after.db.all<{ prompt_tokens: number; completion_tokens: number }>("SELECT prompt_tokens, completion_tokens FROM usage WHERE key_id = ?", [key.id]);
@@ -359,14 +357,12 @@ test("kill -9 mid-stream keeps the billing of what was delivered, within one met
     assert.ok(billed + 3 * STREAMS >= delivered + 3 * STREAMS - STREAMS * (METER_EVERY_TOKENS - 1), `billed ${billed} of ${delivered} delivered (at the kill: ${atKill.join(" ")})`);
     assert.ok(billed <= delivered + STREAMS * 4, `billed ${billed}, delivered ${delivered}`);
     // The restarted server gives the dead one's reservations back to the quota.
-    ({ child, url: base } = await spawnServe(["--registry", db, "--port", "0"]));
+    ({ child, url: base } = await spawnTestServe(where, { adminKey: ADMIN }));
     const usage = await (await fetch(`${base}/v1/usage`, { headers: { authorization: `Bearer ${secret}` } })).json() as { keys: { tokens_used: number; tokens_reserved: number }[] };
     assert.deepEqual(usage.keys.map((k) => [k.tokens_used, k.tokens_reserved]), [[billed + 3 * STREAMS, 0]]);
     // The admin key came from the environment.
     assert.equal((await fetch(`${base}/v1/plinth/keys?tenant=crash`, { headers: { authorization: `Bearer ${ADMIN}` } })).status, 200);
   } finally {
-    if (env === undefined) delete process.env.PLINTH_ADMIN_KEY;
-    else process.env.PLINTH_ADMIN_KEY = env;
-    child.kill("SIGKILL");
+    await killServe(child);
   }
 });

@@ -3,14 +3,16 @@
  * listens on: for load tests and crash tests that must kill and restart the server.
  *
  *     const { child, url } = await spawnServe(["--registry", db, "--port", "0"]);
+ *
+ * `env`: the server's environment (default this process's), e.g. PLINTH_ADMIN_KEY.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const cli = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 
-export function spawnServe(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [cli, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+export function spawnServe(args: string[], { env = process.env }: { env?: NodeJS.ProcessEnv } = {}): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [cli, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"], env });
   return new Promise((resolve, reject) => {
     let err = "";
     child.stderr!.on("data", (d: Buffer) => {

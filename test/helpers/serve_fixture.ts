@@ -35,8 +35,9 @@ export interface ServeFixture {
   cleanup(): Promise<void>;
 }
 
-/** The registry engine the server tests run on: PLINTH_TEST_REGISTRY=postgres, else SQLite. */
-export const testEngine = (): "sqlite" | "postgres" => (process.env.PLINTH_TEST_REGISTRY === "postgres" ? "postgres" : "sqlite");
+/** The registry engine the server tests run on: PLINTH_TEST_REGISTRY=postgres (or PLINTH_TEST_SERVE=replicas, helpers/test_server.ts), else SQLite. */
+export const testEngine = (): "sqlite" | "postgres" =>
+  (process.env.PLINTH_TEST_REGISTRY === "postgres" || process.env.PLINTH_TEST_SERVE === "replicas" ? "postgres" : "sqlite");
 
 export function makeBase(dir: string, { n_embd = 32, n_layer = 2, n_positions = 64, seed = 1, trainSteps = 40 } = {}): void {
   const tok = new BPETextTokenizer(trainBPE(corpus, { vocabSize: 300 }));
