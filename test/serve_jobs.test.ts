@@ -9,7 +9,7 @@ import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { Registry } from "../src/registry/index.js";
 import { makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
-import { killServe, spawnTestServe, startTestServer } from "./helpers/test_server.js";
+import { alive, killServe, spawnTestServe, startTestServer } from "./helpers/test_server.js";
 
 let fx: ServeFixture;
 before(async () => {
@@ -19,14 +19,7 @@ before(async () => {
 after(() => fx.cleanup());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+
 type Job = Awaited<ReturnType<OpenAI["fineTuning"]["jobs"]["retrieve"]>>;
 async function waitFor(client: OpenAI, id: string, done: (j: Job) => boolean, timeoutMs = 90_000): Promise<Job> {
   const t0 = Date.now();

@@ -10,14 +10,17 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer as createNetServer } from "node:net";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { Registry } from "../src/registry/index.js";
+import { freePort } from "../src/cli/replicas.js";
 import { haproxyConfig } from "../src/serve/balancer.js";
 import { spawnServe } from "../src/serve/spawn.js";
 import { pgSkipReason } from "./helpers/postgres.js";
 import { makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
+import { alive, childrenOf } from "./helpers/test_server.js";
 
 function haproxySkipReason(): string | null {
   try {
@@ -31,28 +34,6 @@ const skip = pgSkipReason() ?? haproxySkipReason();
 if (skip !== null && process.env.PLINTH_REQUIRE_POSTGRES) throw new Error(`PLINTH_REQUIRE_POSTGRES is set (CI): ${skip}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The processes whose parent is pid (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 let fx: ServeFixture;
 let child: ChildProcess;
@@ -231,6 +212,32 @@ test("deploy/haproxy.cfg is the configuration plinth serve --replicas writes, fo
   assert.throws(() => haproxyConfig({ bind: { host: "h", port: 1 }, replicas: [] }), /no replicas/);
   assert.throws(() => haproxyConfig({ bind: { host: "h", port: 1 }, replicas: [{ name: "r1", host: "h", port: 2 }], balanceFactor: 90 }), /above 100/);
   if (haproxySkipReason() === null) execFileSync(process.env.PLINTH_HAPROXY || "haproxy", ["-c", "-q", "-f", join(import.meta.dirname, "..", "..", "deploy", "haproxy.cfg")]);
+});
+
+test("the balancer's own errors are OpenAI's error body: no replica up is a 503 with code unavailable", { skip: haproxySkipReason() ?? false }, async () => {
+  const port = await freePort(), down = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "plinth-haproxy-test-"));
+  writeFileSync(join(dir, "haproxy.cfg"), haproxyConfig({ bind: { host: "127.0.0.1", port }, replicas: [{ name: "r1", host: "127.0.0.1", port: down }] }));
+  const haproxy = spawn(process.env.PLINTH_HAPROXY || "haproxy", ["-db", "-f", join(dir, "haproxy.cfg")], { stdio: "ignore" });
+  try {
+    let res: Response | null = null;
+    for (let t = 0; res === null; t++) {
+      res = await fetch(`http://127.0.0.1:${port}/v1/models`).catch(() => null);
+      if (res === null) {
+        assert.ok(t < 200, "haproxy did not listen");
+        await sleep(50);
+      }
+    }
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    const body = await res.json() as { error: { code: string; type: string; message: string; param: null } };
+    assert.deepEqual(Object.keys(body.error).sort(), ["code", "message", "param", "type"]);
+    assert.equal(body.error.code, "unavailable");
+    assert.equal(body.error.type, "server_error");
+  } finally {
+    haproxy.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("--replicas: bad flags are usage errors before anything starts; a replica that cannot listen stops everything", async () => {

@@ -27,7 +27,8 @@ export function haproxyBinary(env: NodeJS.ProcessEnv = process.env): string {
   return bin;
 }
 
-function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 now (the system's pick). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createNetServer();
     s.once("error", reject);

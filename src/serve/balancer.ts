@@ -12,8 +12,31 @@
  * else (GET routes, uploads, bodies larger than the buffer), are balanced round robin. Any
  * replica answers any request correctly: routing only decides whose adapter cache is warm.
  *
+ * Errors HAProxy answers for a replica (none up, one that failed or timed out) carry OpenAI's
+ * error body, as the replicas' own do. (A request that is not valid HTTP is refused by HAProxy's
+ * HTTP parser before any of this applies: its 400 is HAProxy's own page, in HAProxy 2.6.)
+ *
  *     haproxyConfig({ bind: { host: "127.0.0.1", port: 8080 }, replicas: [{ name: "r1", host: "127.0.0.1", port: 8081 }] })
  */
+import { type ErrorCode, apiError } from "./errors.js";
+
+/** The balancer's own error answers: status, then the catalogue's code and a message. */
+const BALANCER_ERRORS: [ErrorCode, string][] = [
+  ["internal_error", "Internal error in the balancer."],
+  ["bad_gateway", "The replica serving this request failed before it answered; please retry."],
+  ["unavailable", "No replica is available at the moment; please retry."],
+  ["gateway_timeout", "The replica serving this request did not answer in time; please retry."],
+];
+
+/** HAProxy's http-error lines for BALANCER_ERRORS: OpenAI's body, as JSON in a single-quoted string. */
+function httpErrors(): string[] {
+  return BALANCER_ERRORS.map(([code, message]) => {
+    const e = apiError(code, message);
+    const body = JSON.stringify(e.body());
+    if (body.includes("'")) throw new Error(`balancer error ${code}: no single quotes in its message`);
+    return `    http-error status ${e.status} content-type application/json string '${body}'`;
+  });
+}
 
 export interface BalancerOptions {
   bind: { host: string; port: number };
@@ -62,6 +85,11 @@ export function haproxyConfig(o: BalancerOptions): string {
     "    retries 3",
     "    retry-on conn-failure",
     "    option redispatch 1",
+    "    # Streams (server-sent events) are sent on as each piece arrives, not held back for more",
+    "    # data: tokens reach the client at once, and a client gone mid-stream is noticed at once.",
+    "    option http-no-delay",
+    "    # Errors the balancer answers itself: OpenAI's error body, as the replicas answer theirs.",
+    ...httpErrors(),
     "",
     "frontend plinth",
     `    bind ${o.bind.host}:${o.bind.port}`,

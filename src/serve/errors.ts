@@ -36,6 +36,9 @@ export const ERRORS = {
   insufficient_quota: { status: 429, type: "insufficient_quota" },
   internal_error: { status: 500, type: "server_error" },
   unavailable: { status: 503, type: "server_error" },
+  // The balancer's own (src/serve/balancer.ts): a replica that failed mid-answer, or answered too late.
+  bad_gateway: { status: 502, type: "server_error" },
+  gateway_timeout: { status: 504, type: "server_error" },
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorCode = keyof typeof ERRORS;

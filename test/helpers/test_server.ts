@@ -58,6 +58,16 @@ export function spawnTestServe(fx: Pick<ServeFixture, "dbPath" | "dataDir">, opt
     ...(replicaMode ? ["--replicas", String(REPLICAS)] : []), ...serveFlags(opts)], { env });
 }
 
+/** Whether a process runs. */
+export const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** The processes whose parent is pid (from /proc). */
 export function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -109,6 +119,9 @@ export async function startTestServer(fx: ServeFixture, opts: TestServerOptions 
   }
   if (fx.engine !== "postgres") throw new Error("startTestServer: replica mode needs the fixture's registry on PostgreSQL");
   const { child, url } = await spawnTestServe(fx, opts);
+  // The balancer answers, and a replica behind it (its name in /healthz).
+  const health = await (await fetch(`${url}/healthz`)).json() as { replica: string | null };
+  if (!/^r\d+$/.test(health.replica ?? "")) throw new Error(`startTestServer: ${url} is not the replicas' balancer: /healthz says ${JSON.stringify(health)}`);
   const registry = await Registry.open(fx.dbPath);
   return {
     url, registry, server: null,

@@ -172,7 +172,8 @@ async function generate(req: FastifyRequest, reply: FastifyReply, kind: "complet
     // The first chunk is computed before the headers go out, so errors before any token are plain JSON errors.
     let r = await gen.next();
     reply.hijack();
-    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    // The headers hooks set (x-plinth-replica) go out with the stream too: a hijacked reply skips Fastify's.
+    reply.raw.writeHead(200, { ...reply.getHeaders() as Record<string, string>, "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     const send = (payload: unknown) => reply.raw.write(`data: ${JSON.stringify({ id, object: render.chunkObject, created, model: modelId, ...(payload as object) })}\n\n`);
     if (render.first) for (let i = 0; i < params.n; i++) send({ choices: [render.first(i)] });
     try {
