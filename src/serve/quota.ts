@@ -52,6 +52,8 @@ export class RequestMeter {
   private done = false;
   /** Commits run in order, one after another (the registry is asynchronous); settle waits for them. */
   private chain: Promise<void> = Promise.resolve();
+  /** Commits made and not yet written. */
+  private inFlight = 0;
 
   constructor(private readonly registry: Registry, readonly reservation: Reservation, private readonly promptTokens: number,
     private readonly every = { tokens: METER_EVERY_TOKENS, ms: METER_EVERY_MS }) {}
@@ -81,7 +83,8 @@ export class RequestMeter {
     this.pendingPrompt = this.pendingCompletion = 0;
     this.metered.promptTokens += d.promptTokens;
     this.metered.completionTokens += d.completionTokens;
-    this.chain = this.chain.then(() => this.registry.keys.meter(this.reservation.id, d)).catch(() => {
+    this.inFlight++;
+    this.chain = this.chain.then(() => this.registry.keys.meter(this.reservation.id, d)).finally(() => this.inFlight--).catch(() => {
       // The registry was unreachable (a database restart): the tokens go back to pending and
       // ride with the next commit or the settle, so nothing delivered goes unbilled.
       this.metered.promptTokens -= d.promptTokens;
@@ -92,6 +95,15 @@ export class RequestMeter {
         this.pendingCompletion += d.completionTokens;
       }
     });
+  }
+
+  /**
+   * Before writing delivered tokens: waits while more than one commit is unwritten, so a stream
+   * runs at most one batch ahead of its billing even when commits are slow (many replicas
+   * committing to one key's row); a server killed mid-stream then loses at most about one batch.
+   */
+  async keepUp(): Promise<void> {
+    if (this.inFlight > 1) await this.chain;
   }
 
   /** Resolves when the commits made so far are written. */

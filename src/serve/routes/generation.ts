@@ -179,6 +179,7 @@ async function generate(req: FastifyRequest, reply: FastifyReply, kind: "complet
     try {
       for (; !r.done; r = await gen.next()) {
         metering.deliver(r.value.tokens.length);  // metered before it is written: a crash loses at most the last batch (quota.ts)
+        await metering.keepUp();
         send({ choices: [render.delta(r.value)] });
       }
       await meter(r.value);
