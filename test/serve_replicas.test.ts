@@ -20,16 +20,8 @@ import { haproxyConfig } from "../src/serve/balancer.js";
 import { spawnServe } from "../src/serve/spawn.js";
 import { pgSkipReason } from "./helpers/postgres.js";
 import { makeFixture, writeDataset, type ServeFixture } from "./helpers/serve_fixture.js";
-import { alive, childrenOf } from "./helpers/test_server.js";
+import { alive, childrenOf, haproxySkipReason } from "./helpers/test_server.js";
 
-function haproxySkipReason(): string | null {
-  try {
-    execFileSync(process.env.PLINTH_HAPROXY || "haproxy", ["-v"], { stdio: "ignore" });
-    return null;
-  } catch {
-    return "haproxy not found: install it (apt-get install haproxy) or set PLINTH_HAPROXY; .ci/run installs it";
-  }
-}
 const skip = pgSkipReason() ?? haproxySkipReason();
 if (skip !== null && process.env.PLINTH_REQUIRE_POSTGRES) throw new Error(`PLINTH_REQUIRE_POSTGRES is set (CI): ${skip}`);
 

@@ -4,7 +4,7 @@
 // data folder, with HAProxy in front; the options map to the command's flags (the admin key
 // travels in PLINTH_ADMIN_KEY, as in production). Either way the test gets the URL, a registry
 // handle on the same database, and close().
-import { type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { LIMIT_FLAGS } from "../../src/cli/serve_limits.js";
 import { Registry } from "../../src/registry/index.js";
@@ -56,6 +56,16 @@ export function spawnTestServe(fx: Pick<ServeFixture, "dbPath" | "dataDir">, opt
   if (opts.adminKey) env.PLINTH_ADMIN_KEY = opts.adminKey;
   return spawnServe(["--registry", fx.dbPath, "--data-dir", fx.dataDir, "--port", "0",
     ...(replicaMode ? ["--replicas", String(REPLICAS)] : []), ...serveFlags(opts)], { env });
+}
+
+/** Why tests through HAProxy are skipped here, or null when they can run. */
+export function haproxySkipReason(): string | null {
+  try {
+    execFileSync(process.env.PLINTH_HAPROXY || "haproxy", ["-v"], { stdio: "ignore" });
+    return null;
+  } catch {
+    return "haproxy not found: install it (apt-get install haproxy) or set PLINTH_HAPROXY; .ci/run installs it";
+  }
 }
 
 /** Whether a process runs. */
