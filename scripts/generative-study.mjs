@@ -16,7 +16,7 @@
 // held out when the first byte of the SHA-256 of its name is below 80: 8 of the 31). A base pretrained on the
 // typescript package's .d.ts files (no fastify) is fine-tuned as plain text (the folder of training
 // files, objective lm) and scored on each held-out file: the loss per token of the whole file, and
-// greedy completions at statement boundaries (prompt: the file up to the statement, its last whole
+// greedy completions at statement boundaries (prompt: the file up to the statement's line, its last whole
 // lines that fit the context; the completion cut to as many lines as the true statement), scored
 // by whether the whole file with the true statement replaced by the completion parses (TypeScript's
 // parser; a blank or comment-only completion does not count), exact match and similarity.
@@ -135,7 +135,7 @@ for (const method of methods) {
 
 /**
  * Up to four cuts a held-out file, evenly spread over its statements (at any depth) whose text is 4
- * to 40 tokens long: the prompt is the file up to the statement (its last whole lines that leave
+ * to 40 tokens long and that start their line: the prompt is the file up to that line (its last whole lines that leave
  * room in the context for the statement and 8 tokens more), the completion the statement.
  */
 function statementCuts(files, tok, ctx) {
@@ -147,7 +147,9 @@ function statementCuts(files, tok, ctx) {
     const found = [];
     const visit = (node) => {
       if ((ts.isSourceFile(node) || ts.isBlock(node)) && node.statements) for (const st of node.statements) {
-        const start = st.getStart(sf), reference = text.slice(start, st.getEnd());
+        // Cut at the start of the statement's line (its indentation belongs to the completion).
+        const start = text.lastIndexOf("\n", st.getStart(sf)) + 1, reference = text.slice(start, st.getEnd());
+        if (text.slice(start, st.getStart(sf)).trim() !== "") continue;
         const n = tok.encode(reference).length;
         if (n >= 4 && n <= 40) found.push({ start, end: st.getEnd(), reference, refTokens: n });
       }
