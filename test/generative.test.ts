@@ -3,7 +3,9 @@
 // first use) and marks assistant spans; the SFT objective masks everything but the learned tokens
 // (its loss equals a hand computation) and packs; a LoRA adapter lowers held-out assistant loss
 // and its greedy replies follow the taught format; a job through the server names its model
-// ft:<base>:<tenant>:<suffix>:<id>, serves it through chat completions, and hides it from others.
+// ft:<base>:<tenant>:<suffix>:<id>, serves it through chat completions, and hides it from others;
+// a full fine-tune under bf16 and int8 weights decodes on its own packed matrices with float32's
+// greedy replies (plinth generate and the server).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -305,5 +307,58 @@ test("full generative fine-tuning: plinth adapt --method full --objective lm, se
     assert.ok(replies.filter((r) => /^[A-F]{3}$/.test(r ?? "")).length >= 2, `replies: ${replies.join(" ")}`);
   } finally {
     await server.close();
+  }
+});
+
+test("a full generative fine-tune under bf16 and int8 weights: logits near float32's, and plinth generate and the server give float32's greedy replies", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { useInferenceWeights } = await import("../src/models/inference_weights.js");
+  const { noGrad } = await import("../src/tensor/index.js");
+  const { chatPromptIds } = await import("../src/tasks/chat.js");
+  const cli = (...args: string[]) => execFileSync(process.execPath, [join(import.meta.dirname, "..", "src", "cli", "main.js"), ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = join(dir, "upper-full-lowp");
+  await runGenerative({ base: baseDir, method: "full", data: chats, out, steps: 160, batchSize: 8, lr: 3e-3, maxTest: 0 });
+  const words = ["fad", "bee", "cab"];
+  const prompt = chatPromptIds(chatTemplateFor(baseDir), tok, [{ role: "user", content: "dab" }]);
+  const logitsOf = (m: GPT) => noGrad(() => m.lastLogits(ids(prompt, [1, prompt.length])).toArray() as Float32Array);
+  const ref = logitsOf(loadAdapted(out, baseDir).body as GPT);
+  const baseLogits = logitsOf(loadGPT(baseDir));
+  const scale = ref.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+  const gap = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => Math.max(s, Math.abs(v - b[i])), 0);
+  const reply = (w: string, weights: string) => cli("generate", "--model", baseDir, "--adapter", out, "--chat", w, "--temperature", "0", "--max-tokens", "8", "--weights", weights).replace(/\n$/, "");
+  const fp32Replies = words.map((w) => reply(w, "fp32"));
+  assert.ok(fp32Replies.filter((r) => /^[A-F]{3}$/.test(r)).length >= 2, `float32 replies: ${fp32Replies.join(" ")}`);
+  for (const [format, tol] of [["bf16", 0.03], ["int8", 0.06]] as const) {
+    const body = loadAdapted(out, baseDir).body as GPT;
+    useInferenceWeights(body, format);
+    assert.equal(body.transformer.h[0].attn.c_attn.packed?.format, format);
+    const got = logitsOf(body);
+    // Packed from the fine-tune's own weights: near its float32 logits, not the base's.
+    assert.ok(gap(got, ref) > 0 && gap(got, ref) <= tol * scale, `${format}: logits differ by ${gap(got, ref)} (scale ${scale})`);
+    assert.ok(gap(got, baseLogits) > 2 * gap(got, ref), `${format}: ${gap(got, baseLogits)} from the base's logits`);
+    assert.deepEqual(words.map((w) => reply(w, format)), fp32Replies, `${format}: plinth generate`);
+  }
+
+  const { default: OpenAI } = await import("openai");
+  const { Registry } = await import("../src/registry/index.js");
+  const { createServer } = await import("../src/serve/index.js");
+  const dbPath = join(dir, "registry-full-lowp.db");
+  const reg = await Registry.open(dbPath);
+  await reg.catalog.addModel("tiny", baseDir);
+  await reg.catalog.addAdapter("acme", "upfull", "tiny", out);
+  const key = (await reg.keys.create("acme")).secret;
+  await reg.close();
+  for (const weights of ["bf16", "int8"] as const) {
+    const server = await createServer({ registry: dbPath, weights });
+    try {
+      const client = new OpenAI({ baseURL: `${await server.listen({ port: 0 })}/v1`, apiKey: key, maxRetries: 0 });
+      const replies = await Promise.all(words.map(async (w) => (await client.chat.completions.create({ model: "tiny:upfull", messages: [{ role: "user", content: w }], temperature: 0, max_tokens: 8 })).choices[0].message.content));
+      assert.deepEqual(replies, fp32Replies, `${weights}: served replies`);
+      // The fine-tune's own copy of the base, which its scheduler decodes on, holds packed matrices too.
+      const formats = server.host.schedulers().map((sch) => sch.model.transformer.h[0].attn.c_attn.packed?.format ?? "fp32");
+      assert.deepEqual(formats, [weights, weights], `${weights}: the base's scheduler and the fine-tune's own decode on packed matrices`);
+    } finally {
+      await server.close();
+    }
   }
 });
