@@ -6,16 +6,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { backend } from "../src/native/index.js";
-import { bf16, lcg, onPath, pathName, PATHS, type Path } from "./helpers/lowp_paths.js";
+import { bf16, expectedName, lcg, onPath, pathName, PATHS, type Path } from "./helpers/lowp_paths.js";
 
 const { rand, randn } = lcg(12345);
 
-test(`paths here: ${PATHS.map(pathName).join(", ")}; bf16/VNNI instructions ${backend.lowpNativeSupported() ? "present" : "absent"}`, () => {
-  assert.equal(backend.lowpPath(), PATHS[0].native ? "avx512_bf16" : PATHS[0].isa, "the widest path is the default");
-  for (const p of PATHS) assert.equal(pathName(p), p.native ? "avx512_bf16" : p.isa);
+test(`paths here: ${PATHS.map(pathName).join(", ")}; bf16/VNNI instructions ${backend.lowpNativeSupported() ? "present" : "absent"}, AMX ${backend.lowpAmxSupported() ? "present" : "absent"}`, () => {
+  assert.equal(backend.lowpPath(), expectedName(PATHS[0]), "the widest path is the default");
+  for (const p of PATHS) assert.equal(pathName(p), expectedName(p));
+  if (backend.lowpAmxSupported()) {
+    assert.equal(backend.setLowpAmx(false), "avx512_bf16");
+    assert.equal(backend.setLowpAmx(true), "amx");
+  }
   if (backend.lowpNativeSupported()) {
     assert.equal(backend.setLowpNative(false), "avx512");
-    assert.equal(backend.setLowpNative(true), "avx512_bf16");
+    assert.equal(backend.setLowpNative(true), backend.lowpAmxSupported() ? "amx" : "avx512_bf16");
   }
 });
 
@@ -62,6 +66,7 @@ for (const ta of [false, true]) for (const tb of [false, true]) {
     { ta, tb, M: 15, N: 33, K: 64, pad: 3 },
     { ta, tb, M: 29, N: 70, K: 801, beta: 1, bias: true },   // two K blocks, odd K, a partial strip
     { ta, tb, M: 17, N: 17, K: 33, batch: 3, alpha: -2, beta: 0.5 },
+    { ta, tb, M: 70, N: 65, K: 1201, beta: 0.5, bias: true },  // 32-row strips (AMX) with a partial one past 16 rows, two K blocks
   );
 }
 GEMM_CASES.push({ ta: false, tb: false, M: 2, N: 2100, K: 9, bias: true });  // two N blocks

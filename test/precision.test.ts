@@ -155,12 +155,16 @@ test("loadModel(dir, { weights }) packs on load; bad precision and weights names
   assert.throws(() => resolvePretrainOptions({ precision: "fp16" as never, outDir: "runs/x" }), /--precision must be fp32 or bf16, got "fp16"/);
 });
 
-test("plinth info says which instructions run low precision, and PLINTH_LOWP=emulated turns them off", () => {
+test("plinth info says which instructions run low precision; PLINTH_LOWP=vnni turns AMX off, =emulated the bf16/VNNI instructions", () => {
   const main = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
   const info = (env: Record<string, string>) => execFileSync(process.execPath, [main, "info"], { env: { ...process.env, ...env }, encoding: "utf8" });
   const line = (out: string) => out.split("\n").find((l) => l.startsWith("low precision: ")) ?? "";
+  if (backend.lowpAmxSupported()) {
+    assert.match(line(info({})), /^low precision: amx: AMX tiles \(tdpbf16ps\) for bf16 training GEMMs, vdpbf16ps for bf16 weights, vpdpbusd \(avx512_vnni\) for int8$/);
+    assert.match(line(info({ PLINTH_LOWP: "vnni" })), /^low precision: avx512_bf16: vdpbf16ps for bf16, vpdpbusd \(avx512_vnni\) for int8 \(AMX turned off: PLINTH_LOWP=vnni\)$/);
+  }
   if (backend.lowpNativeSupported()) {
-    assert.match(line(info({})), /^low precision: avx512_bf16: vdpbf16ps for bf16, vpdpbusd \(avx512_vnni\) for int8$/);
+    if (!backend.lowpAmxSupported()) assert.match(line(info({})), /^low precision: avx512_bf16: vdpbf16ps for bf16, vpdpbusd \(avx512_vnni\) for int8$/);
     assert.match(line(info({ PLINTH_LOWP: "emulated" })), /^low precision: avx512: bf16 widened to float32 FMAs, int8 on int32 multiplies \(bf16\/VNNI instructions turned off/);
   } else {
     assert.match(line(info({})), /this CPU has no avx512_bf16 \+ avx512_vnni; correct, slower\)$/);

@@ -894,6 +894,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"packInt8", PackInt8}, {"packedSizes", PackedSizes}, {"linearBf16", LinearBf16}, {"linearInt8", LinearInt8},
       {"linearF32", LinearF32}, {"decodeLayer", DecodeLayer},
       {"lowpPath", LowpPath}, {"lowpNativeSupported", LowpNativeSupported}, {"setLowpNative", SetLowpNative},
+      {"lowpAmxSupported", LowpAmxSupported}, {"setLowpAmx", SetLowpAmx},
       {"peakBf16", PeakBf16}, {"peakInt8", PeakInt8}, {"memoryBandwidth", MemoryBandwidth}, {"deviceAlloc", DeviceAlloc},
       {"deviceFree", DeviceFree}, {"deviceUpload", DeviceUpload}, {"deviceDownload", DeviceDownload}, {"deviceCopy", DeviceCopy}};
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));

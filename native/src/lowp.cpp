@@ -1,10 +1,16 @@
 // Low-precision dispatch, weight packing and the memory-bandwidth probe (see lowp.h).
-// PLINTH_LOWP=emulated starts with the bf16/VNNI instructions off (set_lowp_native turns them back on).
+// PLINTH_LOWP=emulated starts with the bf16/VNNI instructions off (set_lowp_native turns them back on);
+// PLINTH_LOWP=vnni keeps them but leaves AMX off (set_lowp_amx turns it back on).
 #include "lowp.h"
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#if defined(__linux__) && defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "threadpool.h"
 
@@ -15,6 +21,14 @@ bool& native_allowed() {
   static bool on = [] {
     const char* env = std::getenv("PLINTH_LOWP");
     return env == nullptr || std::strcmp(env, "emulated") != 0;
+  }();
+  return on;
+}
+
+bool& amx_allowed() {
+  static bool on = [] {
+    const char* env = std::getenv("PLINTH_LOWP");
+    return env == nullptr || (std::strcmp(env, "emulated") != 0 && std::strcmp(env, "vnni") != 0);
   }();
   return on;
 }
@@ -44,10 +58,33 @@ bool lowp_native_supported() {
 
 void set_lowp_native(bool on) { native_allowed() = on; }
 
+// CPUID leaf 7 EDX: bit 22 amx_bf16, bit 24 amx_tile. Linux hands out the tile data state only
+// on request (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, process-wide); a kernel
+// that refuses, or is too old to know the request, leaves AMX off.
+bool lowp_amx_supported() {
+  static const bool ok = [] {
+#if defined(__linux__) && defined(__x86_64__)
+    if (!lowp_native_supported()) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    if (!((d >> 22) & 1u) || !((d >> 24) & 1u)) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return ok;
+}
+
+void set_lowp_amx(bool on) { amx_allowed() = on; }
+
 const LowpTable& lowp() {
   const char* isa = kernels().isa;
-  if (std::strcmp(isa, "avx512") == 0)
-    return native_allowed() && lowp_native_supported() ? lowp_avx512_bf16() : lowp_avx512();
+  if (std::strcmp(isa, "avx512") == 0) {
+    if (!native_allowed() || !lowp_native_supported()) return lowp_avx512();
+    return amx_allowed() && lowp_amx_supported() ? lowp_amx() : lowp_avx512_bf16();
+  }
   if (std::strcmp(isa, "avx2") == 0) return lowp_avx2();
   return lowp_portable();
 }

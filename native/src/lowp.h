@@ -2,7 +2,9 @@
 // inference, the fused decode step (one GPT-2 block per call, on float32, bf16 or int8 weights),
 // and the probes that bound them (bf16 and int8 dot-product peaks, memory bandwidth).
 //
-// Paths: "avx512_bf16" (vdpbf16ps / vpdpbusd, for CPUs with avx512_bf16 and avx512_vnni),
+// Paths: "amx" (the bf16 training GEMM on AMX tiles, tdpbf16ps; the rest as avx512_bf16, for
+// CPUs with amx_tile and amx_bf16), "avx512_bf16" (vdpbf16ps / vpdpbusd, for CPUs with
+// avx512_bf16 and avx512_vnni),
 // then "avx512", "avx2" and "portable", which compute the same products on float32 FMAs
 // (bf16 operands widened exactly) and int32 multiplies (int8, bit-identical to vpdpbusd).
 // The active path follows the float32 kernel table (set_isa): the avx512 table uses the
@@ -83,9 +85,12 @@ const LowpTable& lowp_portable();
 const LowpTable& lowp_avx2();
 const LowpTable& lowp_avx512();
 const LowpTable& lowp_avx512_bf16();
+const LowpTable& lowp_amx();
 
 bool lowp_native_supported();      // the CPU has avx512_bf16 and avx512_vnni (and the avx512 path)
 void set_lowp_native(bool on);     // allow (default) or forbid the bf16/VNNI instructions
+bool lowp_amx_supported();         // the above, and amx_tile + amx_bf16 with the kernel's permission for the tile state
+void set_lowp_amx(bool on);        // allow (default) or forbid AMX for the bf16 training GEMM
 const LowpTable& lowp();           // the active path
 
 // Packing (plain C++, done once per weight). W is [N, K] (out_in) or [K, N] (in_out).

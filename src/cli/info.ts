@@ -11,7 +11,9 @@ Usage: plinth info
 Kernels are picked at start-up (AVX-512, AVX2+FMA or portable); PLINTH_ISA forces a
 lower path and PLINTH_THREADS sets the thread count. Low precision (pretrain --precision bf16,
 --weights bf16|int8) uses vdpbf16ps and vpdpbusd where the CPU has avx512_bf16 and avx512_vnni,
-else the same products on float32 FMAs and int32 multiplies (PLINTH_LOWP=emulated forces that).
+and AMX tiles (tdpbf16ps) for the bf16 training GEMMs where it also has amx_tile and amx_bf16
+(PLINTH_LOWP=vnni turns AMX off); else the same products on float32 FMAs and int32 multiplies
+(PLINTH_LOWP=emulated forces that).
 GPUs are listed when the optional CUDA backend is built (npm run build:cuda; experimental).
 
 Example:

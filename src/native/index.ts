@@ -114,10 +114,14 @@ export interface NativeBackend {
   /** One GPT-2 block for M packed decoding rows, x [M, C] in place (native/src/lowp.h DecodeLayerArgs). */
   decodeLayer(M: number, C: number, NH: number, F: number, eps: number, x: F32, ln1w: F32, ln1b: F32, ln2w: F32, ln2b: F32,
     weights: DecodeLinearArgs[], counts: number[], pasts: number[], keys: F32[], values: F32[]): void;
-  /** "avx512_bf16" (vdpbf16ps/vpdpbusd), "avx512", "avx2" or "portable" (float32 FMAs, int32 multiplies). */
+  /** "amx" (the bf16 training GEMM on AMX tiles, the rest as avx512_bf16), "avx512_bf16" (vdpbf16ps/vpdpbusd), "avx512", "avx2" or "portable" (float32 FMAs, int32 multiplies). */
   lowpPath(): string;
   lowpNativeSupported(): boolean;
   setLowpNative(on: boolean): string;
+  /** The CPU has amx_tile + amx_bf16 (and the bf16/VNNI instructions) and the kernel granted the tile state. */
+  lowpAmxSupported(): boolean;
+  /** Allow (the default) or forbid AMX for the bf16 training GEMM; returns the active path. */
+  setLowpAmx(on: boolean): string;
   peakBf16(iterations: number): number;
   peakInt8(iterations: number): number;
   memoryBandwidth(megabytes: number, passes: number): number;

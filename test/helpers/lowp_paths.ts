@@ -1,22 +1,29 @@
-// The low-precision dispatch paths this CPU has (avx512 with bf16/VNNI instructions, avx512,
-// avx2 and portable) and the small deterministic helpers the kernel tests share.
+// The low-precision dispatch paths this CPU has (avx512 with AMX tiles for the bf16 GEMM, avx512
+// with bf16/VNNI instructions, avx512, avx2 and portable) and the small deterministic helpers the kernel tests share.
 import { backend } from "../../src/native/index.js";
 
 export const ISAS = (["avx512", "avx2", "portable"] as const).filter((isa) => backend.isaSupported(isa));
-export interface Path { isa: string; native: boolean }
-export const PATHS: Path[] = ISAS.flatMap((isa): Path[] =>
-  isa === "avx512" && backend.lowpNativeSupported() ? [{ isa, native: true }, { isa, native: false }] : [{ isa, native: false }]);
+export interface Path { isa: string; native: boolean; amx?: boolean }
+export const PATHS: Path[] = ISAS.flatMap((isa): Path[] => {
+  if (isa !== "avx512" || !backend.lowpNativeSupported()) return [{ isa, native: false }];
+  const vnni: Path[] = [{ isa, native: true }, { isa, native: false }];
+  return backend.lowpAmxSupported() ? [{ isa, native: true, amx: true }, ...vnni] : vnni;
+});
+/** The name lowpPath() gives a path. */
+export const expectedName = (p: Path): string => (p.amx === true ? "amx" : p.native ? "avx512_bf16" : p.isa);
 
 /** Runs fn with the backend switched to path p, restoring the ISA and the native low-precision switch after. */
 export function onPath<R>(p: Path, fn: () => R): R {
   const prevIsa = backend.isa();
   backend.setIsa(p.isa);
   backend.setLowpNative(p.native);
+  backend.setLowpAmx(p.amx === true);
   try {
     return fn();
   } finally {
     backend.setIsa(prevIsa);
     backend.setLowpNative(true);
+    backend.setLowpAmx(true);
   }
 }
 export const pathName = (p: Path) => onPath(p, () => backend.lowpPath());
