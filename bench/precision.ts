@@ -1,15 +1,18 @@
 /**
  * `npm run bench -- --only precision`: low precision beside float32, in one run.
  *
- *   probes   register-only fp32 FMA, bf16 dot-product (vdpbf16ps) and int8 (vpdpbusd) loops on
+ *   probes   register-only fp32 FMA, bf16 dot-product (vdpbf16ps, or AMX tdpbf16ps tiles on the amx
+ *            path) and int8 (vpdpbusd) loops on
  *            every thread; memory bandwidth (the best of a few streaming reads of a buffer far
  *            larger than the last-level cache)
- *   gemm     GFLOP/s of the training GEMMs of config M (every transpose GPT uses), fp32 and bf16;
+ *   gemm     GFLOP/s of the training GEMMs of config M (every transpose GPT uses), fp32 and bf16
+ *            (on the amx path also the vdpbf16ps kernel);
  *            packed-weight linears (prefill: 128 rows; decode: 1 row) in fp32, bf16 and int8, with
  *            the decode rows' weight bytes per second
  *   train    training tokens/s of configs S and M, fp32 and bf16 steps alternating one by one (so
  *            load spells hit both alike; the speedup is the median of the pairs' ratios, with their
- *            IQR); MFU against each precision's own peak
+ *            IQR); MFU against each precision's own peak; with --torch, PyTorch's step in float32 and
+ *            under CPU bf16 autocast beside them (bench/torch_autocast.py, torch_ref.py's model)
  *   decode   tokens/s of greedy decoding (16-token prompt, 100 new tokens) with fp32, bf16 and int8
  *            weights on 1 and 2 threads, beside onnxruntime and the bandwidth limit: bandwidth /
  *            (weight bytes + mean KV-cache bytes read per token) (bench/decode.ts)
@@ -52,6 +55,8 @@ export interface PrecisionBenchOptions {
   configs?: string[];
   rounds: number;
   steps: number;
+  /** PyTorch's training step in float32 and under bf16 autocast (bench/torch_autocast.py), run after Plinth's for each config. */
+  torch?: (config: string) => Row[];
 }
 
 export async function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) => void, section: (title: string) => void): Promise<void> {
@@ -71,13 +76,24 @@ export async function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) 
     const a = new Float32Array(g.m * g.k).fill(0.5), b = new Float32Array(g.k * g.n).fill(0.25), c = new Float32Array(g.m * g.n);
     const flops = 2 * g.m * g.n * g.k, iters = Math.max(3, Math.floor(6e9 / flops));
     const run = (f: typeof backend.gemm) => () => f(g.ta, g.tb, g.m, g.n, g.k, 1, 1, 0, a, g.ta ? g.m : g.k, 0, b, g.tb ? g.k : g.n, 0, c, g.n, 0);
-    const f32: number[] = [], b16: number[] = [];
+    // Where AMX runs the bf16 GEMM, the vdpbf16ps kernel beside it (PLINTH_LOWP=vnni's path).
+    const amx = backend.lowpPath() === "amx";
+    const f32: number[] = [], b16: number[] = [], vnni: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
       f32.push(flops / seconds(run(backend.gemm), iters) / 1e9);
       b16.push(flops / seconds(run(backend.gemmBf16), iters) / 1e9);
+      if (amx) {
+        backend.setLowpAmx(false);
+        try {
+          vnni.push(flops / seconds(run(backend.gemmBf16), Math.max(3, iters >> 2)) / 1e9);
+        } finally {
+          backend.setLowpAmx(true);
+        }
+      }
     }
     emit({ bench: "precision", what: g.what, m: g.m, n: g.n, k: g.k, ta: g.ta, tb: g.tb, fp32_gflops: round(median(f32)), bf16_gflops: round(median(b16)),
-      speedup: round(median(b16) / median(f32), 2) + "x", bf16_of_peak: round((100 * median(b16)) / bf16Peak) + "%" });
+      speedup: round(median(b16) / median(f32), 2) + "x", bf16_of_peak: round((100 * median(b16)) / bf16Peak) + "%",
+      ...(amx ? { vnni_bf16_gflops: round(median(vnni)), amx_over_vnni: round(median(b16) / median(vnni), 2) + "x" } : {}) });
   }
   section("precision linears: packed weights [N=1536, K=512] and [N=8192, K=512] (prefill 128 rows, decode 1 row)");
   for (const [N, K] of [[1536, 512], [8192, 512]]) {
@@ -135,6 +151,10 @@ export async function precisionBench(o: PrecisionBenchOptions, emit: (row: Row) 
       fp32_mfu: round((100 * flops * f) / tokens / 1e9 / fp32Peak) + "%", bf16_mfu_of_bf16_peak: round((100 * flops * h) / tokens / 1e9 / bf16Peak) + "%", pairs: ratios.length });
     x.release();
     y.release();
+    for (const t of o.torch?.(name) ?? []) {
+      const tt = Number(t.tokens_per_s);
+      emit({ ...t, bench: "precision", what: "train", plinth_fp32_over_it: round(f / tt, 2) + "x", plinth_bf16_over_it: round(h / tt, 2) + "x" });
+    }
   }
 
   section("precision decode: greedy tokens/s (16-token prompt, 100 new) of fused decode blocks with fp32 / bf16 / int8 weights, the op-by-op fp32 forward and onnxruntime, beside the bandwidth limit (bench/decode.ts)");

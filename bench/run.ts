@@ -374,7 +374,14 @@ if (only.has("fairness")) {
 }
 
 if (only.has("precision")) {
-  await precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5) }, emit, section);
+  const autocast = (config: string): Row[] => {
+    if (!values.torch) return [];
+    if (torchRef === undefined) throw new Error("--torch: ../shared/bench/torch_ref.py was not found");
+    const r = spawnSync("/usr/bin/python3", [join(here, "..", "..", "bench", "torch_autocast.py"), torchRef, config, "--threads", String(threads), "--steps", "10"], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`torch_autocast.py ${config} failed (is python3-torch installed?):\n${r.stderr}`);
+    return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
+  };
+  await precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5), torch: autocast }, emit, section);
 }
 
 if (only.has("decode") && !only.has("precision")) {

@@ -133,8 +133,10 @@ test("packed layouts: bf16 words and int8 quads in 16-column strips, zero padded
   assert.deepEqual(t.scales, scales);
 });
 
+// From 16 rows the amx path runs the linears on tiles: 32-row blocks with a partial one, strip
+// pairs with a lone last strip, K tails of 1, 6 and 11 pairs or quads, and exact tile edges.
 const LINEAR_SHAPES: [number, number, number][] = [
-  [1, 1, 1], [1, 16, 2], [3, 17, 3], [8, 15, 5], [9, 40, 64], [17, 33, 129], [2, 130, 1024],
+  [1, 1, 1], [1, 16, 2], [3, 17, 3], [8, 15, 5], [9, 40, 64], [17, 33, 129], [2, 130, 1024], [40, 50, 300], [16, 16, 32], [32, 32, 64],
 ];
 
 for (const p of PATHS) {
@@ -211,8 +213,12 @@ for (const p of PATHS) {
   });
 }
 
-test("the paths agree with each other on one shape (bf16 to float32 rounding, int8 exactly up to the epilogue)", () => {
-  const M = 5, N = 48, K = 96, x = randn(M * K), W = randn(N * K);
+test("the paths agree with each other (bf16 to float32 rounding, int8 exactly up to the epilogue), below and above 16 rows", () => {
+  for (const [M, N, K] of [[5, 48, 96], [37, 48, 200]]) agree(M, N, K);
+});
+
+function agree(M: number, N: number, K: number): void {
+  const x = randn(M * K), W = randn(N * K);
   const { words, bytes, scales, wsum } = packBoth(N, K, W, false);
   const run = (p: Path) => onPath(p, () => {
     const yb = new Float32Array(M * N), yi = new Float32Array(M * N);
@@ -228,7 +234,7 @@ test("the paths agree with each other on one shape (bf16 to float32 rounding, in
       assert.ok(Math.abs(r.yi[i] - first.yi[i]) <= 1e-6 * (1 + Math.abs(first.yi[i])), `int8 ${pathName(p)} vs ${pathName(PATHS[0])} at ${i}`);
     }
   }
-});
+}
 
 test("probes: bf16 and int8 dot-product peaks and memory bandwidth are positive rates", () => {
   for (const p of PATHS) onPath(p, () => {

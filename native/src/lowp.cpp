@@ -58,7 +58,7 @@ bool lowp_native_supported() {
 
 void set_lowp_native(bool on) { native_allowed() = on; }
 
-// CPUID leaf 7 EDX: bit 22 amx_bf16, bit 24 amx_tile. Linux hands out the tile data state only
+// CPUID leaf 7 EDX: bit 22 amx_bf16, bit 24 amx_tile, bit 25 amx_int8. Linux hands out the tile data state only
 // on request (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, process-wide); a kernel
 // that refuses, or is too old to know the request, leaves AMX off.
 bool lowp_amx_supported() {
@@ -67,7 +67,7 @@ bool lowp_amx_supported() {
     if (!lowp_native_supported()) return false;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-    if (!((d >> 22) & 1u) || !((d >> 24) & 1u)) return false;
+    if (!((d >> 22) & 1u) || !((d >> 24) & 1u) || !((d >> 25) & 1u)) return false;
     constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 #else

@@ -2,8 +2,8 @@
 // inference, the fused decode step (one GPT-2 block per call, on float32, bf16 or int8 weights),
 // and the probes that bound them (bf16 and int8 dot-product peaks, memory bandwidth).
 //
-// Paths: "amx" (the bf16 training GEMM on AMX tiles, tdpbf16ps; the rest as avx512_bf16, for
-// CPUs with amx_tile and amx_bf16), "avx512_bf16" (vdpbf16ps / vpdpbusd, for CPUs with
+// Paths: "amx" (the bf16 training GEMM, and the packed linears from 16 rows up, on AMX tiles:
+// tdpbf16ps, tdpbusd; the rest as avx512_bf16, for CPUs with amx_tile, amx_bf16 and amx_int8), "avx512_bf16" (vdpbf16ps / vpdpbusd, for CPUs with
 // avx512_bf16 and avx512_vnni),
 // then "avx512", "avx2" and "portable", which compute the same products on float32 FMAs
 // (bf16 operands widened exactly) and int32 multiplies (int8, bit-identical to vpdpbusd).
@@ -89,8 +89,8 @@ const LowpTable& lowp_amx();
 
 bool lowp_native_supported();      // the CPU has avx512_bf16 and avx512_vnni (and the avx512 path)
 void set_lowp_native(bool on);     // allow (default) or forbid the bf16/VNNI instructions
-bool lowp_amx_supported();         // the above, and amx_tile + amx_bf16 with the kernel's permission for the tile state
-void set_lowp_amx(bool on);        // allow (default) or forbid AMX for the bf16 training GEMM
+bool lowp_amx_supported();         // the above, and amx_tile, amx_bf16, amx_int8 with the kernel's permission for the tile state
+void set_lowp_amx(bool on);        // allow (default) or forbid AMX
 const LowpTable& lowp();           // the active path
 
 // Packing (plain C++, done once per weight). W is [N, K] (out_in) or [K, N] (in_out).

@@ -39,10 +39,11 @@ PLINTH_DEFINE_LOWP(avx512_bf16)
 #undef PLINTH_LOWP_NATIVE
 #pragma GCC pop_options
 
-// The AMX path: lowp_avx512_bf16's kernels, with the training GEMM and the bf16 peak probe on
-// AMX tiles (kernels/amx.inc), for CPUs with amx_tile and amx_bf16 whose kernel grants the state.
+// The AMX path: lowp_avx512_bf16's kernels, with the training GEMM, the packed bf16 and int8
+// linears from 16 rows up and the bf16 peak probe on AMX tiles (kernels/amx.inc), for CPUs with
+// amx_tile, amx_bf16 and amx_int8 whose kernel grants the tile state.
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vnni,amx-tile,amx-bf16,avx2,fma,bmi2,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vnni,amx-tile,amx-bf16,amx-int8,avx2,fma,bmi2,f16c")
 #define PLINTH_VW 16
 #define PLINTH_LOWP_NATIVE 1
 namespace plinth {
@@ -50,7 +51,7 @@ namespace lp_amx {
 #include "kernels/lowp.inc"
 #include "kernels/amx.inc"
 }  // namespace lp_amx
-static const LowpTable k_lowp_amx = {"amx", &lp_amx::gemm_bf16_amx, &lp_amx::linear_bf16, &lp_amx::linear_int8,
+static const LowpTable k_lowp_amx = {"amx", &lp_amx::gemm_bf16_amx, &lp_amx::linear_bf16_amx, &lp_amx::linear_int8_amx,
                                      &lp_amx::attention_forward_bf16, &lp_amx::attention_backward_bf16,
                                      &lp_amx::linear_f32, &lp_amx::decode_layer, &lp_amx::bf16_peak_amx,
                                      &lp_amx::int8_peak};
