@@ -42,7 +42,7 @@ export interface FileEntry {
 /** A text to encode, or a file to read and encode. */
 export type Entry = string | FileEntry;
 
-export type WorkerRequest = { id: number; texts: Entry[] } | { id: number; scan: FileItem[]; read: ReadOptions } | { id: number; heap: true };
+export type WorkerRequest = { id: number; texts: Entry[]; spare?: ArrayBuffer } | { id: number; scan: FileItem[]; read: ReadOptions } | { id: number; heap: true };
 
 
 
@@ -89,15 +89,21 @@ async function entryText(f: FileEntry): Promise<string> {
  * tokenizer without a recipe). Ids go straight into the packed array, which grows as needed, so
  * a batch holds no list of per-text arrays.
  */
-export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], dtype: ShardDType, afterEach: () => void = () => {}): Promise<Encoded> {
+export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], dtype: ShardDType, afterEach: () => void = () => {}, spare?: ArrayBuffer): Promise<Encoded> {
   const bytes = new Float64Array(entries.length);
   const counts = new Int32Array(entries.length);
-  const make = (n: number): Uint16Array | Int32Array => (dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n));
-  let ids = make(entries.reduce((n, e) => n + (typeof e === "string" ? e.length : e.size), 16));
+  const width = dtype === "uint16" ? 2 : 4;
+  // Sizes rounded up to a power of two, so that a buffer given back (`spare`, see TokenizePool.recycle) fits the next batches.
+  const make = (n: number): Uint16Array | Int32Array => {
+    const size = 2 ** Math.ceil(Math.log2(Math.max(n, 4096)));
+    return dtype === "uint16" ? new Uint16Array(size) : new Int32Array(size);
+  };
+  const need = entries.reduce((n, e) => n + (typeof e === "string" ? e.length : e.size), 16);
+  let ids = spare !== undefined && spare.byteLength >= need * width ? (dtype === "uint16" ? new Uint16Array(spare) : new Int32Array(spare)) : make(need);
   let at = 0;
   const append = (part: ArrayLike<number>): void => {
     if (at + part.length > ids.length) {
-      const bigger = make(Math.max(at + part.length, Math.ceil(1.5 * ids.length)));
+      const bigger = make(Math.max(at + part.length, 2 * ids.length));
       bigger.set(ids.subarray(0, at));
       ids = bigger;
     }
@@ -148,6 +154,8 @@ export class TokenizePool {
   private readonly workers: Worker[] = [];
   private readonly busy: number[] = [];
   private readonly pending = new Map<number, Pending>();
+  /** Id buffers written out and given back, to go to the next batches (their threads fill them again). */
+  private readonly spares: ArrayBuffer[] = [];
   private nextId = 0;
   private failure: Error | null = null;
 
@@ -199,8 +207,18 @@ export class TokenizePool {
 
   /** Encodes texts and files (read whole on the thread). */
   encode(entries: Entry[]): Promise<Encoded> {
-    if (this.workers.length === 0) return this.failure !== null ? Promise.reject(this.failure) : encodeEntries(this.tokenizer, entries, this.dtype);
-    return this.send((id) => ({ id, texts: entries }));
+    const spare = this.spares.pop();
+    if (this.workers.length === 0) return this.failure !== null ? Promise.reject(this.failure) : encodeEntries(this.tokenizer, entries, this.dtype, () => {}, spare);
+    return this.send((id) => ({ id, texts: entries, spare }), undefined, spare !== undefined ? [spare] : []);
+  }
+
+  /**
+   * Gives back the ids of an encoded batch once they are written: their buffer goes (moved, not
+   * copied) with a later batch to be filled again, so neither thread makes a buffer a batch, and
+   * none waits here for a collection to free it.
+   */
+  recycle(ids: Uint16Array | Int32Array): void {
+    if (this.spares.length < 2 * Math.max(1, this.workers.length) && ids.buffer instanceof ArrayBuffer && ids.buffer.byteLength > 0) this.spares.push(ids.buffer);
   }
 
   /** Scans file items (their documents' digests), on a thread when there are some. */
@@ -216,7 +234,7 @@ export class TokenizePool {
     return out;
   }
 
-  private send<T>(request: (id: number) => WorkerRequest, to?: number): Promise<T> {
+  private send<T>(request: (id: number) => WorkerRequest, to?: number, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.failure !== null) return Promise.reject(this.failure);
     let w = to ?? 0;
     if (to === undefined) for (let i = 1; i < this.workers.length; i++) if (this.busy[i] < this.busy[w]) w = i;
@@ -224,7 +242,7 @@ export class TokenizePool {
     this.busy[w]++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (e: never) => void, reject, worker: w });
-      this.workers[w].postMessage(request(id));
+      this.workers[w].postMessage(request(id), transfer);
     });
   }
 
