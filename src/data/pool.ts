@@ -10,7 +10,7 @@
  * A tokenizer without a recipe (a custom TokenizerLike) is run on the calling thread.
  */
 import { Worker } from "node:worker_threads";
-import { BPETokenizer } from "../tokenizer/index.js";
+import { BPETokenizer, IdBuffer } from "../tokenizer/index.js";
 import { ByteTextTokenizer, BPETextTokenizer } from "./tokenizer.js";
 import type { TokenizerLike } from "./prepare.js";
 import { PieceCutter } from "./cut.js";
@@ -83,6 +83,9 @@ async function entryText(f: FileEntry): Promise<string> {
   return text;
 }
 
+/** This thread's buffer for the ids of one text (encodeInto), reused: a thread encodes one text at a time. */
+const sink = new IdBuffer();
+
 /**
  * The entries' ids packed into one typed array (a view of it: its buffer may be longer), with each
  * one's count and UTF-8 bytes: what a worker sends back (and the calling thread makes for a
@@ -110,12 +113,18 @@ export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], 
     ids.set(part, at);
     at += part.length;
   };
+  const encode = (text: string): void => {
+    if (tokenizer.encodeInto === undefined) return append(tokenizer.encode(text));
+    sink.length = 0;
+    tokenizer.encodeInto(text, sink);
+    append(sink.ids.subarray(0, sink.length));
+  };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     const start = at;
     if (typeof e === "string") {
       bytes[i] = Buffer.byteLength(e);
-      append(tokenizer.encode(e));
+      encode(e);
     } else {
       // A whole file is encoded in pieces, as the calling thread would cut it: the same ids, and
       // each encode's garbage (its pre-tokenizer chunks) stays small.
@@ -123,10 +132,10 @@ export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], 
       bytes[i] = Buffer.byteLength(text);
       const cutter = new PieceCutter(e.pieceChars);
       for (const piece of cutter.push(text)) {
-        append(tokenizer.encode(piece));
+        encode(piece);
         afterEach();
       }
-      append(tokenizer.encode(cutter.end()));
+      encode(cutter.end());
     }
     counts[i] = at - start;
     afterEach();

@@ -27,6 +27,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
+import type { IdBuffer } from "../tokenizer/index.js";
 import { forcedBlocks, pieces, type Position, type SplitPlan } from "./pieces.js";
 import { HeapGovernor, type HeapPeak } from "./heap.js";
 import { TokenizePool, type Encoded, type Entry, type TokenizerRecipe } from "./pool.js";
@@ -48,6 +49,8 @@ export interface TokenizerLike {
    * whole (cut.ts). Both tokenizers here are.
    */
   encode(text: string): ArrayLike<number>;
+  /** As encode, appending to a reused buffer (the tokenizer threads use it when there is one). */
+  encodeInto?(text: string, out: IdBuffer): void;
   /** A stable fingerprint of the vocabulary and merges. */
   fingerprint(): string;
   /** How a worker thread rebuilds this tokenizer; without it, tokenization runs on the calling thread. */

@@ -40,6 +40,27 @@ const CACHE_SPAN = 256;  // > the most ids of a cached chunk (3 UTF-8 bytes a ch
 const CACHE_ARENA_MAX = 1 << 20;
 const UTF8_LENIENT = new TextDecoder("utf-8", { ignoreBOM: true });
 
+/**
+ * Ids appended in place (BPETokenizer.encodeInto): a typed array that grows and is reused from
+ * one text to the next, so encoding a long stream of text makes no array of ids per text.
+ */
+export class IdBuffer {
+  ids = new Int32Array(1 << 12);
+  length = 0;
+
+  push(id: number): void {
+    if (this.length === this.ids.length) {
+      const bigger = new Int32Array(2 * this.ids.length);
+      bigger.set(this.ids);
+      this.ids = bigger;
+    }
+    this.ids[this.length++] = id;
+  }
+}
+
+/** Where encoding appends ids: an array, or an IdBuffer. */
+type IdSink = { push(id: number): unknown };
+
 export class BPETokenizer {
   readonly vocabSize: number;
   readonly addedTokens: readonly AddedToken[];
@@ -120,6 +141,14 @@ export class BPETokenizer {
   /** Text → ids. Lone surrogates in `text` encode as U+FFFD, as UTF-8 would. */
   encode(text: string, options: EncodeOptions = {}): number[] {
     return this.encodeString(wellFormed(text), options);
+  }
+
+  /**
+   * Appends the ids of `text` to `out`, as `encode(text, { specialTokens: false })` gives them
+   * (clear `out.length` first to reuse it).
+   */
+  encodeInto(text: string, out: IdBuffer): void {
+    this.encodeOrdinary(wellFormed(text), out);
   }
 
   /** Any bytes → ids; `decodeBytes` gives back the same bytes, invalid UTF-8 included. */
@@ -210,11 +239,11 @@ export class BPETokenizer {
     return out;
   }
 
-  private encodeOrdinary(text: string, out: number[]): void {
+  private encodeOrdinary(text: string, out: IdSink): void {
     for (const block of textBlocks(text)) this.encodeBlock(block, out);
   }
 
-  private encodeBlock(text: string, out: number[]): void {
+  private encodeBlock(text: string, out: IdSink): void {
     const chunks = text.match(PRETOKENIZE_PATTERN);
     if (chunks === null) return;
     const cache = this.cache;
