@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { BPETokenizer, trainBPE, type HuggingFaceTokenizerJSON } from "../src/tokenizer/index.js";
+import { BPETokenizer, IdBuffer, trainBPE, type HuggingFaceTokenizerJSON } from "../src/tokenizer/index.js";
 import { pretokenize, textBlocks } from "../src/tokenizer/bytelevel.js";
 import { mobyDick } from "../src/data/corpus.js";
 
@@ -102,6 +102,28 @@ test("special tokens in text are kept whole, or treated as text on request", () 
   assert.ok(plain.every((id) => id >= 5));
   assert.equal(tok.decode(plain), text);
   assert.deepEqual(tok.encode("<|endoftext|><|endoftext|>"), [0, 0]);
+});
+
+test("encodeInto appends the ids encode gives (special tokens as text), through a filled chunk cache", () => {
+  const fresh = BPETokenizer.fromJSON(tok.toJSON());
+  // The reference shares no code with ours (and so not its cache).
+  const hf = new Tokenizer(tok.toJSON() as HuggingFaceTokenizerJSON, { clean_up_tokenization_spaces: false });
+  const out = new IdBuffer();
+  // More distinct chunks than the cache holds (64K), so it is cleared and filled again on the way.
+  const numbers = Array.from({ length: 70_000 }, (_, i) => `v${i}x`).join(" ");
+  const texts = [...PARAGRAPHS, ...TRICKY, CHINESE, EMOJI, "lone \ud800 surrogate", numbers, ...PARAGRAPHS, SOURCE];
+  for (const text of texts) {
+    out.length = 0;
+    fresh.encodeInto(text, out);
+    assert.deepEqual(Array.from(out.ids.subarray(0, out.length)), hf.encode(text, { add_special_tokens: false }).ids, text.slice(0, 40));
+  }
+  out.length = 0;
+  fresh.encodeInto("a <|endoftext|> b", out);
+  assert.deepEqual(Array.from(out.ids.subarray(0, out.length)), [...tok.encode("a <|"), ...tok.encode("endoftext"), ...tok.encode("|> b")]);
+  out.length = 0;
+  fresh.encodeInto(CHINESE, out);
+  fresh.encodeInto(EMOJI, out);
+  assert.deepEqual(Array.from(out.ids.subarray(0, out.length)), [...tok.encode(CHINESE), ...tok.encode(EMOJI)]);
 });
 
 test("training is deterministic", () => {

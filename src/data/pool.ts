@@ -10,7 +10,7 @@
  * A tokenizer without a recipe (a custom TokenizerLike) is run on the calling thread.
  */
 import { Worker } from "node:worker_threads";
-import { BPETokenizer } from "../tokenizer/index.js";
+import { BPETokenizer, IdBuffer } from "../tokenizer/index.js";
 import { ByteTextTokenizer, BPETextTokenizer } from "./tokenizer.js";
 import type { TokenizerLike } from "./prepare.js";
 import { PieceCutter } from "./cut.js";
@@ -42,7 +42,7 @@ export interface FileEntry {
 /** A text to encode, or a file to read and encode. */
 export type Entry = string | FileEntry;
 
-export type WorkerRequest = { id: number; texts: Entry[] } | { id: number; scan: FileItem[]; read: ReadOptions } | { id: number; heap: true };
+export type WorkerRequest = { id: number; texts: Entry[]; spare?: ArrayBuffer } | { id: number; scan: FileItem[]; read: ReadOptions } | { id: number; heap: true };
 
 
 
@@ -83,33 +83,48 @@ async function entryText(f: FileEntry): Promise<string> {
   return text;
 }
 
+/** This thread's buffer for the ids of one text (encodeInto), reused: a thread encodes one text at a time. */
+const sink = new IdBuffer();
+
 /**
  * The entries' ids packed into one typed array (a view of it: its buffer may be longer), with each
  * one's count and UTF-8 bytes: what a worker sends back (and the calling thread makes for a
  * tokenizer without a recipe). Ids go straight into the packed array, which grows as needed, so
  * a batch holds no list of per-text arrays.
  */
-export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], dtype: ShardDType, afterEach: () => void = () => {}): Promise<Encoded> {
+export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], dtype: ShardDType, afterEach: () => void = () => {}, spare?: ArrayBuffer): Promise<Encoded> {
   const bytes = new Float64Array(entries.length);
   const counts = new Int32Array(entries.length);
-  const make = (n: number): Uint16Array | Int32Array => (dtype === "uint16" ? new Uint16Array(n) : new Int32Array(n));
-  let ids = make(entries.reduce((n, e) => n + (typeof e === "string" ? e.length : e.size), 16));
+  const width = dtype === "uint16" ? 2 : 4;
+  // Sizes rounded up to a power of two, so that a buffer given back (`spare`, see TokenizePool.recycle) fits the next batches.
+  const make = (n: number): Uint16Array | Int32Array => {
+    const size = 2 ** Math.ceil(Math.log2(Math.max(n, 4096)));
+    return dtype === "uint16" ? new Uint16Array(size) : new Int32Array(size);
+  };
+  const need = entries.reduce((n, e) => n + (typeof e === "string" ? e.length : e.size), 16);
+  let ids = spare !== undefined && spare.byteLength >= need * width ? (dtype === "uint16" ? new Uint16Array(spare) : new Int32Array(spare)) : make(need);
   let at = 0;
   const append = (part: ArrayLike<number>): void => {
     if (at + part.length > ids.length) {
-      const bigger = make(Math.max(at + part.length, Math.ceil(1.5 * ids.length)));
+      const bigger = make(Math.max(at + part.length, 2 * ids.length));
       bigger.set(ids.subarray(0, at));
       ids = bigger;
     }
     ids.set(part, at);
     at += part.length;
   };
+  const encode = (text: string): void => {
+    if (tokenizer.encodeInto === undefined) return append(tokenizer.encode(text));
+    sink.length = 0;
+    tokenizer.encodeInto(text, sink);
+    append(sink.ids.subarray(0, sink.length));
+  };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     const start = at;
     if (typeof e === "string") {
       bytes[i] = Buffer.byteLength(e);
-      append(tokenizer.encode(e));
+      encode(e);
     } else {
       // A whole file is encoded in pieces, as the calling thread would cut it: the same ids, and
       // each encode's garbage (its pre-tokenizer chunks) stays small.
@@ -117,10 +132,10 @@ export async function encodeEntries(tokenizer: TokenizerLike, entries: Entry[], 
       bytes[i] = Buffer.byteLength(text);
       const cutter = new PieceCutter(e.pieceChars);
       for (const piece of cutter.push(text)) {
-        append(tokenizer.encode(piece));
+        encode(piece);
         afterEach();
       }
-      append(tokenizer.encode(cutter.end()));
+      encode(cutter.end());
     }
     counts[i] = at - start;
     afterEach();
@@ -148,6 +163,8 @@ export class TokenizePool {
   private readonly workers: Worker[] = [];
   private readonly busy: number[] = [];
   private readonly pending = new Map<number, Pending>();
+  /** Id buffers written out and given back, to go to the next batches (their threads fill them again). */
+  private readonly spares: ArrayBuffer[] = [];
   private nextId = 0;
   private failure: Error | null = null;
 
@@ -199,8 +216,18 @@ export class TokenizePool {
 
   /** Encodes texts and files (read whole on the thread). */
   encode(entries: Entry[]): Promise<Encoded> {
-    if (this.workers.length === 0) return this.failure !== null ? Promise.reject(this.failure) : encodeEntries(this.tokenizer, entries, this.dtype);
-    return this.send((id) => ({ id, texts: entries }));
+    const spare = this.spares.pop();
+    if (this.workers.length === 0) return this.failure !== null ? Promise.reject(this.failure) : encodeEntries(this.tokenizer, entries, this.dtype, () => {}, spare);
+    return this.send((id) => ({ id, texts: entries, spare }), undefined, spare !== undefined ? [spare] : []);
+  }
+
+  /**
+   * Gives back the ids of an encoded batch once they are written: their buffer goes (moved, not
+   * copied) with a later batch to be filled again, so neither thread makes a buffer a batch, and
+   * none waits here for a collection to free it.
+   */
+  recycle(ids: Uint16Array | Int32Array): void {
+    if (this.spares.length < 2 * Math.max(1, this.workers.length) && ids.buffer instanceof ArrayBuffer && ids.buffer.byteLength > 0) this.spares.push(ids.buffer);
   }
 
   /** Scans file items (their documents' digests), on a thread when there are some. */
@@ -216,7 +243,7 @@ export class TokenizePool {
     return out;
   }
 
-  private send<T>(request: (id: number) => WorkerRequest, to?: number): Promise<T> {
+  private send<T>(request: (id: number) => WorkerRequest, to?: number, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.failure !== null) return Promise.reject(this.failure);
     let w = to ?? 0;
     if (to === undefined) for (let i = 1; i < this.workers.length; i++) if (this.busy[i] < this.busy[w]) w = i;
@@ -224,7 +251,7 @@ export class TokenizePool {
     this.busy[w]++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (e: never) => void, reject, worker: w });
-      this.workers[w].postMessage(request(id));
+      this.workers[w].postMessage(request(id), transfer);
     });
   }
 

@@ -14,7 +14,7 @@
  *
  * Memory is bounded by `memoryMb` (text in flight: read, queued, at the workers, and their ids),
  * whatever the corpus size; besides it: the worker threads themselves and the tokenizer (a fixed
- * cost, with the tokenizer's chunk cache), each thread's garbage up to a share of the bound
+ * cost, with the tokenizer's chunk cache, packed: ~100 bytes a chunk, 64K chunks), each thread's garbage up to a share of the bound
  * (heap.ts: a full collection when it has grown by memoryMb / 32, 2 to 16 MB), 24-32 bytes per
  * document for deduplication, and the manifest's record of every file. The shards are byte for byte those of the in-memory path
  * (sources.ts loadSources + splitByHash, then encoding each document) and the same for any
@@ -27,6 +27,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join } from "node:path";
+import type { IdBuffer } from "../tokenizer/index.js";
 import { forcedBlocks, pieces, type Position, type SplitPlan } from "./pieces.js";
 import { HeapGovernor, type HeapPeak } from "./heap.js";
 import { TokenizePool, type Encoded, type Entry, type TokenizerRecipe } from "./pool.js";
@@ -48,6 +49,8 @@ export interface TokenizerLike {
    * whole (cut.ts). Both tokenizers here are.
    */
   encode(text: string): ArrayLike<number>;
+  /** As encode, appending to a reused buffer (the tokenizer threads use it when there is one). */
+  encodeInto?(text: string, out: IdBuffer): void;
   /** A stable fingerprint of the vocabulary and merges. */
   fingerprint(): string;
   /** How a worker thread rebuilds this tokenizer; without it, tokenization runs on the calling thread. */
@@ -139,13 +142,14 @@ interface PrepKey {
 function budgetFor(memoryBytes: number, inFlight: number, dtype: ShardDType, plan: SplitPlan) {
   const perChar = 4 + (dtype === "uint16" ? 2 : 4);  // a batch's text here and at its worker, and its ids
   const readBytes = Math.min(1 << 18, Math.max(4096, Math.floor(memoryBytes / 32)));
-  // Small pieces and batches are as fast as large ones (a batch is ~0.1 s of tokenizing) and keep
-  // each thread's heap small; the bound only makes them smaller still.
+  // Small pieces and batches are as fast as large ones (a batch of 128K characters is ~10 ms of
+  // tokenizing, far above a message's cost) and keep every thread's heap and the ids in flight
+  // small; the bound only makes them smaller still.
   const pieceChars = Math.min(1 << 16, Math.max(1024, Math.floor(memoryBytes / 64)));
   // The cutters' text (2 bytes a character), and small files read ahead (8 reads' worth).
   const cutters = 2 * (pieceChars + readBytes) + (plan.unit === "block" ? 2 * (2 * plan.blockChars + readBytes) : 0) + 8 * readBytes;
   const slot = Math.floor((memoryBytes - cutters) / (perChar * (inFlight + 1)));
-  const batchChars = Math.min(1 << 19, slot - pieceChars);
+  const batchChars = Math.min(1 << 17, slot - pieceChars);
   if (batchChars < 1024) {
     const need = Math.ceil((cutters + perChar * (inFlight + 1) * (pieceChars + 1024)) / 2 ** 20);
     throw new Error(`prepare: a memory bound of ${+(memoryBytes / 2 ** 20).toFixed(2)} MB is too small for ${inFlight} batches in flight; give at least ${need} MB (--prep-memory-mb) or fewer threads`);
@@ -311,6 +315,7 @@ async function tokenize(o: PrepareOptions, pool: TokenizePool, governor: HeapGov
       stats.documents += p.eot ? 1 : 0;
       stats.tokens += counts[i] + (p.eot ? 1 : 0);
     });
+    pool.recycle(ids);
     meter.add(-done.chars * b.perChar);
     governor.check();
     position = done.after;

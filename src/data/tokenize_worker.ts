@@ -33,9 +33,9 @@ async function answer(req: WorkerRequest): Promise<void> {
       const reply: WorkerReply = { id: req.id, scans: await scanFiles(req.scan, req.read, check) };
       port.postMessage(reply);
     } else {
-      const { ids, counts, bytes } = await encodeEntries(tokenizer, req.texts, setup.dtype, check);
+      const { ids, counts, bytes } = await encodeEntries(tokenizer, req.texts, setup.dtype, check, req.spare);
       const reply: WorkerReply = { id: req.id, ids, counts, bytes };
-      port.postMessage(reply, [ids.buffer as ArrayBuffer, counts.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer]);  // fresh arrays: their buffers are their own
+      port.postMessage(reply, [ids.buffer as ArrayBuffer, counts.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer]);  // their buffers are their own (fresh, or a spare the caller gave back)
     }
     governor.check();
   } catch (e) {

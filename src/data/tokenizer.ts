@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { BPETokenizer } from "../tokenizer/index.js";
+import { BPETokenizer, type IdBuffer } from "../tokenizer/index.js";
 import { ByteTokenizer } from "./bytes.js";
 import type { TokenizerLike } from "./prepare.js";
 import type { TokenizerRecipe } from "./pool.js";
@@ -29,6 +29,10 @@ export class BPETextTokenizer implements TextTokenizer {
   /** Raw text: a literal "<|endoftext|>" inside a document is text, not a separator. */
   encode(text: string): number[] {
     return this.bpe.encode(text, { specialTokens: false });
+  }
+  /** As encode, appending to `out` (corpus preparation: no array of ids a text). */
+  encodeInto(text: string, out: IdBuffer): void {
+    this.bpe.encodeInto(text, out);
   }
   decode(ids: ArrayLike<number>): string {
     return this.bpe.decode(ids);

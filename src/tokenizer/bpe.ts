@@ -35,7 +35,31 @@ const NO_MERGE = 0x7fffffff;
 const SCAN_LIMIT = 64;
 const CACHE_ENTRIES = 1 << 16;
 const CACHE_CHUNK_CHARS = 64;
+/** A cached chunk's ids live in one arena: the map holds offset * CACHE_SPAN + count (a small integer). */
+const CACHE_SPAN = 256;  // > the most ids of a cached chunk (3 UTF-8 bytes a character)
+const CACHE_ARENA_MAX = 1 << 20;
 const UTF8_LENIENT = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Ids appended in place (BPETokenizer.encodeInto): a typed array that grows and is reused from
+ * one text to the next, so encoding a long stream of text makes no array of ids per text.
+ */
+export class IdBuffer {
+  ids = new Int32Array(1 << 12);
+  length = 0;
+
+  push(id: number): void {
+    if (this.length === this.ids.length) {
+      const bigger = new Int32Array(2 * this.ids.length);
+      bigger.set(this.ids);
+      this.ids = bigger;
+    }
+    this.ids[this.length++] = id;
+  }
+}
+
+/** Where encoding appends ids: an array, or an IdBuffer. */
+type IdSink = { push(id: number): unknown };
 
 export class BPETokenizer {
   readonly vocabSize: number;
@@ -52,7 +76,14 @@ export class BPETokenizer {
   private readonly mergeRanks = new Map<number, number>();
   /** merge rank → id of the merged token. */
   private readonly mergeResults: Int32Array;
-  private readonly cache = new Map<string, number[]>();
+  /**
+   * Chunk -> where its ids are in `cacheIds`. Packed ids and copied keys keep the cache near 100
+   * bytes an entry: a chunk matched out of the text is a slice that would keep the whole text alive
+   * (V8's sliced strings), and an array of ids an entry costs several times its ids.
+   */
+  private readonly cache = new Map<string, number>();
+  private cacheIds = new Int32Array(1 << 12);
+  private cacheFill = 0;
   private scratch = new Uint8Array(1024);
 
   constructor(spec: BPEModelSpec) {
@@ -110,6 +141,14 @@ export class BPETokenizer {
   /** Text → ids. Lone surrogates in `text` encode as U+FFFD, as UTF-8 would. */
   encode(text: string, options: EncodeOptions = {}): number[] {
     return this.encodeString(wellFormed(text), options);
+  }
+
+  /**
+   * Appends the ids of `text` to `out`, as `encode(text, { specialTokens: false })` gives them
+   * (clear `out.length` first to reuse it).
+   */
+  encodeInto(text: string, out: IdBuffer): void {
+    this.encodeOrdinary(wellFormed(text), out);
   }
 
   /** Any bytes → ids; `decodeBytes` gives back the same bytes, invalid UTF-8 included. */
@@ -200,26 +239,47 @@ export class BPETokenizer {
     return out;
   }
 
-  private encodeOrdinary(text: string, out: number[]): void {
+  private encodeOrdinary(text: string, out: IdSink): void {
     for (const block of textBlocks(text)) this.encodeBlock(block, out);
   }
 
-  private encodeBlock(text: string, out: number[]): void {
+  private encodeBlock(text: string, out: IdSink): void {
     const chunks = text.match(PRETOKENIZE_PATTERN);
     if (chunks === null) return;
     const cache = this.cache;
     for (let c = 0; c < chunks.length; c++) {
       const chunk = chunks[c];
-      let ids = cache.get(chunk);
-      if (ids === undefined) {
-        ids = this.encodeChunk(chunk);
-        if (chunk.length <= CACHE_CHUNK_CHARS) {
-          if (cache.size >= CACHE_ENTRIES) cache.clear(); // cheaper than LRU bookkeeping on every hit
-          cache.set(chunk, ids);
-        }
+      const at = cache.get(chunk);
+      if (at !== undefined) {
+        const arena = this.cacheIds, start = (at / CACHE_SPAN) | 0, end = start + (at % CACHE_SPAN);
+        for (let i = start; i < end; i++) out.push(arena[i]);
+        continue;
       }
+      const ids = this.encodeChunk(chunk);
       for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+      if (chunk.length <= CACHE_CHUNK_CHARS) this.remember(chunk, ids);
     }
+  }
+
+  private remember(chunk: string, ids: number[]): void {
+    if (this.cacheFill + ids.length > this.cacheIds.length) {
+      if (this.cacheIds.length < CACHE_ARENA_MAX) {
+        const bigger = new Int32Array(2 * this.cacheIds.length);
+        bigger.set(this.cacheIds.subarray(0, this.cacheFill));
+        this.cacheIds = bigger;
+      } else this.clearCache();
+    }
+    if (this.cache.size >= CACHE_ENTRIES) this.clearCache();  // cheaper than LRU bookkeeping on every hit
+    this.cacheIds.set(ids, this.cacheFill);
+    // A copy of the key: ("x" + chunk) is flattened into a string of its own before it is sliced.
+    const key = chunk.length < 13 ? chunk : ("x" + chunk).slice(1);
+    this.cache.set(key, this.cacheFill * CACHE_SPAN + ids.length);
+    this.cacheFill += ids.length;
+  }
+
+  private clearCache(): void {
+    this.cache.clear();
+    this.cacheFill = 0;
   }
 
   private encodeChunk(chunk: string): number[] {

@@ -9,7 +9,7 @@
  *     tok.save("out/tokenizer.json");
  *     BPETokenizer.load("out/tokenizer.json").encode("Call me Ishmael."); // same ids
  */
-export { BPETokenizer } from "./bpe.js";
+export { BPETokenizer, IdBuffer } from "./bpe.js";
 export type { AddedToken, BPEModelSpec, EncodeOptions } from "./bpe.js";
 export { trainBPE, DEFAULT_SPECIAL_TOKENS } from "./train.js";
 export type { TrainBPEOptions, TrainProgress } from "./train.js";
