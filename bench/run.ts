@@ -351,7 +351,7 @@ if (only.has("distributed")) {
 
 if (only.has("serve")) {
   section("serve: load test of plinth serve on loopback, continuous batching vs one request at a time (bench/serve.ts)");
-  for (const row of await serveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32) })) emit(row);
+  for (const row of await serveBench({ seconds: Number(process.env.PLINTH_SERVE_SECONDS ?? 30), connections: Number(process.env.PLINTH_SERVE_CONNECTIONS ?? 32), weights: process.env.PLINTH_SERVE_WEIGHTS?.split(",") })) emit(row);
 }
 
 if (only.has("replicas")) {

@@ -6,9 +6,12 @@
  * `connections` clients (default 32) each send chat completions back to back for `seconds`
  * (default 30; PLINTH_SERVE_SECONDS / PLINTH_SERVE_CONNECTIONS override), cycling over the
  * base and both adapters (so every batch mixes adapters), every 4th request streamed (SSE).
- * The same load runs twice: with continuous batching (max batch 32) and one request at a time
- * (max batch 1). Reported: requests and completion tokens per second, p50/p99 latency, errors,
- * and the batched / one-at-a-time throughput ratio.
+ * The same load runs on continuous batching (max batch 32) with the base's weights as float32 and,
+ * unless PLINTH_SERVE_WEIGHTS says otherwise, packed bf16 and int8 (`--weights`), and on one
+ * request at a time (max batch 1, float32), the servers side by side and the load taking turns
+ * between them in rounds. Reported: requests and completion tokens per second, p50/p99 latency,
+ * errors, the batched / one-at-a-time throughput ratio, and each weight format's tokens/s and p99
+ * beside float32's.
  *
  *     node dist/bench/serve.js [--seconds 30] [--connections 32]
  */
@@ -118,15 +121,17 @@ export function summary(m: Measure): Row {
   };
 }
 
-export async function serveBench({ seconds = 30, connections = 32 } = {}): Promise<Row[]> {
+export async function serveBench({ seconds = 30, connections = 32, weights = ["fp32", "bf16", "int8"] }: { seconds?: number; connections?: number; weights?: string[] } = {}): Promise<Row[]> {
+  for (const w of weights) if (!["fp32", "bf16", "int8"].includes(w)) throw new Error(`serve bench: weights "${w}": expected fp32, bf16 or int8`);
   const dir = mkdtempSync(join(tmpdir(), "plinth-bench-serve-"));
   const rows: Row[] = [];
   try {
     const { db, key, models, prompts } = await setup(dir);
     // Both servers run side by side; the load alternates between them in rounds, so the
     // machine's background load (other processes) falls on both modes alike.
-    const modes = [["batched", 32], ["one-at-a-time", 1]] as const;
-    const servers = await Promise.all(modes.map(([, maxBatch]) => spawnServe(["--registry", db, "--port", "0", "--max-batch", String(maxBatch)])));
+    const modes: [string, number, string][] = [
+      ...weights.map((w): [string, number, string] => [w === "fp32" ? "batched" : `batched ${w}`, 32, w]), ["one-at-a-time", 1, "fp32"]];
+    const servers = await Promise.all(modes.map(([, maxBatch, w]) => spawnServe(["--registry", db, "--port", "0", "--max-batch", String(maxBatch), ...(w === "fp32" ? [] : ["--weights", w])])));
     const results: Record<string, Row> = {};
     try {
       const measures = modes.map((): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null }));
@@ -136,9 +141,9 @@ export async function serveBench({ seconds = 30, connections = 32 } = {}): Promi
         for (let i = 0; i < modes.length; i++) await load(servers[i].url, key, models, prompts, seconds / rounds, connections, measures[i]);
       }
       for (let i = 0; i < modes.length; i++) {
-        const [mode, maxBatch] = modes[i];
+        const [mode, maxBatch, w] = modes[i];
         const stats = await (await fetch(`${servers[i].url}/v1/plinth/stats`, { headers: { authorization: `Bearer ${key}` } })).json() as { loaded: { scheduler: { meanBatch: number } | null }[] };
-        const row: Row = { impl: "plinth", bench: "serve", mode, max_batch: maxBatch, connections, seconds, rounds, ...summary(measures[i]), mean_batch: round(stats.loaded[0]?.scheduler?.meanBatch ?? NaN, 1) };
+        const row: Row = { impl: "plinth", bench: "serve", mode, weights: w, max_batch: maxBatch, connections, seconds, rounds, ...summary(measures[i]), mean_batch: round(stats.loaded[0]?.scheduler?.meanBatch ?? NaN, 1) };
         results[mode] = row;
         rows.push(row);
       }
@@ -148,11 +153,18 @@ export async function serveBench({ seconds = 30, connections = 32 } = {}): Promi
         await new Promise((res) => child.once("exit", res));
       }
     }
-    rows.push({
-      impl: "ratio", bench: "serve", field: "tokens_per_s",
-      batched: results.batched.tokens_per_s, one_at_a_time: results["one-at-a-time"].tokens_per_s,
-      ratio: round(Number(results.batched.tokens_per_s) / Number(results["one-at-a-time"].tokens_per_s), 2) + "x",
-    });
+    if (results.batched !== undefined) {
+      rows.push({
+        impl: "ratio", bench: "serve", field: "tokens_per_s",
+        batched: results.batched.tokens_per_s, one_at_a_time: results["one-at-a-time"].tokens_per_s,
+        ratio: round(Number(results.batched.tokens_per_s) / Number(results["one-at-a-time"].tokens_per_s), 2) + "x",
+      });
+      for (const w of weights.filter((x) => x !== "fp32")) {
+        const r = results[`batched ${w}`];
+        rows.push({ impl: "ratio", bench: "serve", field: `${w} over fp32`, tokens_per_s: round(Number(r.tokens_per_s) / Number(results.batched.tokens_per_s), 2) + "x",
+          p99: round(Number(r.p99_ms) / Number(results.batched.p99_ms), 2) + "x" });
+      }
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -165,6 +177,6 @@ export function round(v: number, digits = 1): number {
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({ options: { seconds: { type: "string" }, connections: { type: "string" } } });
-  for (const row of await serveBench({ seconds: Number(values.seconds ?? 30), connections: Number(values.connections ?? 32) })) console.log(JSON.stringify(row));
+  const { values } = parseArgs({ options: { seconds: { type: "string" }, connections: { type: "string" }, weights: { type: "string" } } });
+  for (const row of await serveBench({ seconds: Number(values.seconds ?? 30), connections: Number(values.connections ?? 32), weights: values.weights?.split(",") })) console.log(JSON.stringify(row));
 }
