@@ -19,6 +19,7 @@ import { jobRoutes } from "./routes/jobs.js";
 import { modelRoutes } from "./routes/models.js";
 import { plinthRoutes } from "./routes/plinth.js";
 import { webRoutes } from "./routes/web.js";
+import { processAlive } from "./pids.js";
 import type { WeightFormat } from "../models/inference_weights.js";
 
 export interface ServerOptions {
@@ -87,7 +88,7 @@ export async function createServer(opts: ServerOptions): Promise<PlinthServer> {
   const runner = new JobRunner(registry, { dbPath: opts.registry, artifacts, maxWorkers: opts.maxWorkers, ...opts.jobs });
   const gate = new Gate(registry, opts.adminKey ?? null);
   // Work metered by a server killed mid-request: its usage rows keep what was metered, its reservations go back to the quota.
-  await registry.keys.releaseOrphans(alive);
+  await registry.keys.releaseOrphans((pid) => processAlive(pid));
   const app = Fastify({
     logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? 1 << 20,
     // Errors Node's HTTP parser raises before routing (oversized headers, a body that disagrees
@@ -178,12 +179,3 @@ const ADMIN_ROUTES = ["/v1/plinth/keys", "/v1/plinth/models", "/v1/plinth/adapte
 /** POST routes that spend no tokens: the token quota does not gate them (it gates work, not reads or bookkeeping). */
 const NOT_WORK = new Set(["/v1/fine_tuning/jobs/:id/cancel", "/v1/plinth/audits", "/v1/files"]);
 
-/** Whether a process runs (a metering server that may still hold its reservations). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM";
-  }
-}

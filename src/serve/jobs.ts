@@ -35,6 +35,7 @@ import { setfitPlan } from "../adapt/setfit.js";
 import { type ArtifactStore, type JobEntry, type Registry, RegistryUnavailableError } from "../registry/index.js";
 import { listCheckpoints } from "../train/checkpoint.js";
 import { apiError } from "./errors.js";
+import { processAlive } from "./pids.js";
 
 export interface JobPolicy {
   /** Jobs of one tenant running at once (default 1). */
@@ -102,21 +103,8 @@ export function plannedExamples(method: string, hp: Record<string, number>, rows
   return (hp.steps ?? defaultSteps(rows, { epochs: hp.n_epochs, batchSize: batch })) * batch;
 }
 
-/** Whether a worker process still runs (a zombie, killed but not yet reaped by its new parent, does not). */
-const alive = (pid: number | null): boolean => {
-  if (pid === null) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;  // ESRCH: no such process (EPERM would mean alive but not ours; workers are ours)
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return true;  // no /proc (not Linux): signal 0 succeeded, so it exists
-  }
-};
+/** Whether a worker process still runs (a zombie, killed but not yet reaped by its new parent, does not; workers are ours). */
+const alive = (pid: number | null): boolean => pid !== null && processAlive(pid, { othersDead: true });
 
 export class JobRunner {
   private readonly children = new Map<string, ChildProcess>();
