@@ -17,37 +17,49 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Rng } from "../src/tensor/index.js";
 import { startPostgres } from "../test/helpers/postgres.js";
-import { benchBase, load, type Measure, quantile, round } from "./serve.js";
+import { benchBase, load, type LoadOptions, type Measure, quantile, round } from "./serve.js";
 
 type Row = Record<string, string | number | boolean>;
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const ADAPTERS = 16;
 
-async function setup(dir: string, url: string): Promise<{ key: string; models: string[]; prompts: string[] }> {
+export async function setup(dir: string, url: string): Promise<{ key: string; models: string[]; prompts: string[] }> {
   const { key, adapters, prompts } = await benchBase(dir, url, Array.from({ length: ADAPTERS }, (_, i) => i + 1));
   return { key, models: adapters, prompts };
 }
 
+export interface Grid {
+  child: ChildProcess;
+  url: string;
+  /** Each replica's own URL (for its /healthz), in the order r1, r2, ... */
+  replicas: string[];
+  /** What the command and its replicas said on stderr since it started (the last 1 MB). */
+  log(): string;
+}
+
 /** `plinth serve --replicas n`: its URL and its replicas' own URLs (for their /healthz counters). */
-function startGrid(args: string[]): Promise<{ child: ChildProcess; url: string; replicas: string[] }> {
+export function startGrid(args: string[]): Promise<Grid> {
   const child = spawn(process.execPath, [cli, "serve", ...args], { stdio: ["ignore", "ignore", "pipe"] });
   return new Promise((resolve, reject) => {
-    let err = "";
+    let err = "", listening = false;
     child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /plinth serve: (http:\/\/[^/\s]+)\/v1 \(HAProxy over \d+ replicas: ([^;]+);/.exec(err);
-      if (m) resolve({ child, url: m[1], replicas: [...m[2].matchAll(/ (127\.0\.0\.1:\d+)/g)].map((x) => `http://${x[1]}`) });
+      err = (err + d.toString()).slice(-1_000_000);
+      const m = listening ? null : /plinth serve: (http:\/\/[^/\s]+)\/v1 \(HAProxy over \d+ replicas: ([^;]+);/.exec(err);
+      if (m) {
+        listening = true;
+        resolve({ child, url: m[1], replicas: [...m[2].matchAll(/ (127\.0\.0\.1:\d+)/g)].map((x) => `http://${x[1]}`), log: () => err });
+      }
     });
     child.on("exit", (code) => reject(new Error(`plinth serve --replicas exited with ${code} before listening:\n${err.slice(-3000)}`)));
   });
 }
 
-const fresh = (): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null });
+export const fresh = (): Measure => ({ latencies: [], errors: 0, tokens: 0, requests: 0, streamed: 0, wall: 0, firstError: null });
 
 /** serve.ts's load with each request's adapter drawn at random (so no replica sees a fixed rotation). */
-function randomLoad(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure): Promise<void> {
+export function randomLoad(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure, opts: LoadOptions = {}): Promise<void> {
   const rng = new Rng(7);
-  return load(url, key, models, prompts, seconds, connections, m, () => models[Math.floor(rng.uniform() * models.length)]);
+  return load(url, key, models, prompts, seconds, connections, m, () => models[Math.floor(rng.uniform() * models.length)], opts);
 }
 
 async function cacheCounters(replicas: string[]): Promise<{ hits: number; misses: number }> {

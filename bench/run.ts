@@ -20,6 +20,10 @@
  *           linears, training tokens/s (S, M), decode tokens/s beside the bandwidth limit (bench/precision.ts;
  *           not in the default set)
  *   replicas  plinth serve --replicas: 1 vs 3 replicas behind HAProxy, adapter-aware routing vs round robin, 64 connections over 16 adapters (not in the default set)
+ *   replicas-faults  the same load on 3 replicas (adapter-aware) through two faults: kill -9 of the replica running a
+ *           fine-tuning job, with streams in flight; a PostgreSQL restart. Errors by replica, the job's re-run,
+ *           503s and recovery, the registry before and after; exit code 1 when a goal fails (bench/replicas_faults.ts;
+ *           not in the default set)
  *   decode  greedy decoding tokens/s of configs small, S, M on 1 and 2 threads: fused decode blocks with fp32,
  *           bf16 and int8 weights beside the op-by-op forward, onnxruntime-node on its exports and the
  *           bandwidth limit (bench/decode.ts; also in precision; not in the default set)
@@ -58,6 +62,7 @@ import { Trainer } from "../src/train/trainer.js";
 import { clipBench } from "./clip.js";
 import { serveBench } from "./serve.js";
 import { replicasBench } from "./replicas.js";
+import { faultsTable, replicasFaultsBench } from "./replicas_faults.js";
 import { genserveBench } from "./genserve.js";
 import { fairnessBench, fairnessFailures, fairnessTable } from "./fairness.js";
 import { interopBench } from "./interop.js";
@@ -357,6 +362,17 @@ if (only.has("serve")) {
 if (only.has("replicas")) {
   section("replicas: plinth serve --replicas N behind HAProxy over PostgreSQL, 64 connections over 16 adapters (bench/replicas.ts)");
   for (const row of await replicasBench({ seconds: Number(process.env.PLINTH_REPLICAS_SECONDS ?? 20), connections: Number(process.env.PLINTH_REPLICAS_CONNECTIONS ?? 64) })) emit(row);
+}
+if (only.has("replicas-faults")) {
+  section("replicas-faults: kill -9 of a replica running a job, and a PostgreSQL restart, under 64 connections over 16 adapters on 3 replicas (bench/replicas_faults.ts)");
+  const env = (name: string): number | undefined => process.env[name] === undefined ? undefined : Number(process.env[name]);
+  const { rows, goals } = await replicasFaultsBench({
+    connections: env("PLINTH_REPLICAS_CONNECTIONS"), jobSteps: env("PLINTH_FAULTS_JOB_STEPS"), pgDownMs: env("PLINTH_FAULTS_PG_DOWN_MS"), recoverSeconds: env("PLINTH_FAULTS_RECOVER_S"),
+  });
+  for (const row of rows) emit(row);
+  if (!values.json) console.log(`\n${faultsTable(goals)}`);
+  for (const g of goals.filter((x) => !x.ok)) console.error(`replicas-faults FAIL: ${g.goal}: ${g.measured}`);
+  if (goals.some((g) => !g.ok)) process.exitCode = 1;
 }
 if (only.has("genserve")) {
   section("genserve: 32 concurrent chats over 8 generative LoRA adapters on one base, beside the base alone (bench/genserve.ts)");

@@ -77,19 +77,55 @@ export const quantile = (sorted: number[], q: number): number => sorted.length =
 
 export interface Measure { latencies: number[]; errors: number; tokens: number; requests: number; streamed: number; wall: number; firstError: string | null }
 
+/** One request of a load, as the client saw it (times from performance.now()). */
+export interface RequestOutcome {
+  t0: number; t1: number; model: string; stream: boolean;
+  /** The HTTP status (0: no response at all). */
+  status: number;
+  /** The x-plinth-replica header (null when the balancer answered itself, or no response). */
+  replica: string | null;
+  retryAfter: string | null;
+  /** The error body's code, when the answer was an error in OpenAI's shape. */
+  code: string | null;
+  /** null: a complete reply. */
+  error: string | null;
+}
+
+export interface LoadOptions {
+  /** Called once per request, when it ends. */
+  onResult?: (r: RequestOutcome) => void;
+  /** Checked before each request: true stops the load (besides `seconds`). */
+  stop?: () => boolean;
+  /** Milliseconds a client waits after a failed request before its next one (default 0). */
+  pauseAfterError?: number;
+}
+
 /** `connections` clients send chats for `seconds` (every 4th streamed), request i to model pick(i) (by default the models in turn). */
 export async function load(url: string, key: string, models: string[], prompts: string[], seconds: number, connections: number, m: Measure,
-  pick: (i: number) => string = (i) => models[i % models.length]): Promise<void> {
+  pick: (i: number) => string = (i) => models[i % models.length], opts: LoadOptions = {}): Promise<void> {
   const end = performance.now() + seconds * 1000;
   let counter = 0;
   const one = async (): Promise<void> => {
     const i = counter++;
     const stream = i % 4 === 3;
-    const body = { model: pick(i), messages: [{ role: "user", content: prompts[i % prompts.length] }], max_tokens: 32, temperature: 0.8, seed: i, stream, stream_options: stream ? { include_usage: true } : undefined };
+    const model = pick(i);
+    const body = { model, messages: [{ role: "user", content: prompts[i % prompts.length] }], max_tokens: 32, temperature: 0.8, seed: i, stream, stream_options: stream ? { include_usage: true } : undefined };
     const t0 = performance.now();
+    const seen: RequestOutcome = { t0, t1: t0, model, stream, status: 0, replica: null, retryAfter: null, code: null, error: null };
     try {
       const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+      seen.status = res.status;
+      seen.replica = res.headers.get("x-plinth-replica");
+      seen.retryAfter = res.headers.get("retry-after");
+      if (res.status !== 200) {
+        const text = await res.text();
+        try {
+          seen.code = (JSON.parse(text) as { error: { code: string } }).error.code ?? null;
+        } catch {
+          // not OpenAI's error body
+        }
+        throw new Error(`HTTP ${res.status}: ${text}`);
+      }
       if (stream) {
         const text = await res.text();
         if (!text.trimEnd().endsWith("data: [DONE]")) throw new Error(`stream did not end with [DONE]: ${text.slice(-200)}`);
@@ -104,11 +140,16 @@ export async function load(url: string, key: string, models: string[], prompts: 
     } catch (e) {
       m.errors++;
       m.firstError ??= (e as Error).message;
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      seen.error = cause === undefined ? (e as Error).message : `${(e as Error).message} (${cause.code ?? cause.message ?? String(cause)})`;
     }
+    seen.t1 = performance.now();
+    opts.onResult?.(seen);
+    if (seen.error !== null && (opts.pauseAfterError ?? 0) > 0) await new Promise((r) => setTimeout(r, opts.pauseAfterError));
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < end) await one();
+    while (performance.now() < end && !(opts.stop?.() ?? false)) await one();
   }));
   m.wall += (performance.now() - t0) / 1000;
 }

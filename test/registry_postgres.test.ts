@@ -201,6 +201,34 @@ test("a PostgreSQL restart: requests fail cleanly with 503 meanwhile and succeed
   }
 });
 
+test("a PostgreSQL restart while a transaction holds its connection between statements: a RegistryUnavailableError, not the end of the process", { skip }, async () => {
+  const url = await pgc.database();
+  const reg = await Registry.open(url);
+  const uncaught: Error[] = [];
+  const onUncaught = (e: Error) => { uncaught.push(e); };
+  // node:test would report the uncaught error as well; this listener names it.
+  process.on("uncaughtException", onUncaught);
+  try {
+    let restarted!: Promise<void>;
+    const tx = reg.tx(async () => {
+      await reg.db.get("SELECT 1 AS ok");
+      // The server goes away while the transaction's connection is checked out and idle (no statement running).
+      restarted = pgc.restart(300);
+      await new Promise((r) => setTimeout(r, 100));
+      await reg.db.get("SELECT 1 AS ok");
+    });
+    await assert.rejects(tx, RegistryUnavailableError);
+    await restarted;
+    assert.deepEqual(uncaught.map((e) => e.message), []);
+    // The dropped connection went back to the pool as broken: the next statements run on fresh ones.
+    for (let i = 0; i < 12; i++) assert.equal((await reg.db.get<{ ok: number }>("SELECT 1 AS ok"))!.ok, 1);
+    assert.equal(await reg.tx(async () => (await reg.db.get<{ ok: number }>("SELECT 2 AS ok"))!.ok), 2);
+  } finally {
+    process.off("uncaughtException", onUncaught);
+    await reg.close();
+  }
+});
+
 test("plinth registry migrate moves a SQLite registry into PostgreSQL: counts and checksums match, ids continue", { skip }, async () => {
   const fx = await makeFixture({ engine: "sqlite" });
   try {

@@ -293,6 +293,11 @@ class PostgresStore implements Store {
     }
     const t: PgTx = { client, done: false };
     let broken = false;
+    // The server dropping the connection (a restart) while no statement of this transaction runs
+    // is an 'error' event on the checked-out client, which the pool no longer listens to: unheard,
+    // it would end the process. The transaction's next statement fails instead (unavailable).
+    const dropped = (): void => { broken = true; };
+    client.on("error", dropped);
     try {
       await client.query("BEGIN");
       const out = await this.als.run(t, fn);
@@ -307,6 +312,7 @@ class PostgresStore implements Store {
       throw unavailable(e) ? new RegistryUnavailableError(e as Error) : e;
     } finally {
       t.done = true;
+      client.removeListener("error", dropped);
       client.release(broken);
     }
   }
