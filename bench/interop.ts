@@ -3,6 +3,7 @@
  * exported and run by onnxruntime-node (ONNX, float32 and int8 weights) and llama.cpp
  * (node-llama-cpp, GGUF float32 and Q8_0), in one run, at the same thread count: greedy
  * decoding with each runtime's KV cache, a 16-token prompt, tokens/s over the new tokens
+ * (Plinth on float32 weights and packed bf16 and int8, as `plinth generate --weights`)
  * (prefill included), best of 5 interleaved rounds. The continuations are compared too: float32 runtimes should agree
  * with Plinth token for token.
  *
@@ -18,6 +19,7 @@ import { exportGGUF } from "../src/interop/gguf_gpt2.js";
 import { onnxBytes } from "../src/interop/onnx/export.js";
 import { LlamaGGUF, OnnxGPT } from "../src/interop/runtimes.js";
 import { GPT, generate, gptConfig } from "../src/models/gpt/index.js";
+import { useInferenceWeights } from "../src/models/inference_weights.js";
 import { trainBPE } from "../src/tokenizer/index.js";
 
 type Row = Record<string, string | number | boolean>;
@@ -40,8 +42,16 @@ export async function interopBench({ threads, configs = ["small", "S"], newToken
     for (const name of configs) {
       const c = CONFIGS[name];
       if (c === undefined) throw new Error(`bench interop: unknown config ${name} (${Object.keys(CONFIGS).join(", ")})`);
-      const model = new GPT(gptConfig({ vocab_size: tok.vocabSize, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx, initializer_range: 0.1 }), { seed: 5 });
+      const make = (): GPT => new GPT(gptConfig({ vocab_size: tok.vocabSize, n_embd: c.d, n_layer: c.layers, n_head: c.heads, n_positions: c.ctx, initializer_range: 0.1 }), { seed: 5 });
+      const model = make();
       model.eval();
+      // The same weights packed bf16 and int8 (plinth generate --weights), each its own copy.
+      const packed = (["bf16", "int8"] as const).map((f) => {
+        const m = make();
+        m.eval();
+        useInferenceWeights(m, f);
+        return m;
+      });
       const fp = join(dir, `${name}.gguf`), q8 = join(dir, `${name}-q8_0.gguf`);
       exportGGUF(fp, model, tok);
       exportGGUF(q8, model, tok, { quantize: "q8_0" });
@@ -51,6 +61,8 @@ export async function interopBench({ threads, configs = ["small", "S"], newToken
       try {
         const runs: [string, string, () => Promise<number[]> | number[]][] = [
           ["plinth", "float32", () => generate(model, prompt, { maxNewTokens: newTokens }).tokens],
+          ["plinth", "bf16", () => generate(packed[0], prompt, { maxNewTokens: newTokens }).tokens],
+          ["plinth", "int8", () => generate(packed[1], prompt, { maxNewTokens: newTokens }).tokens],
           ["onnxruntime", "float32", () => ortF.greedy(prompt, newTokens)],
           ["onnxruntime", "int8", () => ortQ.greedy(prompt, newTokens)],
           ["llama.cpp", "float32", () => llamaF.greedy(prompt, newTokens)],
@@ -75,6 +87,10 @@ export async function interopBench({ threads, configs = ["small", "S"], newToken
           while (same < newTokens && outputs[i][same] === outputs[0][same]) same++;
           rows.push({ impl, bench: "interop", config: name, weights, threads, new_tokens: newTokens, tokens_per_s: round(tps), vs_plinth: round(tps / base, 2) + "x", same_tokens_as_plinth: `${same}/${newTokens}` });
         });
+        const at = (impl: string, weights: string): number => newTokens / best[runs.findIndex(([a, b]) => a === impl && b === weights)];
+        rows.push({ impl: "ratio", bench: "interop", config: name, threads, plinth_int8_over_llama_q8_0: round(at("plinth", "int8") / at("llama.cpp", "q8_0"), 2) + "x",
+          plinth_int8_over_onnxruntime_int8: round(at("plinth", "int8") / at("onnxruntime", "int8"), 2) + "x", plinth_fp32_over_onnxruntime_fp32: round(at("plinth", "float32") / at("onnxruntime", "float32"), 2) + "x",
+          plinth_fp32_over_llama_fp32: round(at("plinth", "float32") / at("llama.cpp", "float32"), 2) + "x" });
       } finally {
         await llamaF.dispose();
         await llamaQ.dispose();
