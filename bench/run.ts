@@ -126,13 +126,17 @@ function section(title: string): void {
   if (!values.json) console.log(`\n${title}`);
 }
 
-function torch(args: string[]): Row[] {
+/**
+ * PyTorch beside Plinth (with --torch): runs `script` (torch_ref.py itself, or a project script
+ * given torch_ref.py's path first) with the bench's thread count; one row per JSON line it prints.
+ */
+function torch(args: string[], script?: string): Row[] {
   if (!values.torch) return [];
   if (torchRef === undefined) throw new Error("--torch: ../shared/bench/torch_ref.py was not found");
-  const r = spawnSync("/usr/bin/python3", [torchRef, ...args, "--threads", String(threads)], { encoding: "utf8", env: { ...process.env } });
-  if (r.status !== 0) throw new Error(`torch_ref.py ${args.join(" ")} failed (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread):\n${r.stderr}`);
-  const rows = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
-  return rows;
+  const argv = script === undefined ? [torchRef, ...args] : [script, torchRef, ...args];
+  const r = spawnSync("/usr/bin/python3", [...argv, "--threads", String(threads)], { encoding: "utf8", env: { ...process.env } });
+  if (r.status !== 0) throw new Error(`${script ?? "torch_ref.py"} ${args.join(" ")} failed (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread):\n${r.stderr}`);
+  return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
 }
 
 const median = (v: number[]): number => {
@@ -390,13 +394,7 @@ if (only.has("fairness")) {
 }
 
 if (only.has("precision")) {
-  const autocast = (config: string): Row[] => {
-    if (!values.torch) return [];
-    if (torchRef === undefined) throw new Error("--torch: ../shared/bench/torch_ref.py was not found");
-    const r = spawnSync("/usr/bin/python3", [join(here, "..", "..", "bench", "torch_autocast.py"), torchRef, config, "--threads", String(threads), "--steps", "10"], { encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`torch_autocast.py ${config} failed (is python3-torch installed?):\n${r.stderr}`);
-    return r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Row);
-  };
+  const autocast = (config: string): Row[] => torch([config, "--steps", "10"], join(here, "..", "..", "bench", "torch_autocast.py"));
   await precisionBench({ threads, configs: values.configs === undefined ? undefined : configs, rounds: Number(values.rounds ?? 3), steps: Number(values.steps ?? 5), torch: autocast }, emit, section);
 }
 
